@@ -1,0 +1,33 @@
+# userservice: slim, non-root, same `serve` command as everywhere else.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    USERSERVICE_DATA_DIR=/data
+
+RUN pip install --no-cache-dir uv==0.13.8 \
+ && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin userservice \
+ && mkdir -p /data && chown userservice /data
+
+WORKDIR /app
+# Dependencies first, from the lock file, so code changes do not reinstall them.
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY alembic.ini ./
+COPY migrations ./migrations
+COPY userservice ./userservice
+RUN uv sync --frozen --no-dev
+
+USER userservice
+VOLUME ["/data"]
+EXPOSE 8443
+
+# The certificate is self-signed unless one is mounted, so the local liveness
+# probe does not verify it; it only asks whether the process answers.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import ssl,urllib.request; urllib.request.urlopen('https://127.0.0.1:8443/healthz', context=ssl._create_unverified_context(), timeout=4)"]
+
+CMD ["userservice", "serve", "--host", "0.0.0.0", "--port", "8443"]

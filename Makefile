@@ -1,0 +1,35 @@
+# README's two commands: `make serve` and `make test`. Both build .venv from
+# uv.lock first (exact pinned versions), so a fresh machine needs nothing else.
+PY ?= python3
+UV_VERSION := 0.13.8
+UV := $(PY) -m uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: serve test lint typecheck pytest system-deps clean
+
+$(VENV)/.synced: uv.lock pyproject.toml
+	@$(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	@touch $@
+
+serve: $(VENV)/.synced
+	$(VENV)/bin/userservice serve
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check userservice tests migrations bench
+	$(VENV)/bin/ruff format --check userservice tests migrations bench
+
+typecheck: $(VENV)/.synced
+	$(VENV)/bin/mypy userservice
+
+pytest: $(VENV)/.synced system-deps
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

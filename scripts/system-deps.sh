@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Debian packages the test suite drives for real: a PostgreSQL 15 server and
+# Chromium. Installed when missing (as root); otherwise a loud failure.
+set -euo pipefail
+
+missing=()
+{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+getent passwd postgres >/dev/null || missing+=(postgresql)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing system packages: ${missing[*]} -- install them: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ -x /usr/bin/chromium ] || { echo "chromium did not install" >&2; exit 1; }

@@ -1,0 +1,141 @@
+"""Shared fixtures. Every test that takes `db_url` runs once on SQLite and once on
+the throwaway PostgreSQL server, each time on a fresh database copied from a
+template that the real migration chain built."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from tests.support.databases import PostgresTemplates, SqliteTemplates  # noqa: E402
+from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres  # noqa: E402
+from userservice.app import create_app  # noqa: E402
+from userservice.settings import Settings  # noqa: E402
+
+ISSUER = "https://testserver"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        # Never a silent skip: the PostgreSQL suite is part of "the tests pass".
+        pytest.fail(f"PostgreSQL test server unavailable: {exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def pg_templates(postgres_server: PostgresServer) -> PostgresTemplates:
+    return PostgresTemplates(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        templates: SqliteTemplates = request.getfixturevalue("sqlite_templates")
+        yield templates.fresh_url(tmp_path)
+        return
+    pg: PostgresTemplates = request.getfixturevalue("pg_templates")
+    url, name = pg.fresh_url()
+    yield url
+    pg.drop(name)
+
+
+@pytest.fixture
+def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": db_url,
+            "data_dir": tmp_path,
+            "issuer": ISSUER,
+            "login_limit_per_account": "1000/minute",
+            "login_limit_per_ip": "1000/minute",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url="https://testserver") as test_client:
+        yield test_client
+
+
+def register(
+    client: TestClient, email: str, password: str = PASSWORD, **extra: Any
+) -> dict[str, Any]:
+    response = client.post("/users", json={"email": email, "password": password, **extra})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def login(client: TestClient, email: str, password: str = PASSWORD, **form: str) -> dict[str, Any]:
+    response = client.post(
+        "/oauth/token",
+        data={"grant_type": "password", "username": email, "password": password, **form},
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_admin(app: FastAPI, email: str, password: str = PASSWORD) -> None:
+    app.state.services.accounts.register(email, password, "Admin", admin=True)
+
+
+@pytest.fixture
+def user(client: TestClient) -> dict[str, Any]:
+    """A registered user with a fresh token pair."""
+    created = register(client, "ada@example.com", display_name="Ada")
+    tokens = login(client, "ada@example.com")
+    return {**created, "password": PASSWORD, "tokens": tokens}
+
+
+@pytest.fixture
+def admin(app: FastAPI, client: TestClient) -> dict[str, Any]:
+    make_admin(app, "root@example.com")
+    tokens = login(client, "root@example.com")
+    return {"email": "root@example.com", "password": PASSWORD, "tokens": tokens}
+
+
+os.environ.setdefault("USERSERVICE_ENV_FILE", "/dev/null")

@@ -1,0 +1,1 @@
+"""Test rig: throwaway PostgreSQL server, database templates, HTTP helpers."""

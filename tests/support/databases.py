@@ -1,0 +1,61 @@
+"""Fresh, migrated databases per test, copied from a template built once through
+the real migration chain (so every test sees the schema exactly as deployed)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import Engine
+
+from tests.support.postgres import PostgresServer
+from userservice.db import migrate
+from userservice.db.engine import build_engine
+from userservice.services.keys import KeyStore
+
+
+def _prepare(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    KeyStore(engine).ensure()
+    engine.dispose()
+
+
+class SqliteTemplates:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.template = directory / "template.db"
+        _prepare(build_engine(f"sqlite:///{self.template}"))
+
+    def fresh_url(self, target_dir: Path) -> str:
+        target = target_dir / f"{uuid.uuid4().hex}.db"
+        shutil.copyfile(self.template, target)
+        return f"sqlite:///{target}"
+
+
+class PostgresTemplates:
+    TEMPLATE = "userservice_template"
+
+    def __init__(self, server: PostgresServer) -> None:
+        self.server = server
+        self._admin(f"CREATE DATABASE {self.TEMPLATE}")
+        _prepare(build_engine(server.url(self.TEMPLATE)))
+
+    def _admin(self, sql: str) -> None:
+        conninfo = f"host=127.0.0.1 port={self.server.port} user=postgres dbname=postgres"
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def fresh_url(self) -> tuple[str, str]:
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        self._admin(f"CREATE DATABASE {name} TEMPLATE {self.TEMPLATE}")
+        return self.server.url(name), name
+
+    def drop(self, name: str) -> None:
+        self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def empty_url(self) -> tuple[str, str]:
+        name = f"e_{uuid.uuid4().hex[:16]}"
+        self._admin(f"CREATE DATABASE {name}")
+        return self.server.url(name), name

@@ -1,0 +1,3 @@
+from userservice.cli import main
+
+raise SystemExit(main())

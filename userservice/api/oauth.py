@@ -1,0 +1,148 @@
+"""OAuth HTTP endpoints: token, revocation, JWKS and server metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from userservice.api.deps import ServicesDep, client_ip
+from userservice.api.problems import NO_STORE, oauth_error
+from userservice.api.schemas import OAuthErrorBody, TokenResponse
+from userservice.errors import OAuthError, Throttled
+from userservice.oauth.params import client_credentials, parse_form
+from userservice.services.authn import BASIC_SCOPES
+
+router = APIRouter(tags=["oauth"])
+
+_FORM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password", "refresh_token"]},
+                        "username": {"type": "string", "description": "Email (password grant)"},
+                        "password": {"type": "string", "format": "password"},
+                        "refresh_token": {"type": "string"},
+                        "scope": {"type": "string"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string", "format": "password"},
+                    },
+                }
+            }
+        },
+    }
+}
+_REVOKE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "token_type_hint": {"type": "string"},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string", "format": "password"},
+                    },
+                }
+            }
+        },
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": OAuthErrorBody},
+    401: {"model": OAuthErrorBody},
+    429: {"model": OAuthErrorBody},
+}
+
+
+async def _form(request: Request) -> dict[str, str]:
+    return parse_form(request.headers.get("content-type", ""), await request.body())
+
+
+@router.post(
+    "/oauth/token",
+    response_model=TokenResponse,
+    responses=_ERRORS,
+    openapi_extra=_FORM_BODY,
+    summary="Token endpoint (RFC 6749): password and refresh_token grants",
+)
+async def token(request: Request, svc: ServicesDep) -> Response:
+    endpoint = request.app.state.token_endpoint
+    try:
+        params = await _form(request)
+        ids = client_credentials(params, request.headers.get("authorization", ""))
+        ip = client_ip(request)
+        # Client lookup, argon2 and the database run in a worker thread.
+        client = await anyio.to_thread.run_sync(endpoint.authenticate_client, *ids)
+        body = await anyio.to_thread.run_sync(endpoint.token, client, params, ip)
+    except OAuthError as exc:
+        return oauth_error(exc.error, exc.detail, exc.status)
+    except Throttled as exc:
+        response = oauth_error("slow_down", exc.detail, 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post(
+    "/oauth/revoke",
+    responses=_ERRORS,
+    openapi_extra=_REVOKE_BODY,
+    summary="Token revocation (RFC 7009)",
+)
+async def revoke(request: Request) -> Response:
+    endpoint = request.app.state.token_endpoint
+    try:
+        params = await _form(request)
+        ids = client_credentials(params, request.headers.get("authorization", ""))
+        client = await anyio.to_thread.run_sync(endpoint.authenticate_client, *ids)
+        await anyio.to_thread.run_sync(endpoint.revoke, client, params)
+    except OAuthError as exc:
+        return oauth_error(exc.error, exc.detail, exc.status)
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.get("/oauth/jwks", summary="JSON Web Key Set: the public keys that sign our tokens")
+async def jwks(request: Request) -> JSONResponse:
+    ring = request.app.state.services.authenticator.keys.ring
+    return JSONResponse(ring.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="Authorization server metadata (RFC 8414)",
+)
+async def metadata(svc: ServicesDep) -> JSONResponse:
+    issuer = svc.settings.issuer
+    body = {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth/token",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "jwks_uri": f"{issuer}/oauth/jwks",
+        "grant_types_supported": ["password", "refresh_token"],
+        # No authorization endpoint yet, so no response type is served.
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "revocation_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "scopes_supported": sorted(BASIC_SCOPES | {"offline_access"}),
+        "service_documentation": f"{issuer}/docs",
+    }
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,147 @@
+"""RFC 9457 problem details for the API; RFC 6749 §5.2 errors for OAuth endpoints."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from userservice import errors
+
+log = logging.getLogger("userservice.api")
+
+PROBLEM_TYPE = "application/problem+json"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+_STATUS = {
+    errors.NotFound: 404,
+    errors.EmailTaken: 409,
+    errors.Conflict: 409,
+    errors.WeakPassword: 422,
+    errors.InvalidInput: 422,
+    errors.RegistrationClosed: 403,
+    errors.AuthenticationFailed: 401,
+    errors.Forbidden: 403,
+    errors.Throttled: 429,
+    errors.ServiceUnavailable: 503,
+}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_TYPE)
+
+
+def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
+    headers = dict(NO_STORE)
+    if status == 401:
+        # RFC 6749 §5.2: invalid_client via HTTP auth answers with a challenge.
+        headers["WWW-Authenticate"] = 'Basic realm="userservice", charset="UTF-8"'
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=status, headers=headers
+    )
+
+
+def basic_challenge() -> dict[str, str]:
+    return {
+        "WWW-Authenticate": 'Bearer realm="userservice", Basic realm="userservice", charset="UTF-8"'
+    }
+
+
+def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Never echo the submitted input back: it may be a password.
+    return [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.DomainError)
+    async def domain_error(request: Request, exc: errors.DomainError) -> JSONResponse:
+        if isinstance(exc, errors.OAuthError):
+            return oauth_error(exc.error, exc.detail, exc.status)
+        status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
+        headers: dict[str, str] = {}
+        if isinstance(exc, errors.Throttled):
+            headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, errors.AuthenticationFailed):
+            headers.update(basic_challenge())
+        if isinstance(exc, errors.ServiceUnavailable):
+            headers["Retry-After"] = "1"
+        return problem(status, exc.code, exc.detail, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        found = _clean_validation_errors(exc)
+        if any(e["type"] == "json_invalid" for e in found):
+            return problem(400, "malformed_body", "The request body is not valid JSON.")
+        return problem(422, "validation_error", "The request is not valid.", errors=found)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        return problem(exc.status_code, code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # R2/R3/H3: a locked or unreachable database is temporary; never a 500, and
+        # never access granted.
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        return problem(
+            503,
+            "database_unavailable",
+            "The database is busy or unreachable; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        log.error("database error: %s", type(exc.orig).__name__)
+        return problem(
+            503,
+            "database_error",
+            "The database could not complete the request.",
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        log.exception("unhandled error (request %s)", request_id)
+        # H1: generic body; details stay in the log, found again by the request id.
+        return problem(500, "internal_error", "Something went wrong.", request_id=request_id)

@@ -1,0 +1,111 @@
+"""Request and response bodies. Unknown fields are refused (mass assignment, G4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from userservice.db.users import UserRecord
+from userservice.security.password_policy import MAX_LENGTH
+
+Password = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
+DisplayName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
+    ),
+]
+Email = Annotated[str, Field(min_length=3, max_length=320)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(Strict):
+    email: Email
+    password: Password
+    display_name: DisplayName | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "ada@example.com",
+                    "password": "correct horse battery",
+                    "display_name": "Ada",
+                }
+            ]
+        },
+    )
+
+
+class ProfileUpdate(Strict):
+    display_name: DisplayName | None = None
+    email: Email | None = None
+    password: Password | None = Field(default=None, description="The new password.")
+    current_password: Password | None = Field(
+        default=None, description="Required to change the password or the email."
+    )
+
+
+class AdminUserUpdate(Strict):
+    is_active: bool | None = None
+    is_admin: bool | None = None
+    display_name: DisplayName | None = None
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_admin: bool
+    email_verified: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, user: UserRecord) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            is_active=user.is_active,
+            is_admin=user.is_admin,
+            email_verified=user.email_verified,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str = Field(description="Stable machine-readable error code.")
+    detail: str
+
+
+class OAuthErrorBody(BaseModel):
+    error: str
+    error_description: str
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 type name
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None

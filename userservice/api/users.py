@@ -1,0 +1,131 @@
+"""/users: registration, own profile, lookup and administration."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from userservice.api.deps import AdminDep, PrincipalDep, ServicesDep
+from userservice.api.schemas import (
+    AdminUserUpdate,
+    Problem,
+    ProfileUpdate,
+    RegisterRequest,
+    UserOut,
+    UserPage,
+)
+from userservice.errors import InvalidInput, NotFound
+from userservice.services.accounts import UNSET, AdminChanges, ProfileChanges
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Problem, "content": {"application/problem+json": {}}} for code in codes}
+
+
+router = APIRouter(prefix="/users", tags=["users"])
+SearchText = Annotated[str | None, Query(max_length=320, pattern=r"^[^\x00]*$")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=_problems(400, 403, 409, 413, 422, 429),
+    summary="Register a new account",
+)
+def register(body: RegisterRequest, svc: ServicesDep, response: Response) -> UserOut:
+    user = svc.accounts.register(body.email, body.password, body.display_name)
+    response.headers["Location"] = f"/users/{user.id}"
+    return UserOut.of(user)
+
+
+@router.get("/me", response_model=UserOut, responses=_problems(401, 429, 503))
+async def read_me(principal: PrincipalDep) -> UserOut:
+    # The principal was loaded fresh from the database by the auth dependency.
+    return UserOut.of(principal.user)
+
+
+@router.patch("/me", response_model=UserOut, responses=_problems(400, 401, 403, 409, 422))
+def update_me(body: ProfileUpdate, principal: PrincipalDep, svc: ServicesDep) -> UserOut:
+    fields = body.model_fields_set
+    changes = ProfileChanges(
+        display_name=body.display_name if "display_name" in fields else UNSET,
+        email=body.email if body.email is not None else UNSET,
+        new_password=body.password,
+        current_password=body.current_password,
+    )
+    return UserOut.of(svc.accounts.update_profile(principal.user.id, changes))
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401))
+def delete_me(principal: PrincipalDep, svc: ServicesDep) -> Response:
+    svc.accounts.delete(principal.user.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{user_id}", response_model=UserOut, responses=_problems(401, 404, 422))
+def read_user(user_id: uuid.UUID, principal: PrincipalDep, svc: ServicesDep) -> UserOut:
+    allowed = (
+        user_id == principal.user.id
+        or principal.is_admin
+        or (principal.user.is_admin and "users:read" in principal.scopes)
+    )
+    if not allowed:
+        # 404, not 403: do not confirm that another account exists (G2).
+        raise NotFound("No such user.")
+    return UserOut.of(svc.accounts.get(user_id))
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInput("The cursor is not valid.") from None
+
+
+@router.get("", response_model=UserPage, responses=_problems(401, 403, 422))
+def list_users(
+    _admin: AdminDep,
+    svc: ServicesDep,
+    email: SearchText = None,
+    name: SearchText = None,
+    cursor: Annotated[str | None, Query(max_length=600, pattern=r"^[A-Za-z0-9_-]*$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> UserPage:
+    """Admin search by email and/or display-name substring, ordered by email, with
+    keyset pagination (`next_cursor`)."""
+    users = svc.accounts.search(
+        email=email, name=name, after=_decode_cursor(cursor), limit=limit + 1
+    )
+    page, more = users[:limit], len(users) > limit
+    next_cursor = (
+        base64.urlsafe_b64encode(page[-1].email.encode()).decode().rstrip("=") if more else None
+    )
+    return UserPage(items=[UserOut.of(u) for u in page], next_cursor=next_cursor)
+
+
+@router.patch("/{user_id}", response_model=UserOut, responses=_problems(401, 403, 404, 422))
+def admin_update_user(
+    user_id: uuid.UUID, body: AdminUserUpdate, admin: AdminDep, svc: ServicesDep
+) -> UserOut:
+    """Admin: disable/enable (disabling revokes every token), grant or revoke admin."""
+    changes = AdminChanges(
+        is_active=body.is_active,
+        is_admin=body.is_admin,
+        display_name=body.display_name if "display_name" in body.model_fields_set else UNSET,
+    )
+    return UserOut.of(svc.accounts.admin_update(admin.user.id, user_id, changes))
+
+
+@router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401, 403, 404)
+)
+def admin_delete_user(user_id: uuid.UUID, admin: AdminDep, svc: ServicesDep) -> Response:
+    svc.accounts.delete(user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

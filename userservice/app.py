@@ -1,0 +1,136 @@
+"""create_app(settings): the one place that wires the service together."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from userservice import __version__
+from userservice.api import docs, health, oauth, users
+from userservice.api.deps import Services
+from userservice.api.middleware import BodyTooLarge, SecurityMiddleware
+from userservice.api.problems import install_error_handlers, problem
+from userservice.db import migrate
+from userservice.db.engine import Database, build_engine
+from userservice.oauth.token_endpoint import TokenEndpoint
+from userservice.security.passwords import PasswordHasher
+from userservice.security.throttle import LoginThrottle
+from userservice.services.accounts import AccountService
+from userservice.services.authn import Authenticator
+from userservice.services.keys import KeyStore
+from userservice.services.tokens import TokenService, TokenSettings
+from userservice.settings import Settings
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+DESCRIPTION = """
+User management secured by OAuth 2.0 / OpenID Connect.
+
+**Try it:** register with `POST /users`, then press **Authorize**, enter your email
+and password under *OAuth2PasswordBearer* (client id `userservice-frontend`, no
+secret) or under *HTTPBasic*, and every protected operation can be called.
+"""
+
+
+def build_account_service(settings: Settings, db: Database) -> AccountService:
+    hasher = PasswordHasher(
+        settings.argon2_memory_kib,
+        settings.argon2_time_cost,
+        settings.argon2_parallelism,
+        settings.max_concurrent_hashes,
+    )
+    throttle = LoginThrottle(settings.login_limit_per_account, settings.login_limit_per_ip)
+    return AccountService(db, hasher, throttle, registration_open=settings.registration_open)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    db = Database(build_engine(settings.resolved_database_url()))
+    keys = KeyStore(db.engine)
+    accounts = build_account_service(settings, db)
+    tokens = TokenService(
+        db,
+        keys,
+        TokenSettings(
+            issuer=settings.issuer,
+            access_ttl=settings.access_token_ttl_seconds,
+            refresh_idle_ttl=settings.refresh_token_idle_ttl_seconds,
+            refresh_absolute_ttl=settings.refresh_token_absolute_ttl_seconds,
+            alg=settings.access_token_alg,
+        ),
+    )
+    services = Services(
+        settings=settings,
+        accounts=accounts,
+        tokens=tokens,
+        authenticator=Authenticator(db, keys, accounts, settings.issuer),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Keys are created by `serve` before workers start; ensure() here covers
+        # embedded use (tests, other ASGI servers) and is a plain load otherwise.
+        keys.ensure()
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="userservice",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    app.state.services = services
+    app.state.token_endpoint = TokenEndpoint(db, accounts, tokens)
+    app.state.migration_head = migrate.head_revision()
+
+    install_error_handlers(app)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return problem(413, "body_too_large", "The request body is too large.")
+
+    app.include_router(users.router)
+    app.include_router(oauth.router)
+    app.include_router(health.router)
+    if settings.docs_enabled:
+        app.include_router(docs.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    if settings.cors_origins:
+        # A12: CORS only for configured origins, and only where browsers need it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(
+        SecurityMiddleware,
+        max_body=settings.max_body_bytes,
+        max_form_body=settings.max_form_body_bytes,
+        form_paths=("/oauth/",),
+        docs_paths=("/docs",),
+        hsts=True,
+    )
+    # G6: X-Forwarded-* is believed only from the configured proxies.
+    app.add_middleware(
+        ProxyHeadersMiddleware,
+        trusted_hosts=settings.trusted_proxies or [],
+    )
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and worker processes."""
+    return create_app(Settings(_env_file=os.environ.get("USERSERVICE_ENV_FILE", ".env")))

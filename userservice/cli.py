@@ -1,0 +1,144 @@
+"""`userservice` command line: serve, db, create-admin."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from userservice import __version__
+from userservice.settings import Settings
+
+
+class CliError(Exception):
+    """A problem the operator can fix; printed as one line, exit status 2."""
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"bad setting USERSERVICE_{field.upper()}: {first['msg']}") from None
+
+
+def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from userservice.db.engine import Database, DatabaseConfigError, build_engine
+
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return Database(build_engine(settings.resolved_database_url()))
+    except DatabaseConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from userservice.db import migrate
+
+    db = _database(_settings())
+    try:
+        if args.action == "upgrade":
+            migrate.upgrade(db.engine, args.revision or "head")
+        elif args.action == "downgrade":
+            migrate.downgrade(db.engine, args.revision or "-1")
+        print(f"current: {migrate.current_revision(db.engine)} (head: {migrate.head_revision()})")
+    except SQLAlchemyError as exc:
+        raise CliError(
+            f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        db.dispose()
+    return 0
+
+
+def _read_password(prompt: str) -> str:
+    # Never from argv: command lines are visible to every user through ps/proc.
+    if sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if getpass.getpass("Repeat: ") != first:
+            raise CliError("the passwords do not match")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _cmd_create_admin(args: argparse.Namespace) -> int:
+    from userservice.app import build_account_service
+    from userservice.db import migrate
+    from userservice.errors import DomainError
+
+    settings = _settings()
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        password = _read_password(f"Password for {args.email}: ")
+        user = build_account_service(settings, db).register(
+            args.email, password, args.display_name, admin=True
+        )
+    except DomainError as exc:
+        raise CliError(exc.detail) from None
+    except SQLAlchemyError as exc:
+        raise CliError(f"database error: {type(exc).__name__}") from None
+    finally:
+        db.dispose()
+    print(f"created admin {user.email} ({user.id})")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from userservice.serve import serve
+
+    return serve(_settings(), args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="userservice", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"userservice {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, create keys, and serve HTTPS")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--cert", help="PEM certificate chain (default: self-signed localhost)")
+    serve.add_argument("--key", help="PEM private key for --cert")
+    serve.add_argument(
+        "--no-tls",
+        action="store_true",
+        help="plain HTTP, for running behind a TLS-terminating proxy",
+    )
+    serve.add_argument("--no-migrate", action="store_true", help="do not upgrade the schema")
+    serve.set_defaults(func=_cmd_serve)
+
+    db = sub.add_parser("db", help="database schema migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    db.add_argument("revision", nargs="?", help="target (default: head / -1)")
+    db.set_defaults(func=_cmd_db)
+
+    admin = sub.add_parser("create-admin", help="create an administrator (password on stdin)")
+    admin.add_argument("email")
+    admin.add_argument("--display-name", default=None)
+    admin.set_defaults(func=_cmd_create_admin)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except CliError as exc:
+        print(f"userservice: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os._exit(main())

@@ -1,0 +1,150 @@
+"""User repository."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, bindparam, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from userservice.db.engine import as_utc
+from userservice.db.models import User
+from userservice.errors import EmailTaken
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user as the API sees it: never the password hash."""
+
+    id: uuid.UUID
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_admin: bool
+    email_verified: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    tokens_valid_after: int
+
+    @classmethod
+    def of(cls, user: User) -> UserRecord:
+        return cls(
+            user.id,
+            user.email,
+            user.display_name,
+            user.is_active,
+            user.is_admin,
+            user.email_verified,
+            as_utc(user.created_at),
+            as_utc(user.updated_at),
+            user.tokens_valid_after,
+        )
+
+
+_RECORD_COLUMNS = (
+    User.id,
+    User.email,
+    User.display_name,
+    User.is_active,
+    User.is_admin,
+    User.email_verified,
+    User.created_at,
+    User.updated_at,
+    User.tokens_valid_after,
+)
+# Prebuilt Core statements for the authentication hot path: no ORM identity map,
+# no Session, and SQLAlchemy's compiled cache is hit on every call.
+_RECORD_BY_ID = select(*_RECORD_COLUMNS).where(User.id == bindparam("user_id"))
+_CREDENTIALS_BY_EMAIL = select(*_RECORD_COLUMNS, User.password_hash).where(
+    User.email == bindparam("email")
+)
+
+
+def _record(row: tuple[object, ...]) -> UserRecord:
+    values = list(row[:9])
+    values[6] = as_utc(values[6])  # type: ignore[arg-type]
+    values[7] = as_utc(values[7])  # type: ignore[arg-type]
+    return UserRecord(*values)  # type: ignore[arg-type]
+
+
+def lookup_record(engine: Engine, user_id: uuid.UUID) -> UserRecord | None:
+    with engine.connect() as conn:
+        row = conn.execute(_RECORD_BY_ID, {"user_id": user_id}).first()
+    return _record(tuple(row)) if row else None
+
+
+def lookup_credentials(engine: Engine, email: str) -> tuple[UserRecord, str] | None:
+    with engine.connect() as conn:
+        row = conn.execute(_CREDENTIALS_BY_EMAIL, {"email": email}).first()
+    return (_record(tuple(row)), str(row[9])) if row else None
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, user: User) -> User:
+        self.session.add(user)
+        try:
+            # A savepoint keeps the outer unit of work usable after a duplicate.
+            with self.session.begin_nested():
+                self.session.flush()
+        except IntegrityError:
+            raise EmailTaken("An account with this email already exists.") from None
+        return user
+
+    def get(self, user_id: uuid.UUID) -> User | None:
+        return self.session.get(User, user_id)
+
+    def get_for_update(self, user_id: uuid.UUID) -> User | None:
+        return self.session.get(User, user_id, with_for_update=True)
+
+    def get_by_email(self, email: str) -> User | None:
+        return self.session.scalars(select(User).where(User.email == email)).first()
+
+    def email_exists(self, email: str, *, other_than: uuid.UUID) -> bool:
+        query = select(func.count()).where(User.email == email, User.id != other_than)
+        return bool(self.session.scalar(query))
+
+    def flush_changes(self) -> None:
+        try:
+            with self.session.begin_nested():
+                self.session.flush()
+        except IntegrityError:
+            raise EmailTaken("An account with this email already exists.") from None
+
+    def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        self.session.execute(
+            update(User).where(User.id == user_id).values(password_hash=password_hash)
+        )
+
+    def delete(self, user_id: uuid.UUID) -> bool:
+        result = self.session.execute(delete(User).where(User.id == user_id))
+        return bool(getattr(result, "rowcount", 0))
+
+    def search(
+        self,
+        *,
+        email: str | None,
+        name: str | None,
+        after_email: str | None,
+        limit: int,
+    ) -> list[User]:
+        """Keyset pagination ordered by the unique email: stable, and O(limit) at any
+        depth (no OFFSET scan)."""
+        query = select(User).order_by(User.email).limit(limit)
+        if email:
+            query = query.where(User.email.contains(email, autoescape=True))
+        if name:
+            pattern = name.lower()
+            query = query.where(func.lower(User.display_name).contains(pattern, autoescape=True))
+        if after_email is not None:
+            query = query.where(User.email > after_email)
+        return list(self.session.scalars(query))
+
+    def count_admins(self) -> int:
+        query = select(func.count()).where(User.is_admin.is_(True), User.is_active.is_(True))
+        return int(self.session.scalar(query) or 0)

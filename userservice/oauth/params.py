@@ -1,0 +1,54 @@
+"""Form parameters and client credentials as RFC 6749 defines them."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, unquote_plus
+
+from userservice.errors import OAuthError
+from userservice.security.basic import parse_basic
+
+MAX_FIELDS = 32
+
+
+def parse_form(content_type: str, body: bytes) -> dict[str, str]:
+    """RFC 6749 §3.2: application/x-www-form-urlencoded, and no parameter may be
+    sent more than once (a repeated one could smuggle a second value past checks)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "Send parameters as application/x-www-form-urlencoded.")
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_request", "The request body could not be parsed.") from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise OAuthError("invalid_request", f"Parameter '{name}' is repeated.")
+        params[name] = value
+    return params
+
+
+def client_credentials(
+    params: dict[str, str], authorization: str
+) -> tuple[str | None, str | None, str]:
+    """(client_id, secret, method) from the Basic header or the body (§2.3.1)."""
+    if authorization:
+        if not authorization.lower().startswith("basic "):
+            raise OAuthError("invalid_client", "Unsupported client authentication.", 401)
+        parsed = parse_basic(authorization)
+        if parsed is None:
+            raise OAuthError("invalid_client", "Malformed client credentials.", 401)
+        if "client_secret" in params:
+            raise OAuthError("invalid_request", "Use one client authentication method only.")
+        # §2.3.1: Basic credentials are form-urlencoded before base64.
+        client_id, secret = unquote_plus(parsed[0]), unquote_plus(parsed[1])
+        if not secret:
+            # Tools such as Swagger UI send public clients as "client_id:" in Basic.
+            return client_id, None, "none"
+        return client_id, secret, "client_secret_basic"
+    body_id = params.get("client_id")
+    body_secret = params.get("client_secret")
+    if body_secret is not None:
+        return body_id, body_secret, "client_secret_post"
+    return body_id, None, "none"

@@ -1,0 +1,102 @@
+"""The token and revocation endpoints' logic (RFC 6749 §3.2, §4.3, §6; RFC 7009).
+
+Synchronous: it runs in a worker thread, since the password grant hashes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from userservice.db.clients import FIRST_PARTY_CLIENT_ID, load_client
+from userservice.db.engine import Database
+from userservice.db.models import OAuthClient
+from userservice.errors import AuthenticationFailed, OAuthError
+from userservice.security.secrets import same_digest
+from userservice.services.accounts import AccountService
+from userservice.services.tokens import TokenService, grantable_scopes
+
+MAX_VALUE_LENGTH = 4096
+
+
+def _required(params: dict[str, str], name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise OAuthError("invalid_request", f"Missing parameter '{name}'.")
+    if len(value) > MAX_VALUE_LENGTH:
+        raise OAuthError("invalid_request", f"Parameter '{name}' is too long.")
+    return value
+
+
+def _scope(params: dict[str, str]) -> str | None:
+    scope = params.get("scope")
+    if scope is None or not scope.strip():
+        return None  # absent or empty: the client's default scopes (RFC 6749 §3.3)
+    if len(scope) > 1024 or not all(
+        0x21 <= ord(c) <= 0x7E and c not in '"\\' for c in scope.replace(" ", "")
+    ):
+        raise OAuthError("invalid_scope", "The scope parameter is malformed.")
+    return scope
+
+
+class TokenEndpoint:
+    def __init__(self, db: Database, accounts: AccountService, tokens: TokenService) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.tokens = tokens
+
+    def authenticate_client(
+        self, client_id: str | None, secret: str | None, method: str
+    ) -> OAuthClient:
+        bad = OAuthError("invalid_client", "Client authentication failed.", 401)
+        # No client_id at all: the built-in first-party client (frontends, docs UI).
+        client = load_client(self.db.engine, client_id or FIRST_PARTY_CLIENT_ID)
+        if client is None or len(client_id or "") > 64:
+            raise bad
+        if client.token_endpoint_auth_method != method:
+            raise bad  # C3: only the method the client registered
+        if method != "none" and (
+            secret is None
+            or client.secret_digest is None
+            or not same_digest(secret, client.secret_digest)
+        ):
+            raise bad
+        return client
+
+    def token(self, client: OAuthClient, params: dict[str, str], ip: str) -> dict[str, Any]:
+        grant_type = _required(params, "grant_type")
+        if grant_type not in ("password", "refresh_token"):
+            raise OAuthError(
+                "unsupported_grant_type", f"Grant type '{grant_type}' is not supported."
+            )
+        if grant_type not in client.grant_types:
+            raise OAuthError("unauthorized_client", "This client may not use this grant type.")
+        if grant_type == "password":
+            return self._password(client, params, ip)
+        return self.tokens.refresh(_required(params, "refresh_token"), client, _scope(params))
+
+    def _password(self, client: OAuthClient, params: dict[str, str], ip: str) -> dict[str, Any]:
+        # RFC 9700 §2.4 forbids this grant for third parties; we keep it only for
+        # our own first-party frontends (C1, C2).
+        if not client.is_first_party:
+            raise OAuthError(
+                "unauthorized_client", "The password grant is for first-party clients."
+            )
+        username = _required(params, "username")
+        password = _required(params, "password")
+        scope = _scope(params)
+        try:
+            user = self.accounts.authenticate(username, password, ip)
+        except AuthenticationFailed:
+            raise OAuthError("invalid_grant", "Invalid email or password.") from None
+        granted = grantable_scopes(client, user, scope)
+        return self.tokens.issue(
+            user, client, granted, with_refresh="refresh_token" in client.grant_types
+        )
+
+    def revoke(self, client: OAuthClient, params: dict[str, str]) -> None:
+        token = _required(params, "token")
+        hint = params.get("token_type_hint")
+        if hint == "access_token" or token.count(".") == 2:
+            # RFC 7009 §2.2.1: access tokens are self-contained JWTs that expire within
+            # minutes; revoking one needs a deny list, which this server has not yet.
+            raise OAuthError("unsupported_token_type", "Only refresh tokens can be revoked.")
+        self.tokens.revoke_refresh(token, client)

@@ -1,0 +1,145 @@
+"""JWT signing and verification over our own key ring (joserfc).
+
+Every decode uses an explicit algorithm allowlist, resolves keys only by `kid`
+from our store and refuses headers that point elsewhere (RFC 8725 §2.4:
+`jku`/`x5u`/`jwk` injection; alg=none and HS256-with-public-key confusion).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
+
+SIGNING_ALGORITHMS = ("ES256", "RS256")
+MAX_TOKEN_LENGTH = 8192
+LEEWAY_SECONDS = 30
+_FOREIGN_KEY_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256"})
+_KNOWN_HEADERS = frozenset({"alg", "kid", "typ"})
+
+AnyKey = ECKey | RSAKey
+
+
+class TokenInvalid(Exception):
+    """The token is not one we issued, or no longer valid. Message is safe to log."""
+
+
+class UnknownKey(TokenInvalid):
+    """Signed with a kid we do not hold (maybe one another replica just created)."""
+
+    def __init__(self, kid: str | None) -> None:
+        super().__init__("unknown key")
+        self.kid = kid
+
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    kid: str
+    alg: str
+    private_pem: str
+    retired: bool = False
+
+
+def generate_key(alg: str, kid: str) -> KeyMaterial:
+    # RSA >= 3072 bits / P-256 (NIST SP 800-57 strength through 2030).
+    params: KeyParameters = {"kid": kid, "alg": alg, "use": "sig"}
+    key: AnyKey
+    if alg == "ES256":
+        key = ECKey.generate_key("P-256", parameters=params)
+    elif alg == "RS256":
+        key = RSAKey.generate_key(3072, parameters=params)
+    else:
+        raise ValueError(f"unsupported signing algorithm {alg}")
+    return KeyMaterial(kid=kid, alg=alg, private_pem=key.as_pem(private=True).decode())
+
+
+class KeyRing:
+    """Private keys by kid; the newest unretired key of each alg signs."""
+
+    def __init__(self, materials: list[KeyMaterial]) -> None:
+        self._keys: dict[str, tuple[KeyMaterial, AnyKey]] = {}
+        self._active: dict[str, str] = {}
+        for material in materials:
+            params: KeyParameters = {"kid": material.kid, "alg": material.alg, "use": "sig"}
+            key: AnyKey
+            if material.alg == "ES256":
+                key = ECKey.import_key(material.private_pem, parameters=params)
+            else:
+                key = RSAKey.import_key(material.private_pem, parameters=params)
+            self._keys[material.kid] = (material, key)
+            if not material.retired:
+                self._active[material.alg] = material.kid
+        self.public_set = KeySet([k for _, k in self._keys.values()])
+
+    def has_signing_key(self, alg: str) -> bool:
+        return alg in self._active
+
+    def knows(self, kid: str) -> bool:
+        return kid in self._keys
+
+    def jwks(self) -> dict[str, Any]:
+        keys = [key.as_dict(private=False) for _, key in self._keys.values()]
+        return {"keys": keys}
+
+    def sign(self, claims: Mapping[str, Any], alg: str, typ: str) -> str:
+        kid = self._active.get(alg)
+        if kid is None:
+            raise LookupError(f"no active {alg} signing key")
+        _, key = self._keys[kid]
+        header = {"alg": alg, "kid": kid, "typ": typ}
+        return jwt.encode(header, dict(claims), key, algorithms=[alg])
+
+    def verify(
+        self,
+        token: str,
+        *,
+        issuer: str,
+        audience: str,
+        typ: str,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+            raise TokenInvalid("malformed token")
+        try:
+            decoded = jwt.decode(token, self._resolve, algorithms=list(SIGNING_ALGORITHMS))
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise TokenInvalid(f"bad token: {type(exc).__name__}") from None
+        header = decoded.header
+        if header.get("typ", "").lower() != typ:
+            raise TokenInvalid("wrong token type")
+        if _FOREIGN_KEY_HEADERS & header.keys() or not header.keys() <= _KNOWN_HEADERS:
+            raise TokenInvalid("unexpected header")
+        claims = decoded.claims
+        current = int(now if now is not None else time.time())
+        registry = jwt.JWTClaimsRegistry(
+            now=current,
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            sub={"essential": True},
+            jti={"essential": True},
+        )
+        try:
+            registry.validate(claims)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise TokenInvalid(f"bad claims: {type(exc).__name__}") from None
+        if not isinstance(claims.get("iat"), int):
+            raise TokenInvalid("missing iat")
+        return claims
+
+    def _resolve(self, guest: Any) -> AnyKey:
+        header = guest.headers()
+        kid = header.get("kid")
+        entry = self._keys.get(kid) if isinstance(kid, str) else None
+        # The key's own alg must match the header's: no RS/ES/HS cross-use.
+        if entry is None:
+            raise UnknownKey(kid if isinstance(kid, str) and len(kid) <= 64 else None)
+        if entry[0].alg != header.get("alg"):
+            raise TokenInvalid("algorithm does not match the key")
+        return entry[1]

@@ -1,0 +1,90 @@
+"""`userservice serve`: prepare the database, keys and TLS, then run uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import ssl
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
+from userservice.cli import CliError, _database
+from userservice.db import migrate
+from userservice.security.tls import ensure_self_signed
+from userservice.services.keys import KeyStore
+from userservice.settings import Settings
+
+_LOCAL_OR_ANY = frozenset({"127.0.0.1", "0.0.0.0", "::", "::1"})  # noqa: S104
+
+
+def _tls_files(settings: Settings, args: argparse.Namespace) -> tuple[str, str] | None:
+    if args.no_tls:
+        return None
+    if bool(args.cert) != bool(args.key):
+        raise CliError("--cert and --key go together")
+    if args.cert:
+        cert, key = Path(args.cert), Path(args.key)
+    else:
+        cert, key = ensure_self_signed(settings.data_dir / "tls")
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CliError(f"cannot use certificate {cert} / key {key}: {exc}") from None
+    return str(cert), str(key)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536 or args.workers < 1:
+        raise CliError("--port must be 1-65535 and --workers at least 1")
+    tls = _tls_files(settings, args)
+    _check_port_free(args.host, args.port)
+    db = _database(settings)
+    try:
+        if not args.no_migrate:
+            migrate.upgrade(db.engine)
+        elif migrate.current_revision(db.engine) != migrate.head_revision():
+            raise CliError("the database schema is not at head: run `userservice db upgrade`")
+        # Created once here, before workers fork, so they never race to make keys.
+        KeyStore(db.engine).ensure()
+    except SQLAlchemyError as exc:
+        raise CliError(
+            f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        db.dispose()
+
+    # Worker processes rebuild Settings from the environment: pass what we resolved.
+    os.environ["USERSERVICE_DATABASE_URL"] = settings.resolved_database_url()
+    if "issuer" not in settings.model_fields_set:
+        scheme = "http" if tls is None else "https"
+        host = "localhost" if args.host in _LOCAL_OR_ANY else args.host
+        os.environ["USERSERVICE_ISSUER"] = f"{scheme}://{host}:{args.port}"
+    uvicorn.run(
+        "userservice.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
+        server_header=False,
+        # Forwarded headers are handled in the app, from trusted proxies only (G6).
+        proxy_headers=False,
+        timeout_graceful_shutdown=20,
+        log_level=os.environ.get("USERSERVICE_LOG_LEVEL", "info"),
+    )
+    return 0

@@ -1,0 +1,207 @@
+"""Accounts: registration, credentials, profile changes, administration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+import uuid
+from dataclasses import dataclass
+
+from userservice.db.engine import Database
+from userservice.db.models import User
+from userservice.db.refresh_tokens import RefreshTokenRepository
+from userservice.db.users import UserRecord, UserRepository, lookup_credentials
+from userservice.errors import (
+    AuthenticationFailed,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RegistrationClosed,
+    WeakPassword,
+)
+from userservice.security.password_policy import password_problem
+from userservice.security.passwords import PasswordHasher
+from userservice.security.throttle import LoginThrottle
+from userservice.services.emails import normalize_email
+
+UNSET = object()
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    display_name: str | object | None = UNSET
+    email: str | object = UNSET
+    new_password: str | None = None
+    current_password: str | None = None
+
+
+@dataclass(frozen=True)
+class AdminChanges:
+    is_active: bool | None = None
+    is_admin: bool | None = None
+    display_name: str | object | None = UNSET
+
+
+def _revocation_mark() -> int:
+    # Tokens carry whole-second `iat`s; a mark at the next second refuses every
+    # token issued up to now, and new tokens are stamped iat >= mark (tokens.py).
+    return math.floor(time.time()) + 1
+
+
+class AccountService:
+    def __init__(
+        self,
+        db: Database,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        *,
+        registration_open: bool,
+    ) -> None:
+        self.db = db
+        self.hasher = hasher
+        self.throttle = throttle
+        self.registration_open = registration_open
+
+    def _checked_password(self, password: str, email: str) -> str:
+        problem = password_problem(password, email=email)
+        if problem:
+            raise WeakPassword(problem)
+        return self.hasher.hash(password)
+
+    def register(
+        self, email: str, password: str, display_name: str | None, *, admin: bool = False
+    ) -> UserRecord:
+        if not self.registration_open and not admin:
+            raise RegistrationClosed("Self-registration is closed on this server.")
+        normalized = normalize_email(email)
+        # Hash before opening the transaction: no lock is held for the ~20 ms of argon2.
+        password_hash = self._checked_password(password, normalized)
+        with self.db.unit_of_work() as session:
+            user = UserRepository(session).add(
+                User(
+                    id=uuid.uuid4(),
+                    email=normalized,
+                    display_name=display_name,
+                    password_hash=password_hash,
+                    is_active=True,
+                    is_admin=admin,
+                    email_verified=False,
+                    tokens_valid_after=0,
+                )
+            )
+            return UserRecord.of(user)
+
+    def authenticate(self, email: str, password: str, ip: str) -> UserRecord:
+        """Check a password. Unknown account, wrong password and disabled account
+        are one indistinguishable failure, in body and in time (dummy verify)."""
+        try:
+            account = normalize_email(email)
+        except InvalidInput:
+            account = email.strip().lower()[:320]
+        self.throttle.check(account, ip)
+        found = lookup_credentials(self.db.engine, account)
+        if found is None:
+            self.hasher.verify_dummy(password)
+            self.throttle.failed(account, ip)
+            raise AuthenticationFailed("Invalid email or password.")
+        record, password_hash = found
+        ok, new_hash = self.hasher.verify(password, password_hash)
+        if not ok or not record.is_active:
+            self.throttle.failed(account, ip)
+            raise AuthenticationFailed("Invalid email or password.")
+        self.throttle.succeeded(account)
+        if new_hash:
+            # Parameters were raised since this hash was made (E1: rehash on login).
+            with self.db.unit_of_work() as session:
+                UserRepository(session).set_password_hash(record.id, new_hash)
+        return record
+
+    def get(self, user_id: uuid.UUID) -> UserRecord:
+        with self.db.unit_of_work() as session:
+            user = UserRepository(session).get(user_id)
+            if user is None:
+                raise NotFound("No such user.")
+            return UserRecord.of(user)
+
+    def update_profile(self, user_id: uuid.UUID, changes: ProfileChanges) -> UserRecord:
+        new_hash: str | None = None
+        new_email: str | None = None
+        if isinstance(changes.email, str):
+            new_email = normalize_email(changes.email)
+        if changes.new_password is not None or new_email is not None:
+            self._require_current_password(user_id, changes.current_password)
+        if changes.new_password is not None:
+            email_for_check = new_email or self.get(user_id).email
+            new_hash = self._checked_password(changes.new_password, email_for_check)
+        with self.db.unit_of_work() as session:
+            users = UserRepository(session)
+            user = users.get_for_update(user_id)
+            if user is None:
+                raise NotFound("No such user.")
+            if changes.display_name is not UNSET:
+                user.display_name = changes.display_name  # type: ignore[assignment]
+            if new_email is not None and new_email != user.email:
+                user.email = new_email
+                user.email_verified = False
+            if new_hash is not None:
+                user.password_hash = new_hash
+                # E7: a password change ends every other session and token.
+                user.tokens_valid_after = _revocation_mark()
+                RefreshTokenRepository(session).revoke_all_for_user(
+                    user_id, dt.datetime.now(dt.UTC)
+                )
+            users.flush_changes()
+            return UserRecord.of(user)
+
+    def _require_current_password(self, user_id: uuid.UUID, current: str | None) -> None:
+        record = self.get(user_id)
+        found = lookup_credentials(self.db.engine, record.email)
+        if current is None or found is None:
+            raise Forbidden("The current password is required for this change.")
+        ok, _ = self.hasher.verify(current, found[1])
+        if not ok:
+            raise Forbidden("The current password is not correct.")
+
+    def delete(self, user_id: uuid.UUID) -> None:
+        with self.db.unit_of_work() as session:
+            # Refresh tokens go with the row (ON DELETE CASCADE); access tokens die
+            # because their subject no longer resolves.
+            if not UserRepository(session).delete(user_id):
+                raise NotFound("No such user.")
+
+    def admin_update(
+        self, actor_id: uuid.UUID, user_id: uuid.UUID, changes: AdminChanges
+    ) -> UserRecord:
+        with self.db.unit_of_work() as session:
+            users = UserRepository(session)
+            user = users.get_for_update(user_id)
+            if user is None:
+                raise NotFound("No such user.")
+            if user_id == actor_id and (changes.is_admin is False or changes.is_active is False):
+                raise InvalidInput("Admins cannot demote or disable themselves.")
+            if changes.display_name is not UNSET:
+                user.display_name = changes.display_name  # type: ignore[assignment]
+            if changes.is_admin is not None:
+                user.is_admin = changes.is_admin
+            if changes.is_active is not None and changes.is_active != user.is_active:
+                user.is_active = changes.is_active
+                if not changes.is_active:
+                    user.tokens_valid_after = _revocation_mark()
+                    RefreshTokenRepository(session).revoke_all_for_user(
+                        user_id, dt.datetime.now(dt.UTC)
+                    )
+            users.flush_changes()
+            return UserRecord.of(user)
+
+    def search(
+        self, *, email: str | None, name: str | None, after: str | None, limit: int
+    ) -> list[UserRecord]:
+        with self.db.unit_of_work() as session:
+            rows = UserRepository(session).search(
+                email=email.lower() if email else None,
+                name=name,
+                after_email=after,
+                limit=limit,
+            )
+            return [UserRecord.of(u) for u in rows]

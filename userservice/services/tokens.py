@@ -1,0 +1,191 @@
+"""Token issuance, refresh rotation and revocation (RFC 6749, 6819, 9068, 9700)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from userservice.db.engine import Database, as_utc
+from userservice.db.models import OAuthClient, RefreshToken
+from userservice.db.refresh_tokens import RefreshTokenRepository
+from userservice.db.users import UserRecord, UserRepository
+from userservice.errors import OAuthError
+from userservice.security.secrets import digest, new_token
+from userservice.services.keys import KeyStore
+
+# Scopes that let a token act beyond its own user; only admins may carry them.
+PRIVILEGED_SCOPES = frozenset({"admin", "users:read", "users:write"})
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    issuer: str
+    access_ttl: int
+    refresh_idle_ttl: int
+    refresh_absolute_ttl: int
+    alg: str
+
+
+def grantable_scopes(client: OAuthClient, user: UserRecord, requested: str | None) -> str:
+    """Scopes for a user token: requested (or all the client allows), never beyond the
+    client's registration (C13), privileged ones only for admins (C2: no escalation)."""
+    allowed = set(client.scope.split())
+    if requested is None:
+        wanted = allowed
+    else:
+        wanted = set(requested.split())
+        if not wanted <= allowed:
+            raise OAuthError(
+                "invalid_scope", "The requested scope exceeds what this client may get."
+            )
+    if not user.is_admin:
+        wanted -= PRIVILEGED_SCOPES
+    return " ".join(sorted(wanted))
+
+
+class TokenService:
+    def __init__(self, db: Database, keys: KeyStore, settings: TokenSettings) -> None:
+        self.db = db
+        self.keys = keys
+        self.settings = settings
+
+    def access_token(self, user: UserRecord, client_id: str, scope: str) -> tuple[str, int]:
+        now = int(time.time())
+        # Never stamp a token earlier than the user's revocation mark, or a login in
+        # the same second as a password change would be refused.
+        iat = max(now, user.tokens_valid_after)
+        claims: dict[str, Any] = {
+            "iss": self.settings.issuer,
+            "sub": str(user.id),
+            "aud": self.settings.issuer,
+            "client_id": client_id,
+            "scope": scope,
+            "iat": iat,
+            "nbf": now,
+            "exp": now + self.settings.access_ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        token = self.keys.ring.sign(claims, self.settings.alg, "at+jwt")
+        return token, self.settings.access_ttl
+
+    def issue(
+        self, user: UserRecord, client: OAuthClient, scope: str, *, with_refresh: bool
+    ) -> dict[str, Any]:
+        access, expires_in = self.access_token(user, client.client_id, scope)
+        body: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "scope": scope,
+        }
+        if with_refresh:
+            now = dt.datetime.now(dt.UTC)
+            expires = now + dt.timedelta(seconds=self.settings.refresh_absolute_ttl)
+            with self.db.unit_of_work() as session:
+                body["refresh_token"] = self._new_refresh(
+                    RefreshTokenRepository(session),
+                    user.id,
+                    client.client_id,
+                    scope,
+                    uuid.uuid4(),
+                    now,
+                    expires,
+                )
+        return body
+
+    @staticmethod
+    def _new_refresh(
+        repo: RefreshTokenRepository,
+        user_id: uuid.UUID,
+        client_id: str,
+        scope: str,
+        family: uuid.UUID,
+        now: dt.datetime,
+        expires: dt.datetime,
+    ) -> str:
+        token = new_token()
+        repo.add(
+            RefreshToken(
+                digest=digest(token),
+                family_id=family,
+                user_id=user_id,
+                client_id=client_id,
+                scope=scope,
+                issued_at=now,
+                expires_at=expires,
+            )
+        )
+        return token
+
+    def refresh(self, token: str, client: OAuthClient, requested: str | None) -> dict[str, Any]:
+        """Rotate: the presented token is retired and a new one of the same family
+        issued, in one transaction. Presenting a retired token means it leaked: the
+        whole family dies (RFC 9700 §4.14.2)."""
+        invalid = OAuthError("invalid_grant", "The refresh token is invalid or expired.")
+        now = dt.datetime.now(dt.UTC)
+        token_digest = digest(token)
+        reused = False
+        with self.db.unit_of_work() as session:
+            repo = RefreshTokenRepository(session)
+            # Claim first: the conditional UPDATE takes the write lock before any
+            # read, so concurrent refreshes serialize and exactly one wins.
+            claimed = repo.claim(token_digest, now)
+            stored = repo.get_by_digest(token_digest)
+            if stored is None or stored.client_id != client.client_id:
+                raise invalid  # C7; leaving the block rolls the claim back
+            if not claimed:
+                repo.revoke_family(stored.family_id, now)
+                reused = True
+            else:
+                scope = self._refresh_scope(stored, requested, now, invalid)
+                user = UserRepository(session).get(stored.user_id)
+                if user is None or not user.is_active:
+                    raise invalid
+                record = UserRecord.of(user)
+                new_refresh = self._new_refresh(
+                    repo,
+                    record.id,
+                    client.client_id,
+                    stored.scope,
+                    stored.family_id,
+                    now,
+                    as_utc(stored.expires_at),
+                )
+        if reused:
+            raise invalid
+        access, expires_in = self.access_token(record, client.client_id, scope)
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "scope": scope,
+            "refresh_token": new_refresh,
+        }
+
+    def _refresh_scope(
+        self, stored: RefreshToken, requested: str | None, now: dt.datetime, invalid: OAuthError
+    ) -> str:
+        idle_deadline = as_utc(stored.issued_at) + dt.timedelta(
+            seconds=self.settings.refresh_idle_ttl
+        )
+        if now >= as_utc(stored.expires_at) or now >= idle_deadline:
+            raise invalid
+        if requested is None:
+            return stored.scope
+        wanted = set(requested.split())
+        if not wanted <= set(stored.scope.split()):
+            raise OAuthError("invalid_scope", "A refresh cannot widen the granted scope.")
+        return " ".join(sorted(wanted))
+
+    def revoke_refresh(self, token: str, client: OAuthClient) -> None:
+        """RFC 7009 §2.2: unknown or foreign tokens are answered like success, and a
+        foreign token stays valid (a client may only revoke its own)."""
+        now = dt.datetime.now(dt.UTC)
+        with self.db.unit_of_work() as session:
+            repo = RefreshTokenRepository(session)
+            stored = repo.get_by_digest(digest(token))
+            if stored is not None and stored.client_id == client.client_id:
+                repo.revoke_family(stored.family_id, now)

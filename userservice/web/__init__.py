@@ -1,0 +1,1 @@
+"""Static files and templates of the hosted pages."""
