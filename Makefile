@@ -20,8 +20,8 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 lint: $(VENV)/.synced
-	$(VENV)/bin/ruff check userservice tests migrations bench
-	$(VENV)/bin/ruff format --check userservice tests migrations bench
+	$(VENV)/bin/ruff check userservice tests migrations
+	$(VENV)/bin/ruff format --check userservice tests migrations
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy userservice
