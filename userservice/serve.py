@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from userservice.cli import CliError, _database
 from userservice.db import migrate
+from userservice.logging_config import log_config
 from userservice.security.tls import ensure_self_signed
 from userservice.services.keys import KeyStore
 from userservice.settings import Settings
@@ -85,6 +86,6 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         # Forwarded headers are handled in the app, from trusted proxies only (G6).
         proxy_headers=False,
         timeout_graceful_shutdown=20,
-        log_level=os.environ.get("USERSERVICE_LOG_LEVEL", "info"),
+        log_config=log_config(os.environ.get("USERSERVICE_LOG_LEVEL", "info")),
     )
     return 0
