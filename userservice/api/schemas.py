@@ -6,19 +6,33 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from userservice.db.users import UserRecord
 from userservice.security.password_policy import MAX_LENGTH
 
-Password = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
+
+
+def _encodable(value: str) -> str:
+    # JSON may carry lone surrogates ("\ud800") that no database or hash can encode.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+Password = Annotated[Text, Field(min_length=1, max_length=MAX_LENGTH)]
 DisplayName = Annotated[
-    str,
+    Text,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
     ),
 ]
-Email = Annotated[str, Field(min_length=3, max_length=320)]
+Email = Annotated[Text, Field(min_length=3, max_length=320)]
 
 
 class Strict(BaseModel):

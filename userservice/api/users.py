@@ -84,9 +84,12 @@ def _decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput("The cursor is not valid.") from None
+    if "\x00" in decoded:
+        raise InvalidInput("The cursor is not valid.")
+    return decoded
 
 
 @router.get("", response_model=UserPage, responses=_problems(401, 403, 422))

@@ -96,21 +96,22 @@ class AccountService:
         """Check a password. Unknown account, wrong password and disabled account
         are one indistinguishable failure, in body and in time (dummy verify)."""
         try:
-            account = normalize_email(email)
+            account: str | None = normalize_email(email)
         except InvalidInput:
-            account = email.strip().lower()[:320]
-        self.throttle.check(account, ip)
-        found = lookup_credentials(self.db.engine, account)
+            account = None  # cannot exist; still costs one hash below
+        throttle_key = account or email.strip().lower()[:320]
+        self.throttle.check(throttle_key, ip)
+        found = lookup_credentials(self.db.engine, account) if account else None
         if found is None:
             self.hasher.verify_dummy(password)
-            self.throttle.failed(account, ip)
+            self.throttle.failed(throttle_key, ip)
             raise AuthenticationFailed("Invalid email or password.")
         record, password_hash = found
         ok, new_hash = self.hasher.verify(password, password_hash)
         if not ok or not record.is_active:
-            self.throttle.failed(account, ip)
+            self.throttle.failed(throttle_key, ip)
             raise AuthenticationFailed("Invalid email or password.")
-        self.throttle.succeeded(account)
+        self.throttle.succeeded(throttle_key)
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).
             with self.db.unit_of_work() as session:
