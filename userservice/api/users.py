@@ -63,7 +63,7 @@ def update_me(body: ProfileUpdate, principal: PrincipalDep, svc: ServicesDep) ->
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401))
 def delete_me(principal: PrincipalDep, svc: ServicesDep) -> Response:
-    svc.accounts.delete(principal.user.id)
+    svc.accounts.delete(principal.user.id, actor_id=principal.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -130,5 +130,5 @@ def admin_update_user(
     "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401, 403, 404)
 )
 def admin_delete_user(user_id: uuid.UUID, admin: AdminDep, svc: ServicesDep) -> Response:
-    svc.accounts.delete(user_id)
+    svc.accounts.delete(user_id, actor_id=admin.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

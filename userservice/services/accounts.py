@@ -18,11 +18,13 @@ from userservice.errors import (
     InvalidInput,
     NotFound,
     RegistrationClosed,
+    Throttled,
     WeakPassword,
 )
 from userservice.security.password_policy import password_problem
 from userservice.security.passwords import PasswordHasher
 from userservice.security.throttle import LoginThrottle
+from userservice.services.audit import audit
 from userservice.services.emails import normalize_email
 
 UNSET = object()
@@ -90,6 +92,7 @@ class AccountService:
                     tokens_valid_after=0,
                 )
             )
+            audit("user.registered", user=user.id, admin=admin)
             return UserRecord.of(user)
 
     def authenticate(self, email: str, password: str, ip: str) -> UserRecord:
@@ -100,18 +103,26 @@ class AccountService:
         except InvalidInput:
             account = None  # cannot exist; still costs one hash below
         throttle_key = account or email.strip().lower()[:320]
-        self.throttle.check(throttle_key, ip)
+        try:
+            self.throttle.check(throttle_key, ip)
+        except Throttled:
+            audit("login.throttled", account=throttle_key, ip=ip)
+            raise
         found = lookup_credentials(self.db.engine, account) if account else None
         if found is None:
             self.hasher.verify_dummy(password)
             self.throttle.failed(throttle_key, ip)
+            audit("login.failed", account=throttle_key, ip=ip, reason="unknown_account")
             raise AuthenticationFailed("Invalid email or password.")
         record, password_hash = found
         ok, new_hash = self.hasher.verify(password, password_hash)
         if not ok or not record.is_active:
             self.throttle.failed(throttle_key, ip)
+            reason = "wrong_password" if not ok else "disabled"
+            audit("login.failed", account=throttle_key, user=record.id, ip=ip, reason=reason)
             raise AuthenticationFailed("Invalid email or password.")
         self.throttle.succeeded(throttle_key)
+        audit("login.succeeded", user=record.id, ip=ip)
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).
             with self.db.unit_of_work() as session:
@@ -145,6 +156,7 @@ class AccountService:
             if new_email is not None and new_email != user.email:
                 user.email = new_email
                 user.email_verified = False
+                audit("user.email_changed", user=user_id)
             if new_hash is not None:
                 user.password_hash = new_hash
                 # E7: a password change ends every other session and token.
@@ -152,6 +164,7 @@ class AccountService:
                 RefreshTokenRepository(session).revoke_all_for_user(
                     user_id, dt.datetime.now(dt.UTC)
                 )
+                audit("user.password_changed", user=user_id, tokens="revoked")
             users.flush_changes()
             return UserRecord.of(user)
 
@@ -164,12 +177,13 @@ class AccountService:
         if not ok:
             raise Forbidden("The current password is not correct.")
 
-    def delete(self, user_id: uuid.UUID) -> None:
+    def delete(self, user_id: uuid.UUID, actor_id: uuid.UUID | None = None) -> None:
         with self.db.unit_of_work() as session:
             # Refresh tokens go with the row (ON DELETE CASCADE); access tokens die
             # because their subject no longer resolves.
             if not UserRepository(session).delete(user_id):
                 raise NotFound("No such user.")
+        audit("user.deleted", user=user_id, by=actor_id)
 
     def admin_update(
         self, actor_id: uuid.UUID, user_id: uuid.UUID, changes: AdminChanges
@@ -193,6 +207,13 @@ class AccountService:
                         user_id, dt.datetime.now(dt.UTC)
                     )
             users.flush_changes()
+            audit(
+                "admin.user_updated",
+                actor=actor_id,
+                user=user_id,
+                is_active=changes.is_active,
+                is_admin=changes.is_admin,
+            )
             return UserRecord.of(user)
 
     def search(

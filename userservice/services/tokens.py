@@ -14,6 +14,7 @@ from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.users import UserRecord, UserRepository
 from userservice.errors import OAuthError
 from userservice.security.secrets import digest, new_token
+from userservice.services.audit import audit
 from userservice.services.keys import KeyStore
 
 # Scopes that let a token act beyond its own user; only admins may carry them.
@@ -81,6 +82,7 @@ class TokenService:
             "expires_in": expires_in,
             "scope": scope,
         }
+        audit("token.issued", user=user.id, client=client.client_id, scope=scope)
         if with_refresh:
             now = dt.datetime.now(dt.UTC)
             expires = now + dt.timedelta(seconds=self.settings.refresh_absolute_ttl)
@@ -155,7 +157,15 @@ class TokenService:
                     as_utc(stored.expires_at),
                 )
         if reused:
+            # RFC 9700 §4.14.2: a retired token came back, so someone holds a copy.
+            audit(
+                "token.reuse_detected",
+                family=stored.family_id,
+                user=stored.user_id,
+                client=client.client_id,
+            )
             raise invalid
+        audit("token.refreshed", user=record.id, client=client.client_id)
         access, expires_in = self.access_token(record, client.client_id, scope)
         return {
             "access_token": access,
@@ -189,3 +199,4 @@ class TokenService:
             stored = repo.get_by_digest(digest(token))
             if stored is not None and stored.client_id == client.client_id:
                 repo.revoke_family(stored.family_id, now)
+                audit("token.revoked", user=stored.user_id, client=client.client_id)
