@@ -46,7 +46,18 @@ oauth2_scheme = OAuth2PasswordBearer(
     },
     auto_error=False,
 )
-basic_scheme = HTTPBasic(auto_error=False, realm="userservice")
+
+
+class _DeclaredBasic(HTTPBasic):
+    """Declares HTTP Basic for OpenAPI only. FastAPI's own parser raises a 401 of its
+    own even with auto_error=False (no charset in the challenge) and decodes as ASCII,
+    refusing UTF-8 passwords (E5, RFC 7617 §2.1); parse_basic below does the work."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+basic_scheme = _DeclaredBasic(scheme_name="HTTPBasic", auto_error=False, realm="userservice")
 
 
 def client_ip(request: Request) -> str:

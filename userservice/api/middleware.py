@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
@@ -77,6 +78,9 @@ class SecurityMiddleware:
         ]
         if self.hsts:
             extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+        # The 500 handler runs in ServerErrorMiddleware, outside this middleware: it
+        # adds these headers itself (H1, F6).
+        scope["state"]["security_headers"] = extra
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -121,8 +125,11 @@ class SecurityMiddleware:
         return None
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    # An HTTPException, so that FastAPI's body parsing re-raises it as is instead of
+    # turning it into a generic 400 "error parsing the body".
+    def __init__(self) -> None:
+        super().__init__(413, "The request body is too large.")
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

@@ -113,7 +113,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        # 400 here is FastAPI's "error parsing the body" (e.g. JSON that is not UTF-8).
+        code = {
+            400: "malformed_body",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "body_too_large",
+        }.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         return problem(exc.status_code, code, str(exc.detail), headers=headers)
 
@@ -141,7 +147,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = request.scope.get("state", {}).get("request_id", "")
+        state = request.scope.get("state", {})
+        request_id = state.get("request_id", "")
         log.exception("unhandled error (request %s)", request_id)
+        # This handler runs outside SecurityMiddleware: add its headers here (F6).
+        headers = {k.decode(): v.decode() for k, v in state.get("security_headers", [])}
         # H1: generic body; details stay in the log, found again by the request id.
-        return problem(500, "internal_error", "Something went wrong.", request_id=request_id)
+        return problem(
+            500, "internal_error", "Something went wrong.", headers=headers, request_id=request_id
+        )

@@ -12,7 +12,6 @@ from userservice.db.users import UserRecord
 from userservice.security.password_policy import MAX_LENGTH
 
 
-
 def _encodable(value: str) -> str:
     # JSON may carry lone surrogates ("\ud800") that no database or hash can encode.
     try:
