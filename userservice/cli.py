@@ -21,7 +21,8 @@ class CliError(Exception):
 
 def _settings() -> Settings:
     try:
-        return Settings()
+        # Same file as the app factory (workers) reads, so both see one configuration.
+        return Settings(_env_file=os.environ.get("USERSERVICE_ENV_FILE", ".env"))
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import ssl
 from pathlib import Path
@@ -74,6 +75,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         scheme = "http" if tls is None else "https"
         host = "localhost" if args.host in _LOCAL_OR_ANY else args.host
         os.environ["USERSERVICE_ISSUER"] = f"{scheme}://{host}:{args.port}"
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the
+    # handler that was installed before it: make that a no-op so a clean stop
+    # exits 0 (R7) instead of dying by the signal (-15) after the shutdown.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     uvicorn.run(
         "userservice.app:create_app_from_env",
         factory=True,

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MAX_HEADER_BYTES = 32 * 1024
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -102,7 +103,12 @@ class SecurityMiddleware:
 
     def _refusal(self, scope: Scope, path: str) -> tuple[int, str, str] | None:
         limit = self.max_form_body if path.startswith(self.form_paths) else self.max_body
-        for name, value in scope.get("headers", []):
+        headers = scope.get("headers", [])
+        # D6: the server accepts huge headers; refuse them before any parsing or
+        # crypto looks at them (our own tokens are under 8 KiB).
+        if sum(len(n) + len(v) for n, v in headers) > MAX_HEADER_BYTES:
+            return 431, "headers_too_large", "The request headers are too large."
+        for name, value in headers:
             if name == b"content-length":
                 if not value.isdigit():
                     return 400, "bad_request", "Invalid Content-Length."

@@ -1,0 +1,193 @@
+"""The real `userservice` command as a subprocess: version, migrations, first admin
+(E6), and one-line errors with exit status 2 for bad settings (no tracebacks)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import ISSUER, PASSWORD, bearer
+from userservice import __version__, cli
+from userservice.app import create_app
+from userservice.db import migrate
+from userservice.settings import Settings
+
+TIMEOUT = 60
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USERSERVICE_")}
+    env.update(
+        USERSERVICE_DATA_DIR=str(data_dir),
+        USERSERVICE_ENV_FILE="/dev/null",
+        USERSERVICE_LOG_LEVEL="warning",
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    data_dir: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    # cwd is the data directory's parent: no stray .env from the repository is read.
+    return subprocess.run(
+        [sys.executable, "-m", "userservice", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=_env(data_dir, **env),
+        cwd=data_dir.parent,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("userservice: error:")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def _db_file(data_dir: Path) -> Path:
+    return data_dir / "userservice.db"
+
+
+def test_version_prints_the_package_version(data_dir: Path) -> None:
+    result = run_cli(data_dir, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"userservice {__version__}"
+
+
+def test_console_script_is_installed(data_dir: Path) -> None:
+    script = Path(sys.executable).parent / "userservice"
+    result = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_db_upgrade_then_current_reports_head(data_dir: Path) -> None:
+    head = migrate.head_revision()
+    upgraded = run_cli(data_dir, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert _db_file(data_dir).exists()
+    current = run_cli(data_dir, "db", "current")
+    assert current.returncode == 0, current.stderr
+    assert current.stdout.strip() == f"current: {head} (head: {head})"
+
+
+def test_db_downgrade_steps_back_one_revision(data_dir: Path) -> None:
+    assert run_cli(data_dir, "db", "upgrade").returncode == 0
+    result = run_cli(data_dir, "db", "downgrade")
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(_db_file(data_dir)) as conn:
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    head = migrate.head_revision()
+    assert (head,) not in rows
+    assert "current: " in result.stdout and f"(head: {head})" in result.stdout
+
+
+def test_fresh_install_has_no_default_admin(data_dir: Path) -> None:
+    """E6: after `db upgrade` the users table is empty: no default admin exists."""
+    assert run_cli(data_dir, "db", "upgrade").returncode == 0
+    with sqlite3.connect(_db_file(data_dir)) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
+
+
+def test_create_admin_has_no_password_option() -> None:
+    """The password never goes on argv (visible in ps and /proc)."""
+    parser = cli._parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    create_admin = subparsers.choices["create-admin"]
+    options = [opt for action in create_admin._actions for opt in action.option_strings]
+    dests = [action.dest for action in create_admin._actions]
+    assert not [o for o in options if "pass" in o.lower()], options
+    assert not [d for d in dests if "pass" in d.lower()], dests
+
+
+def test_create_admin_from_stdin_can_log_in_and_reach_admin_routes(data_dir: Path) -> None:
+    """E6: the first admin is made with the CLI, password on stdin."""
+    result = run_cli(data_dir, "create-admin", "Boss@Example.com", stdin=PASSWORD + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "boss@example.com" in result.stdout
+    assert PASSWORD not in result.stdout + result.stderr
+
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{_db_file(data_dir)}",
+        data_dir=data_dir,
+        issuer=ISSUER,
+    )
+    with TestClient(create_app(settings), base_url=ISSUER) as client:
+        token = client.post(
+            "/oauth/token",
+            data={"grant_type": "password", "username": "boss@example.com", "password": PASSWORD},
+        )
+        assert token.status_code == 200, token.text
+        users = client.get("/users", headers=bearer(token.json()["access_token"]))
+        assert users.status_code == 200, users.text
+        assert "boss@example.com" in users.text
+        wrong = client.post(
+            "/oauth/token",
+            data={"grant_type": "password", "username": "boss@example.com", "password": "nope" * 3},
+        )
+        assert wrong.status_code in (400, 401)
+
+
+def test_create_admin_refuses_a_weak_password(data_dir: Path) -> None:
+    """E2: the CLI applies the same password policy as registration."""
+    result = run_cli(data_dir, "create-admin", "weak@example.com", stdin="password\n")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    with sqlite3.connect(_db_file(data_dir)) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
+
+
+def test_bad_database_url_is_a_one_line_error(data_dir: Path) -> None:
+    result = run_cli(data_dir, "db", "upgrade", USERSERVICE_DATABASE_URL="mysql://x")
+    _assert_one_line_error(result, "mysql")
+
+
+def test_bad_setting_value_is_a_one_line_error(data_dir: Path) -> None:
+    result = run_cli(data_dir, "db", "current", USERSERVICE_ACCESS_TOKEN_TTL_SECONDS="abc")
+    _assert_one_line_error(result, "USERSERVICE_ACCESS_TOKEN_TTL_SECONDS")
+
+
+def test_env_file_named_by_userservice_env_file_is_read(data_dir: Path, tmp_path: Path) -> None:
+    """README: USERSERVICE_ENV_FILE names the settings file; the CLI reads it too."""
+    env_file = tmp_path / "custom.env"
+    env_file.write_text("USERSERVICE_DATABASE_URL=mysql://from-env-file\n")
+    result = run_cli(data_dir, "db", "current", USERSERVICE_ENV_FILE=str(env_file))
+    _assert_one_line_error(result, "mysql")
+
+
+def test_serve_with_unreadable_certificate_is_a_one_line_error(data_dir: Path) -> None:
+    result = run_cli(data_dir, "serve", "--cert", "/nonexistent", "--key", "/nonexistent")
+    _assert_one_line_error(result, "/nonexistent")
+
+
+def test_serve_on_a_port_in_use_is_a_one_line_error(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(data_dir, "serve", "--host", "127.0.0.1", "--port", str(port))
+    _assert_one_line_error(result, str(port))
