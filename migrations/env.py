@@ -3,6 +3,8 @@ or builds one from Settings when invoked as plain `alembic`."""
 
 from __future__ import annotations
 
+import os
+
 from alembic import context
 from sqlalchemy import Connection
 
@@ -28,7 +30,9 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    url = context.config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url()
+    url = context.config.get_main_option("sqlalchemy.url") or Settings(
+        _env_file=os.environ.get("USERSERVICE_ENV_FILE", ".env")
+    ).resolved_database_url()
     engine = build_engine(url)
     with engine.connect() as conn:
         _run(conn)

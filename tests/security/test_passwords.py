@@ -64,8 +64,9 @@ def test_login_rehashes_after_the_memory_cost_is_raised(
         )
         assert wrong.status_code in (400, 401)
     # A server still on the old parameters verifies the upgraded hash (no lock-out
-    # during a rolling upgrade or a rollback).
+    # during a rolling upgrade or a rollback) and does not weaken it again.
     login(client, "rehash@example.com")
+    assert stored_hash(db_url, "rehash@example.com") == after
 
 
 class _OverlapMeter:
