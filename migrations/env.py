@@ -30,9 +30,12 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    url = context.config.get_main_option("sqlalchemy.url") or Settings(
-        _env_file=os.environ.get("USERSERVICE_ENV_FILE", ".env")
-    ).resolved_database_url()
+    url = (
+        context.config.get_main_option("sqlalchemy.url")
+        or Settings(
+            _env_file=os.environ.get("USERSERVICE_ENV_FILE", ".env")
+        ).resolved_database_url()
+    )
     engine = build_engine(url)
     with engine.connect() as conn:
         _run(conn)
