@@ -142,7 +142,7 @@ def test_overlap_meter_sees_parallel_hashes_when_the_bound_allows_them() -> None
     """The meter can fail: with a bound of 3, hashes do overlap, up to 3."""
     wider = MeteredHasher(max_concurrent=3)
     _hash_and_verify_at_once(wider, threads=8)
-    assert 1 < wider.meter.peak <= 3
+    assert wider.meter.peak in (2, 3)
 
 
 def _fullwidth(text: str) -> str:
