@@ -26,6 +26,7 @@ from userservice.security.throttle import LoginThrottle
 from userservice.services.accounts import AccountService
 from userservice.services.authn import Authenticator
 from userservice.services.keys import KeyStore
+from userservice.services.token_status import TokenStatus
 from userservice.services.tokens import TokenService, TokenSettings
 from userservice.settings import Settings
 
@@ -91,7 +92,8 @@ def create_app(settings: Settings) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.services = services
-    app.state.token_endpoint = TokenEndpoint(db, accounts, tokens)
+    status = TokenStatus(db, keys, settings.issuer, settings.refresh_token_idle_ttl_seconds)
+    app.state.token_endpoint = TokenEndpoint(db, accounts, tokens, status)
     app.state.migration_head = migrate.head_revision()
 
     install_error_handlers(app)

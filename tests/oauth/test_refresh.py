@@ -244,13 +244,13 @@ def test_revoke_without_token_is_invalid_request(client: TestClient) -> None:
     assert_oauth_error(response, 400, "invalid_request")
 
 
-def test_revoking_access_token_is_unsupported_token_type(
+def test_revoking_an_own_access_token_stops_it_at_once(
     client: TestClient, user: dict[str, Any]
 ) -> None:
-    """C9, documented limitation: access tokens (JWTs) cannot be revoked yet, so the
-    server says so (RFC 7009 §2.2.1) instead of pretending with a 200."""
+    """C9 and issue 3 item 6: a revoked JWT access token is refused by our own API."""
     access = user["tokens"]["access_token"]
-    response = revoke(client, access)
-    assert response.status_code == 400
-    assert response.json()["error"] == "unsupported_token_type"
     assert client.get("/users/me", headers=bearer(access)).status_code == 200
+    response = revoke(client, access)
+    assert response.status_code == 200
+    assert client.get("/users/me", headers=bearer(access)).status_code == 401
+    assert revoke(client, access).status_code == 200  # twice is fine (RFC 7009 §2.2)

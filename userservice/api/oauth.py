@@ -7,6 +7,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from userservice.api.deps import ServicesDep, client_ip
 from userservice.api.problems import NO_STORE, oauth_error
@@ -96,7 +97,9 @@ async def token(request: Request, svc: ServicesDep) -> Response:
 
 @router.post(
     "/oauth/revoke",
-    responses=_ERRORS,
+    # RFC 7009 §2.2: 200 with an empty body (not JSON).
+    response_class=Response,
+    responses={200: {"description": "Revoked, or the token was unknown"}, **_ERRORS},
     openapi_extra=_REVOKE_BODY,
     summary="Token revocation (RFC 7009)",
 )
@@ -110,6 +113,40 @@ async def revoke(request: Request) -> Response:
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     return Response(status_code=200, headers=NO_STORE)
+
+
+class IntrospectionResponse(BaseModel):
+    active: bool
+    token_type: str | None = None
+    scope: str | None = None
+    client_id: str | None = None
+    username: str | None = None
+    sub: str | None = None
+    aud: str | None = None
+    iss: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    jti: str | None = None
+
+
+@router.post(
+    "/oauth/introspect",
+    response_model=IntrospectionResponse,
+    response_model_exclude_none=True,
+    responses=_ERRORS,
+    openapi_extra=_REVOKE_BODY,
+    summary="Token introspection (RFC 7662); confidential clients only",
+)
+async def introspect(request: Request) -> Response:
+    endpoint = request.app.state.token_endpoint
+    try:
+        params = await _form(request)
+        ids = client_credentials(params, request.headers.get("authorization", ""))
+        client = await anyio.to_thread.run_sync(endpoint.authenticate_client, *ids)
+        body = await anyio.to_thread.run_sync(endpoint.introspect, client, params)
+    except OAuthError as exc:
+        return oauth_error(exc.error, exc.detail, exc.status)
+    return JSONResponse(body, headers=NO_STORE)
 
 
 @router.get("/oauth/jwks", summary="JSON Web Key Set: the public keys that sign our tokens")
@@ -128,6 +165,7 @@ async def metadata(svc: ServicesDep) -> JSONResponse:
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth/token",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
         "jwks_uri": f"{issuer}/oauth/jwks",
         "grant_types_supported": ["password", "refresh_token"],
         # No authorization endpoint yet, so no response type is served.
@@ -139,6 +177,10 @@ async def metadata(svc: ServicesDep) -> JSONResponse:
         ],
         "revocation_endpoint_auth_methods_supported": [
             "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "introspection_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
         ],

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from userservice.db.engine import as_utc
-from userservice.db.models import User
+from userservice.db.models import RevokedAccessToken, User
 from userservice.errors import EmailTaken
 
 
@@ -57,7 +57,15 @@ _RECORD_COLUMNS = (
 )
 # Prebuilt Core statements for the authentication hot path: no ORM identity map,
 # no Session, and SQLAlchemy's compiled cache is hit on every call.
-_RECORD_BY_ID = select(*_RECORD_COLUMNS).where(User.id == bindparam("user_id"))
+# One round trip for the bearer check: the user row and whether the token's jti
+# is on the revocation deny list.
+_RECORD_AND_DENIAL = select(
+    *_RECORD_COLUMNS,
+    select(RevokedAccessToken.jti)
+    .where(RevokedAccessToken.jti == bindparam("jti"))
+    .exists()
+    .label("revoked"),
+).where(User.id == bindparam("user_id"))
 _CREDENTIALS_BY_EMAIL = select(*_RECORD_COLUMNS, User.password_hash).where(
     User.email == bindparam("email")
 )
@@ -70,10 +78,13 @@ def _record(row: tuple[object, ...]) -> UserRecord:
     return UserRecord(*values)  # type: ignore[arg-type]
 
 
-def lookup_record(engine: Engine, user_id: uuid.UUID) -> UserRecord | None:
+def lookup_for_token(
+    engine: Engine, user_id: uuid.UUID, jti: str
+) -> tuple[UserRecord, bool] | None:
+    """(user, token revoked?) or None when the user is gone."""
     with engine.connect() as conn:
-        row = conn.execute(_RECORD_BY_ID, {"user_id": user_id}).first()
-    return _record(tuple(row)) if row else None
+        row = conn.execute(_RECORD_AND_DENIAL, {"user_id": user_id, "jti": jti}).first()
+    return (_record(tuple(row)), bool(row[9])) if row else None
 
 
 def lookup_credentials(engine: Engine, email: str) -> tuple[UserRecord, str] | None:

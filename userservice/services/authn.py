@@ -9,7 +9,7 @@ from functools import partial
 import anyio
 
 from userservice.db.engine import Database
-from userservice.db.users import UserRecord, lookup_record
+from userservice.db.users import UserRecord, lookup_for_token
 from userservice.errors import AuthenticationFailed
 from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.services.accounts import AccountService
@@ -45,11 +45,14 @@ class Authenticator:
             user_id = uuid.UUID(str(claims["sub"]))
         except ValueError:
             raise AuthenticationFailed("Invalid access token.") from None
-        user = await self.db.run_lookup(lambda engine: lookup_record(engine, user_id))
-        # Disabled, deleted, or token older than a password change: refused at once.
+        jti = str(claims["jti"])
+        found = await self.db.run_lookup(lambda engine: lookup_for_token(engine, user_id, jti))
+        # Deleted, disabled, revoked, or older than a password change: refused at once.
+        user, revoked = found if found else (None, True)
         issued_at = claims["iat"]
         if (
             user is None
+            or revoked
             or not user.is_active
             or not isinstance(issued_at, int)
             or issued_at < user.tokens_valid_after

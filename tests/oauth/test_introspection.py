@@ -1,0 +1,117 @@
+"""RFC 7662 introspection and RFC 7009 access-token revocation (C9, C10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.conftest import PASSWORD, bearer, login, register
+from tests.oauth.clients import SECRET, basic_auth, confidential_first_party, public_first_party
+
+INACTIVE = {"active": False}
+
+
+def introspect(client: TestClient, token: str, client_id: str = "backend") -> httpx.Response:
+    return client.post(
+        "/oauth/introspect", data={"token": token}, headers=basic_auth(client_id, SECRET)
+    )
+
+
+def test_introspection_without_client_authentication_is_401(
+    client: TestClient, user: dict[str, Any]
+) -> None:
+    """C10: anonymous callers and public clients may not introspect."""
+    token = user["tokens"]["access_token"]
+    anonymous = client.post("/oauth/introspect", data={"token": token})
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"] == "invalid_client"
+    assert "www-authenticate" in anonymous.headers
+    assert anonymous.headers["cache-control"] == "no-store"
+
+
+def test_introspection_of_a_live_access_token(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    confidential_first_party(app, "backend")
+    body = introspect(client, user["tokens"]["access_token"]).json()
+    assert body["active"] is True
+    assert body["token_type"] == "Bearer"
+    assert body["sub"] == user["id"]
+    assert body["username"] == "ada@example.com"
+    assert body["client_id"] == "userservice-frontend"
+    assert body["iss"] == "https://testserver"
+
+
+def test_inactive_tokens_are_exactly_active_false(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    """C10: revoked, garbage, another client's refresh token, a disabled user's token
+    -> exactly {"active": false}."""
+    confidential_first_party(app, "backend")
+    access = user["tokens"]["access_token"]
+    refresh = user["tokens"]["refresh_token"]
+    for garbage in ("x", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "é" * 50):
+        assert introspect(client, garbage).json() == INACTIVE
+    # Refresh tokens are visible to their own client only.
+    assert introspect(client, refresh).json() == INACTIVE
+    revoked = client.post("/oauth/revoke", data={"token": access})
+    assert revoked.status_code == 200
+    assert introspect(client, access).json() == INACTIVE
+
+
+def test_introspection_follows_password_change(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    confidential_first_party(app, "backend")
+    access = user["tokens"]["access_token"]
+    changed = client.patch(
+        "/users/me",
+        json={"password": "a brand new passphrase", "current_password": PASSWORD},
+        headers=bearer(access),
+    )
+    assert changed.status_code == 200
+    assert introspect(client, access).json() == INACTIVE
+
+
+def test_a_client_introspects_its_own_refresh_token(app: FastAPI, client: TestClient) -> None:
+    confidential_first_party(app, "backend")
+    register(client, "ada@example.com")
+    form = {"grant_type": "password", "username": "ada@example.com", "password": PASSWORD}
+    issued = client.post("/oauth/token", data=form, headers=basic_auth("backend", SECRET)).json()
+    body = introspect(client, issued["refresh_token"]).json()
+    assert body["active"] is True and body["token_type"] == "refresh_token"
+    client.post(
+        "/oauth/revoke",
+        data={"token": issued["refresh_token"]},
+        headers=basic_auth("backend", SECRET),
+    )
+    assert introspect(client, issued["refresh_token"]).json() == INACTIVE
+
+
+def test_revoking_another_clients_access_token_keeps_it_valid(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    """C9: 200, but the token of the other client keeps working."""
+    public_first_party(app, "frontend-b")
+    access = user["tokens"]["access_token"]
+    response = client.post("/oauth/revoke", data={"token": access, "client_id": "frontend-b"})
+    assert response.status_code == 200
+    assert client.get("/users/me", headers=bearer(access)).status_code == 200
+
+
+def test_metadata_lists_introspection(client: TestClient) -> None:
+    meta = client.get("/.well-known/oauth-authorization-server").json()
+    assert meta["introspection_endpoint"] == "https://testserver/oauth/introspect"
+    assert "none" not in meta["introspection_endpoint_auth_methods_supported"]
+
+
+def test_login_still_works_after_revocations(client: TestClient) -> None:
+    register(client, "grace@example.com")
+    first = login(client, "grace@example.com")["access_token"]
+    client.post("/oauth/revoke", data={"token": first})
+    second = login(client, "grace@example.com")["access_token"]
+    assert client.get("/users/me", headers=bearer(second)).status_code == 200
+    assert client.get("/users/me", headers=bearer(first)).status_code == 401

@@ -1,0 +1,30 @@
+"""Deny list of revoked JWT access tokens (by jti), kept until the token expires."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine, delete, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from userservice.db.models import RevokedAccessToken
+
+
+def deny(session: Session, jti: str, expires_at: dt.datetime) -> None:
+    try:
+        with session.begin_nested():
+            session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
+            session.flush()
+    except IntegrityError:
+        pass  # revoked twice: RFC 7009 §2.2 answers 200 either way
+
+
+def is_denied(engine: Engine, jti: str) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.scalar(select(exists().where(RevokedAccessToken.jti == jti))))
+
+
+def prune(session: Session, now: dt.datetime) -> None:
+    # An expired token is refused by its `exp` anyway; its row is no longer needed.
+    session.execute(delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now))

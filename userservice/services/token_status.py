@@ -1,0 +1,110 @@
+"""Revocation of access tokens and token introspection (RFC 7009, RFC 7662)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from userservice.db.engine import Database, as_utc
+from userservice.db.models import OAuthClient
+from userservice.db.refresh_tokens import RefreshTokenRepository
+from userservice.db.revoked_tokens import deny
+from userservice.db.users import lookup_for_token
+from userservice.security.jwt import TokenInvalid, UnknownKey
+from userservice.security.secrets import digest
+from userservice.services.audit import audit
+from userservice.services.keys import KeyStore
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+class TokenStatus:
+    def __init__(self, db: Database, keys: KeyStore, issuer: str, refresh_idle_ttl: int) -> None:
+        self.db = db
+        self.keys = keys
+        self.issuer = issuer
+        self.refresh_idle_ttl = refresh_idle_ttl
+
+    def _access_claims(self, token: str) -> dict[str, Any] | None:
+        for attempt in (1, 2):
+            try:
+                return self.keys.ring.verify(
+                    token, issuer=self.issuer, audience=self.issuer, typ="at+jwt"
+                )
+            except UnknownKey as exc:
+                if attempt == 2 or exc.kid is None or not self.keys.maybe_reload_for(exc.kid):
+                    return None
+            except TokenInvalid:
+                return None
+        return None
+
+    def revoke_access(self, token: str, client: OAuthClient) -> bool:
+        """Deny-list a live access token of this client. Returns whether the token was
+        one of our access tokens at all (else the caller tries refresh tokens)."""
+        claims = self._access_claims(token)
+        if claims is None:
+            return False
+        if claims.get("client_id") == client.client_id:
+            expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+            with self.db.unit_of_work() as session:
+                deny(session, str(claims["jti"]), expires)
+            audit("token.revoked", user=claims.get("sub"), client=client.client_id, kind="access")
+        return True
+
+    def introspect(self, token: str, client: OAuthClient) -> dict[str, Any]:
+        """RFC 7662 §2.2. Anything not active, ours and visible to the caller is exactly
+        {"active": false}: no hint why, so introspection cannot be used as an oracle."""
+        if token.count(".") == 2:
+            return self._introspect_access(token)
+        return self._introspect_refresh(token, client)
+
+    def _introspect_access(self, token: str) -> dict[str, Any]:
+        claims = self._access_claims(token)
+        if claims is None:
+            return INACTIVE
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except ValueError:
+            return INACTIVE
+        found = lookup_for_token(self.db.engine, user_id, str(claims["jti"]))
+        if found is None:
+            return INACTIVE
+        user, revoked = found
+        if revoked or not user.is_active or int(claims["iat"]) < user.tokens_valid_after:
+            return INACTIVE
+        return {
+            "active": True,
+            "token_type": "Bearer",
+            "scope": claims.get("scope", ""),
+            "client_id": claims.get("client_id"),
+            "username": user.email,
+            "sub": claims["sub"],
+            "aud": claims["aud"],
+            "iss": claims["iss"],
+            "exp": claims["exp"],
+            "iat": claims["iat"],
+            "jti": claims["jti"],
+        }
+
+    def _introspect_refresh(self, token: str, client: OAuthClient) -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC)
+        with self.db.unit_of_work() as session:
+            stored = RefreshTokenRepository(session).get_by_digest(digest(token))
+            if stored is None or stored.client_id != client.client_id:
+                return INACTIVE  # refresh tokens are visible to their own client only
+            issued = as_utc(stored.issued_at)
+            expires = as_utc(stored.expires_at)
+            idle_end = issued + dt.timedelta(seconds=self.refresh_idle_ttl)
+            if stored.revoked_at is not None or now >= expires or now >= idle_end:
+                return INACTIVE
+            return {
+                "active": True,
+                "token_type": "refresh_token",
+                "scope": stored.scope,
+                "client_id": stored.client_id,
+                "sub": str(stored.user_id),
+                "iss": self.issuer,
+                "exp": int(min(expires, idle_end).timestamp()),
+                "iat": int(issued.timestamp()),
+            }
