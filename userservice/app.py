@@ -14,21 +14,28 @@ from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from userservice import __version__
-from userservice.api import docs, health, oauth, users
+from userservice.api import admin_clients, docs, grants, health, oauth, oidc, users
 from userservice.api.deps import Services
 from userservice.api.middleware import BodyTooLarge, SecurityMiddleware
 from userservice.api.problems import install_error_handlers, problem
 from userservice.db import migrate
 from userservice.db.engine import Database, build_engine
+from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
 from userservice.security.passwords import PasswordHasher
 from userservice.security.throttle import LoginThrottle
 from userservice.services.accounts import AccountService
 from userservice.services.authn import Authenticator
+from userservice.services.clients import ClientService
+from userservice.services.consents import ConsentService
+from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
+from userservice.services.sessions import SessionService
 from userservice.services.token_status import TokenStatus
 from userservice.services.tokens import TokenService, TokenSettings
 from userservice.settings import Settings
+from userservice.web import authorize, pages
+from userservice.web.browser import CsrfRejected
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 DESCRIPTION = """
@@ -53,7 +60,7 @@ def build_account_service(settings: Settings, db: Database) -> AccountService:
 
 def create_app(settings: Settings) -> FastAPI:
     db = Database(build_engine(settings.resolved_database_url()))
-    keys = KeyStore(db.engine)
+    keys = KeyStore.for_settings(db.engine, settings)
     accounts = build_account_service(settings, db)
     tokens = TokenService(
         db,
@@ -71,6 +78,10 @@ def create_app(settings: Settings) -> FastAPI:
         accounts=accounts,
         tokens=tokens,
         authenticator=Authenticator(db, keys, accounts, settings.issuer),
+        clients=ClientService(db),
+        sessions=SessionService(
+            db, settings.session_idle_ttl_seconds, settings.session_absolute_ttl_seconds
+        ),
     )
 
     @asynccontextmanager
@@ -94,6 +105,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     status = TokenStatus(db, keys, settings.issuer, settings.refresh_token_idle_ttl_seconds)
     app.state.token_endpoint = TokenEndpoint(db, accounts, tokens, status)
+    id_tokens = IdTokenService(keys, settings.issuer, settings.id_token_ttl_seconds)
+    app.state.oauth_server = OAuthServer(db, tokens, id_tokens, settings.issuer)
+    app.state.consents = ConsentService(db)
     app.state.migration_head = migrate.head_revision()
 
     install_error_handlers(app)
@@ -103,8 +117,15 @@ def create_app(settings: Settings) -> FastAPI:
         return problem(413, "body_too_large", "The request body is too large.")
 
     app.include_router(users.router)
+    app.include_router(admin_clients.router)
     app.include_router(oauth.router)
+    app.include_router(oidc.router)
+    app.include_router(grants.router)
+    app.include_router(authorize.router)
     app.include_router(health.router)
+    app.include_router(pages.router)
+    # Before the generic DomainError handler: a refused form gets an HTML page.
+    app.add_exception_handler(CsrfRejected, pages.csrf_rejected)
     if settings.docs_enabled:
         app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -121,8 +142,9 @@ def create_app(settings: Settings) -> FastAPI:
         SecurityMiddleware,
         max_body=settings.max_body_bytes,
         max_form_body=settings.max_form_body_bytes,
-        form_paths=("/oauth/",),
+        form_paths=("/oauth/", "/login", "/logout", "/consent"),
         docs_paths=("/docs",),
+        page_paths=("/login", "/logout", "/account", "/consent", "/oauth/authorize"),
         hsts=True,
     )
     # G6: X-Forwarded-* is believed only from the configured proxies.

@@ -126,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("email")
     admin.add_argument("--display-name", default=None)
     admin.set_defaults(func=_cmd_create_admin)
+    from userservice.cli_keys import register as register_keys  # imports this module
+
+    register_keys(sub)
+    from userservice.cli_clients import register as register_clients  # imports this module
+
+    register_clients(sub)
     return parser
 
 

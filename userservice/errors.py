@@ -33,6 +33,14 @@ class WeakPassword(InvalidInput):
     code = "weak_password"
 
 
+class InvalidRedirectUri(InvalidInput):
+    code = "invalid_redirect_uri"  # RFC 7591 §3.2.2
+
+
+class InvalidClientMetadata(InvalidInput):
+    code = "invalid_client_metadata"  # RFC 7591 §3.2.2
+
+
 class RegistrationClosed(DomainError):
     code = "registration_closed"
 

@@ -20,9 +20,15 @@ class Settings(BaseSettings):
     issuer: str = "https://localhost:8443"
 
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    id_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    # How stale a replica's signing keys may get before it reloads them (rotation).
+    signing_key_reload_seconds: float = Field(default=60.0, gt=0, le=3600)
     refresh_token_idle_ttl_seconds: int = Field(default=14 * 86400, ge=60)
     refresh_token_absolute_ttl_seconds: int = Field(default=90 * 86400, ge=60)
     access_token_alg: str = "ES256"  # noqa: S105 - an algorithm name
+    # Hosted-page browser sessions (OWASP ASVS V3.3: idle and absolute timeouts).
+    session_idle_ttl_seconds: int = Field(default=1800, ge=60)
+    session_absolute_ttl_seconds: int = Field(default=43200, ge=60)
 
     # OWASP's minimum for argon2id (m=19 MiB, t=2, p=1); raising them rehashes on login.
     argon2_memory_kib: int = Field(default=19456, ge=19456)

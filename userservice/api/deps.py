@@ -12,6 +12,8 @@ from userservice.errors import AuthenticationFailed, Forbidden
 from userservice.security.basic import parse_basic
 from userservice.services.accounts import AccountService
 from userservice.services.authn import Authenticator, Principal
+from userservice.services.clients import ClientService
+from userservice.services.sessions import SessionService
 from userservice.services.tokens import TokenService
 from userservice.settings import Settings
 
@@ -22,6 +24,8 @@ class Services:
     accounts: AccountService
     tokens: TokenService
     authenticator: Authenticator
+    clients: ClientService
+    sessions: SessionService
 
 
 def services(request: Request) -> Services:

@@ -21,6 +21,12 @@ DOCS_CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+# Hosted pages: no script at all. No form-action: Chrome applies it to the redirect
+# that follows a form POST, which would block the consent form's redirect to the client.
+PAGES_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def _problem(status: int, code: str, detail: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -53,12 +59,14 @@ class SecurityMiddleware:
         form_paths: Iterable[str],
         docs_paths: Iterable[str],
         hsts: bool,
+        page_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.max_body = max_body
         self.max_form_body = max_form_body
         self.form_paths = tuple(form_paths)
         self.docs_paths = tuple(docs_paths)
+        self.page_paths = tuple(page_paths)
         self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,6 +77,8 @@ class SecurityMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
         csp = DOCS_CSP if path.startswith(self.docs_paths) else API_CSP
+        if self.page_paths and path.startswith(self.page_paths):
+            csp = PAGES_CSP
         extra = [
             (b"x-request-id", request_id.encode()),
             (b"x-content-type-options", b"nosniff"),

@@ -13,8 +13,8 @@ from userservice.api.deps import ServicesDep, client_ip
 from userservice.api.problems import NO_STORE, oauth_error
 from userservice.api.schemas import OAuthErrorBody, TokenResponse
 from userservice.errors import OAuthError, Throttled
+from userservice.oauth.adapter import MalformedRequest, snapshot
 from userservice.oauth.params import client_credentials, parse_form
-from userservice.services.authn import BASIC_SCOPES
 
 router = APIRouter(tags=["oauth"])
 
@@ -27,7 +27,13 @@ _FORM_BODY = {
                     "type": "object",
                     "required": ["grant_type"],
                     "properties": {
-                        "grant_type": {"type": "string", "enum": ["password", "refresh_token"]},
+                        "grant_type": {
+                            "type": "string",
+                            "enum": ["password", "refresh_token", "authorization_code"],
+                        },
+                        "code": {"type": "string"},
+                        "redirect_uri": {"type": "string"},
+                        "code_verifier": {"type": "string"},
                         "username": {"type": "string", "description": "Email (password grant)"},
                         "password": {"type": "string", "format": "password"},
                         "refresh_token": {"type": "string"},
@@ -81,6 +87,12 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     endpoint = request.app.state.token_endpoint
     try:
         params = await _form(request)
+        if params.get("grant_type") == "authorization_code":
+            # The code grant (PKCE, OIDC) is served by Authlib through our adapter.
+            snap = await snapshot(request)
+            server = request.app.state.oauth_server
+            response: Response = await anyio.to_thread.run_sync(server.create_token_response, snap)
+            return response
         ids = client_credentials(params, request.headers.get("authorization", ""))
         ip = client_ip(request)
         # Client lookup, argon2 and the database run in a worker thread.
@@ -88,6 +100,8 @@ async def token(request: Request, svc: ServicesDep) -> Response:
         body = await anyio.to_thread.run_sync(endpoint.token, client, params, ip)
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
+    except MalformedRequest as exc:
+        return oauth_error("invalid_request", str(exc))
     except Throttled as exc:
         response = oauth_error("slow_down", exc.detail, 429)
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -153,38 +167,3 @@ async def introspect(request: Request) -> Response:
 async def jwks(request: Request) -> JSONResponse:
     ring = request.app.state.services.authenticator.keys.ring
     return JSONResponse(ring.jwks(), headers={"Cache-Control": "public, max-age=300"})
-
-
-@router.get(
-    "/.well-known/oauth-authorization-server",
-    summary="Authorization server metadata (RFC 8414)",
-)
-async def metadata(svc: ServicesDep) -> JSONResponse:
-    issuer = svc.settings.issuer
-    body = {
-        "issuer": issuer,
-        "token_endpoint": f"{issuer}/oauth/token",
-        "revocation_endpoint": f"{issuer}/oauth/revoke",
-        "introspection_endpoint": f"{issuer}/oauth/introspect",
-        "jwks_uri": f"{issuer}/oauth/jwks",
-        "grant_types_supported": ["password", "refresh_token"],
-        # No authorization endpoint yet, so no response type is served.
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": [
-            "none",
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        "revocation_endpoint_auth_methods_supported": [
-            "none",
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        "scopes_supported": sorted(BASIC_SCOPES | {"offline_access"}),
-        "service_documentation": f"{issuer}/docs",
-    }
-    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})

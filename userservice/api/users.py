@@ -23,7 +23,11 @@ from userservice.services.accounts import UNSET, AdminChanges, ProfileChanges
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": Problem, "content": {"application/problem+json": {}}} for code in codes}
+    # Problems are sent as application/problem+json: document their schema there too.
+    body = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    return {
+        code: {"model": Problem, "content": {"application/problem+json": body}} for code in codes
+    }
 
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -92,7 +96,7 @@ def _decode_cursor(cursor: str | None) -> str | None:
     return decoded
 
 
-@router.get("", response_model=UserPage, responses=_problems(401, 403, 422))
+@router.get("", response_model=UserPage, responses=_problems(400, 401, 403, 422))
 def list_users(
     _admin: AdminDep,
     svc: ServicesDep,
@@ -113,7 +117,7 @@ def list_users(
     return UserPage(items=[UserOut.of(u) for u in page], next_cursor=next_cursor)
 
 
-@router.patch("/{user_id}", response_model=UserOut, responses=_problems(401, 403, 404, 422))
+@router.patch("/{user_id}", response_model=UserOut, responses=_problems(400, 401, 403, 404, 422))
 def admin_update_user(
     user_id: uuid.UUID, body: AdminUserUpdate, admin: AdminDep, svc: ServicesDep
 ) -> UserOut:
@@ -127,7 +131,7 @@ def admin_update_user(
 
 
 @router.delete(
-    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401, 403, 404)
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401, 403, 404, 422)
 )
 def admin_delete_user(user_id: uuid.UUID, admin: AdminDep, svc: ServicesDep) -> Response:
     svc.accounts.delete(user_id, actor_id=admin.user.id)

@@ -140,6 +140,19 @@ class SnapshotJsonRequest(JsonRequest):  # type: ignore[misc]
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
+class RedirectResponse(Response):
+    """A 302 whose Location Authlib extensions may rewrite (RFC 9207 adds `iss`),
+    through the `location` attribute they know from Werkzeug."""
+
+    @property
+    def location(self) -> str:
+        return self.headers.get("location", "")
+
+    @location.setter
+    def location(self, value: str) -> None:
+        self.headers["location"] = value
+
+
 class StarletteAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     """Authlib's server with Starlette in and out. Grants, client lookup and token
     storage are supplied by subclasses / registration (userservice.oauth.server)."""
@@ -161,6 +174,8 @@ class StarletteAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             merged.update(NO_STORE)
         if isinstance(body, (dict, list)):
             return JSONResponse(body, status_code=status, headers=merged)
+        if status == 302:
+            return RedirectResponse(b"", status_code=302, headers=merged)
         return Response(body or b"", status_code=status, headers=merged)
 
     # Authlib checks the transport while building its request object, outside the

@@ -42,7 +42,10 @@ class KeyMaterial:
     kid: str
     alg: str
     private_pem: str
+    # Retired keys no longer sign but still verify (and are published) until
+    # `verify_until` (Unix time), when the last token they signed has expired.
     retired: bool = False
+    verify_until: float | None = None
 
 
 def generate_key(alg: str, kid: str) -> KeyMaterial:
@@ -59,7 +62,8 @@ def generate_key(alg: str, kid: str) -> KeyMaterial:
 
 
 class KeyRing:
-    """Private keys by kid; the newest unretired key of each alg signs."""
+    """Private keys by kid; the newest unretired key of each alg signs (materials
+    come oldest first). Pure: no database, and every time check takes `now`."""
 
     def __init__(self, materials: list[KeyMaterial]) -> None:
         self._keys: dict[str, tuple[KeyMaterial, AnyKey]] = {}
@@ -79,11 +83,19 @@ class KeyRing:
     def has_signing_key(self, alg: str) -> bool:
         return alg in self._active
 
+    def active_kid(self, alg: str) -> str | None:
+        return self._active.get(alg)
+
     def knows(self, kid: str) -> bool:
         return kid in self._keys
 
-    def jwks(self) -> dict[str, Any]:
-        keys = [key.as_dict(private=False) for _, key in self._keys.values()]
+    def jwks(self, now: float | None = None) -> dict[str, Any]:
+        current = time.time() if now is None else now
+        keys = [
+            key.as_dict(private=False)
+            for material, key in self._keys.values()
+            if _usable(material, current)
+        ]
         return {"keys": keys}
 
     def sign(self, claims: Mapping[str, Any], alg: str, typ: str) -> str:
@@ -105,8 +117,13 @@ class KeyRing:
     ) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             raise TokenInvalid("malformed token")
+        current = int(now if now is not None else time.time())
+
+        def resolve(guest: Any) -> AnyKey:
+            return self._resolve(guest, current)
+
         try:
-            decoded = jwt.decode(token, self._resolve, algorithms=list(SIGNING_ALGORITHMS))
+            decoded = jwt.decode(token, resolve, algorithms=list(SIGNING_ALGORITHMS))
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise TokenInvalid(f"bad token: {type(exc).__name__}") from None
         header = decoded.header
@@ -115,7 +132,6 @@ class KeyRing:
         if _FOREIGN_KEY_HEADERS & header.keys() or not header.keys() <= _KNOWN_HEADERS:
             raise TokenInvalid("unexpected header")
         claims = decoded.claims
-        current = int(now if now is not None else time.time())
         registry = jwt.JWTClaimsRegistry(
             now=current,
             leeway=LEEWAY_SECONDS,
@@ -133,7 +149,7 @@ class KeyRing:
             raise TokenInvalid("missing iat")
         return claims
 
-    def _resolve(self, guest: Any) -> AnyKey:
+    def _resolve(self, guest: Any, now: float) -> AnyKey:
         header = guest.headers()
         kid = header.get("kid")
         entry = self._keys.get(kid) if isinstance(kid, str) else None
@@ -142,4 +158,13 @@ class KeyRing:
             raise UnknownKey(kid if isinstance(kid, str) and len(kid) <= 64 else None)
         if entry[0].alg != header.get("alg"):
             raise TokenInvalid("algorithm does not match the key")
+        # Checked here, not only at load: a process that verifies but never signs
+        # may hold its ring for long, and a key past its grace must die on time.
+        # Not UnknownKey: a reload would not bring it back.
+        if not _usable(entry[0], now):
+            raise TokenInvalid("retired key")
         return entry[1]
+
+
+def _usable(material: KeyMaterial, now: float) -> bool:
+    return material.verify_until is None or now < material.verify_until

@@ -69,7 +69,7 @@ class TokenService:
             "exp": now + self.settings.access_ttl,
             "jti": uuid.uuid4().hex,
         }
-        token = self.keys.ring.sign(claims, self.settings.alg, "at+jwt")
+        token = self.keys.sign(claims, self.settings.alg, "at+jwt")
         return token, self.settings.access_ttl
 
     def issue(
@@ -189,6 +189,11 @@ class TokenService:
         if not wanted <= set(stored.scope.split()):
             raise OAuthError("invalid_scope", "A refresh cannot widen the granted scope.")
         return " ".join(sorted(wanted))
+
+    def family_of(self, refresh_token: str) -> uuid.UUID | None:
+        with self.db.unit_of_work() as session:
+            stored = RefreshTokenRepository(session).get_by_digest(digest(refresh_token))
+            return stored.family_id if stored else None
 
     def revoke_refresh(self, token: str, client: OAuthClient) -> None:
         """RFC 7009 §2.2: unknown or foreign tokens are answered like success, and a

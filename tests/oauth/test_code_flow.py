@@ -1,0 +1,187 @@
+"""The authorization-code flow end to end, driven the way a third-party app does
+it: Authlib's OAuth2 client with PKCE against a real uvicorn over TLS, a browser
+session that signs in and consents, and ID-token validation against our JWKS."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html import unescape
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import trustme
+from authlib.integrations.httpx_client import OAuth2Client
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from sqlalchemy.orm import Session
+
+from tests.conftest import PASSWORD
+from tests.support.server import running_server
+from userservice.db.models import OAuthClient
+from userservice.security.secrets import digest
+from userservice.settings import Settings
+
+REDIRECT = "https://app.example/callback"
+SECRET = "app-secret-0123456789abcdefghijklmnop"
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[Path, Path, Path]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    paths = (tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem")
+    ca.cert_pem.write_to_path(str(paths[0]))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(paths[1]))
+    cert.private_key_pem.write_to_path(str(paths[2]))
+    return paths
+
+
+@pytest.fixture
+def server(settings: Settings, tls: tuple[Path, Path, Path]) -> Iterator[tuple[str, Path]]:
+    ca, cert, key = tls
+    with running_server(settings, cert=cert, key=key) as base:
+        yield base, ca
+
+
+def _register_app(settings: Settings, engine_url: str) -> None:
+    from userservice.db.engine import build_engine
+
+    engine = build_engine(engine_url)
+    with Session(engine) as session, session.begin():
+        session.add(
+            OAuthClient(
+                client_id="photo-app",
+                client_name="Photo App",
+                client_type="confidential",
+                secret_digest=digest(SECRET),
+                token_endpoint_auth_method="client_secret_basic",
+                redirect_uris=[REDIRECT],
+                post_logout_redirect_uris=[],
+                grant_types=["authorization_code", "refresh_token"],
+                response_types=["code"],
+                scope="openid profile email offline_access",
+                is_first_party=False,
+                extra={},
+            )
+        )
+    engine.dispose()
+
+
+def _hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no {name} in page"
+    return unescape(match.group(1))
+
+
+def _browser_signs_in_and_consents(browser: httpx.Client, authorize_url: str, allow: bool) -> str:
+    """What a person's browser does; returns the redirect back to the app."""
+    first = browser.get(authorize_url)
+    assert first.status_code == 303 and first.headers["location"].startswith("/login")
+    form = browser.get(first.headers["location"])
+    csrf = _hidden(form.text, "csrf_token")
+    signed_in = browser.post(
+        "/login",
+        data={
+            "email": "ada@example.com",
+            "password": PASSWORD,
+            "csrf_token": csrf,
+            "next": _hidden(form.text, "next"),
+        },
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    consent = browser.get(signed_in.headers["location"])
+    assert consent.status_code == 200, consent.text
+    assert "Photo App" in consent.text
+    decision = browser.post(
+        signed_in.headers["location"],
+        data={
+            "csrf_token": _hidden(consent.text, "csrf_token"),
+            "decision": "allow" if allow else "deny",
+        },
+    )
+    assert decision.status_code in (302, 303), decision.text
+    return decision.headers["location"]
+
+
+def test_third_party_app_runs_code_flow_with_pkce_and_oidc(
+    server: tuple[str, Path], settings: Settings
+) -> None:
+    base, ca = server
+    _register_app(settings, settings.resolved_database_url())
+    with httpx.Client(base_url=base, verify=str(ca)) as api:
+        created = api.post(
+            "/users", json={"email": "ada@example.com", "password": PASSWORD, "display_name": "Ada"}
+        )
+        assert created.status_code == 201
+    app = OAuth2Client(
+        "photo-app",
+        SECRET,
+        scope="openid profile email offline_access",
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+        verify=str(ca),
+    )
+    verifier = "v" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
+    url, state = app.create_authorization_url(
+        f"{base}/oauth/authorize", code_verifier=verifier, nonce="n-0S6_WzA2Mj"
+    )
+    with httpx.Client(base_url=base, verify=str(ca)) as browser:
+        back = _browser_signs_in_and_consents(browser, url, allow=True)
+    query = parse_qs(urlsplit(back).query)
+    assert back.startswith(REDIRECT)
+    assert query["state"] == [state] and query["iss"] == [settings.issuer]  # RFC 9207
+    token = app.fetch_token(
+        f"{base}/oauth/token", authorization_response=back, code_verifier=verifier
+    )
+    assert {"access_token", "refresh_token", "id_token"} <= set(token)
+
+    with httpx.Client(base_url=base, verify=str(ca)) as api:
+        jwks = KeySet.import_key_set(api.get("/oauth/jwks").json())
+        me = api.get("/users/me", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert me.status_code == 200 and me.json()["email"] == "ada@example.com"
+    decoded = jwt.decode(token["id_token"], jwks, algorithms=["RS256"])
+    claims = CodeIDToken(
+        decoded.claims,
+        decoded.header,
+        options={
+            "iss": {"essential": True, "value": settings.issuer},
+            "aud": {"essential": True, "value": "photo-app"},
+        },
+        params={"nonce": "n-0S6_WzA2Mj", "access_token": token["access_token"]},
+    )
+    claims.validate(leeway=60)
+    assert claims["iss"] == settings.issuer and claims["aud"] == "photo-app"
+    assert claims["sub"] == me.json()["id"] and claims["email"] == "ada@example.com"
+
+    refreshed: dict[str, Any] = app.refresh_token(
+        f"{base}/oauth/token", refresh_token=token["refresh_token"]
+    )
+    assert refreshed["access_token"] != token["access_token"]
+
+
+def test_deny_sends_access_denied_back_to_the_app(
+    server: tuple[str, Path], settings: Settings
+) -> None:
+    base, ca = server
+    _register_app(settings, settings.resolved_database_url())
+    with httpx.Client(base_url=base, verify=str(ca)) as api:
+        api.post("/users", json={"email": "ada@example.com", "password": PASSWORD})
+    app = OAuth2Client(
+        "photo-app",
+        SECRET,
+        scope="openid",
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+        verify=str(ca),
+    )
+    url, state = app.create_authorization_url(f"{base}/oauth/authorize", code_verifier="x" * 50)
+    with httpx.Client(base_url=base, verify=str(ca)) as browser:
+        back = _browser_signs_in_and_consents(browser, url, allow=False)
+    query = parse_qs(urlsplit(back).query)
+    assert query["error"] == ["access_denied"] and query["state"] == [state]
+    assert "code" not in query

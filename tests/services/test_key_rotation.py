@@ -1,0 +1,263 @@
+"""Signing-key rotation (issue 3 item 7, SECURITY.md D4, D9): new tokens use the new
+key at once, tokens of the old key keep working and its kid stays in JWKS until they
+have all expired, replicas follow within their reload interval, and past the grace
+the old key is gone from JWKS and refused."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, update
+
+from tests.conftest import ISSUER, bearer, login, register
+from userservice.app import create_app
+from userservice.db.engine import build_engine
+from userservice.db.models import SigningKey
+from userservice.db.signing_keys import load_stored
+from userservice.security.jwt import LEEWAY_SECONDS, TokenInvalid
+from userservice.services.keys import KeyStore, key_state, settings_grace_seconds
+from userservice.settings import Settings
+
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+RELOAD = 2.0  # a replica's reload interval in these tests (production: 60 s)
+
+
+def kid_of(token: str) -> str:
+    head = token.split(".")[0]
+    kid: str = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"]
+    return kid
+
+
+def store(app: FastAPI) -> KeyStore:
+    keys: KeyStore = app.state.services.authenticator.keys
+    return keys
+
+
+def engine(app: FastAPI) -> Engine:
+    db_engine: Engine = app.state.services.accounts.db.engine
+    return db_engine
+
+
+def jwks_kids(client: TestClient) -> set[str]:
+    response = client.get("/oauth/jwks")
+    assert response.status_code == 200
+    return {key["kid"] for key in response.json()["keys"]}
+
+
+def me(client: TestClient, token: str) -> int:
+    status: int = client.get("/users/me", headers=bearer(token)).status_code
+    return status
+
+
+def age_retired_keys(app: FastAPI, seconds: float) -> None:
+    """Pretend the retired keys were retired `seconds` earlier than they were."""
+    with engine(app).begin() as conn:
+        for key in load_stored(engine(app)):
+            if key.retired_at is not None:
+                conn.execute(
+                    update(SigningKey)
+                    .where(SigningKey.kid == key.kid)
+                    .values(retired_at=key.retired_at - dt.timedelta(seconds=seconds))
+                )
+
+
+@contextmanager
+def replica(settings: Settings) -> Iterator[tuple[FastAPI, TestClient]]:
+    """A second app instance on the same database, as another process would be."""
+    app = create_app(settings)
+    with TestClient(app, base_url="https://testserver") as client:
+        yield app, client
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_rotation_new_tokens_use_new_key_old_tokens_keep_working(
+    make_settings: Callable[..., Settings], alg: str
+) -> None:
+    with replica(make_settings(access_token_alg=alg)) as (app, client):
+        register(client, "ada@example.com")
+        before = login(client, "ada@example.com")["access_token"]
+        old_kid = kid_of(before)
+        assert old_kid == store(app).ring.active_kid(alg)
+
+        rotation = store(app).rotate()
+
+        created = {a: k for k, a in rotation.created}
+        assert set(created) == {"ES256", "RS256"}
+        assert old_kid in rotation.retired
+        after = login(client, "ada@example.com")["access_token"]
+        assert kid_of(after) == created[alg] != old_kid
+        # The token signed before the rotation still works, and its key is published.
+        assert me(client, before) == 200
+        assert me(client, after) == 200
+        assert {old_kid, *created.values()} <= jwks_kids(client)
+        # D9: still an active key for each algorithm.
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["signing_keys"] == "ok"
+
+
+def test_jwks_never_has_private_members(client: TestClient, app: FastAPI) -> None:
+    store(app).rotate()
+    keys = client.get("/oauth/jwks").json()["keys"]
+    assert {k["kty"] for k in keys} == {"EC", "RSA"} and len(keys) == 4
+    for key in keys:
+        assert not PRIVATE_MEMBERS & key.keys(), key
+        assert key["use"] == "sig"
+        if key["kty"] == "RSA":
+            modulus = base64.urlsafe_b64decode(key["n"] + "=" * (-len(key["n"]) % 4))
+            assert len(modulus) * 8 >= 3072
+        else:
+            assert key["crv"] == "P-256"
+
+
+def test_replica_signs_with_the_new_key_within_its_reload_interval(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(signing_key_reload_seconds=RELOAD)
+    with replica(settings) as (first, client), replica(settings) as (second, other):
+        register(client, "ada@example.com")
+        old_kid = kid_of(login(other, "ada@example.com")["access_token"])
+        store(second).load()  # a known starting point for the replica's interval
+
+        rotation = store(first).rotate()
+        new_kid = {a: k for k, a in rotation.created}["ES256"]
+
+        # Within its interval the replica still signs with the key it loaded ...
+        stale = login(other, "ada@example.com")["access_token"]
+        assert kid_of(stale) == old_kid
+        # ... which stays valid everywhere (it is retiring, not retired).
+        assert me(client, stale) == 200
+        time.sleep(RELOAD + 0.2)
+        fresh = login(other, "ada@example.com")["access_token"]
+        assert kid_of(fresh) == new_kid
+        assert me(client, fresh) == 200 and me(other, stale) == 200
+        assert old_kid in jwks_kids(other) and new_kid in jwks_kids(other)
+
+
+def test_replica_verifies_a_new_kid_without_waiting(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(signing_key_reload_seconds=3600)
+    with replica(settings) as (first, client), replica(settings) as (second, other):
+        register(client, "ada@example.com")
+        # The replica's first (and only) load happened before the rotation.
+        assert store(second).ring.active_kid("ES256") == store(first).ring.active_kid("ES256")
+        store(first).rotate()
+        token = login(client, "ada@example.com")["access_token"]
+        assert not store(second).ring.knows(kid_of(token))
+        assert me(other, token) == 200
+        assert kid_of(token) in jwks_kids(other)
+        # Having reloaded, the replica now signs with the new key as well.
+        assert kid_of(login(other, "ada@example.com")["access_token"]) == kid_of(token)
+
+
+def test_unknown_kid_reloads_are_rate_limited(app: FastAPI, client: TestClient) -> None:
+    keys = KeyStore(engine(app))
+    keys.load()
+    assert keys.maybe_reload_for("garbage") is False  # the first miss reloads
+    rotation = store(app).rotate()
+    # A second miss within the limit does not reach the database, so the new key
+    # stays unknown to this store for now: garbage kids cannot hammer the database.
+    assert keys.maybe_reload_for(rotation.created[0][0]) is False
+    assert store(app).maybe_reload_for(rotation.created[0][0]) is True
+
+
+def test_after_the_grace_the_old_key_is_gone_and_refused(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    grace = settings_grace_seconds(settings)
+    with replica(settings) as (app, client):
+        register(client, "ada@example.com")
+        before = login(client, "ada@example.com")["access_token"]
+        old_kid = kid_of(before)
+        store(app).rotate()
+        assert me(client, before) == 200
+
+        # Just inside the grace: still published and accepted.
+        age_retired_keys(app, grace - 60)
+        store(app).load()
+        assert old_kid in jwks_kids(client) and me(client, before) == 200
+
+        age_retired_keys(app, 120)
+        store(app).load()
+        assert old_kid not in jwks_kids(client)
+        assert me(client, before) == 401
+        assert [k.kid for k in store(app).describe() if k.state == "retired"] != []
+
+        # The next rotation deletes the rows of keys past their grace.
+        rotation = store(app).rotate()
+        assert old_kid in rotation.removed
+        assert old_kid not in {k.kid for k in load_stored(engine(app))}
+        assert me(client, before) == 401
+
+
+def test_ring_drops_a_key_at_the_end_of_its_grace_without_a_reload(
+    app: FastAPI, client: TestClient
+) -> None:
+    """A replica that only verifies may hold its ring for long: the grace must end on
+    time inside the ring (pure, `now` passed in)."""
+    register(client, "ada@example.com")
+    token = login(client, "ada@example.com")["access_token"]
+    keys = store(app)
+    keys.rotate()
+    ring = keys.ring
+    retired = next(k for k in load_stored(engine(app)) if k.kid == kid_of(token))
+    assert retired.retired_at is not None
+    end = (retired.retired_at + dt.timedelta(seconds=keys.grace_seconds)).timestamp()
+    claims = {"issuer": ISSUER, "audience": ISSUER, "typ": "at+jwt"}
+
+    exp = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["exp"]
+    # Every token the key signed has expired (with leeway) before its grace ends.
+    assert exp + LEEWAY_SECONDS < end
+    assert ring.verify(token, now=exp, **claims)["sub"]
+    assert kid_of(token) in {k["kid"] for k in ring.jwks(now=end - 1)["keys"]}
+    assert kid_of(token) not in {k["kid"] for k in ring.jwks(now=end)["keys"]}
+    with pytest.raises(TokenInvalid):
+        ring.verify(token, now=end, **claims)
+
+
+def test_key_states_and_grace(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(access_token_ttl_seconds=900, id_token_ttl_seconds=3600)
+    # Longest token lifetime + a replica's reload interval + the verification leeway.
+    assert settings_grace_seconds(settings) == 3600 + 60 + LEEWAY_SECONDS
+    longer = make_settings(access_token_ttl_seconds=7200, signing_key_reload_seconds=10)
+    assert settings_grace_seconds(longer) == 7200 + 10 + LEEWAY_SECONDS
+
+    db_engine = build_engine(settings.resolved_database_url())
+    try:
+        keys = KeyStore.for_settings(db_engine, settings)
+        at = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+        keys.rotate(now=at)
+        states = {k.kid: key_state(k, at, keys.grace_seconds) for k in load_stored(db_engine)}
+        assert sorted(states.values()) == ["active", "active", "retiring", "retiring"]
+        edge = at + dt.timedelta(seconds=keys.grace_seconds)
+        later = {k.state for k in keys.describe(now=edge) if k.until is not None}
+        assert later == {"retired"}
+        # Rotating again at that moment removes exactly the two keys past their grace.
+        assert len(keys.rotate(now=edge).removed) == 2
+    finally:
+        db_engine.dispose()
+
+
+def test_readyz_needs_an_active_key_for_each_algorithm(app: FastAPI, client: TestClient) -> None:
+    store(app).rotate()
+    assert client.get("/readyz").status_code == 200
+    with engine(app).begin() as conn:
+        conn.execute(
+            update(SigningKey)
+            .where(SigningKey.alg == "RS256", SigningKey.retired_at.is_(None))
+            .values(retired_at=dt.datetime.now(dt.UTC))
+        )
+    store(app).load()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["signing_keys"] == "missing"

@@ -1,0 +1,100 @@
+"""OpenID Connect: discovery (RFC 8414 / OIDC Discovery) and userinfo (OIDC §5.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from userservice.api.deps import ServicesDep
+from userservice.errors import AuthenticationFailed, Throttled
+from userservice.services.consents import SCOPE_TEXT
+from userservice.services.id_tokens import claims_for_scope
+
+router = APIRouter(tags=["openid connect"])
+PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
+
+
+def server_metadata(issuer: str) -> dict[str, Any]:
+    """One description for both discovery documents, so they can never disagree."""
+    auth_methods = ["client_secret_basic", "client_secret_post"]
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "token_endpoint": f"{issuer}/oauth/token",
+        "userinfo_endpoint": f"{issuer}/oauth/userinfo",
+        "jwks_uri": f"{issuer}/oauth/jwks",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "scopes_supported": sorted(SCOPE_TEXT),
+        # Implicit and hybrid flows are not offered (RFC 9700 §2.1.2): code only.
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "password"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["none", *auth_methods],
+        "revocation_endpoint_auth_methods_supported": ["none", *auth_methods],
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "name",
+            "updated_at",
+            "email",
+            "email_verified",
+        ],
+        "service_documentation": f"{issuer}/docs",
+    }
+
+
+@router.get("/.well-known/openid-configuration", summary="OpenID Connect discovery")
+async def openid_configuration(svc: ServicesDep) -> JSONResponse:
+    return JSONResponse(server_metadata(svc.settings.issuer), headers=PUBLIC_CACHE)
+
+
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="Authorization server metadata (RFC 8414)",
+)
+async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
+    return JSONResponse(server_metadata(svc.settings.issuer), headers=PUBLIC_CACHE)
+
+
+def _bearer_error(error: str, description: str, status: int) -> Response:
+    # RFC 6750 §3: errors of a protected resource go in WWW-Authenticate.
+    challenge = f'Bearer realm="userservice", error="{error}", error_description="{description}"'
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
+    )
+
+
+@router.api_route(
+    "/oauth/userinfo",
+    methods=["GET", "POST"],
+    summary="OpenID Connect userinfo: the claims the user consented to",
+)
+async def userinfo(request: Request, svc: ServicesDep) -> Response:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _bearer_error("invalid_token", "A bearer access token is required.", 401)
+    try:
+        principal = await svc.authenticator.from_bearer(token.strip())
+    except (AuthenticationFailed, Throttled):
+        return _bearer_error("invalid_token", "The access token is invalid.", 401)
+    if "openid" not in principal.scopes:
+        return _bearer_error("insufficient_scope", "The token lacks the openid scope.", 403)
+    claims = claims_for_scope(principal.user, " ".join(principal.scopes))
+    return JSONResponse(claims, headers={"Cache-Control": "no-store"})

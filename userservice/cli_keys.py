@@ -1,0 +1,83 @@
+"""`userservice keys rotate|list`: signing-key rotation from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from userservice.cli import CliError, _database, _settings
+from userservice.services.keys import KeyInfo, KeyStore, Rotation
+
+
+def register(sub: Any) -> None:
+    """Add the `keys` command to the top-level subparsers (`sub`)."""
+    keys = sub.add_parser("keys", help="signing keys: rotate, list")
+    actions = keys.add_subparsers(dest="keys_action", required=True)
+    rotate = actions.add_parser(
+        "rotate",
+        help="add a new key per algorithm; old keys verify until their tokens expire",
+    )
+    rotate.set_defaults(func=_cmd_rotate)
+    listing = actions.add_parser("list", help="kid, algorithm, creation time and state")
+    listing.set_defaults(func=_cmd_list)
+
+
+def _with_store(action: Callable[[KeyStore], int]) -> int:
+    from userservice.db import migrate
+
+    settings = _settings()
+    db = _database(settings)
+    try:
+        # Like create-admin: a fresh install can rotate before the first `serve`.
+        migrate.upgrade(db.engine)
+        return action(KeyStore.for_settings(db.engine, settings))
+    except SQLAlchemyError as exc:
+        raise CliError(f"database error: {type(exc).__name__}") from None
+    finally:
+        db.dispose()
+
+
+def _when(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rotation_lines(rotation: Rotation) -> list[str]:
+    until = _when(rotation.retiring_until)
+    lines = [f"created {kid} {alg}" for kid, alg in rotation.created]
+    lines += [f"retiring {kid} until {until}" for kid in rotation.retired]
+    lines += [f"removed {kid}" for kid in rotation.removed]
+    return lines
+
+
+def info_line(info: KeyInfo) -> str:
+    state: str = info.state
+    if info.state == "retiring" and info.until is not None:
+        state = f"retiring until {_when(info.until)}"
+    elif info.state == "retired" and info.until is not None:
+        # Past its grace: neither published nor accepted; the next rotate deletes it.
+        state = f"retired since {_when(info.until)}"
+    return f"{info.kid}  {info.alg}  {_when(info.created_at)}  {state}"
+
+
+def _rotate(store: KeyStore) -> int:
+    for line in rotation_lines(store.rotate()):
+        print(line)
+    return 0
+
+
+def _list(store: KeyStore) -> int:
+    for info in store.describe():
+        print(info_line(info))
+    return 0
+
+
+def _cmd_rotate(args: argparse.Namespace) -> int:
+    return _with_store(_rotate)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    return _with_store(_list)

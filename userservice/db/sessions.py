@@ -1,0 +1,95 @@
+"""Browser-session repository: the only SQL of the hosted pages' sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import Engine, bindparam, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from userservice.db.engine import as_utc
+from userservice.db.models import BrowserSession, User
+from userservice.db.users import _RECORD_COLUMNS, UserRecord, _record
+
+# Prebuilt Core statement: every page view (and every /oauth/authorize call) reads
+# the session and its user in one round trip, without an ORM Session.
+_SESSION_AND_USER = (
+    select(
+        *_RECORD_COLUMNS,
+        BrowserSession.auth_time,
+        BrowserSession.last_seen_at,
+        BrowserSession.expires_at,
+    )
+    .join(User, User.id == BrowserSession.user_id)
+    .where(BrowserSession.id_digest == bindparam("id_digest"))
+)
+
+
+def lookup_session(
+    engine: Engine, id_digest: str
+) -> tuple[UserRecord, int, dt.datetime, dt.datetime] | None:
+    """(user, auth_time, last_seen_at, expires_at), or None for an unknown id (or a
+    session whose user was deleted: the row went with it, ON DELETE CASCADE)."""
+    with engine.connect() as conn:
+        row = conn.execute(_SESSION_AND_USER, {"id_digest": id_digest}).first()
+    if row is None:
+        return None
+    values = tuple(row)
+    return _record(values), int(values[9]), as_utc(values[10]), as_utc(values[11])
+
+
+class SessionRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        id_digest: str,
+        user_id: uuid.UUID,
+        auth_time: int,
+        now: dt.datetime,
+        expires_at: dt.datetime,
+    ) -> None:
+        self.session.add(
+            BrowserSession(
+                id_digest=id_digest,
+                user_id=user_id,
+                auth_time=auth_time,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=expires_at,
+            )
+        )
+        self.session.flush()
+
+    def tokens_valid_after(self, user_id: uuid.UUID) -> int | None:
+        value = self.session.scalar(select(User.tokens_valid_after).where(User.id == user_id))
+        return None if value is None else int(value)
+
+    def touch(self, id_digest: str, now: dt.datetime) -> None:
+        self.session.execute(
+            update(BrowserSession)
+            .where(BrowserSession.id_digest == id_digest)
+            .values(last_seen_at=now)
+        )
+
+    def delete(self, id_digest: str) -> None:
+        self.session.execute(delete(BrowserSession).where(BrowserSession.id_digest == id_digest))
+
+    def delete_for_user(self, user_id: uuid.UUID) -> int:
+        result = self.session.execute(
+            delete(BrowserSession).where(BrowserSession.user_id == user_id)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def delete_stale_for_user(
+        self, user_id: uuid.UUID, now: dt.datetime, idle_before: dt.datetime
+    ) -> None:
+        # Housekeeping at login keeps the table from growing with abandoned sessions.
+        self.session.execute(
+            delete(BrowserSession).where(
+                BrowserSession.user_id == user_id,
+                or_(BrowserSession.expires_at <= now, BrowserSession.last_seen_at < idle_before),
+            )
+        )

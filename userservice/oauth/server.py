@@ -1,0 +1,290 @@
+"""Our authorization server: Authlib's grants bound to our clients, codes, users
+and tokens. Used for the authorization-code flow (with PKCE and OpenID Connect)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core.grants import OpenIDCode
+
+from userservice.db.authorization_codes import CodeRepository
+from userservice.db.clients import load_client
+from userservice.db.engine import Database
+from userservice.db.models import AuthorizationCode, OAuthClient
+from userservice.db.refresh_tokens import RefreshTokenRepository
+from userservice.db.revoked_tokens import deny
+from userservice.db.users import UserRecord, UserRepository
+from userservice.oauth.adapter import SnapshotRequest, StarletteAuthorizationServer
+from userservice.security.secrets import digest, same_digest
+from userservice.services.audit import audit
+from userservice.services.id_tokens import IdTokenService
+from userservice.services.redirect_uris import redirect_uri_matches
+from userservice.services.tokens import PRIVILEGED_SCOPES, TokenService
+
+CODE_TTL = dt.timedelta(minutes=5)  # B8: at most 10 minutes (RFC 6749 §4.1.2)
+
+
+@dataclass(frozen=True)
+class AuthorizingUser:
+    """The signed-in user at the authorization endpoint, with when they logged in."""
+
+    record: UserRecord
+    auth_time: int
+
+    def get_user_id(self) -> str:
+        return str(self.record.id)
+
+
+class ClientModel(ClientMixin):  # type: ignore[misc]
+    def __init__(self, row: OAuthClient) -> None:
+        self.row = row
+        self.client_id = row.client_id
+
+    def get_client_id(self) -> str:
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # A6: with several registered URIs the client must say which one.
+        uris = self.row.redirect_uris
+        return uris[0] if len(uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        allowed = set(self.row.scope.split())
+        if not scope:
+            return " ".join(sorted(allowed - PRIVILEGED_SCOPES))
+        wanted = set(scope.split())
+        # C13: anything beyond the registration is invalid_scope, not silently cut.
+        return " ".join(sorted(wanted)) if wanted <= allowed else None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri_matches(self.row.redirect_uris, redirect_uri)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        stored = self.row.secret_digest
+        return stored is not None and same_digest(client_secret, stored)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return bool(method == self.row.token_endpoint_auth_method)
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type in self.row.response_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.row.grant_types
+
+
+class CodeModel:
+    def __init__(self, row: AuthorizationCode) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_nonce(self) -> str | None:
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        return self.row.auth_time
+
+    def get_acr(self) -> None:
+        return None
+
+    def get_amr(self) -> None:
+        return None
+
+
+class S256Only(CodeChallenge):  # type: ignore[misc]
+    """PKCE for every client, S256 only (RFC 9700 §2.1.1; plain leaks the verifier)."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge (S256).")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier'.")
+        super().validate_code_verifier(grant, result)
+
+
+class OAuthServer(StarletteAuthorizationServer):
+    def __init__(
+        self, db: Database, tokens: TokenService, id_tokens: IdTokenService, issuer: str
+    ) -> None:
+        super().__init__(scopes_supported=None)
+        self.db = db
+        self.tokens = tokens
+        self.id_tokens = id_tokens
+        self.issuer = issuer
+        self.register_token_generator("default", self._generate_token)
+        server = self
+
+        class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+            TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ]
+
+            def save_authorization_code(self, code: str, request: SnapshotRequest) -> None:
+                server.save_code(code, request)
+
+            def query_authorization_code(self, code: str, client: ClientModel) -> Any:
+                return server.redeem_code(code, client)
+
+            def delete_authorization_code(self, authorization_code: CodeModel) -> None:
+                # Kept until it expires, so that a replay can be recognised (B5).
+                return None
+
+            def authenticate_user(self, authorization_code: CodeModel) -> Any:
+                return server.code_user(authorization_code)
+
+        class IdTokens(OpenIDCode):  # type: ignore[misc]
+            def exists_nonce(self, nonce: str, request: SnapshotRequest) -> bool:
+                return server.nonce_used(request.payload.client_id, nonce)
+
+            def process_token(self, grant: Any, response: Any) -> Any:
+                return server.add_id_token(grant, response)
+
+        self.register_grant(CodeGrant, [S256Only(required=True), IdTokens(require_nonce=False)])
+
+        class Issuer(IssuerParameter):  # type: ignore[misc]
+            def get_issuer(self) -> str:
+                return server.issuer
+
+        self.register_extension(Issuer())
+
+    def query_client(self, client_id: str) -> ClientModel | None:
+        if not isinstance(client_id, str) or len(client_id) > 64:
+            return None
+        row = load_client(self.db.engine, client_id)
+        return ClientModel(row) if row is not None else None
+
+    def save_token(self, token: dict[str, Any], request: SnapshotRequest) -> None:
+        code: CodeModel | None = request.authorization_code
+        if code is None:
+            return
+        family = token.pop("_family_id", None)
+        with self.db.unit_of_work() as session:
+            CodeRepository(session).record_issued(code.row.digest, family, token.pop("_jti"))
+
+    def save_code(self, code: str, request: SnapshotRequest) -> None:
+        user: AuthorizingUser = request.user
+        data = request.payload.data
+        now = dt.datetime.now(dt.UTC)
+        with self.db.unit_of_work() as session:
+            CodeRepository(session).add(
+                AuthorizationCode(
+                    digest=digest(code),
+                    client_id=request.client.get_client_id(),
+                    user_id=user.record.id,
+                    redirect_uri=request.payload.redirect_uri or "",
+                    scope=request.scope or "",
+                    nonce=data.get("nonce"),
+                    code_challenge=data["code_challenge"],
+                    code_challenge_method="S256",
+                    auth_time=user.auth_time,
+                    created_at=now,
+                    expires_at=now + CODE_TTL,
+                )
+            )
+
+    def redeem_code(self, code: str, client: ClientModel) -> CodeModel | None:
+        now = dt.datetime.now(dt.UTC)
+        code_digest = digest(code)
+        with self.db.unit_of_work() as session:
+            codes = CodeRepository(session)
+            claimed = codes.claim(code_digest, client.get_client_id(), now)
+            row = codes.get(code_digest)
+            if row is None or row.client_id != client.get_client_id():
+                return None  # B7: another client's code is as good as unknown
+            if not claimed:
+                if row.used_at is not None and row.used_at < now:
+                    self._revoke_issued(session, row, now)
+                return None
+            return CodeModel(row)
+
+    def _revoke_issued(self, session: Any, row: AuthorizationCode, now: dt.datetime) -> None:
+        # B5 / RFC 6749 §4.1.2: a code used twice was stolen; what it bought dies.
+        if row.token_family_id is not None:
+            RefreshTokenRepository(session).revoke_family(row.token_family_id, now)
+        if row.access_jti:
+            deny(session, row.access_jti, now + dt.timedelta(days=1))
+        audit("code.reuse_detected", client=row.client_id, user=row.user_id)
+
+    def code_user(self, code: CodeModel) -> AuthorizingUser | None:
+        with self.db.unit_of_work() as session:
+            user = UserRepository(session).get(code.row.user_id)
+            if user is None or not user.is_active:
+                return None
+            return AuthorizingUser(UserRecord.of(user), code.row.auth_time)
+
+    def nonce_used(self, client_id: str, nonce: str) -> bool:
+        with self.db.unit_of_work() as session:
+            return CodeRepository(session).nonce_used(client_id, nonce)
+
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: ClientModel,
+        user: AuthorizingUser | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        if user is None:
+            raise InvalidRequestError("This grant needs a user.")
+        granted = scope or ""
+        # Third parties get refresh tokens only with offline_access (OIDC Core §11).
+        with_refresh = include_refresh_token and (
+            client.row.is_first_party or "offline_access" in granted.split()
+        )
+        body = self.tokens.issue(user.record, client.row, granted, with_refresh=with_refresh)
+        body["_jti"] = _jti_of(body["access_token"])
+        if "refresh_token" in body:
+            body["_family_id"] = self.tokens.family_of(body["refresh_token"])
+        return body
+
+    def add_id_token(self, grant: Any, response: Any) -> Any:
+        _, token, _ = response
+        request: SnapshotRequest = grant.request
+        if "openid" not in str(token.get("scope", "")).split():
+            return token
+        user: AuthorizingUser = request.user
+        code: CodeModel | None = request.authorization_code
+        token["id_token"] = self.id_tokens.create(
+            user.record,
+            request.client.get_client_id(),
+            token["scope"],
+            auth_time=user.auth_time,
+            nonce=code.get_nonce() if code else None,
+            access_token=token["access_token"],
+        )
+        return token
+
+
+def _jti_of(access_token: str) -> str:
+    # Our own token, signed a moment ago: reading its payload needs no verification.
+    payload = access_token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["jti"])

@@ -1,0 +1,185 @@
+"""OAuth client registry: register, read, change, rotate the secret, delete."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from userservice.db.clients import FIRST_PARTY_CLIENT_ID, ClientRepository
+from userservice.db.engine import Database, as_utc
+from userservice.db.models import OAuthClient, utcnow
+from userservice.errors import Conflict, InvalidClientMetadata, NotFound
+from userservice.security.secrets import digest, new_token
+from userservice.services.audit import audit
+from userservice.services.client_metadata import (
+    UNSET,
+    ClientChanges,
+    ClientMetadata,
+    for_create,
+    validate,
+)
+
+# What a client_id can look like (ours are 22 URL-safe characters; migrations and
+# tests may seed readable ones). Anything else cannot exist: it is not looked up,
+# so that NUL or surrogates from a URL never reach the database driver.
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,64}")
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    """A registered client as the API shows it: never its secret or digest."""
+
+    client_id: str
+    client_id_issued_at: int
+    metadata: ClientMetadata
+
+    @property
+    def client_type(self) -> str:
+        return "public" if self.metadata.is_public else "confidential"
+
+    @classmethod
+    def of(cls, row: OAuthClient) -> ClientRecord:
+        return cls(
+            client_id=row.client_id,
+            client_id_issued_at=int(as_utc(row.created_at).timestamp()),
+            metadata=_metadata(row),
+        )
+
+
+@dataclass(frozen=True)
+class IssuedClient:
+    """A client together with a secret that was just made: shown this one time."""
+
+    record: ClientRecord
+    client_secret: str | None
+
+
+def _metadata(row: OAuthClient) -> ClientMetadata:
+    return ClientMetadata(
+        client_name=row.client_name,
+        token_endpoint_auth_method=row.token_endpoint_auth_method,
+        redirect_uris=list(row.redirect_uris or []),
+        post_logout_redirect_uris=list(row.post_logout_redirect_uris or []),
+        grant_types=list(row.grant_types or []),
+        response_types=list(row.response_types or []),
+        scope=row.scope,
+        logo_uri=row.logo_uri,
+        client_uri=row.client_uri,
+        first_party=row.is_first_party,
+    )
+
+
+def _store(row: OAuthClient, meta: ClientMetadata) -> None:
+    row.client_name = meta.client_name
+    row.client_type = "public" if meta.is_public else "confidential"
+    row.token_endpoint_auth_method = meta.token_endpoint_auth_method
+    row.redirect_uris = list(meta.redirect_uris)
+    row.post_logout_redirect_uris = list(meta.post_logout_redirect_uris)
+    row.grant_types = list(meta.grant_types)
+    row.response_types = list(meta.response_types)
+    row.scope = meta.scope
+    row.logo_uri = meta.logo_uri
+    row.client_uri = meta.client_uri
+    row.is_first_party = meta.first_party
+
+
+def _new_secret() -> tuple[str, str]:
+    # 256 bits from the CSPRNG; only the SHA-256 is kept (DESIGN 4, SECURITY C4).
+    secret = new_token(32)
+    return secret, digest(secret)
+
+
+class ClientService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, changes: ClientChanges, *, actor: object = None) -> IssuedClient:
+        meta = for_create(changes)
+        secret, secret_digest = (None, None) if meta.is_public else _new_secret()
+        with self.db.unit_of_work() as session:
+            row = OAuthClient(
+                client_id=secrets.token_urlsafe(16),
+                secret_digest=secret_digest,
+                extra={},
+                created_at=utcnow(),
+            )
+            _store(row, meta)
+            ClientRepository(session).add(row)
+            record = ClientRecord.of(row)
+        audit(
+            "client.registered",
+            client=record.client_id,
+            type=record.client_type,
+            first_party=meta.first_party,
+            actor=actor,
+        )
+        return IssuedClient(record, secret)
+
+    def list(self) -> list[ClientRecord]:
+        with self.db.unit_of_work() as session:
+            return [ClientRecord.of(row) for row in ClientRepository(session).list_all()]
+
+    def get(self, client_id: str) -> ClientRecord:
+        with self.db.unit_of_work() as session:
+            return ClientRecord.of(self._find(ClientRepository(session), client_id))
+
+    def update(
+        self, client_id: str, changes: ClientChanges, *, actor: object = None
+    ) -> ClientRecord:
+        with self.db.unit_of_work() as session:
+            row = self._find(ClientRepository(session), client_id, lock=True)
+            current = _metadata(row)
+            meta = validate(current.merged(changes))
+            if meta.token_endpoint_auth_method != current.token_endpoint_auth_method:
+                if row.client_id == FIRST_PARTY_CLIENT_ID:
+                    # Every frontend and the docs UI log in through it without a secret.
+                    raise Conflict("The built-in client's auth method cannot be changed.")
+                if meta.is_public != current.is_public:
+                    # A secret would have to appear (or vanish) outside create/rotate.
+                    raise InvalidClientMetadata(
+                        "A client cannot switch between public ('none') and confidential; "
+                        "register a new client instead."
+                    )
+            _store(row, meta)
+            session.flush()
+            record = ClientRecord.of(row)
+        audit("client.updated", client=client_id, fields=_given(changes), actor=actor)
+        return record
+
+    def rotate_secret(self, client_id: str, *, actor: object = None) -> IssuedClient:
+        with self.db.unit_of_work() as session:
+            row = self._find(ClientRepository(session), client_id, lock=True)
+            if _metadata(row).is_public:
+                raise Conflict("A public client has no secret to rotate.")
+            secret, row.secret_digest = _new_secret()
+            session.flush()
+            record = ClientRecord.of(row)
+        # Committed above: the old secret is refused from the next request on.
+        audit("client.secret_rotated", client=client_id, actor=actor)
+        return IssuedClient(record, secret)
+
+    def delete(self, client_id: str, *, actor: object = None) -> None:
+        if client_id == FIRST_PARTY_CLIENT_ID:
+            raise Conflict("The built-in first-party client cannot be deleted.")
+        with self.db.unit_of_work() as session:
+            if not _CLIENT_ID.fullmatch(client_id) or not ClientRepository(session).delete(
+                client_id
+            ):
+                raise NotFound("No such client.")
+        audit("client.deleted", client=client_id, actor=actor)
+
+    @staticmethod
+    def _find(repo: ClientRepository, client_id: str, *, lock: bool = False) -> OAuthClient:
+        found = None
+        if _CLIENT_ID.fullmatch(client_id):
+            found = repo.get_for_update(client_id) if lock else repo.get(client_id)
+        if found is None:
+            raise NotFound("No such client.")
+        return found
+
+
+def _given(changes: ClientChanges) -> str:
+    return ",".join(
+        name for name in ClientChanges.__dataclass_fields__ if getattr(changes, name) is not UNSET
+    )

@@ -1,0 +1,73 @@
+"""Remembered consent: which third-party clients a user let act for them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from userservice.db.authorization_codes import ConsentRepository
+from userservice.db.clients import ClientRepository
+from userservice.db.engine import Database, as_utc
+from userservice.db.refresh_tokens import RefreshTokenRepository
+from userservice.errors import NotFound
+from userservice.services.audit import audit
+
+# Shown on the consent page: what the user actually lets the app do.
+SCOPE_TEXT = {
+    "openid": "Know who you are (your account id)",
+    "profile": "See your display name",
+    "email": "See your email address and whether it is verified",
+    "offline_access": "Keep access while you are away (refresh tokens)",
+    "users:read": "Look up other users' profiles",
+    "users:write": "Change other users' accounts",
+    "admin": "Administer this service",
+}
+
+
+@dataclass(frozen=True)
+class GrantView:
+    client_id: str
+    client_name: str
+    scope: str
+    granted_at: dt.datetime
+
+
+class ConsentService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def covers(self, user_id: uuid.UUID, client_id: str, scope: str) -> bool:
+        with self.db.unit_of_work() as session:
+            consent = ConsentRepository(session).get(user_id, client_id)
+            return consent is not None and set(scope.split()) <= set(consent.scope.split())
+
+    def remember(self, user_id: uuid.UUID, client_id: str, scope: str) -> None:
+        with self.db.unit_of_work() as session:
+            ConsentRepository(session).grant(user_id, client_id, scope)
+        audit("consent.granted", user=user_id, client=client_id, scope=scope)
+
+    def list(self, user_id: uuid.UUID) -> list[GrantView]:
+        with self.db.unit_of_work() as session:
+            clients = ClientRepository(session)
+            views = []
+            for consent in ConsentRepository(session).list_for_user(user_id):
+                client = clients.get(consent.client_id)
+                views.append(
+                    GrantView(
+                        consent.client_id,
+                        client.client_name if client else consent.client_id,
+                        consent.scope,
+                        as_utc(consent.created_at),
+                    )
+                )
+            return views
+
+    def revoke(self, user_id: uuid.UUID, client_id: str) -> None:
+        """Forget the consent and end that client's refresh tokens for this user."""
+        now = dt.datetime.now(dt.UTC)
+        with self.db.unit_of_work() as session:
+            if not ConsentRepository(session).revoke(user_id, client_id):
+                raise NotFound("No such grant.")
+            RefreshTokenRepository(session).revoke_for_client(user_id, client_id, now)
+        audit("consent.revoked", user=user_id, client=client_id)

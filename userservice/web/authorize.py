@@ -1,0 +1,139 @@
+"""GET/POST /oauth/authorize: the authorization-code flow's front door (RFC 6749
+§4.1, RFC 7636, OIDC Core §3.1.2), with our login and consent pages."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from userservice.oauth.adapter import MalformedRequest, RequestSnapshot, snapshot
+from userservice.oauth.server import AuthorizingUser, OAuthServer
+from userservice.services.consents import SCOPE_TEXT, ConsentService
+from userservice.web.browser import check_csrf, current_session, issue_csrf, login_url
+from userservice.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _error_page(request: Request, message: str, status: int = 400) -> Response:
+    # A1/A2: before client and redirect URI are validated, errors stay on our side.
+    return render(
+        request,
+        "error.html",
+        {"title": "This sign-in link is not valid", "message": message},
+        status_code=status,
+    )
+
+
+def _redirect_error(
+    server: OAuthServer, redirect_uri: str, error: str, state: str | None
+) -> Response:
+    params = [("error", error)]
+    if state:
+        params.append(("state", state))
+    params.append(("iss", server.issuer))  # RFC 9207 §2: errors too
+    return RedirectResponse(add_params_to_uri(redirect_uri, params), status_code=302)
+
+
+def _without_prompt(snap: RequestSnapshot) -> str:
+    # After the login the request goes on without prompt=login and max_age, or it
+    # would loop (max_age=0 is always "too old"); other prompt values stay.
+    query: list[tuple[str, str]] = []
+    for key, values in snap.query.lists.items():
+        for value in values:
+            if key == "prompt":
+                value = " ".join(p for p in value.split() if p != "login")
+            if key != "max_age" and value:
+                query.append((key, value))
+    return "/oauth/authorize?" + urlencode(query)
+
+
+@router.api_route("/oauth/authorize", methods=["GET", "POST"])
+async def authorize(request: Request) -> Response:
+    server: OAuthServer = request.app.state.oauth_server
+    consents: ConsentService = request.app.state.consents
+    try:
+        snap = await snapshot(request)
+    except MalformedRequest as exc:
+        return _error_page(request, str(exc))
+    session = await current_session(request)
+    user = AuthorizingUser(session.user, session.auth_time) if session else None
+    try:
+        grant = await anyio.to_thread.run_sync(server.get_consent_grant, snap, user)
+    except OAuth2Error as error:
+        if error.redirect_uri:
+            return _redirect_error(
+                server, error.redirect_uri, error.error, snap.values.get("state")
+            )
+        return _error_page(request, error.get_error_description() or error.error)
+
+    redirect_uri = grant.redirect_uri
+    state = snap.values.get("state")
+    prompt = set(snap.values.get("prompt", "").split())
+    if "none" in prompt and len(prompt) > 1:
+        return _redirect_error(server, redirect_uri, "invalid_request", state)
+    if user is None or "login" in prompt or _too_old(user, snap.values.get("max_age")):
+        if "none" in prompt:
+            return _redirect_error(server, redirect_uri, "login_required", state)
+        return RedirectResponse(
+            login_url(_without_prompt(snap), login_hint=snap.values.get("login_hint"), force=True),
+            status_code=303,
+        )
+
+    client = grant.client.row
+    scope: str = grant.request.scope or ""
+    needs_consent = not client.is_first_party and (
+        "consent" in prompt
+        or not await anyio.to_thread.run_sync(
+            consents.covers, user.record.id, client.client_id, scope
+        )
+    )
+    if request.method == "GET":
+        if needs_consent:
+            if "none" in prompt:
+                return _redirect_error(server, redirect_uri, "consent_required", state)
+            return _consent_page(request, client.client_name, client.client_uri, scope)
+        approved: AuthorizingUser | None = user
+    else:
+        check_csrf(request, snap.form.get("csrf_token", ""))
+        approved = user if snap.form.get("decision") == "allow" else None
+        if approved is not None:
+            await anyio.to_thread.run_sync(
+                consents.remember, user.record.id, client.client_id, scope
+            )
+    response: Response = await anyio.to_thread.run_sync(
+        server.create_authorization_response, snap, approved, grant
+    )
+    if response.status_code == 302:
+        # A7: Authlib answers 302 to both GET and POST; never 307 (RFC 9700 §4.12).
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _too_old(user: AuthorizingUser, max_age: str | None) -> bool:
+    # OIDC Core §3.1.2.1: max_age forces a login when the last one is older.
+    if max_age is None or not max_age.isdigit():
+        return False
+    return time.time() - user.auth_time > int(max_age)
+
+
+def _consent_page(
+    request: Request, client_name: str, client_uri: str | None, scope: str
+) -> Response:
+    scopes = [(s, SCOPE_TEXT.get(s, s)) for s in scope.split()]
+    context: dict[str, Any] = {
+        "client_name": client_name,
+        "client_uri": client_uri,
+        "scopes": scopes,
+        "action": request.url.path + "?" + request.url.query,
+    }
+    response = render(request, "consent.html", context)
+    context["csrf_token"] = issue_csrf(response)
+    return render(request, "consent.html", context, response=response)

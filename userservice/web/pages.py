@@ -1,0 +1,226 @@
+"""Hosted pages: /login, /logout and /account, on a server-side browser session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from userservice.api.deps import Services, client_ip
+from userservice.errors import AuthenticationFailed, Throttled
+from userservice.security.password_policy import MAX_LENGTH as MAX_PASSWORD_LENGTH
+from userservice.web.browser import (
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    CsrfRejected,
+    check_csrf,
+    clear_session_cookie,
+    current_session,
+    issue_csrf,
+    login_url,
+    safe_next,
+    same_origin,
+    set_session_cookie,
+)
+from userservice.web.templating import PAGE_HEADERS, render
+
+router = APIRouter(include_in_schema=False)
+
+MAX_FORM_FIELDS = 16
+MAX_EMAIL_LENGTH = 320
+LOGIN_FAILED = "Incorrect email or password."
+
+
+class _BadForm(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def _redirect(location: str) -> RedirectResponse:
+    # A7 (RFC 9700 §4.12): 303 makes the browser follow with a GET; a 307 would
+    # replay the POSTed password to wherever `location` points.
+    return RedirectResponse(location, status_code=303, headers=PAGE_HEADERS)
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        # Our forms never send anything else; with no token in it, the CSRF check
+        # answers 403 (a cross-site text/plain or multipart POST is one such).
+        return {}
+    body = await request.body()
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            max_num_fields=MAX_FORM_FIELDS,
+            errors="strict",  # %ff is not text; never pass U+FFFD on as an email
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise _BadForm(400, "The form could not be read.") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            # A repeated field could carry a second value past a check (G4).
+            raise _BadForm(400, "The form could not be read.")
+        form[name] = value
+    return form
+
+
+def _error(request: Request, status: int, title: str, message: str, **headers: str) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"title": title, "message": message},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _login_page(
+    request: Request,
+    *,
+    email: str,
+    next_path: str | None,
+    error: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    context: dict[str, Any] = {
+        "email": email[:MAX_EMAIL_LENGTH],
+        "next": next_path or "",
+        "error": error,
+        "action": "/login",
+    }
+    cookies = Response()
+    context["csrf_token"] = issue_csrf(cookies, request)
+    return render(
+        request, "login.html", context, status_code=status, response=cookies, headers=headers
+    )
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    next_path = safe_next(request.query_params.get("next"))
+    forced = request.query_params.get("force") == "1"
+    if not forced and await current_session(request) is not None:
+        return _redirect(next_path or "/account")
+    hint = request.query_params.get("login_hint", "")
+    return _login_page(request, email=hint, next_path=next_path)
+
+
+@router.post("/login")
+async def login_submit(request: Request) -> Response:
+    if not same_origin(request):
+        raise CsrfRejected("This form was sent from another site.")
+    try:
+        form = await _read_form(request)
+    except _BadForm as exc:
+        return _error(request, exc.status, "Sign-in failed", exc.message)
+    check_csrf(request, form.get(CSRF_FIELD))
+    svc = _services(request)
+    email = form.get("email", "")
+    password = form.get("password", "")
+    next_path = safe_next(form.get("next"))
+    if (
+        not email
+        or not password
+        or len(email) > MAX_EMAIL_LENGTH
+        or len(password) > MAX_PASSWORD_LENGTH
+    ):
+        # No account can match: answer as for a wrong password, without hashing a
+        # megabyte (E1) or touching the throttle on input a form never sends.
+        return _login_page(request, email=email, next_path=next_path, error=LOGIN_FAILED)
+    try:
+        # argon2 never runs on the event loop (DESIGN.md convention 6).
+        user = await anyio.to_thread.run_sync(
+            svc.accounts.authenticate, email, password, client_ip(request)
+        )
+    except AuthenticationFailed:
+        # E3: one message, status and page for unknown account and wrong password.
+        return _login_page(request, email=email, next_path=next_path, error=LOGIN_FAILED)
+    except Throttled as exc:
+        # E4: the same per-account and per-IP limits as the token endpoint.
+        return _login_page(
+            request,
+            email=email,
+            next_path=next_path,
+            error="Too many sign-in attempts. Wait a little and try again.",
+            status=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    previous = request.cookies.get(SESSION_COOKIE)
+    raw_id = await anyio.to_thread.run_sync(svc.sessions.start, user.id, int(time.time()))
+    if previous:
+        # F2: whatever session id the browser held before is dead after login.
+        await anyio.to_thread.run_sync(svc.sessions.end, previous)
+    response = _redirect(next_path or "/account")
+    set_session_cookie(response, raw_id)
+    return response
+
+
+@router.get("/logout")
+async def logout_confirm(request: Request) -> Response:
+    session = await current_session(request)
+    if session is None:
+        return _redirect("/login")
+    # F4: GET only asks; a link or an <img> elsewhere cannot sign anyone out.
+    context: dict[str, Any] = {"email": session.user.email}
+    cookies = Response()
+    context["csrf_token"] = issue_csrf(cookies, request)
+    return render(request, "logout.html", context, response=cookies)
+
+
+@router.post("/logout")
+async def logout_submit(request: Request) -> Response:
+    if not same_origin(request):
+        raise CsrfRejected("This form was sent from another site.")
+    try:
+        form = await _read_form(request)
+    except _BadForm as exc:
+        return _error(request, exc.status, "Sign-out failed", exc.message)
+    check_csrf(request, form.get(CSRF_FIELD))
+    raw_id = request.cookies.get(SESSION_COOKIE)
+    if raw_id:
+        # F5: the row goes, so a copy of the cookie opens nothing afterwards.
+        await anyio.to_thread.run_sync(_services(request).sessions.end, raw_id)
+    response = _redirect("/login")
+    clear_session_cookie(response)
+    return response
+
+
+@router.get("/account")
+async def account(request: Request) -> Response:
+    session = await current_session(request)
+    if session is None:
+        return _redirect(login_url("/account"))
+    user = session.user
+    context: dict[str, Any] = {
+        "email": user.email,
+        "display_name": user.display_name,
+        "signed_in_at": dt.datetime.fromtimestamp(session.auth_time, dt.UTC).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
+    }
+    cookies = Response()
+    context["csrf_token"] = issue_csrf(cookies, request)
+    return render(request, "account.html", context, response=cookies)
+
+
+async def csrf_rejected(request: Request, exc: Exception) -> Response:
+    """Exception handler for CsrfRejected: an HTML 403 for the pages and the
+    consent form, instead of the API's problem JSON."""
+    message = exc.detail if isinstance(exc, CsrfRejected) else "Forbidden."
+    return _error(request, 403, "This request was refused", message)
