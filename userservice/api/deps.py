@@ -11,7 +11,7 @@ from fastapi.security import HTTPBasic, OAuth2PasswordBearer
 from userservice.errors import AuthenticationFailed, Forbidden
 from userservice.security.basic import parse_basic
 from userservice.services.accounts import AccountService
-from userservice.services.authn import Authenticator, Principal
+from userservice.services.authn import Authenticator, Principal, ServicePrincipal
 from userservice.services.clients import ClientService
 from userservice.services.sessions import SessionService
 from userservice.services.tokens import TokenService
@@ -94,6 +94,22 @@ async def current_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+async def user_or_service_principal(
+    request: Request,
+    svc: ServicesDep,
+    _bearer: Annotated[str | None, Depends(oauth2_scheme)],
+    _basic: Annotated[object, Depends(basic_scheme)],
+) -> Principal | ServicePrincipal:
+    """For routes that a client acting for itself may also call (scope-checked)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return await svc.authenticator.from_bearer_any(value.strip())
+    return await current_principal(request, svc, _bearer, _basic)
+
+
+AnyPrincipalDep = Annotated[Principal | ServicePrincipal, Depends(user_or_service_principal)]
 
 
 async def admin_principal(principal: PrincipalDep) -> Principal:

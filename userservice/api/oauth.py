@@ -29,7 +29,12 @@ _FORM_BODY = {
                     "properties": {
                         "grant_type": {
                             "type": "string",
-                            "enum": ["password", "refresh_token", "authorization_code"],
+                            "enum": [
+                                "password",
+                                "refresh_token",
+                                "authorization_code",
+                                "client_credentials",
+                            ],
                         },
                         "code": {"type": "string"},
                         "redirect_uri": {"type": "string"},
@@ -87,8 +92,8 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     endpoint = request.app.state.token_endpoint
     try:
         params = await _form(request)
-        if params.get("grant_type") == "authorization_code":
-            # The code grant (PKCE, OIDC) is served by Authlib through our adapter.
+        if params.get("grant_type") in ("authorization_code", "client_credentials"):
+            # These grants are served by Authlib through our adapter.
             snap = await snapshot(request)
             server = request.app.state.oauth_server
             response: Response = await anyio.to_thread.run_sync(server.create_token_response, snap)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from userservice.api.deps import AdminDep, PrincipalDep, ServicesDep
+from userservice.api.deps import AdminDep, AnyPrincipalDep, PrincipalDep, ServicesDep
 from userservice.api.schemas import (
     AdminUserUpdate,
     Problem,
@@ -20,6 +20,7 @@ from userservice.api.schemas import (
 )
 from userservice.errors import InvalidInput, NotFound
 from userservice.services.accounts import UNSET, AdminChanges, ProfileChanges
+from userservice.services.authn import ServicePrincipal
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -72,12 +73,16 @@ def delete_me(principal: PrincipalDep, svc: ServicesDep) -> Response:
 
 
 @router.get("/{user_id}", response_model=UserOut, responses=_problems(401, 404, 422))
-def read_user(user_id: uuid.UUID, principal: PrincipalDep, svc: ServicesDep) -> UserOut:
-    allowed = (
-        user_id == principal.user.id
-        or principal.is_admin
-        or (principal.user.is_admin and "users:read" in principal.scopes)
-    )
+def read_user(user_id: uuid.UUID, principal: AnyPrincipalDep, svc: ServicesDep) -> UserOut:
+    """Yourself; anyone for admins; anyone for a service client granted `users:read`."""
+    if isinstance(principal, ServicePrincipal):
+        allowed = "users:read" in principal.scopes
+    else:
+        allowed = (
+            user_id == principal.user.id
+            or principal.is_admin
+            or (principal.user.is_admin and "users:read" in principal.scopes)
+        )
     if not allowed:
         # 404, not 403: do not confirm that another account exists (G2).
         raise NotFound("No such user.")

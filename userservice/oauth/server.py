@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
-from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, ClientCredentialsGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core.grants import OpenIDCode
 
 from userservice.db.authorization_codes import CodeRepository
 from userservice.db.clients import load_client
-from userservice.db.engine import Database
+from userservice.db.engine import Database, as_utc
 from userservice.db.models import AuthorizationCode, OAuthClient
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.revoked_tokens import deny
@@ -127,6 +127,14 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         super().validate_code_verifier(grant, result)
 
 
+class ServiceGrant(ClientCredentialsGrant):  # type: ignore[misc]
+    # Confidential clients only: a public client cannot keep a credential (§4.4).
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
+        "client_secret_basic",
+        "client_secret_post",
+    ]
+
+
 class OAuthServer(StarletteAuthorizationServer):
     def __init__(
         self, db: Database, tokens: TokenService, id_tokens: IdTokenService, issuer: str
@@ -167,6 +175,7 @@ class OAuthServer(StarletteAuthorizationServer):
                 return server.add_id_token(grant, response)
 
         self.register_grant(CodeGrant, [S256Only(required=True), IdTokens(require_nonce=False)])
+        self.register_grant(ServiceGrant)
 
         class Issuer(IssuerParameter):  # type: ignore[misc]
             def get_issuer(self) -> str:
@@ -219,7 +228,8 @@ class OAuthServer(StarletteAuthorizationServer):
             if row is None or row.client_id != client.get_client_id():
                 return None  # B7: another client's code is as good as unknown
             if not claimed:
-                if row.used_at is not None and row.used_at < now:
+                # SQLite returns naive datetimes: compare in UTC, or replay is a 500.
+                if row.used_at is not None and as_utc(row.used_at) < now:
                     self._revoke_issued(session, row, now)
                 return None
             return CodeModel(row)
@@ -253,7 +263,13 @@ class OAuthServer(StarletteAuthorizationServer):
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
         if user is None:
-            raise InvalidRequestError("This grant needs a user.")
+            if grant_type != "client_credentials":
+                raise InvalidRequestError("This grant needs a user.")
+            # Authlib passes the raw requested scope here: hold it to the registration.
+            allowed = client.get_allowed_scope(scope)
+            if allowed is None:
+                raise InvalidScopeError()
+            return self.tokens.client_token(client.row, allowed)
         granted = scope or ""
         # Third parties get refresh tokens only with offline_access (OIDC Core §11).
         with_refresh = include_refresh_token and (

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from functools import partial
 
 import anyio
+from sqlalchemy import Engine
 
+from userservice.db.clients import load_client
 from userservice.db.engine import Database
+from userservice.db.revoked_tokens import is_denied
 from userservice.db.users import UserRecord, lookup_for_token
 from userservice.errors import AuthenticationFailed
 from userservice.security.jwt import TokenInvalid, UnknownKey
@@ -32,6 +35,14 @@ class Principal:
         return self.user.is_admin and "admin" in self.scopes
 
 
+@dataclass(frozen=True, slots=True)
+class ServicePrincipal:
+    """A client acting for itself (client_credentials): no user behind it."""
+
+    client_id: str
+    scopes: frozenset[str]
+
+
 class Authenticator:
     def __init__(self, db: Database, keys: KeyStore, accounts: AccountService, issuer: str) -> None:
         self.db = db
@@ -40,7 +51,25 @@ class Authenticator:
         self.issuer = issuer
 
     async def from_bearer(self, token: str) -> Principal:
+        return await self._user_principal(await self._verify(token))
+
+    async def from_bearer_any(self, token: str) -> Principal | ServicePrincipal:
+        """A user's token, or a client's own (RFC 9068 §2.2: sub is the client_id)."""
         claims = await self._verify(token)
+        if claims.get("sub") == claims.get("client_id"):
+            return await self._service_principal(claims)
+        return await self._user_principal(claims)
+
+    async def _service_principal(self, claims: dict[str, object]) -> ServicePrincipal:
+        client_id, jti = str(claims["client_id"]), str(claims["jti"])
+        alive = await self.db.run_lookup(partial(_client_token_alive, client_id, jti))
+        if not alive:
+            raise AuthenticationFailed("Invalid access token.")
+        scope = claims.get("scope", "")
+        scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+        return ServicePrincipal(client_id=client_id, scopes=scopes)
+
+    async def _user_principal(self, claims: dict[str, object]) -> Principal:
         try:
             user_id = uuid.UUID(str(claims["sub"]))
         except ValueError:
@@ -90,3 +119,8 @@ class Authenticator:
         # argon2 runs in a worker thread; the hasher bounds how many run at once.
         user = await anyio.to_thread.run_sync(self.accounts.authenticate, email, password, ip)
         return Principal(user=user, scopes=BASIC_SCOPES, client_id=None, method="basic")
+
+
+def _client_token_alive(client_id: str, jti: str, engine: Engine) -> bool:
+    # A deleted client's tokens die with it; a revoked one is on the deny list.
+    return load_client(engine, client_id) is not None and not is_denied(engine, jti)

@@ -6,10 +6,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from userservice.db.clients import load_client
 from userservice.db.engine import Database, as_utc
 from userservice.db.models import OAuthClient
 from userservice.db.refresh_tokens import RefreshTokenRepository
-from userservice.db.revoked_tokens import deny
+from userservice.db.revoked_tokens import deny, is_denied
 from userservice.db.users import lookup_for_token
 from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.security.secrets import digest
@@ -63,22 +64,32 @@ class TokenStatus:
         claims = self._access_claims(token)
         if claims is None:
             return INACTIVE
-        try:
-            user_id = uuid.UUID(str(claims["sub"]))
-        except ValueError:
-            return INACTIVE
-        found = lookup_for_token(self.db.engine, user_id, str(claims["jti"]))
-        if found is None:
-            return INACTIVE
-        user, revoked = found
-        if revoked or not user.is_active or int(claims["iat"]) < user.tokens_valid_after:
-            return INACTIVE
-        return {
+        username: str | None = None
+        if claims.get("sub") == claims.get("client_id"):
+            # A client_credentials token: alive while its client exists, unrevoked.
+            client_id = str(claims["client_id"])
+            if load_client(self.db.engine, client_id) is None or is_denied(
+                self.db.engine, str(claims["jti"])
+            ):
+                return INACTIVE
+        else:
+            try:
+                user_id = uuid.UUID(str(claims["sub"]))
+            except ValueError:
+                return INACTIVE
+            found = lookup_for_token(self.db.engine, user_id, str(claims["jti"]))
+            if found is None:
+                return INACTIVE
+            user, revoked = found
+            if revoked or not user.is_active or int(claims["iat"]) < user.tokens_valid_after:
+                return INACTIVE
+            username = user.email
+        body = {
             "active": True,
             "token_type": "Bearer",
             "scope": claims.get("scope", ""),
             "client_id": claims.get("client_id"),
-            "username": user.email,
+            "username": username,
             "sub": claims["sub"],
             "aud": claims["aud"],
             "iss": claims["iss"],
@@ -86,6 +97,7 @@ class TokenStatus:
             "iat": claims["iat"],
             "jti": claims["jti"],
         }
+        return {key: value for key, value in body.items() if value is not None}
 
     def _introspect_refresh(self, token: str, client: OAuthClient) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)

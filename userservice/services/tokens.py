@@ -72,6 +72,30 @@ class TokenService:
         token = self.keys.sign(claims, self.settings.alg, "at+jwt")
         return token, self.settings.access_ttl
 
+    def client_token(self, client: OAuthClient, scope: str) -> dict[str, Any]:
+        """client_credentials (RFC 6749 §4.4): the client acts for itself; RFC 9068
+        §2.2 puts its client_id in `sub`. No refresh token (§4.4.3)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.settings.issuer,
+            "sub": client.client_id,
+            "aud": self.settings.issuer,
+            "client_id": client.client_id,
+            "scope": scope,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.settings.access_ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        token = self.keys.sign(claims, self.settings.alg, "at+jwt")
+        audit("token.issued", client=client.client_id, scope=scope, grant="client_credentials")
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.settings.access_ttl,
+            "scope": scope,
+        }
+
     def issue(
         self, user: UserRecord, client: OAuthClient, scope: str, *, with_refresh: bool
     ) -> dict[str, Any]:
