@@ -34,7 +34,7 @@ from userservice.services.sessions import SessionService
 from userservice.services.token_status import TokenStatus
 from userservice.services.tokens import TokenService, TokenSettings
 from userservice.settings import Settings
-from userservice.web import authorize, pages
+from userservice.web import authorize, end_session, pages
 from userservice.web.browser import CsrfRejected
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -122,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(oidc.router)
     app.include_router(grants.router)
     app.include_router(authorize.router)
+    app.include_router(end_session.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     # Before the generic DomainError handler: a refused form gets an HTML page.
@@ -144,7 +145,14 @@ def create_app(settings: Settings) -> FastAPI:
         max_form_body=settings.max_form_body_bytes,
         form_paths=("/oauth/", "/login", "/logout", "/consent"),
         docs_paths=("/docs",),
-        page_paths=("/login", "/logout", "/account", "/consent", "/oauth/authorize"),
+        page_paths=(
+            "/login",
+            "/logout",
+            "/account",
+            "/consent",
+            "/oauth/authorize",
+            "/oauth/logout",
+        ),
         hsts=True,
     )
     # G6: X-Forwarded-* is believed only from the configured proxies.

@@ -27,6 +27,7 @@ def server_metadata(issuer: str) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/oauth/jwks",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "end_session_endpoint": f"{issuer}/oauth/logout",
         "scopes_supported": sorted(SCOPE_TEXT),
         # Implicit and hybrid flows are not offered (RFC 9700 §2.1.2): code only.
         "response_types_supported": ["code"],
