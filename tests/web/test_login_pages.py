@@ -1,88 +1,30 @@
-"""Hosted login, logout and account pages over HTTPS (SECURITY.md F1-F7, A7, A8,
-A11, E3, E4), on SQLite and PostgreSQL."""
+"""Hosted login, logout and account pages over HTTPS: the browser session and its
+cookie, CSRF and Origin checks, logout, timeouts (SECURITY.md F1, F2, F4, F5, A7),
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 
-from tests.conftest import PASSWORD, register
-from userservice.app import create_app
-from userservice.db.models import BrowserSession
-from userservice.security.secrets import digest
+from tests.conftest import PASSWORD
+from tests.web.support import (
+    CSRF,
+    EMAIL,
+    SESSION,
+    attributes,
+    csrf_token,
+    last_seen,
+    move_session,
+    set_cookies,
+    web_login,
+)
 from userservice.services.accounts import AdminChanges, ProfileChanges
-from userservice.settings import Settings
-from userservice.web.browser import login_url, safe_next
-
-EMAIL = "ada@example.com"
-SESSION = "__Host-session"
-CSRF = "__Host-csrf"
-XSS = '"><script>alert(1)</script>'
-
-
-def csrf_token(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, html
-    return found.group(1)
-
-
-def web_login(
-    client: TestClient, email: str = EMAIL, password: str = PASSWORD, **extra: str
-) -> httpx.Response:
-    page = client.get("/login")
-    assert page.status_code == 200, page.text
-    form = {"email": email, "password": password, "csrf_token": csrf_token(page.text), **extra}
-    response: httpx.Response = client.post("/login", data=form, follow_redirects=False)
-    return response
-
-
-def set_cookies(response: httpx.Response) -> dict[str, str]:
-    """Raw Set-Cookie headers by cookie name."""
-    return {h.split("=", 1)[0]: h for h in response.headers.get_list("set-cookie")}
-
-
-def attributes(header: str) -> dict[str, str]:
-    parts = [p.strip() for p in header.split(";")[1:]]
-    pairs = [p.partition("=") for p in parts]
-    return {name.lower(): value for name, _, value in pairs}
-
-
-def move_session(app: FastAPI, raw_id: str, **values: dt.datetime) -> None:
-    engine = app.state.services.sessions.db.engine
-    with engine.begin() as conn:
-        conn.execute(
-            update(BrowserSession)
-            .where(BrowserSession.id_digest == digest(raw_id))
-            .values(**values)
-        )
-
-
-def last_seen(app: FastAPI, raw_id: str) -> dt.datetime:
-    engine = app.state.services.sessions.db.engine
-    with engine.connect() as conn:
-        value = conn.execute(
-            BrowserSession.__table__.select().where(BrowserSession.id_digest == digest(raw_id))
-        ).one()
-    seen: dt.datetime = value.last_seen_at
-    return seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def signed_in(client: TestClient, user: dict[str, Any]) -> str:
-    response = web_login(client)
-    assert response.status_code == 303, response.text
-    raw_id: str | None = client.cookies.get(SESSION)
-    assert raw_id
-    return raw_id
 
 
 def test_account_needs_a_session(client: TestClient) -> None:
@@ -253,157 +195,6 @@ def test_end_all_for_user(client: TestClient, app: FastAPI, signed_in: str) -> N
     assert sessions.current(signed_in) is None and sessions.current(other) is None
 
 
-@pytest.mark.parametrize("path", ["/login", "/logout", "/account", "/login?next=/x"])
-def test_security_headers_on_pages(client: TestClient, signed_in: str, path: str) -> None:
-    response = client.get(path, follow_redirects=False)
-    assert response.status_code in (200, 303)
-    check_page_headers(response)
-
-
-def check_page_headers(response: httpx.Response) -> None:
-    headers = response.headers
-    hsts = re.search(r"max-age=(\d+)", headers["strict-transport-security"])
-    assert hsts and int(hsts.group(1)) >= 31536000
-    assert headers["x-content-type-options"] == "nosniff"
-    assert headers["x-frame-options"] == "DENY"
-    assert headers["referrer-policy"] == "no-referrer"
-    assert headers["cache-control"] == "no-store"
-    csp = headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
-    assert "style-src 'self'" in csp and "script-src" not in csp
-    assert "form-action" not in csp
-    if response.status_code != 303:
-        assert headers["content-type"] == "text/html; charset=utf-8"
-
-
-def test_pages_load_nothing_from_third_parties(client: TestClient, signed_in: str) -> None:
-    # A11: every URL in the markup is a path on our own origin.
-    for path in ("/login?force=1", "/logout", "/account"):
-        html = client.get(path).text
-        assert "http:" not in html and "https:" not in html and "//" not in html, path
-        for url in re.findall(r'(?:href|src|action)="([^"]*)"', html):
-            assert url.startswith("/") and not url.startswith("//"), url
-    css = client.get("/static/pages.css")
-    assert css.status_code == 200 and "url(" not in css.text and "@import" not in css.text
-
-
-def test_login_hint_and_next_are_escaped(client: TestClient) -> None:
-    # F7
-    response = client.get("/login", params={"login_hint": XSS, "next": "/cb" + XSS})
-    assert response.status_code == 200
-    assert "<script>" not in response.text
-    assert "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
-    assert 'name="next" value="/cb&#34;&gt;&lt;script&gt;' in response.text
-
-
-def test_next_is_followed_when_same_origin(client: TestClient, user: dict[str, Any]) -> None:
-    target = "/oauth/authorize?client_id=abc&state=x%2Fy"
-    response = web_login(client, next=target)
-    assert response.status_code == 303
-    assert response.headers["location"] == target
-    again = client.get("/login", params={"next": target}, follow_redirects=False)
-    assert again.status_code == 303 and again.headers["location"] == target
-    forced = client.get("/login", params={"next": target, "force": "1"})
-    assert forced.status_code == 200 and 'name="password"' in forced.text
-
-
-@pytest.mark.parametrize(
-    "target",
-    [
-        "https://evil.com",
-        "//evil.com",
-        "/\\evil.com",
-        "\\\\evil.com",
-        "///evil.com",
-        "javascript:alert(1)",
-        "http:/evil.com",
-        "/\t/evil.com",
-        "/%0a/x\n",
-        "evil.com",
-        " /account",
-    ],
-)
-def test_foreign_next_is_refused(client: TestClient, user: dict[str, Any], target: str) -> None:
-    # A8: an open redirector after login would hand the session to a phishing page.
-    page = client.get("/login", params={"next": target})
-    assert 'name="next"' not in page.text
-    response = web_login(client, next=target)
-    assert response.status_code == 303
-    assert response.headers["location"] == "/account"
-
-
-def test_unknown_user_and_wrong_password_look_the_same(
-    client: TestClient, user: dict[str, Any]
-) -> None:
-    # E3: same status, body and headers (the echoed email aside, same length here).
-    token = csrf_token(client.get("/login").text)
-
-    def attempt(email: str) -> httpx.Response:
-        form = {"email": email, "password": "wrong password!", "csrf_token": token}
-        response: httpx.Response = client.post("/login", data=form)
-        return response
-
-    wrong = attempt(EMAIL)
-    unknown = attempt("bob@example.com")
-    assert wrong.status_code == unknown.status_code == 200
-    assert "Incorrect email or password." in wrong.text
-    assert wrong.text.replace(EMAIL, "E") == unknown.text.replace("bob@example.com", "E")
-    skip = {"x-request-id"}
-    assert {k: v for k, v in wrong.headers.items() if k not in skip} == {
-        k: v for k, v in unknown.headers.items() if k not in skip
-    }
-    assert SESSION not in set_cookies(wrong)
-
-
-@pytest.fixture
-def strict_client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
-    app = create_app(make_settings(login_limit_per_account="2/minute"))
-    with TestClient(app, base_url="https://testserver") as client:
-        register(client, EMAIL)
-        yield client
-
-
-def test_throttled_login_page(strict_client: TestClient) -> None:
-    # E4
-    for _ in range(2):
-        assert web_login(strict_client, password="not the password").status_code == 200
-    response = web_login(strict_client)
-    assert response.status_code == 429
-    assert int(response.headers["retry-after"]) >= 1
-    assert "text/html" in response.headers["content-type"]
-    assert SESSION not in set_cookies(response)
-    check_page_headers(response)
-
-
-@pytest.mark.parametrize(
-    ("body", "content_type", "status"),
-    [
-        ("", "application/x-www-form-urlencoded", 200),  # no fields at all
-        ("email=a%40b.c", "application/x-www-form-urlencoded", 200),
-        ("email=" + "a" * 60000 + "&password=x", "application/x-www-form-urlencoded", 200),
-        ("password=" + "p" * 5000 + "&email=ada%40example.com", None, 200),
-        ('{"email": "ada@example.com"}', "application/json", 403),
-        ("email=x", "multipart/form-data; boundary=zz", 403),
-        ("email=x", "text/plain", 403),
-        ("email=a&email=b", "application/x-www-form-urlencoded", 400),
-        ("email=%ff%fe", "application/x-www-form-urlencoded", 400),
-        ("a=1&" * 40, "application/x-www-form-urlencoded", 400),
-        ("x" * 200_000, "application/x-www-form-urlencoded", 413),
-        ("x", "a" * 5000, 403),
-    ],
-)
-def test_garbage_login_input_never_500(
-    client: TestClient, user: dict[str, Any], body: str, content_type: str | None, status: int
-) -> None:
-    token = csrf_token(client.get("/login").text)
-    if status != 413:
-        body = f"csrf_token={token}&{body}" if body else f"csrf_token={token}"
-    headers = {"Content-Type": content_type or "application/x-www-form-urlencoded"}
-    response = client.post("/login", content=body.encode(), headers=headers)
-    assert response.status_code == status, response.text
-    assert SESSION not in set_cookies(response)
-
-
 @pytest.mark.parametrize(
     "headers",
     [
@@ -419,13 +210,3 @@ def test_post_from_our_own_origin_is_accepted(
     form = {"email": EMAIL, "password": PASSWORD, "csrf_token": token}
     response = client.post("/login", data=form, headers=headers, follow_redirects=False)
     assert response.status_code == 303
-
-
-def test_login_url_and_safe_next() -> None:
-    assert login_url("/account") == "/login?next=%2Faccount"
-    assert login_url("//evil.com") == "/login"
-    url = login_url("/oauth/authorize?a=1&b=2", login_hint="x@y.z", force=True)
-    assert url == "/login?next=%2Foauth%2Fauthorize%3Fa%3D1%26b%3D2&login_hint=x%40y.z&force=1"
-    assert safe_next("/oauth/authorize?x=https://evil.com") == "/oauth/authorize?x=https://evil.com"
-    for bad in ("", None, "/" + "a" * 5000, "/a\x00b", "/a\x7fb", "/a\\b", "https:/x"):
-        assert safe_next(bad) is None

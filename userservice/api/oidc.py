@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from userservice.api.deps import ServicesDep
+from userservice.api.schemas import OAuthErrorBody
 from userservice.errors import AuthenticationFailed, Throttled
 from userservice.services.consents import SCOPE_TEXT
 from userservice.services.id_tokens import claims_for_scope
@@ -86,6 +87,8 @@ def _bearer_error(error: str, description: str, status: int) -> Response:
     "/oauth/userinfo",
     methods=["GET", "POST"],
     summary="OpenID Connect userinfo: the claims the user consented to",
+    # RFC 6750 §3: a missing/invalid token is a 401, a token without openid a 403.
+    responses={401: {"model": OAuthErrorBody}, 403: {"model": OAuthErrorBody}},
 )
 async def userinfo(request: Request, svc: ServicesDep) -> Response:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
