@@ -20,8 +20,8 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 lint: $(VENV)/.synced
-	$(VENV)/bin/ruff check userservice tests migrations
-	$(VENV)/bin/ruff format --check userservice tests migrations
+	$(VENV)/bin/ruff check userservice tests migrations scripts
+	$(VENV)/bin/ruff format --check userservice tests migrations scripts
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy userservice

@@ -133,8 +133,8 @@ class Fuzzer:
 
     def authorization(self, case: Any, garbage: bool) -> dict[str, str]:
         op = case.operation
-        if op.path.startswith("/oauth/"):
-            return {}  # client authentication is part of the generated form
+        if _form_bodied(op):
+            return {}  # token, revoke, introspect: client authentication is in the form
         if garbage and "Authorization" in (case.headers or {}):
             return {}  # now and then the generated (garbage) credentials: a 401
         if op.method.upper() == "DELETE" and op.path == "/users/me":
@@ -173,6 +173,10 @@ class Fuzzer:
                 self.clients.append(response.json()["client_id"])
 
         fuzz()
+
+
+def _form_bodied(operation: Any) -> bool:
+    return any(body.media_type == "application/x-www-form-urlencoded" for body in operation.body)
 
 
 def _has_inputs(operation: Any) -> bool:

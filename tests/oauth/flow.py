@@ -112,6 +112,20 @@ def sign_in(client: TestClient, next_path: str | None = None) -> httpx.Response:
     return response
 
 
+def login_via(client: TestClient, login_location: str) -> httpx.Response:
+    """Open the /login page a redirect pointed at and sign in with its hidden fields."""
+    page = client.get(login_location)
+    assert page.status_code == 200 and 'name="password"' in page.text, page.text
+    form = {
+        "email": EMAIL,
+        "password": PASSWORD,
+        "csrf_token": hidden(page.text, "csrf_token"),
+        "next": hidden(page.text, "next"),
+    }
+    response: httpx.Response = client.post("/login", data=form, follow_redirects=False)
+    return response
+
+
 def signed_in(client: TestClient) -> TestClient:
     """Register the user and give the TestClient a browser session."""
     register(client, EMAIL, display_name="Ada")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ISSUER, PASSWORD, register
+from tests.conftest import ISSUER, register
 from tests.oauth.flow import (
     EMAIL,
     REDIRECT,
@@ -18,7 +18,7 @@ from tests.oauth.flow import (
     authorize_url,
     decide,
     get,
-    hidden,
+    login_via,
     query,
     signed_in,
 )
@@ -147,14 +147,7 @@ def test_a7_login_answers_303_and_consent_302_or_303(client: TestClient) -> None
     url = authorize_url()
     first = get(client, url)
     assert first.status_code == 303 and first.headers["location"].startswith("/login")
-    page = get(client, first.headers["location"])
-    form = {
-        "email": EMAIL,
-        "password": PASSWORD,
-        "csrf_token": hidden(page.text, "csrf_token"),
-        "next": hidden(page.text, "next"),
-    }
-    login = client.post("/login", data=form, follow_redirects=False)
+    login = login_via(client, first.headers["location"])
     assert login.status_code == 303
     assert login.headers["location"] == url
     for allow in (False, True):
@@ -291,15 +284,7 @@ def test_d10_prompt_login_and_max_age_force_a_fresh_login_without_loop(
     assert forced.status_code == 303
     login_location = forced.headers["location"]
     assert login_location.startswith("/login?") and "force=1" in login_location
-    page = get(client, login_location)
-    assert page.status_code == 200 and 'name="password"' in page.text
-    form = {
-        "email": EMAIL,
-        "password": PASSWORD,
-        "csrf_token": hidden(page.text, "csrf_token"),
-        "next": hidden(page.text, "next"),
-    }
-    login = client.post("/login", data=form, follow_redirects=False)
+    login = login_via(client, login_location)
     assert login.status_code == 303
     done = get(client, login.headers["location"])
     assert done.status_code == 302, (done.status_code, done.headers.get("location"))
@@ -319,13 +304,6 @@ def test_d10_prompt_login_consent_keeps_asking_for_consent(client: TestClient) -
     assert decide(client, authorize_url()).status_code in (302, 303)  # consent remembered
     forced = get(client, authorize_url(prompt="login consent"))
     assert forced.status_code == 303 and "force=1" in forced.headers["location"]
-    page = get(client, forced.headers["location"])
-    form = {
-        "email": EMAIL,
-        "password": PASSWORD,
-        "csrf_token": hidden(page.text, "csrf_token"),
-        "next": hidden(page.text, "next"),
-    }
-    login = client.post("/login", data=form, follow_redirects=False)
+    login = login_via(client, forced.headers["location"])
     assert "prompt=consent" in login.headers["location"]
     assert get(client, login.headers["location"]).status_code == 200  # the consent page

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import bearer
@@ -42,8 +42,8 @@ from userservice.settings import Settings
 OTHER_REDIRECT = "https://app.example/other"
 
 
-def _engine(client: TestClient):  # type: ignore[no-untyped-def]
-    return cast(FastAPI, client.app).state.services.accounts.db.engine
+def _engine(client: TestClient) -> Engine:
+    return cast(Engine, cast(FastAPI, client.app).state.services.accounts.db.engine)
 
 
 def _code_row(client: TestClient, code: str) -> AuthorizationCode:
