@@ -83,12 +83,28 @@ def _bearer_error(error: str, description: str, status: int) -> Response:
     )
 
 
-@router.api_route(
+# RFC 6750 §3: a missing/invalid token is a 401, a token without openid a 403.
+_USERINFO_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": OAuthErrorBody},
+    403: {"model": OAuthErrorBody},
+}
+
+
+@router.post(
     "/oauth/userinfo",
-    methods=["GET", "POST"],
+    summary="OpenID Connect userinfo (POST form, OIDC Core §5.3.1)",
+    responses=_USERINFO_ERRORS,
+    operation_id="userinfo_post",
+)
+async def userinfo_post(request: Request, svc: ServicesDep) -> Response:
+    return await userinfo(request, svc)
+
+
+@router.get(
+    "/oauth/userinfo",
     summary="OpenID Connect userinfo: the claims the user consented to",
-    # RFC 6750 §3: a missing/invalid token is a 401, a token without openid a 403.
-    responses={401: {"model": OAuthErrorBody}, 403: {"model": OAuthErrorBody}},
+    responses=_USERINFO_ERRORS,
+    operation_id="userinfo_get",
 )
 async def userinfo(request: Request, svc: ServicesDep) -> Response:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
