@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -16,7 +15,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from userservice import __version__
 from userservice.api import admin_clients, docs, grants, health, oauth, oidc, users
 from userservice.api.deps import Services
-from userservice.api.middleware import BodyTooLarge, SecurityMiddleware
+from userservice.api.middleware import BodyTooLarge, ScopedCORSMiddleware, SecurityMiddleware
 from userservice.api.problems import install_error_handlers, problem
 from userservice.db import migrate
 from userservice.db.engine import Database, build_engine
@@ -38,6 +37,8 @@ from userservice.web import authorize, end_session, pages
 from userservice.web.browser import CsrfRejected
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
+# Pages people navigate to: their own CSP, and never CORS (A12).
+PAGE_PATHS = ("/login", "/logout", "/account", "/consent", "/oauth/authorize", "/oauth/logout")
 DESCRIPTION = """
 User management secured by OAuth 2.0 / OpenID Connect.
 
@@ -134,10 +135,9 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.cors_origins:
         # A12: CORS only for configured origins, and only where browsers need it.
         app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            ScopedCORSMiddleware,
+            excluded=(*PAGE_PATHS, "/docs"),
+            origins=settings.cors_origins,
         )
     app.add_middleware(
         SecurityMiddleware,
@@ -145,14 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_form_body=settings.max_form_body_bytes,
         form_paths=("/oauth/", "/login", "/logout", "/consent"),
         docs_paths=("/docs",),
-        page_paths=(
-            "/login",
-            "/logout",
-            "/account",
-            "/consent",
-            "/oauth/authorize",
-            "/oauth/logout",
-        ),
+        page_paths=PAGE_PATHS,
         hsts=True,
     )
     # G6: X-Forwarded-* is believed only from the configured proxies.

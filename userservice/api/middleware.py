@@ -162,3 +162,29 @@ def _limited(receive: Receive, limit: int) -> Receive:
         return message
 
     return wrapped
+
+
+class ScopedCORSMiddleware:
+    """CORS for the API, never for the pages a person uses (A12).
+
+    /oauth/authorize, the login/consent/logout pages and the account page are
+    navigated to by browsers, never fetched by scripts: a CORS answer there would
+    only let another origin read a signed-in user's pages."""
+
+    def __init__(self, app: ASGIApp, *, excluded: Iterable[str], origins: list[str]) -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app = app
+        self.excluded = tuple(excluded)
+        self.with_cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(self.excluded):
+            await self.with_cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

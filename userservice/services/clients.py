@@ -84,6 +84,14 @@ def _store(row: OAuthClient, meta: ClientMetadata) -> None:
     row.is_first_party = meta.first_party
 
 
+def _new_client_id() -> str:
+    while True:
+        client_id = secrets.token_urlsafe(16)
+        # A leading "-" would read as an option on command lines (`clients show -x…`).
+        if not client_id.startswith("-"):
+            return client_id
+
+
 def _new_secret() -> tuple[str, str]:
     # 256 bits from the CSPRNG; only the SHA-256 is kept (DESIGN 4, SECURITY C4).
     secret = new_token(32)
@@ -99,7 +107,7 @@ class ClientService:
         secret, secret_digest = (None, None) if meta.is_public else _new_secret()
         with self.db.unit_of_work() as session:
             row = OAuthClient(
-                client_id=secrets.token_urlsafe(16),
+                client_id=_new_client_id(),
                 secret_digest=secret_digest,
                 extra={},
                 created_at=utcnow(),
