@@ -118,6 +118,12 @@ def _run(base: str, pin: str, decision: str) -> dict[str, list[str]]:
             page.screenshot(path=f"/tmp/consent-{decision}.png", full_page=True)
             page.get_by_role("button", name="Allow" if decision == "allow" else "Deny").click()
             page.wait_for_url(f"{CALLBACK}*")
+            if decision == "allow":
+                # A9: the account page lists the app, and withdrawing works.
+                page.goto(f"{base}/account")
+                expect(page.locator("ul.grants")).to_contain_text("Photos <b>&</b> Co")
+                page.get_by_role("button", name="Withdraw access").click()
+                expect(page.locator("#no-grants")).to_be_visible()
         finally:
             browser.close()
     assert len(landed) == 1, landed

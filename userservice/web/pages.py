@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from typing import Any
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from userservice.api.deps import Services, client_ip
-from userservice.errors import AuthenticationFailed, Throttled
+from userservice.errors import AuthenticationFailed, NotFound, Throttled
 from userservice.security.password_policy import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from userservice.web.browser import (
     CSRF_FIELD,
@@ -214,9 +215,33 @@ async def account(request: Request) -> Response:
             "%Y-%m-%d %H:%M UTC"
         ),
     }
+    consents = request.app.state.consents
+    context["grants"] = await anyio.to_thread.run_sync(consents.list, user.id)
     cookies = Response()
     context["csrf_token"] = issue_csrf(cookies, request)
     return render(request, "account.html", context, response=cookies)
+
+
+@router.post("/account/grants/{client_id}/revoke")
+async def revoke_grant(request: Request, client_id: str) -> Response:
+    """A9: withdraw an app's access from the account page (same as the API's
+    DELETE /users/me/grants/{client_id})."""
+    if not same_origin(request):
+        raise CsrfRejected("This form was sent from another site.")
+    try:
+        form = await _read_form(request)
+    except _BadForm as exc:
+        return _error(request, exc.status, "Could not withdraw access", exc.message)
+    check_csrf(request, form.get(CSRF_FIELD))
+    session = await current_session(request)
+    if session is None:
+        return _redirect(login_url("/account"))
+    # Already withdrawn (a second tab, a double click) is fine: the page shows the truth.
+    with contextlib.suppress(NotFound):
+        await anyio.to_thread.run_sync(
+            request.app.state.consents.revoke, session.user.id, client_id
+        )
+    return _redirect("/account")
 
 
 async def csrf_rejected(request: Request, exc: Exception) -> Response:
