@@ -4,86 +4,51 @@ password flow so that protected operations can be tried (issue 2, point 7)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from tests.conftest import ISSUER, PASSWORD
+from tests.support.browser import launch, require_chromium, tls_server
 from tests.support.databases import SqliteTemplates
-from tests.support.server import running_server
 from userservice.app import create_app
 from userservice.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
 EMAIL = "docs-user@example.com"
 TIMEOUT_MS = 20_000
 
 
-def _spki_pin(cert_pem: bytes) -> str:
-    """base64(SHA-256(SubjectPublicKeyInfo)), as Chromium's SPKI allow-list wants it."""
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-
 @pytest.fixture
-def tls_server(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A real uvicorn over TLS with a trustme certificate; yields (base URL, SPKI pin)."""
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
-    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(key))
+def served(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A real uvicorn over TLS, with one registered user; yields (base URL, pin)."""
     url = sqlite_templates.fresh_url(tmp_path)
     settings = Settings(_env_file=None, database_url=url, data_dir=tmp_path, issuer=ISSUER)
     # Register through the API (in-process on the same database) before the browser comes.
     with TestClient(create_app(settings), base_url=ISSUER) as client:
         created = client.post("/users", json={"email": EMAIL, "password": PASSWORD})
         assert created.status_code == 201, created.text
-    with running_server(settings, cert=cert, key=key) as base:
-        yield base, _spki_pin(leaf.cert_chain_pems[0].bytes())
+    with tls_server(settings, tmp_path) as served_at:
+        yield served_at
 
 
 @pytest.mark.browser
-def test_docs_authorize_with_password_flow_and_try_users_me(tls_server: tuple[str, str]) -> None:
+def test_docs_authorize_with_password_flow_and_try_users_me(served: tuple[str, str]) -> None:
     """The docs UI logs in through Authorize and calls GET /users/me; every request
     the page makes goes to the server's own origin (A11: no CDN)."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (bash scripts/system-deps.sh)",
-            pytrace=False,
-        )
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
-    base, pin = tls_server
+    base, pin = served
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
     requested: list[str] = []
     with sync_playwright() as p:
         # Chromium trusts no CA file given on the command line; rather than switch
         # certificate checks off (ignore_https_errors), it is told to accept exactly
         # this server's public key and nothing else.
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--ignore-certificate-errors-spki-list={pin}",
-            ],
-        )
+        browser = launch(p, pin)
         try:
             context = browser.new_context()
             context.on("request", lambda request: requested.append(request.url))

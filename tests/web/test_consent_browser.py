@@ -12,14 +12,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-import trustme
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tests.conftest import ISSUER, PASSWORD
+from tests.support.browser import launch, require_chromium, tls_server
 from tests.support.databases import SqliteTemplates
-from tests.support.server import running_server
-from tests.web.test_login_browser import CHROMIUM, _spki_pin
 from userservice.app import create_app
 from userservice.db.models import OAuthClient
 from userservice.settings import Settings
@@ -30,12 +28,7 @@ VERIFIER = "chromium-verifier-" + "q" * 40
 
 
 @pytest.fixture
-def tls_server(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
-    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(key))
+def served(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str]]:
     settings = Settings(
         _env_file=None,
         database_url=sqlite_templates.fresh_url(tmp_path),
@@ -62,8 +55,8 @@ def tls_server(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tu
                 extra={},
             )
         )
-    with running_server(settings, cert=cert, key=key) as base:
-        yield base, _spki_pin(leaf.cert_chain_pems[0].bytes())
+    with tls_server(settings, tmp_path) as served_at:
+        yield served_at
 
 
 def _authorize_url(base: str) -> str:
@@ -86,18 +79,7 @@ def _run(base: str, pin: str, decision: str) -> dict[str, list[str]]:
 
     landed: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--ignore-certificate-errors-spki-list={pin}",
-            ],
-        )
+        browser = launch(p, pin)
         try:
             page = browser.new_page()
             page.set_default_timeout(20_000)
@@ -132,10 +114,9 @@ def _run(base: str, pin: str, decision: str) -> dict[str, list[str]]:
 
 @pytest.mark.browser
 @pytest.mark.parametrize("decision", ["allow", "deny"])
-def test_login_consent_and_redirect_in_chromium(tls_server: tuple[str, str], decision: str) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: bash scripts/system-deps.sh", pytrace=False)
-    base, pin = tls_server
+def test_login_consent_and_redirect_in_chromium(served: tuple[str, str], decision: str) -> None:
+    require_chromium()
+    base, pin = served
     query = _run(base, pin, decision)
     assert query["state"] == ["xyz"] and query["iss"] == [ISSUER]
     if decision == "allow":

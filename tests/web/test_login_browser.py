@@ -4,81 +4,48 @@ the pages' CSP and CSRF checks as a browser really meets them (F1, F4, F5, A11).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from tests.conftest import ISSUER, PASSWORD
+from tests.support.browser import launch, require_chromium, tls_server
 from tests.support.databases import SqliteTemplates
-from tests.support.server import running_server
 from userservice.app import create_app
 from userservice.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
 EMAIL = "page-user@example.com"
 TIMEOUT_MS = 20_000
 
 
-def _spki_pin(cert_pem: bytes) -> str:
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-
 @pytest.fixture
-def tls_server(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A real uvicorn over TLS with a trustme certificate; yields (base URL, SPKI pin)."""
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
-    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-    leaf.private_key_pem.write_to_path(str(key))
+def served(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A real uvicorn over TLS, with one registered user; yields (base URL, pin)."""
     url = sqlite_templates.fresh_url(tmp_path)
     settings = Settings(_env_file=None, database_url=url, data_dir=tmp_path, issuer=ISSUER)
+    # Register through the API (in-process on the same database) before the browser comes.
     with TestClient(create_app(settings), base_url=ISSUER) as client:
         created = client.post("/users", json={"email": EMAIL, "password": PASSWORD})
         assert created.status_code == 201, created.text
-    with running_server(settings, cert=cert, key=key) as base:
-        yield base, _spki_pin(leaf.cert_chain_pems[0].bytes())
+    with tls_server(settings, tmp_path) as served_at:
+        yield served_at
 
 
 @pytest.mark.browser
-def test_login_account_logout_in_chromium(tls_server: tuple[str, str]) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (bash scripts/system-deps.sh)",
-            pytrace=False,
-        )
+def test_login_account_logout_in_chromium(served: tuple[str, str]) -> None:
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
-    base, pin = tls_server
+    base, pin = served
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
     requested: list[str] = []
     console: list[str] = []
     with sync_playwright() as p:
         # Accept exactly this server's key instead of switching certificate checks off.
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--ignore-certificate-errors-spki-list={pin}",
-            ],
-        )
+        browser = launch(p, pin)
         try:
             context = browser.new_context()
             context.on("request", lambda request: requested.append(request.url))

@@ -1,0 +1,70 @@
+"""Debian's Chromium driven by Playwright against a real uvicorn over TLS.
+
+Chromium trusts no CA file given on the command line; rather than switch
+certificate checks off (ignore_https_errors), it is told to accept exactly the
+test server's public key (an SPKI pin) and nothing else."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tests.support.server import running_server
+from userservice.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require_chromium() -> None:
+    # Never a skip: the browser suites are part of "the tests pass" (CI installs it).
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (bash scripts/system-deps.sh)",
+            pytrace=False,
+        )
+
+
+def spki_pin(cert_pem: bytes) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)), as Chromium's SPKI allow-list wants it."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@contextmanager
+def tls_server(settings: Settings, directory: Path) -> Iterator[tuple[str, str]]:
+    """Serve create_app(settings) over TLS with a throwaway CA; yields (base URL, pin)."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key = directory / "server.pem", directory / "server.key"
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(key))
+    with running_server(settings, cert=cert, key=key) as base:
+        yield base, spki_pin(leaf.cert_chain_pems[0].bytes())
+
+
+def launch(playwright: Any, pin: str) -> Any:
+    """Headless Chromium with the flags a root user on a closed network needs."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--ignore-certificate-errors-spki-list={pin}",
+        ],
+    )
