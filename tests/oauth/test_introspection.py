@@ -115,3 +115,17 @@ def test_login_still_works_after_revocations(client: TestClient) -> None:
     second = login(client, "grace@example.com")["access_token"]
     assert client.get("/users/me", headers=bearer(second)).status_code == 200
     assert client.get("/users/me", headers=bearer(first)).status_code == 401
+
+
+def test_deleting_a_client_ends_the_access_tokens_it_holds(
+    app: FastAPI, client: TestClient
+) -> None:
+    """A deleted client's user tokens stop at once (checked in the bearer query)."""
+    confidential_first_party(app, "backend")
+    register(client, "ada@example.com")
+    form = {"grant_type": "password", "username": "ada@example.com", "password": PASSWORD}
+    issued = client.post("/oauth/token", data=form, headers=basic_auth("backend", SECRET))
+    access = issued.json()["access_token"]
+    assert client.get("/users/me", headers=bearer(access)).status_code == 200
+    app.state.services.clients.delete("backend")
+    assert client.get("/users/me", headers=bearer(access)).status_code == 401

@@ -81,6 +81,16 @@ async def _form(request: Request) -> dict[str, str]:
     return parse_form(request.headers.get("content-type", ""), await request.body())
 
 
+async def _with_client(request: Request, action: str) -> Any:
+    """Parse the form, authenticate the client (RFC 6749 §2.3), then run the
+    endpoint's `action` with both, off the event loop."""
+    endpoint = request.app.state.token_endpoint
+    params = await _form(request)
+    ids = client_credentials(params, request.headers.get("authorization", ""))
+    client = await anyio.to_thread.run_sync(endpoint.authenticate_client, *ids)
+    return await anyio.to_thread.run_sync(getattr(endpoint, action), client, params)
+
+
 @router.post(
     "/oauth/token",
     response_model=TokenResponse,
@@ -123,12 +133,8 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     summary="Token revocation (RFC 7009)",
 )
 async def revoke(request: Request) -> Response:
-    endpoint = request.app.state.token_endpoint
     try:
-        params = await _form(request)
-        ids = client_credentials(params, request.headers.get("authorization", ""))
-        client = await anyio.to_thread.run_sync(endpoint.authenticate_client, *ids)
-        await anyio.to_thread.run_sync(endpoint.revoke, client, params)
+        await _with_client(request, "revoke")
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     return Response(status_code=200, headers=NO_STORE)
@@ -157,12 +163,8 @@ class IntrospectionResponse(BaseModel):
     summary="Token introspection (RFC 7662); confidential clients only",
 )
 async def introspect(request: Request) -> Response:
-    endpoint = request.app.state.token_endpoint
     try:
-        params = await _form(request)
-        ids = client_credentials(params, request.headers.get("authorization", ""))
-        client = await anyio.to_thread.run_sync(endpoint.authenticate_client, *ids)
-        body = await anyio.to_thread.run_sync(endpoint.introspect, client, params)
+        body = await _with_client(request, "introspect")
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     return JSONResponse(body, headers=NO_STORE)

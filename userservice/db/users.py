@@ -6,12 +6,12 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, bindparam, delete, func, select, update
+from sqlalchemy import Engine, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from userservice.db.engine import as_utc
-from userservice.db.models import RevokedAccessToken, User
+from userservice.db.models import OAuthClient, RevokedAccessToken, User
 from userservice.errors import EmailTaken
 
 
@@ -57,14 +57,17 @@ _RECORD_COLUMNS = (
 )
 # Prebuilt Core statements for the authentication hot path: no ORM identity map,
 # no Session, and SQLAlchemy's compiled cache is hit on every call.
-# One round trip for the bearer check: the user row and whether the token's jti
-# is on the revocation deny list.
+#
+# One round trip for the bearer check: the user row, whether the token's jti is on
+# the deny list, and whether its client still exists (a deleted client's tokens die).
 _RECORD_AND_DENIAL = select(
     *_RECORD_COLUMNS,
-    select(RevokedAccessToken.jti)
-    .where(RevokedAccessToken.jti == bindparam("jti"))
-    .exists()
-    .label("revoked"),
+    or_(
+        select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti")).exists(),
+        ~select(OAuthClient.client_id)
+        .where(OAuthClient.client_id == bindparam("client_id"))
+        .exists(),
+    ).label("revoked"),
 ).where(User.id == bindparam("user_id"))
 _CREDENTIALS_BY_EMAIL = select(*_RECORD_COLUMNS, User.password_hash).where(
     User.email == bindparam("email")
@@ -79,11 +82,12 @@ def _record(row: tuple[object, ...]) -> UserRecord:
 
 
 def lookup_for_token(
-    engine: Engine, user_id: uuid.UUID, jti: str
+    engine: Engine, user_id: uuid.UUID, jti: str, client_id: str
 ) -> tuple[UserRecord, bool] | None:
-    """(user, token revoked?) or None when the user is gone."""
+    """(user, token revoked or client gone?) or None when the user is gone."""
     with engine.connect() as conn:
-        row = conn.execute(_RECORD_AND_DENIAL, {"user_id": user_id, "jti": jti}).first()
+        params = {"user_id": user_id, "jti": jti, "client_id": client_id}
+        row = conn.execute(_RECORD_AND_DENIAL, params).first()
     return (_record(tuple(row)), bool(row[9])) if row else None
 
 

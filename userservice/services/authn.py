@@ -75,7 +75,10 @@ class Authenticator:
         except ValueError:
             raise AuthenticationFailed("Invalid access token.") from None
         jti = str(claims["jti"])
-        found = await self.db.run_lookup(lambda engine: lookup_for_token(engine, user_id, jti))
+        client_id = str(claims.get("client_id", ""))
+        found = await self.db.run_lookup(
+            lambda engine: lookup_for_token(engine, user_id, jti, client_id)
+        )
         # Deleted, disabled, revoked, or older than a password change: refused at once.
         user, revoked = found if found else (None, True)
         issued_at = claims["iat"]

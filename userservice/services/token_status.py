@@ -77,7 +77,9 @@ class TokenStatus:
                 user_id = uuid.UUID(str(claims["sub"]))
             except ValueError:
                 return INACTIVE
-            found = lookup_for_token(self.db.engine, user_id, str(claims["jti"]))
+            found = lookup_for_token(
+                self.db.engine, user_id, str(claims["jti"]), str(claims.get("client_id", ""))
+            )
             if found is None:
                 return INACTIVE
             user, revoked = found
