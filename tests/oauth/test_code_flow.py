@@ -4,6 +4,7 @@ session that signs in and consents, and ID-token validation against our JWKS."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from html import unescape
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import trustme
+from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import PASSWORD
 from tests.support.server import running_server
+from userservice.cli import main as cli_main
 from userservice.db.models import OAuthClient
 from userservice.security.secrets import digest
 from userservice.settings import Settings
@@ -108,19 +111,53 @@ def _browser_signs_in_and_consents(browser: httpx.Client, authorize_url: str, al
     return decision.headers["location"]
 
 
+def _register_with_cli(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, str]:
+    """As README says: `userservice clients create …` prints the id and the secret."""
+    monkeypatch.setenv("USERSERVICE_DATABASE_URL", settings.resolved_database_url())
+    monkeypatch.setenv("USERSERVICE_ENV_FILE", "/dev/null")
+    capsys.readouterr()
+    code = cli_main(
+        [
+            "clients",
+            "create",
+            "--name",
+            "Photo App",
+            "--redirect-uri",
+            REDIRECT,
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid profile email offline_access",
+        ]
+    )
+    assert code == 0
+    created = json.loads(capsys.readouterr().out)
+    return created["client_id"], created["client_secret"]
+
+
 def test_third_party_app_runs_code_flow_with_pkce_and_oidc(
-    server: tuple[str, Path], settings: Settings
+    server: tuple[str, Path],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """Issue 3 "done when": registered with the CLI; code + PKCE through our pages;
+    the ID token validated by Authlib's OIDC claims; /users/me and /oauth/userinfo;
+    refresh; revoke."""
     base, ca = server
-    _register_app(settings, settings.resolved_database_url())
+    client_id, client_secret = _register_with_cli(settings, monkeypatch, capsys)
     with httpx.Client(base_url=base, verify=str(ca)) as api:
         created = api.post(
             "/users", json={"email": "ada@example.com", "password": PASSWORD, "display_name": "Ada"}
         )
         assert created.status_code == 201
     app = OAuth2Client(
-        "photo-app",
-        SECRET,
+        client_id,
+        client_secret,
         scope="openid profile email offline_access",
         redirect_uri=REDIRECT,
         code_challenge_method="S256",
@@ -150,18 +187,26 @@ def test_third_party_app_runs_code_flow_with_pkce_and_oidc(
         decoded.header,
         options={
             "iss": {"essential": True, "value": settings.issuer},
-            "aud": {"essential": True, "value": "photo-app"},
+            "aud": {"essential": True, "value": client_id},
         },
         params={"nonce": "n-0S6_WzA2Mj", "access_token": token["access_token"]},
     )
     claims.validate(leeway=60)
-    assert claims["iss"] == settings.issuer and claims["aud"] == "photo-app"
+    assert claims["iss"] == settings.issuer and claims["aud"] == client_id
     assert claims["sub"] == me.json()["id"] and claims["email"] == "ada@example.com"
+
+    info = app.get(f"{base}/oauth/userinfo")
+    assert info.status_code == 200 and info.json()["email"] == "ada@example.com"
 
     refreshed: dict[str, Any] = app.refresh_token(
         f"{base}/oauth/token", refresh_token=token["refresh_token"]
     )
     assert refreshed["access_token"] != token["access_token"]
+    revoked = app.revoke_token(f"{base}/oauth/revoke", token=refreshed["refresh_token"])
+    assert revoked.status_code == 200
+    with pytest.raises(OAuthError) as refused:
+        app.refresh_token(f"{base}/oauth/token", refresh_token=refreshed["refresh_token"])
+    assert refused.value.error == "invalid_grant"
 
 
 def test_deny_sends_access_denied_back_to_the_app(
