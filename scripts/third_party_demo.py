@@ -56,8 +56,12 @@ def wait_for_callback() -> str:
 def main(client_id: str, client_secret: str) -> None:
     verify = ssl.create_default_context(cafile=str(CA))
     app = OAuth2Client(
-        client_id, client_secret, scope="openid profile email offline_access",
-        redirect_uri=REDIRECT, code_challenge_method="S256", verify=verify,
+        client_id,
+        client_secret,
+        scope="openid profile email offline_access",
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+        verify=verify,
     )
     verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(16)
     url, _state = app.create_authorization_url(
@@ -75,9 +79,12 @@ def main(client_id: str, client_secret: str) -> None:
     jwks = KeySet.import_key_set(app.get(f"{ISSUER}/oauth/jwks").json())
     decoded = jwt.decode(token["id_token"], jwks, algorithms=["RS256"])
     claims = CodeIDToken(
-        decoded.claims, decoded.header,
-        options={"iss": {"essential": True, "value": ISSUER},
-                 "aud": {"essential": True, "value": client_id}},
+        decoded.claims,
+        decoded.header,
+        options={
+            "iss": {"essential": True, "value": ISSUER},
+            "aud": {"essential": True, "value": client_id},
+        },
         params={"nonce": nonce, "access_token": token["access_token"]},
     )
     claims.validate(leeway=60)
