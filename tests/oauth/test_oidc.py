@@ -178,6 +178,9 @@ def test_user_lists_and_revokes_a_grant(app: FastAPI, client: TestClient) -> Non
     assert [(g["client_id"], g["client_name"]) for g in grants] == [("spa", "Single Page App")]
     assert client.delete("/users/me/grants/spa", headers=bearer(own)).status_code == 204
     assert client.get("/users/me/grants", headers=bearer(own)).json() == []
+    # The app's access token (a JWT) stops too, not only its refresh token.
+    assert client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
+    assert client.get("/users/me", headers=bearer(own)).status_code == 200
     again = client.post(
         "/oauth/token",
         data={

@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from userservice.db.models import AuthorizationCode, Consent
+from userservice.db.models import AuthorizationCode, Consent, GrantRevocation
 
 
 class CodeRepository:
@@ -79,3 +79,13 @@ class ConsentRepository:
             delete(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
         )
         return bool(getattr(result, "rowcount", 0))
+
+    def mark_revoked(self, user_id: uuid.UUID, client_id: str, not_before: int) -> None:
+        existing = self.session.get(GrantRevocation, (user_id, client_id))
+        if existing is None:
+            self.session.add(
+                GrantRevocation(user_id=user_id, client_id=client_id, not_before=not_before)
+            )
+        else:
+            existing.not_before = max(existing.not_before, not_before)
+        self.session.flush()

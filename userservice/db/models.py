@@ -183,3 +183,17 @@ class RevokedAccessToken(Base):
     # JWT access tokens are self-contained; revocation (RFC 7009) needs this deny list.
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class GrantRevocation(Base):
+    __tablename__ = "grant_revocations"
+
+    # Withdrawing consent must stop that client's access tokens too, which are
+    # self-contained JWTs: tokens of (user, client) issued before this mark are refused.
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    not_before: Mapped[int] = mapped_column(BigInteger)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from userservice.db.engine import as_utc
-from userservice.db.models import OAuthClient, RevokedAccessToken, User
+from userservice.db.models import GrantRevocation, OAuthClient, RevokedAccessToken, User
 from userservice.errors import EmailTaken
 
 
@@ -59,13 +59,21 @@ _RECORD_COLUMNS = (
 # no Session, and SQLAlchemy's compiled cache is hit on every call.
 #
 # One round trip for the bearer check: the user row, whether the token's jti is on
-# the deny list, and whether its client still exists (a deleted client's tokens die).
+# the deny list, whether its client still exists (a deleted client's tokens die), and
+# whether the user withdrew that client's grant after the token was issued.
 _RECORD_AND_DENIAL = select(
     *_RECORD_COLUMNS,
     or_(
         select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti")).exists(),
         ~select(OAuthClient.client_id)
         .where(OAuthClient.client_id == bindparam("client_id"))
+        .exists(),
+        select(GrantRevocation.not_before)
+        .where(
+            GrantRevocation.user_id == bindparam("user_id"),
+            GrantRevocation.client_id == bindparam("client_id"),
+            GrantRevocation.not_before > bindparam("iat"),
+        )
         .exists(),
     ).label("revoked"),
 ).where(User.id == bindparam("user_id"))
@@ -82,11 +90,11 @@ def _record(row: tuple[object, ...]) -> UserRecord:
 
 
 def lookup_for_token(
-    engine: Engine, user_id: uuid.UUID, jti: str, client_id: str
+    engine: Engine, user_id: uuid.UUID, jti: str, client_id: str, iat: int
 ) -> tuple[UserRecord, bool] | None:
     """(user, token revoked or client gone?) or None when the user is gone."""
     with engine.connect() as conn:
-        params = {"user_id": user_id, "jti": jti, "client_id": client_id}
+        params = {"user_id": user_id, "jti": jti, "client_id": client_id, "iat": iat}
         row = conn.execute(_RECORD_AND_DENIAL, params).first()
     return (_record(tuple(row)), bool(row[9])) if row else None
 

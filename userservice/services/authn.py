@@ -76,18 +76,19 @@ class Authenticator:
             raise AuthenticationFailed("Invalid access token.") from None
         jti = str(claims["jti"])
         client_id = str(claims.get("client_id", ""))
+        iat = claims.get("iat")
+        issued = iat if isinstance(iat, int) else 0
         found = await self.db.run_lookup(
-            lambda engine: lookup_for_token(engine, user_id, jti, client_id)
+            lambda engine: lookup_for_token(engine, user_id, jti, client_id, issued)
         )
         # Deleted, disabled, revoked, or older than a password change: refused at once.
         user, revoked = found if found else (None, True)
-        issued_at = claims["iat"]
         if (
             user is None
             or revoked
             or not user.is_active
-            or not isinstance(issued_at, int)
-            or issued_at < user.tokens_valid_after
+            or not isinstance(iat, int)  # verify() requires it; never trust a default
+            or issued < user.tokens_valid_after
         ):
             raise AuthenticationFailed("Invalid access token.")
         scope = claims.get("scope", "")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -64,10 +66,14 @@ class ConsentService:
             return views
 
     def revoke(self, user_id: uuid.UUID, client_id: str) -> None:
-        """Forget the consent and end that client's refresh tokens for this user."""
+        """Forget the consent and end that client's tokens for this user."""
         now = dt.datetime.now(dt.UTC)
         with self.db.unit_of_work() as session:
-            if not ConsentRepository(session).revoke(user_id, client_id):
+            consents = ConsentRepository(session)
+            if not consents.revoke(user_id, client_id):
                 raise NotFound("No such grant.")
+            # Access tokens are JWTs: refuse this client's tokens for this user issued
+            # up to now (whole seconds, as `iat` is).
+            consents.mark_revoked(user_id, client_id, math.floor(time.time()) + 1)
             RefreshTokenRepository(session).revoke_for_client(user_id, client_id, now)
         audit("consent.revoked", user=user_id, client=client_id)

@@ -78,7 +78,11 @@ class TokenStatus:
             except ValueError:
                 return INACTIVE
             found = lookup_for_token(
-                self.db.engine, user_id, str(claims["jti"]), str(claims.get("client_id", ""))
+                self.db.engine,
+                user_id,
+                str(claims["jti"]),
+                str(claims.get("client_id", "")),
+                int(claims["iat"]),
             )
             if found is None:
                 return INACTIVE
