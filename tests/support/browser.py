@@ -43,6 +43,26 @@ def spki_pin(cert_pem: bytes) -> str:
 
 
 @contextmanager
+def served_with_user(
+    database_url: str, directory: Path, email: str, password: str, issuer: str
+) -> Iterator[tuple[str, str]]:
+    """A TLS server with one user registered through the API before the browser
+    comes (in-process, on the same database); yields (base URL, pin)."""
+    from fastapi.testclient import TestClient
+
+    from userservice.app import create_app
+
+    settings = Settings(
+        _env_file=None, database_url=database_url, data_dir=directory, issuer=issuer
+    )
+    with TestClient(create_app(settings), base_url=issuer) as client:
+        created = client.post("/users", json={"email": email, "password": password})
+        assert created.status_code == 201, created.text
+    with tls_server(settings, directory) as served_at:
+        yield served_at
+
+
+@contextmanager
 def tls_server(settings: Settings, directory: Path) -> Iterator[tuple[str, str]]:
     """Serve create_app(settings) over TLS with a throwaway CA; yields (base URL, pin)."""
     ca = trustme.CA()

@@ -9,13 +9,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.conftest import ISSUER, PASSWORD
-from tests.support.browser import launch, require_chromium, tls_server
+from tests.support.browser import launch, require_chromium, served_with_user
 from tests.support.databases import SqliteTemplates
-from userservice.app import create_app
-from userservice.settings import Settings
 
 EMAIL = "page-user@example.com"
 TIMEOUT_MS = 20_000
@@ -23,14 +20,8 @@ TIMEOUT_MS = 20_000
 
 @pytest.fixture
 def served(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A real uvicorn over TLS, with one registered user; yields (base URL, pin)."""
     url = sqlite_templates.fresh_url(tmp_path)
-    settings = Settings(_env_file=None, database_url=url, data_dir=tmp_path, issuer=ISSUER)
-    # Register through the API (in-process on the same database) before the browser comes.
-    with TestClient(create_app(settings), base_url=ISSUER) as client:
-        created = client.post("/users", json={"email": EMAIL, "password": PASSWORD})
-        assert created.status_code == 201, created.text
-    with tls_server(settings, tmp_path) as served_at:
+    with served_with_user(url, tmp_path, EMAIL, PASSWORD, ISSUER) as served_at:
         yield served_at
 
 

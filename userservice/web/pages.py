@@ -80,6 +80,19 @@ async def _read_form(request: Request) -> dict[str, str]:
     return form
 
 
+async def _checked_form(request: Request, failure_title: str) -> dict[str, str] | Response:
+    """Every POST form: same origin (F4), a readable form, and the CSRF token.
+    Returns the form, or the error page to send instead."""
+    if not same_origin(request):
+        raise CsrfRejected("This form was sent from another site.")
+    try:
+        form = await _read_form(request)
+    except _BadForm as exc:
+        return _error(request, exc.status, failure_title, exc.message)
+    check_csrf(request, form.get(CSRF_FIELD))
+    return form
+
+
 def _error(request: Request, status: int, title: str, message: str, **headers: str) -> Response:
     return render(
         request,
@@ -124,13 +137,9 @@ async def login_form(request: Request) -> Response:
 
 @router.post("/login")
 async def login_submit(request: Request) -> Response:
-    if not same_origin(request):
-        raise CsrfRejected("This form was sent from another site.")
-    try:
-        form = await _read_form(request)
-    except _BadForm as exc:
-        return _error(request, exc.status, "Sign-in failed", exc.message)
-    check_csrf(request, form.get(CSRF_FIELD))
+    form = await _checked_form(request, "Sign-in failed")
+    if isinstance(form, Response):
+        return form
     svc = _services(request)
     email = form.get("email", "")
     password = form.get("password", "")
@@ -186,13 +195,9 @@ async def logout_confirm(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout_submit(request: Request) -> Response:
-    if not same_origin(request):
-        raise CsrfRejected("This form was sent from another site.")
-    try:
-        form = await _read_form(request)
-    except _BadForm as exc:
-        return _error(request, exc.status, "Sign-out failed", exc.message)
-    check_csrf(request, form.get(CSRF_FIELD))
+    form = await _checked_form(request, "Sign-out failed")
+    if isinstance(form, Response):
+        return form
     raw_id = request.cookies.get(SESSION_COOKIE)
     if raw_id:
         # F5: the row goes, so a copy of the cookie opens nothing afterwards.
@@ -226,13 +231,9 @@ async def account(request: Request) -> Response:
 async def revoke_grant(request: Request, client_id: str) -> Response:
     """A9: withdraw an app's access from the account page (same as the API's
     DELETE /users/me/grants/{client_id})."""
-    if not same_origin(request):
-        raise CsrfRejected("This form was sent from another site.")
-    try:
-        form = await _read_form(request)
-    except _BadForm as exc:
-        return _error(request, exc.status, "Could not withdraw access", exc.message)
-    check_csrf(request, form.get(CSRF_FIELD))
+    form = await _checked_form(request, "Could not withdraw access")
+    if isinstance(form, Response):
+        return form
     session = await current_session(request)
     if session is None:
         return _redirect(login_url("/account"))
