@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the test suite drives for real: a PostgreSQL 15 server and
-# Chromium. Installed when missing (as root); otherwise a loud failure.
+# Debian packages the test suite drives for real: a PostgreSQL 15 server,
+# Chromium, and wrk (the load generator of bench/). Installed when missing
+# (as root); otherwise a loud failure.
 set -euo pipefail
 
 missing=()
 { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v wrk >/dev/null || missing+=(wrk)
 getent passwd postgres >/dev/null || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -20,3 +22,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 [ -x /usr/bin/chromium ] || { echo "chromium did not install" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk did not install" >&2; exit 1; }

@@ -134,6 +134,6 @@ def _consent_page(
         "scopes": scopes,
         "action": request.url.path + "?" + request.url.query,
     }
-    response = render(request, "consent.html", context)
-    context["csrf_token"] = issue_csrf(response)
-    return render(request, "consent.html", context, response=response)
+    cookies = Response()
+    context["csrf_token"] = issue_csrf(cookies, request)
+    return render(request, "consent.html", context, response=cookies)
