@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from sqlalchemy import Engine, delete, exists, select
@@ -12,12 +13,10 @@ from userservice.db.models import RevokedAccessToken
 
 
 def deny(session: Session, jti: str, expires_at: dt.datetime) -> None:
-    try:
-        with session.begin_nested():
-            session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
-            session.flush()
-    except IntegrityError:
-        pass  # revoked twice: RFC 7009 §2.2 answers 200 either way
+    # Revoked twice is fine: RFC 7009 §2.2 answers 200 either way.
+    with contextlib.suppress(IntegrityError), session.begin_nested():
+        session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
+        session.flush()
 
 
 def is_denied(engine: Engine, jti: str) -> bool:
