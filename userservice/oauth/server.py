@@ -202,7 +202,10 @@ class OAuthServer(StarletteAuthorizationServer):
         data = request.payload.data
         now = dt.datetime.now(dt.UTC)
         with self.db.unit_of_work() as session:
-            CodeRepository(session).add(
+            codes = CodeRepository(session)
+            # Expired codes can no longer be redeemed or replayed: clear them as we go.
+            codes.prune(now - dt.timedelta(minutes=1))
+            codes.add(
                 AuthorizationCode(
                     digest=digest(code),
                     client_id=request.client.get_client_id(),

@@ -10,7 +10,7 @@ from userservice.db.clients import load_client
 from userservice.db.engine import Database, as_utc
 from userservice.db.models import OAuthClient
 from userservice.db.refresh_tokens import RefreshTokenRepository
-from userservice.db.revoked_tokens import deny, is_denied
+from userservice.db.revoked_tokens import deny, is_denied, prune
 from userservice.db.users import lookup_for_token
 from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.security.secrets import digest
@@ -49,6 +49,8 @@ class TokenStatus:
         if claims.get("client_id") == client.client_id:
             expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
             with self.db.unit_of_work() as session:
+                # Rows of tokens that expired anyway are no longer needed.
+                prune(session, dt.datetime.now(dt.UTC))
                 deny(session, str(claims["jti"]), expires)
             audit("token.revoked", user=claims.get("sub"), client=client.client_id, kind="access")
         return True
