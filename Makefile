@@ -6,7 +6,7 @@ UV := $(PY) -m uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: serve test lint typecheck pytest system-deps clean
+.PHONY: serve test lint typecheck pytest system-deps bench bench-smoke clean
 
 $(VENV)/.synced: uv.lock pyproject.toml
 	@$(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
@@ -20,8 +20,8 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 lint: $(VENV)/.synced
-	$(VENV)/bin/ruff check userservice tests migrations scripts
-	$(VENV)/bin/ruff format --check userservice tests migrations scripts
+	$(VENV)/bin/ruff check userservice tests migrations scripts bench
+	$(VENV)/bin/ruff format --check userservice tests migrations scripts bench
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy userservice
@@ -30,6 +30,13 @@ pytest: $(VENV)/.synced system-deps
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Issue 4's benchmark (loopback only, bounded in time): results in bench/results/.
+bench: $(VENV)/.synced system-deps
+	$(VENV)/bin/python -m bench.run
+
+bench-smoke: $(VENV)/.synced system-deps
+	$(VENV)/bin/python -m bench.run --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
