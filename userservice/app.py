@@ -7,16 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from userservice import __version__
 from userservice.api import admin_clients, docs, grants, health, oauth, oidc, users
 from userservice.api.deps import Services
-from userservice.api.middleware import BodyTooLarge, ScopedCORSMiddleware, SecurityMiddleware
-from userservice.api.problems import install_error_handlers, problem
+from userservice.api.middleware import ScopedCORSMiddleware, SecurityMiddleware
+from userservice.api.problems import install_error_handlers
 from userservice.db import migrate
 from userservice.db.engine import Database, build_engine
 from userservice.oauth.server import OAuthServer
@@ -112,10 +111,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.migration_head = migrate.head_revision()
 
     install_error_handlers(app)
-
-    @app.exception_handler(BodyTooLarge)
-    async def body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return problem(413, "body_too_large", "The request body is too large.")
 
     app.include_router(users.router)
     app.include_router(admin_clients.router)

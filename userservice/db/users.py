@@ -128,10 +128,6 @@ class UserRepository:
     def get_by_email(self, email: str) -> User | None:
         return self.session.scalars(select(User).where(User.email == email)).first()
 
-    def email_exists(self, email: str, *, other_than: uuid.UUID) -> bool:
-        query = select(func.count()).where(User.email == email, User.id != other_than)
-        return bool(self.session.scalar(query))
-
     def flush_changes(self) -> None:
         try:
             with self.session.begin_nested():
@@ -167,7 +163,3 @@ class UserRepository:
         if after_email is not None:
             query = query.where(User.email > after_email)
         return list(self.session.scalars(query))
-
-    def count_admins(self) -> int:
-        query = select(func.count()).where(User.is_admin.is_(True), User.is_active.is_(True))
-        return int(self.session.scalar(query) or 0)
