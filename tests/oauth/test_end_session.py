@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from html import unescape
 from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.conftest import PASSWORD, register
+from tests.oauth.flow import hidden, signed_in
 from userservice.db.models import OAuthClient
 
 AFTER = "https://rp.example/signed-out"
-
-
-def _field(page: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', page)
-    assert match, page
-    return unescape(match.group(1))
 
 
 def _setup(app: FastAPI, client: TestClient) -> None:
@@ -40,18 +32,7 @@ def _setup(app: FastAPI, client: TestClient) -> None:
                 extra={},
             )
         )
-    register(client, "ada@example.com")
-    page = client.get("/login")
-    signed_in = client.post(
-        "/login",
-        follow_redirects=False,
-        data={
-            "email": "ada@example.com",
-            "password": PASSWORD,
-            "csrf_token": _field(page.text, "csrf_token"),
-        },
-    )
-    assert signed_in.status_code == 303
+    signed_in(client)
     assert client.get("/account", follow_redirects=False).status_code == 200
 
 
@@ -66,7 +47,7 @@ def test_logout_confirms_then_returns_to_the_registered_uri(
     assert client.get("/account", follow_redirects=False).status_code == 200
     done = client.post(
         f"/oauth/logout?{query}",
-        data={"csrf_token": _field(confirm.text, "csrf_token")},
+        data={"csrf_token": hidden(confirm.text, "csrf_token")},
         follow_redirects=False,
     )
     assert done.status_code == 303

@@ -2,91 +2,40 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-from html import unescape
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy.orm import Session
 
 from tests.conftest import PASSWORD, bearer, register
-from userservice.db.models import OAuthClient
+from tests.oauth.flow import add_app, authorize_url, challenge_of, decide, login_via, query
 
 REDIRECT = "https://rp.example/cb"
 VERIFIER = "verifier-" + "k" * 50
 
 
 def _add_public_app(app: FastAPI, scope: str = "openid profile email offline_access") -> None:
-    with Session(app.state.services.accounts.db.engine) as session, session.begin():
-        session.add(
-            OAuthClient(
-                client_id="spa",
-                client_name="Single Page App",
-                client_type="public",
-                secret_digest=None,
-                token_endpoint_auth_method="none",
-                redirect_uris=[REDIRECT],
-                post_logout_redirect_uris=[],
-                grant_types=["authorization_code", "refresh_token"],
-                response_types=["code"],
-                scope=scope,
-                is_first_party=False,
-                extra={},
-            )
-        )
-
-
-def _field(page: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', page)
-    assert match, page
-    return unescape(match.group(1))
+    with TestClient(app, base_url="https://testserver") as client:
+        add_app(client, "spa", redirect_uris=(REDIRECT,), name="Single Page App", scope=scope)
 
 
 def _code_flow(client: TestClient, scope: str) -> dict[str, Any]:
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest())
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": "spa",
-            "redirect_uri": REDIRECT,
-            "scope": scope,
-            "state": "st",
-            "nonce": "nn",
-            "code_challenge": challenge.decode().rstrip("="),
-            "code_challenge_method": "S256",
-        }
+    url = authorize_url(
+        "spa",
+        challenge=challenge_of(VERIFIER),
+        redirect_uri=REDIRECT,
+        scope=scope,
+        state="st",
+        nonce="nn",
     )
-    start = client.get(f"/oauth/authorize?{query}", follow_redirects=False)
+    start = client.get(url, follow_redirects=False)
     assert start.status_code == 303, start.text
-    login_page = client.get(start.headers["location"])
-    signed_in = client.post(
-        "/login",
-        follow_redirects=False,
-        data={
-            "email": "ada@example.com",
-            "password": PASSWORD,
-            "csrf_token": _field(login_page.text, "csrf_token"),
-            "next": _field(login_page.text, "next"),
-        },
-    )
+    signed_in = login_via(client, start.headers["location"])
     assert signed_in.status_code == 303, signed_in.text
-    consent = client.get(signed_in.headers["location"])
-    assert consent.status_code == 200, consent.text
-    decided = client.post(
-        signed_in.headers["location"],
-        follow_redirects=False,
-        data={
-            "csrf_token": _field(consent.text, "csrf_token"),
-            "decision": "allow",
-        },
-    )
-    code = parse_qs(urlsplit(decided.headers["location"]).query)["code"][0]
+    decided = decide(client, signed_in.headers["location"], allow=True)
+    code = query(decided.headers["location"])["code"]
     token = client.post(
         "/oauth/token",
         data={
