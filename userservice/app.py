@@ -15,6 +15,7 @@ from userservice import __version__
 from userservice.api import admin_clients, docs, grants, health, oauth, oidc, users
 from userservice.api.deps import Services
 from userservice.api.middleware import ScopedCORSMiddleware, SecurityMiddleware
+from userservice.api.openapi_security import install_openapi_security
 from userservice.api.problems import install_error_handlers
 from userservice.db import migrate
 from userservice.db.engine import Database, build_engine
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         # embedded use (tests, other ASGI servers) and is a plain load otherwise.
         keys.ensure()
         yield
+        accounts.hasher.close()
         db.dispose()
 
     app = FastAPI(
@@ -112,11 +114,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     install_error_handlers(app)
 
-    app.include_router(users.router)
-    app.include_router(admin_clients.router)
-    app.include_router(oauth.router)
-    app.include_router(oidc.router)
-    app.include_router(grants.router)
+    api_routers = (users.router, admin_clients.router, oauth.router, oidc.router, grants.router)
+    for router in api_routers:
+        app.include_router(router)
     app.include_router(authorize.router)
     app.include_router(end_session.router)
     app.include_router(health.router)
@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(CsrfRejected, pages.csrf_rejected)
     if settings.docs_enabled:
         app.include_router(docs.router)
+        install_openapi_security(app, api_routers, "/oauth/token")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     if settings.cors_origins:

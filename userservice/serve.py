@@ -71,6 +71,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
     # Worker processes rebuild Settings from the environment: pass what we resolved.
     os.environ["USERSERVICE_DATABASE_URL"] = settings.resolved_database_url()
+    if "max_concurrent_hashes" not in settings.model_fields_set:
+        # The cores are shared by the workers: each hashes on its share of them, so
+        # the machine runs about one argon2 hash per core (more only adds RSS).
+        share = max(1, -(-(os.cpu_count() or 1) // args.workers))
+        os.environ["USERSERVICE_MAX_CONCURRENT_HASHES"] = str(share)
     if "issuer" not in settings.model_fields_set:
         scheme = "http" if tls is None else "https"
         host = "localhost" if args.host in _LOCAL_OR_ANY else args.host

@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=19456, ge=19456)
     argon2_time_cost: int = Field(default=2, ge=2)
     argon2_parallelism: int = Field(default=1, ge=1)
-    # How many password hashes may run at once; 0 means one per CPU core.
+    # How many password hashes may run at once per process; 0 means one per CPU core
+    # (`serve --workers N` divides the cores between its workers).
     max_concurrent_hashes: int = Field(default=0, ge=0)
 
     registration_open: bool = True

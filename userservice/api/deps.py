@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPBasic, OAuth2PasswordBearer
 
 from userservice.errors import AuthenticationFailed, Forbidden
 from userservice.security.basic import parse_basic
@@ -28,40 +27,26 @@ class Services:
     sessions: SessionService
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: a plain `def` dependency would cost a threadpool round trip per request.
     found: Services = request.app.state.services
     return found
 
 
 ServicesDep = Annotated[Services, Depends(services)]
 
-# Declared for the OpenAPI document (Swagger's Authorize button); the parsing
-# below is ours, so that both schemes are accepted on the same route.
-oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl="/oauth/token",
-    scopes={
-        "openid": "OpenID Connect sign-in",
-        "profile": "Your display name",
-        "email": "Your email address",
-        "offline_access": "Stay signed in (refresh tokens)",
-        "users:read": "Look up other users (admins)",
-        "users:write": "Change other users (admins)",
-        "admin": "Administer users (admins)",
-    },
-    auto_error=False,
-)
-
-
-class _DeclaredBasic(HTTPBasic):
-    """Declares HTTP Basic for OpenAPI only. FastAPI's own parser raises a 401 of its
-    own even with auto_error=False (no charset in the challenge) and decodes as ASCII,
-    refusing UTF-8 passwords (E5, RFC 7617 §2.1); parse_basic below does the work."""
-
-    async def __call__(self, request: Request) -> None:  # type: ignore[override]
-        return None
-
-
-basic_scheme = _DeclaredBasic(scheme_name="HTTPBasic", auto_error=False, realm="userservice")
+# The security schemes, for the OpenAPI document (Swagger's Authorize button) only:
+# see api/openapi_security.py. Parsing is ours (current_principal), so that both
+# schemes are accepted on one route and the bearer path costs one dependency.
+SCOPES = {
+    "openid": "OpenID Connect sign-in",
+    "profile": "Your display name",
+    "email": "Your email address",
+    "offline_access": "Stay signed in (refresh tokens)",
+    "users:read": "Look up other users (admins)",
+    "users:write": "Change other users (admins)",
+    "admin": "Administer users (admins)",
+}
 
 
 def client_ip(request: Request) -> str:
@@ -70,12 +55,9 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def current_principal(
-    request: Request,
-    svc: ServicesDep,
-    _bearer: Annotated[str | None, Depends(oauth2_scheme)],
-    _basic: Annotated[object, Depends(basic_scheme)],
-) -> Principal:
+async def current_principal(request: Request) -> Principal:
+    # One dependency with no sub-dependencies: this runs on every API request.
+    svc: Services = request.app.state.services
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -86,6 +68,7 @@ async def current_principal(
         if request.url.scheme != "https":
             # Basic sends the password itself: never accept it over cleartext.
             raise AuthenticationFailed("HTTP Basic authentication requires HTTPS.")
+        # FastAPI's HTTPBasic decodes as ASCII, refusing UTF-8 passwords (E5, RFC 7617 §2.1).
         credentials = parse_basic(header)
         if credentials is None:
             raise AuthenticationFailed("Malformed Basic credentials.")
@@ -96,17 +79,13 @@ async def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-async def user_or_service_principal(
-    request: Request,
-    svc: ServicesDep,
-    _bearer: Annotated[str | None, Depends(oauth2_scheme)],
-    _basic: Annotated[object, Depends(basic_scheme)],
-) -> Principal | ServicePrincipal:
+async def user_or_service_principal(request: Request) -> Principal | ServicePrincipal:
     """For routes that a client acting for itself may also call (scope-checked)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
+        svc: Services = request.app.state.services
         return await svc.authenticator.from_bearer_any(value.strip())
-    return await current_principal(request, svc, _bearer, _basic)
+    return await current_principal(request)
 
 
 AnyPrincipalDep = Annotated[Principal | ServicePrincipal, Depends(user_or_service_principal)]

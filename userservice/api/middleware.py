@@ -6,6 +6,7 @@ buffers bodies, which matters on the bearer hot path.
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 from collections.abc import Iterable
@@ -68,12 +69,16 @@ class SecurityMiddleware:
         self.docs_paths = tuple(docs_paths)
         self.page_paths = tuple(page_paths)
         self.hsts = hsts
+        # Request ids need to be unique, not secret: a random prefix per process
+        # and a counter (a syscall for fresh randomness on every request is waste).
+        self._id_prefix = secrets.token_hex(4)
+        self._next_id = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = secrets.token_hex(8)
+        request_id = f"{self._id_prefix}{next(self._next_id):08x}"
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
         csp = DOCS_CSP if path.startswith(self.docs_paths) else API_CSP

@@ -163,8 +163,15 @@ class IntrospectionResponse(BaseModel):
     summary="Token introspection (RFC 7662); confidential clients only",
 )
 async def introspect(request: Request) -> Response:
+    endpoint = request.app.state.token_endpoint
     try:
-        body = await _with_client(request, "introspect")
+        params = await _form(request)
+        ids = client_credentials(params, request.headers.get("authorization", ""))
+        # Reads only (client row, signature check, user row): run like the bearer
+        # check, inline on SQLite and in a thread for a networked database.
+        body = await endpoint.db.run_lookup(
+            lambda _engine: endpoint.introspect(endpoint.authenticate_client(*ids), params)
+        )
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     return JSONResponse(body, headers=NO_STORE)

@@ -49,9 +49,11 @@ def register(body: RegisterRequest, svc: ServicesDep, response: Response) -> Use
 
 
 @router.get("/me", response_model=UserOut, responses=_problems(401, 429, 503))
-async def read_me(principal: PrincipalDep) -> UserOut:
+async def read_me(principal: PrincipalDep) -> Response:
     # The principal was loaded fresh from the database by the auth dependency.
-    return UserOut.of(principal.user)
+    # Serialized here, once: returning the model would make FastAPI validate it again
+    # against response_model (the hottest route; issue 4).
+    return Response(UserOut.of(principal.user).model_dump_json(), media_type="application/json")
 
 
 @router.patch("/me", response_model=UserOut, responses=_problems(400, 401, 403, 409, 422))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
@@ -72,6 +74,55 @@ class Database:
         # Lookups on the bearer hot path for networked databases run in threads of
         # their own, so a login storm filling the default threadpool cannot starve them.
         self._lookup_slots = anyio.CapacityLimiter(16)
+        self._readers = threading.local()
+        self._reader_lock = threading.Lock()
+        self._all_readers: set[sqlite3.Connection] = set()
+        self._generation = 0
+        if self.is_sqlite:
+            event.listen(engine, "engine_disposed", self._pool_disposed)
+
+    def sqlite_read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        """Run one read on a plain sqlite3 connection of this thread: the bearer hot
+        path's query, at a third of the time SQLAlchemy's pool checkout, execution
+        and row processing took around it (issue 4 profile). Read-only (PRAGMA
+        query_only), autocommit and read to the end, so no snapshot stays open and
+        every read sees the latest commit. Errors surface as SQLAlchemy's, like every
+        other query's (503, not 500)."""
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            self._drop_reader()  # e.g. the file is gone: reconnect next time
+            raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from None
+
+    def _reader(self) -> sqlite3.Connection:
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._readers, "held", None)
+        if held is not None and held[0] == self._generation:
+            return held[1]
+        self._drop_reader()
+        path = self.engine.url.database
+        if not path or path == ":memory:":
+            raise DatabaseConfigError("the SQLite reader needs a database file")
+        # Only ever used by this thread; check_same_thread=False lets dispose() close it.
+        reader = sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA query_only=ON")
+        reader.execute("PRAGMA busy_timeout=5000")
+        self._readers.held = (self._generation, reader)
+        with self._reader_lock:
+            self._all_readers.add(reader)
+        return reader
+
+    def _drop_reader(self) -> None:
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._readers, "held", None)
+        self._readers.held = None
+        if held is not None:
+            with self._reader_lock:
+                self._all_readers.discard(held[1])
+            held[1].close()
+
+    def _pool_disposed(self, _engine: Engine) -> None:
+        # engine.dispose() drops pooled connections (tests and operators use it after
+        # replacing the file): readers follow, each closed by its own thread.
+        self._generation += 1
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -94,4 +145,8 @@ class Database:
         return await anyio.to_thread.run_sync(func, self.engine, limiter=self._lookup_slots)
 
     def dispose(self) -> None:
+        with self._reader_lock:
+            readers, self._all_readers = self._all_readers, set()
+        for reader in readers:
+            reader.close()
         self.engine.dispose()

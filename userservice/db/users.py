@@ -7,10 +7,11 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from userservice.db.engine import as_utc
+from userservice.db.engine import Database, as_utc
 from userservice.db.models import GrantRevocation, OAuthClient, RevokedAccessToken, User
 from userservice.errors import EmailTaken
 
@@ -90,13 +91,51 @@ def _record(row: tuple[object, ...]) -> UserRecord:
 
 
 def lookup_for_token(
-    engine: Engine, user_id: uuid.UUID, jti: str, client_id: str, iat: int
+    db: Database, user_id: uuid.UUID, jti: str, client_id: str, iat: int
 ) -> tuple[UserRecord, bool] | None:
     """(user, token revoked or client gone?) or None when the user is gone."""
-    with engine.connect() as conn:
-        params = {"user_id": user_id, "jti": jti, "client_id": client_id, "iat": iat}
+    params = {"user_id": user_id, "jti": jti, "client_id": client_id, "iat": iat}
+    if db.is_sqlite:
+        return _lookup_for_token_sqlite(db, params)
+    with db.engine.connect() as conn:
         row = conn.execute(_RECORD_AND_DENIAL, params).first()
     return (_record(tuple(row)), bool(row[9])) if row else None
+
+
+# The same statement, compiled once for SQLite's qmark style and run on the thread's
+# plain sqlite3 connection (Database.sqlite_read). Column conversions follow how
+# SQLAlchemy stores these types in SQLite: Uuid as 32 hex digits, Boolean as 0/1,
+# DateTime as ISO text in UTC.
+_SQLITE_RECORD_AND_DENIAL = _RECORD_AND_DENIAL.compile(dialect=sqlite_dialect.dialect())
+_SQLITE_PARAM_ORDER = tuple(_SQLITE_RECORD_AND_DENIAL.positiontup or ())
+
+
+def _lookup_for_token_sqlite(
+    db: Database, params: dict[str, object]
+) -> tuple[UserRecord, bool] | None:
+    values = {**params, "user_id": params["user_id"].hex}  # type: ignore[attr-defined]
+    rows = db.sqlite_read(
+        _SQLITE_RECORD_AND_DENIAL.string, [values[name] for name in _SQLITE_PARAM_ORDER]
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    record = UserRecord(
+        uuid.UUID(row[0]),
+        row[1],
+        row[2],
+        bool(row[3]),
+        bool(row[4]),
+        bool(row[5]),
+        _sqlite_datetime(row[6]),
+        _sqlite_datetime(row[7]),
+        int(row[8]),
+    )
+    return record, bool(row[9])
+
+
+def _sqlite_datetime(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 def lookup_credentials(engine: Engine, email: str) -> tuple[UserRecord, str] | None:

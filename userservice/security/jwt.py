@@ -7,6 +7,7 @@ from our store and refuses headers that point elsewhere (RFC 8725 §2.4:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ _FOREIGN_KEY_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256"}
 _KNOWN_HEADERS = frozenset({"alg", "kid", "typ"})
 
 AnyKey = ECKey | RSAKey
+# Verified access tokens remembered per key ring (see KeyRing.verify). Bounded, and
+# only tokens that passed every check get in, so garbage cannot fill it.
+VERIFIED_CACHE_SIZE = 4096
 
 
 class TokenInvalid(Exception):
@@ -79,6 +83,8 @@ class KeyRing:
             if not material.retired:
                 self._active[material.alg] = material.kid
         self.public_set = KeySet([k for _, k in self._keys.values()])
+        self._verified: dict[tuple[str, str, str, str], _Verified] = {}
+        self._verified_lock = threading.Lock()
 
     def has_signing_key(self, alg: str) -> bool:
         return alg in self._active
@@ -118,6 +124,29 @@ class KeyRing:
         if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             raise TokenInvalid("malformed token")
         current = int(now if now is not None else time.time())
+        # The same bytes checked against the same immutable key ring give the same
+        # answer, so a token seen before skips the signature check (ES256 verify is
+        # most of a bearer request's CPU). Everything that can change is checked
+        # again: the time window and the key's grace. A reload builds a new ring,
+        # so a removed key drops its tokens. Revocation and the user's state are the
+        # caller's per-request database check, never cached.
+        cache_key = (token, issuer, audience, typ)
+        hit = self._verified.get(cache_key)
+        if hit is not None:
+            entry = self._keys.get(hit.kid)
+            fresh = hit.valid_from <= current <= hit.valid_until
+            if entry is not None and fresh and _usable(entry[0], current):
+                return dict(hit.claims)
+        claims, kid = self._verify_fully(
+            token, issuer=issuer, audience=audience, typ=typ, now=current
+        )
+        self._remember(cache_key, kid, claims)
+        return claims
+
+    def _verify_fully(
+        self, token: str, *, issuer: str, audience: str, typ: str, now: int
+    ) -> tuple[dict[str, Any], str]:
+        current = now
 
         def resolve(guest: Any) -> AnyKey:
             return self._resolve(guest, current)
@@ -147,7 +176,24 @@ class KeyRing:
             raise TokenInvalid(f"bad claims: {type(exc).__name__}") from None
         if not isinstance(claims.get("iat"), int):
             raise TokenInvalid("missing iat")
-        return claims
+        return claims, str(header["kid"])  # _resolve found the key by this kid
+
+    def _remember(
+        self, cache_key: tuple[str, str, str, str], kid: str, claims: dict[str, Any]
+    ) -> None:
+        exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
+        if not isinstance(exp, int) or not isinstance(iat, int):
+            return
+        if nbf is not None and not isinstance(nbf, int):
+            return
+        starts = max(iat, nbf) if nbf is not None else iat
+        # The window joserfc's registry enforces: iat/nbf <= now + leeway < exp + 2*leeway,
+        # i.e. now >= start - leeway and now < exp + leeway.
+        entry = _Verified(kid, starts - LEEWAY_SECONDS, exp + LEEWAY_SECONDS - 1, dict(claims))
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                del self._verified[next(iter(self._verified))]  # oldest first
+            self._verified[cache_key] = entry
 
     def signed_claims(self, token: str) -> dict[str, Any]:
         """Claims of a token we signed, checking the signature and algorithm only:
@@ -180,6 +226,14 @@ class KeyRing:
         if not _usable(entry[0], now):
             raise TokenInvalid("retired key")
         return entry[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    kid: str
+    valid_from: int
+    valid_until: int
+    claims: Mapping[str, Any]
 
 
 def _usable(material: KeyMaterial, now: float) -> bool:

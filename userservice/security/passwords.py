@@ -1,8 +1,15 @@
 """argon2id password hashing through passlib, bounded to the machine's cores.
 
 Argon2 is memory-hard: letting FastAPI's 40 threadpool workers hash at once
-costs RSS (m x threads) and throughput (cache thrash). A semaphore holds the
-number of hashes in flight to about one per core.
+costs RSS (m x threads) and throughput (cache thrash). Hashes run on a small
+pool of their own, about one thread per core, whichever thread asks for them.
+
+Why a pool and not only a limit on concurrent hashes: glibc gives each thread
+its own malloc arena, and after the first 19 MiB buffer is freed its dynamic mmap
+threshold rises above that size, so later buffers come from the arena and stay
+resident. With a semaphore alone, every one of the 40 threads that ever hashed
+kept ~19 MiB: ~0.5 GB RSS per worker in a login storm (issue 4 benchmark). With
+the pool, only its few threads ever allocate argon2 memory, and they reuse it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import re
 import secrets
 import threading
 import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from passlib.context import CryptContext
 
@@ -21,6 +31,8 @@ def normalize_password(password: str) -> str:
     # different keyboards/OSes hashes the same. No truncation anywhere.
     return unicodedata.normalize("NFKC", password)
 
+
+T = TypeVar("T")
 
 _ARGON2_PARAMS = re.compile(r"\$m=(\d+),t=(\d+),p=(\d+)\$")
 
@@ -47,21 +59,37 @@ class PasswordHasher:
             argon2__rounds=time_cost,
             argon2__parallelism=parallelism,
         )
-        self._slots = threading.BoundedSemaphore(max_concurrent or os.cpu_count() or 1)
+        self._threads = max_concurrent or os.cpu_count() or 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
 
+    def _on_pool(self, work: Callable[[], T]) -> T:
+        with self._pool_lock:
+            if self._pool is None:
+                # Made on first use, in the process that hashes (never at import).
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="argon2")
+            pool = self._pool
+        return pool.submit(work).result()
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
     def hash(self, password: str) -> str:
-        with self._slots:
-            return str(self._context.hash(normalize_password(password)))
+        normalized = normalize_password(password)
+        return str(self._on_pool(lambda: self._context.hash(normalized)))
 
     def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
         """Return (matches, new_hash); new_hash is set when our parameters are
         stronger than the stored hash's."""
-        with self._slots:
-            ok, new_hash = self._context.verify_and_update(
-                normalize_password(password), password_hash
-            )
+        normalized = normalize_password(password)
+        ok, new_hash = self._on_pool(
+            lambda: self._context.verify_and_update(normalized, password_hash)
+        )
         if new_hash is not None and not _stronger(new_hash, password_hash):
             # During a rolling upgrade an old replica must not weaken new hashes.
             new_hash = None

@@ -79,7 +79,7 @@ class Authenticator:
         iat = claims.get("iat")
         issued = iat if isinstance(iat, int) else 0
         found = await self.db.run_lookup(
-            lambda engine: lookup_for_token(engine, user_id, jti, client_id, issued)
+            lambda _engine: lookup_for_token(self.db, user_id, jti, client_id, issued)
         )
         # Deleted, disabled, revoked, or older than a password change: refused at once.
         user, revoked = found if found else (None, True)

@@ -80,7 +80,7 @@ class TokenStatus:
             except ValueError:
                 return INACTIVE
             found = lookup_for_token(
-                self.db.engine,
+                self.db,
                 user_id,
                 str(claims["jti"]),
                 str(claims.get("client_id", "")),
