@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -90,8 +91,12 @@ def create_app(settings: Settings) -> FastAPI:
         # Keys are created by `serve` before workers start; ensure() here covers
         # embedded use (tests, other ASGI servers) and is a plain load otherwise.
         keys.ensure()
+        # Everything built so far (modules, routes, models) lives as long as the
+        # process: keep it out of the cyclic collector's full passes.
+        gc.freeze()
         yield
         accounts.hasher.close()
+        await db.close_async()
         db.dispose()
 
     app = FastAPI(

@@ -87,8 +87,8 @@ async def _with_client(request: Request, action: str) -> Any:
     endpoint = request.app.state.token_endpoint
     params = await _form(request)
     ids = client_credentials(params, request.headers.get("authorization", ""))
-    client = await anyio.to_thread.run_sync(endpoint.authenticate_client, *ids)
-    return await anyio.to_thread.run_sync(getattr(endpoint, action), client, params)
+    run = getattr(endpoint, action)
+    return await anyio.to_thread.run_sync(lambda: run(endpoint.authenticate_client(*ids), params))
 
 
 @router.post(
@@ -110,9 +110,10 @@ async def token(request: Request, svc: ServicesDep) -> Response:
             return response
         ids = client_credentials(params, request.headers.get("authorization", ""))
         ip = client_ip(request)
-        # Client lookup, argon2 and the database run in a worker thread.
-        client = await anyio.to_thread.run_sync(endpoint.authenticate_client, *ids)
-        body = await anyio.to_thread.run_sync(endpoint.token, client, params, ip)
+        # Client lookup, argon2 and the database run in a worker thread (one hop).
+        body = await anyio.to_thread.run_sync(
+            lambda: endpoint.token(endpoint.authenticate_client(*ids), params, ip)
+        )
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     except MalformedRequest as exc:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from userservice.db.async_reads import AsyncReader
 
 T = TypeVar("T")
 
@@ -80,6 +83,22 @@ class Database:
         self._generation = 0
         if self.is_sqlite:
             event.listen(engine, "engine_disposed", self._pool_disposed)
+        self._async_reader: AsyncReader | None = None
+        if not self.is_sqlite:
+            # Imported here: psycopg is only needed (and loaded) for PostgreSQL.
+            from userservice.db.async_reads import AsyncReader
+
+            self._async_reader = AsyncReader(engine.url, 16)
+
+    async def pg_read(self, sql: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
+        """One read on the event loop, for PostgreSQL (see db/async_reads.py)."""
+        if self._async_reader is None:
+            raise DatabaseConfigError("pg_read needs PostgreSQL")
+        return await self._async_reader.fetch(sql, params)
+
+    async def close_async(self) -> None:
+        if self._async_reader is not None:
+            await self._async_reader.close()
 
     def sqlite_read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         """Run one read on a plain sqlite3 connection of this thread: the bearer hot

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -100,6 +101,27 @@ def lookup_for_token(
     with db.engine.connect() as conn:
         row = conn.execute(_RECORD_AND_DENIAL, params).first()
     return (_record(tuple(row)), bool(row[9])) if row else None
+
+
+async def lookup_for_token_async(
+    db: Database, user_id: uuid.UUID, jti: str, client_id: str, iat: int
+) -> tuple[UserRecord, bool] | None:
+    """lookup_for_token for the event loop: inline on SQLite (a local file answers
+    in microseconds), one awaited round trip on PostgreSQL."""
+    params = {"user_id": user_id, "jti": jti, "client_id": client_id, "iat": iat}
+    if db.is_sqlite:
+        return _lookup_for_token_sqlite(db, params)
+    rows = await db.pg_read(_PG_RECORD_AND_DENIAL, params)
+    if not rows:
+        return None
+    row = rows[0]
+    # psycopg returns UUID, bool and timezone-aware datetimes itself.
+    return UserRecord(*row[:9]), bool(row[9])
+
+
+_PG_RECORD_AND_DENIAL = _RECORD_AND_DENIAL.compile(
+    dialect=postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
+).string
 
 
 # The same statement, compiled once for SQLite's qmark style and run on the thread's

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from userservice.db.clients import load_client
 from userservice.db.engine import Database
 from userservice.db.revoked_tokens import is_denied
-from userservice.db.users import UserRecord, lookup_for_token
+from userservice.db.users import UserRecord, lookup_for_token_async
 from userservice.errors import AuthenticationFailed
 from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.services.accounts import AccountService
@@ -78,9 +78,7 @@ class Authenticator:
         client_id = str(claims.get("client_id", ""))
         iat = claims.get("iat")
         issued = iat if isinstance(iat, int) else 0
-        found = await self.db.run_lookup(
-            lambda _engine: lookup_for_token(self.db, user_id, jti, client_id, issued)
-        )
+        found = await lookup_for_token_async(self.db, user_id, jti, client_id, issued)
         # Deleted, disabled, revoked, or older than a password change: refused at once.
         user, revoked = found if found else (None, True)
         if (
