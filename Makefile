@@ -31,10 +31,12 @@ pytest: $(VENV)/.synced system-deps
 
 test: lint typecheck pytest
 
-# Issue 4's benchmark (loopback only, bounded in time): results in bench/results/.
+# Issue 4's benchmark (loopback only, bounded in time; bench/README.md): results.json,
+# results.md and results.png in bench/results/. Full: ~25 min, on a quiet machine.
 bench: $(VENV)/.synced system-deps
 	$(VENV)/bin/python -m bench.run
 
+# Every scenario kind on tiny data (~1 min); tests/bench runs the same.
 bench-smoke: $(VENV)/.synced system-deps
 	$(VENV)/bin/python -m bench.run --smoke
 

@@ -1,13 +1,23 @@
 """The hashing limit: raw argon2id verify throughput with the service's exact
-parameters (passlib over argon2-cffi), one process per core, for a fixed time."""
+parameters (passlib over argon2-cffi), one process per core, for a fixed time.
+
+`measure()` runs `python -m bench.argon2_limit` in a fresh interpreter: spawned
+workers re-import their parent's __main__, and the harness's (bench.run, with
+matplotlib, SQLAlchemy, psycopg) would inflate their RSS and delay their start."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import multiprocessing
 import os
 import resource
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 
 from userservice.security.passwords import PasswordHasher
 from userservice.settings import Settings
@@ -31,29 +41,31 @@ class HashLimit:
         return self.verifies / self.seconds if self.seconds else 0.0
 
 
-def _worker(args: tuple[str, float, float]) -> tuple[list[float], int, float, float, float]:
-    password_hash, start_at, seconds = args
-    settings = Settings()
+def _settings() -> Settings:
+    return Settings(_env_file=None)
+
+
+def _worker(password_hash: str, seconds: float, barrier: Barrier, results: Queue[object]) -> None:
+    settings = _settings()
     # max_concurrent=1: this process is one core's worth of hashing.
     hasher = PasswordHasher(
         settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism, 1
     )
-    hasher.verify(PASSWORD, password_hash)  # warm-up: first call allocates the memory
-    while time.monotonic() < start_at:
-        time.sleep(0.001)
+    hasher.verify(PASSWORD, password_hash)  # warm-up: the first call allocates the memory
+    barrier.wait(timeout=120)  # every process starts hashing at the same instant
     durations: list[float] = []
     errors = 0
     cpu_before = time.process_time()
-    deadline = start_at + seconds
-    while time.monotonic() < deadline:
-        began = time.perf_counter()
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        start = time.perf_counter()
         ok, _ = hasher.verify(PASSWORD, password_hash)
-        durations.append(time.perf_counter() - began)
+        durations.append(time.perf_counter() - start)
         errors += 0 if ok else 1
-    elapsed = time.monotonic() - start_at  # the last verify may end past the deadline
+    elapsed = time.monotonic() - began  # the last verify may end past the deadline
     cpu = time.process_time() - cpu_before
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return durations, errors, cpu, peak_mib, elapsed
+    results.put((durations, errors, cpu, peak_mib, elapsed))
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -61,31 +73,65 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-def measure(seconds: float, processes: int | None = None) -> HashLimit:
-    count = processes or os.cpu_count() or 1
-    settings = Settings()
+def measure_here(seconds: float, processes: int | None = None) -> HashLimit:
+    count = processes or len(os.sched_getaffinity(0))
+    settings = _settings()
     password_hash = PasswordHasher(
         settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
     ).hash(PASSWORD)
     context = multiprocessing.get_context("spawn")
-    start_at = time.monotonic() + 3.0  # time for every process to start and warm up
-    with context.Pool(count) as pool:
-        results = pool.map_async(_worker, [(password_hash, start_at, seconds)] * count).get(
-            timeout=seconds + 60
-        )
+    barrier = context.Barrier(count)
+    queue: Queue[object] = context.Queue()
+    workers = [
+        context.Process(target=_worker, args=(password_hash, seconds, barrier, queue))
+        for _ in range(count)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        results: list[tuple[list[float], int, float, float, float]] = [
+            queue.get(timeout=seconds + 180)  # type: ignore[misc]
+            for _ in workers
+        ]
+    finally:
+        for worker in workers:
+            worker.join(timeout=30)
+            if worker.is_alive():
+                worker.kill()
     durations = [d for result in results for d in result[0]]
     verifies = len(durations)
-    # Every process started at the same instant; the slowest to finish sets the span.
-    elapsed = max(result[4] for result in results)
     return HashLimit(
         processes=count,
         verifies=verifies,
-        seconds=elapsed,
+        seconds=max(result[4] for result in results),  # the slowest process sets the span
         errors=sum(result[1] for result in results),
         p50_ms=_percentile(durations, 0.50) * 1000,
         p99_ms=_percentile(durations, 0.99) * 1000,
         peak_rss_mib=[round(result[3], 1) for result in results],
-        cpu_ms_per_verify=sum(result[2] for result in results) / verifies * 1000
-        if verifies
-        else 0.0,
+        cpu_ms_per_verify=sum(r[2] for r in results) / verifies * 1000 if verifies else 0.0,
     )
+
+
+def measure(seconds: float) -> HashLimit:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.argon2_limit", "--seconds", str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 240,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.argon2_limit failed: {done.stderr.strip()[-2000:]}")
+    return HashLimit(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.argon2_limit")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    print(json.dumps(asdict(measure_here(args.seconds))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

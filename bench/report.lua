@@ -1,21 +1,25 @@
--- wrk script: optional Authorization / X-Forwarded-Proto headers from the
--- environment, and a one-line JSON summary for bench/wrk.py to parse.
-local authorization = os.getenv("BENCH_AUTHORIZATION")
-if authorization and authorization ~= "" then
-  wrk.headers["Authorization"] = authorization
-end
-local proto = os.getenv("BENCH_FORWARDED_PROTO")
-if proto and proto ~= "" then
-  wrk.headers["X-Forwarded-Proto"] = proto
+-- Common to every wrk run of the harness (loaded by lua/request.lua): a one-line
+-- JSON summary for bench/wrk.py. `bad` and `empty` are per-thread globals that
+-- request.lua counts (a 2xx whose body is wrong; a token queue that ran dry);
+-- done() runs in a separate Lua state, so it reads them through thread:get().
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
 end
 
 function done(summary, latency, requests)
+  local bad, empty = 0, 0
+  for _, thread in ipairs(threads) do
+    bad = bad + (thread:get("bad") or 0)
+    empty = empty + (thread:get("empty") or 0)
+  end
   local e = summary.errors
   io.write(string.format(
     'BENCH_JSON {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, ' ..
-    '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, ' ..
-    '"p99_us": %d, "max_us": %d, "mean_us": %.1f}\n',
+    '"write": %d, "status": %d, "timeout": %d, "bad": %d, "empty": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f}\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status,
-    e.timeout, latency:percentile(50), latency:percentile(90),
+    e.timeout, bad, empty, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max, latency.mean))
 end

@@ -1,22 +1,30 @@
 """`python -m bench.run [--smoke] [--out DIR]`: every scenario, side by side, on
-127.0.0.1 only and bounded in time; writes results.json and results.md to DIR."""
+127.0.0.1 only and bounded in time; writes results.json, results.md and
+results.png to DIR (default bench/results/) and the servers' logs to DIR/logs/."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
-from bench import scenarios
+from bench import chart, goals, scenarios
+from bench.pg import Cluster
+from bench.plan import FULL, SMOKE, Plan
 from bench.report import Report, machine_facts
+from bench.stages import SERVICE_SETTINGS, run_config
 from bench.wrk import WrkFailed, wrk_path
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+BYTECODE_CACHE = DEFAULT_OUT / ".pycache"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +32,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--smoke", action="store_true", help="seconds, tiny data: a check only")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     return parser
+
+
+def _phase(report: Report, name: str, action: Callable[[], object]) -> None:
+    started = time.monotonic()
+    print(f"bench {time.strftime('%H:%M:%S')} ({report.mode}): {name}", flush=True)
+    action()
+    report.phases[name] = round(time.monotonic() - started, 1)
+
+
+def _run(plan: Plan, report: Report, work: Path, logs: Path) -> None:
+    _phase(report, "ceiling", lambda: scenarios.ceiling(report, plan, logs))
+    _phase(report, "argon2id limit", lambda: scenarios.hashing_limit(report, plan))
+    cluster: Cluster | None = None
+    try:
+        for config in plan.configs:
+            if config.backend == "postgresql" and cluster is None:
+                print("bench: starting the throwaway PostgreSQL 15 cluster", flush=True)
+                cluster = Cluster()
+            name = f"{config.backend} {config.users:,} users"
+            _phase(report, name, partial(run_config, report, plan, config, work, logs, cluster))
+    finally:
+        if cluster is not None:
+            cluster.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,25 +69,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in [k for k in os.environ if k.startswith("USERSERVICE_")]:
         del os.environ[key]
 
-    plan = scenarios.SMOKE if args.smoke else scenarios.FULL
+    _bytecode_cache()
+    plan = SMOKE if args.smoke else FULL
     out: Path = args.out.resolve()
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    report = Report(mode=plan.mode, machine=machine_facts())
+    command = "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    report = Report(plan.mode, command.strip(), machine_facts(), dict(SERVICE_SETTINGS))
     work = Path(tempfile.mkdtemp(prefix="userservice-bench-"))
     started = time.monotonic()
+    failed: BaseException | None = None
     try:
-        print(f"bench ({plan.mode}): ceiling", flush=True)
-        scenarios.ceiling(report, plan, logs)
-        print(f"bench ({plan.mode}): service on SQLite, {plan.users} users", flush=True)
-        scenarios.service_sqlite(report, plan, work, logs)
-        print(f"bench ({plan.mode}): argon2id hashing limit", flush=True)
-        scenarios.hashing_limit(report, plan)
+        _run(plan, report, work, logs)
+    except BaseException as exc:  # still write what was measured, then re-raise
+        failed = exc
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        report.seconds = round(time.monotonic() - started, 1)
+        # Other work on the machine skews every row: both ends of the run are recorded.
+        report.machine["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        report.goals = goals.compute(report)
         json_path, md_path = report.write(out)
-    print(f"bench: {time.monotonic() - started:.0f} s; wrote {json_path} and {md_path}")
+        png_path = chart.draw(asdict(report), out / "results.png") if report.rows else None
+        state = "FAILED" if failed else "done"
+        print(f"bench: {state} in {report.seconds:.0f} s; wrote {json_path}, {md_path}, {png_path}")
+        _print_goals(report)
     return 0
+
+
+def _bytecode_cache() -> None:
+    """Every process the run starts caches its bytecode in bench/results/.pycache, as
+    an installed package would have it compiled (pip does; `uv sync` with
+    --compile-bytecode). This machine sets PYTHONDONTWRITEBYTECODE=1 and .venv holds
+    no .pyc, which would make every start compile all its imports again (~2 s per
+    process here). The cold-start rows also show one start without any cache."""
+    BYTECODE_CACHE.mkdir(parents=True, exist_ok=True)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(BYTECODE_CACHE)
+    sys.dont_write_bytecode = False
+    sys.pycache_prefix = str(BYTECODE_CACHE)
+
+
+def _print_goals(report: Report) -> None:
+    for goal in report.goals:
+        result = "n/a" if goal.met is None else ("met" if goal.met else "MISSED")
+        print(f"  goal {result:<6} {goal.goal}: {goal.measured} (target {goal.target})")
 
 
 if __name__ == "__main__":

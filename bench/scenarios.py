@@ -1,76 +1,196 @@
-"""The scenarios of this first cut: the FastAPI ceiling, the service on SQLite
-(`GET /users/me` with Bearer and with Basic), and the argon2id hashing limit."""
+"""How one scenario is measured (warm-up, load points, pacing), and the scenarios
+that are not the service: the FastAPI ceiling, the argon2id limit, the peer."""
 
 from __future__ import annotations
 
-import base64
-import json
+import random
 import sys
-import urllib.parse
-import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import argon2_limit, seed
+from bench.peer import runner as peer_runner
+from bench.plan import TITLES, WORKERS, Plan, users_label
 from bench.report import Report, Row
 from bench.servers import Server, free_port
-from bench.wrk import run_wrk
+from bench.wrk import ERROR_KINDS, Load, Traffic, WrkRun, run_wrk
 from userservice.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKERS = 2
+PACED_FRACTION = 0.70  # issue 4: p99 "at 70 % of max throughput"
+TOKEN_USERS = 16  # Bearer runs rotate over this many users' tokens, not one cached user
+BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "": ""}
 
 
-@dataclass(frozen=True)
-class Plan:
-    mode: str
-    connections: tuple[int, ...]
-    seconds: int
-    warmup_seconds: int
-    users: int
-    hash_seconds: float
+@dataclass
+class Target:
+    """A running server and what its rows say about it."""
+
+    server: Server
+    system: str  # service | ceiling | peer
+    backend: str = ""
+    users: int = 0
+    tls: bool = False
+
+    @property
+    def name(self) -> str:
+        parts = [self.system, BACKENDS[self.backend]]
+        parts += [users_label(self.users) if self.users else "", "TLS" if self.tls else ""]
+        return " ".join(p for p in parts if p)
+
+    def label(self, scenario: str) -> str:
+        return f"{self.name}: {TITLES[scenario]}"
 
 
-FULL = Plan("full", (16, 64), 10, 3, 1_000, 10.0)
-SMOKE = Plan("smoke", (4,), 1, 1, 50, 1.0)
+def row_of(
+    target: Target,
+    scenario: str,
+    load: Load,
+    connections: int,
+    cpu_seconds: float | None,
+    *,
+    offered_rps: float | None = None,
+    notes: str = "",
+) -> Row:
+    return Row(
+        system=target.system,
+        scenario=scenario,
+        label=target.label(scenario),
+        backend=target.backend,
+        users=target.users,
+        tls=target.tls,
+        connections=connections,
+        offered_rps=round(offered_rps, 1) if offered_rps is not None else None,
+        seconds=round(load.seconds, 2),
+        requests=load.requests,
+        rps=round(load.rps, 1),
+        p50_ms=round(load.p50_ms, 3),
+        p99_ms=round(load.p99_ms, 3),
+        errors=load.errors,
+        peak_rss_mib_per_worker=target.server.peak_rss_per_worker(),
+        cpu_ms_per_request=(
+            round(cpu_seconds / load.requests * 1000, 3)
+            if cpu_seconds is not None and load.requests
+            else None
+        ),
+        notes=notes,
+        error_kinds={k: load.detail[k] for k in ERROR_KINDS if load.detail.get(k)},
+    )
 
 
-def _drive(
+def one_run(
+    target: Target,
+    scenario: str,
+    traffic: Traffic,
+    connections: int,
+    seconds: float,
+    *,
+    delay_ms: float = 0.0,
+    offered_rps: float | None = None,
+    notes: str = "",
+) -> Row:
+    server = target.server
+    server.wait_idle()
+    server.reset_peak_rss()
+    cpu_before = server.cpu_seconds()
+    load = run_wrk(
+        server.base_url, traffic, connections=connections, seconds=seconds, delay_ms=delay_ms
+    )
+    cpu = server.cpu_seconds() - cpu_before
+    return row_of(target, scenario, load, connections, cpu, offered_rps=offered_rps, notes=notes)
+
+
+def measure(
     report: Report,
     plan: Plan,
-    server: Server,
+    target: Target,
     scenario: str,
-    path: str,
+    make: Callable[[int], Traffic],
     *,
-    authorization: str = "",
-    forwarded_proto: str = "",
     notes: str = "",
-) -> None:
-    url = server.base_url + path
-    headers = {"authorization": authorization, "forwarded_proto": forwarded_proto}
-    run_wrk(url, connections=max(plan.connections), seconds=plan.warmup_seconds, **headers)
+) -> float:
+    """A discarded warm-up, then one run per connection count; returns the max req/s.
+    `make(connections)` builds each run's traffic (refresh needs fresh tokens)."""
+    top = max(plan.connections)
+    if plan.warmup_seconds:
+        target.server.wait_idle()
+        run_wrk(target.server.base_url, make(top), connections=top, seconds=plan.warmup_seconds)
+    best = 0.0
     for connections in plan.connections:
-        cpu_before = server.cpu_seconds()
-        load = run_wrk(url, connections=connections, seconds=plan.seconds, **headers)
-        cpu = server.cpu_seconds() - cpu_before
-        report.add(
-            Row(
-                scenario=scenario,
-                connections=connections,
-                seconds=round(load.seconds, 2),
-                requests=load.requests,
-                rps=round(load.rps, 1),
-                p50_ms=round(load.p50_ms, 3),
-                p99_ms=round(load.p99_ms, 3),
-                errors=load.errors,
-                peak_rss_mib_per_worker=server.peak_rss_per_worker(),
-                cpu_ms_per_request=round(cpu / load.requests * 1000, 3) if load.requests else None,
-                notes=notes,
-            )
+        row = one_run(target, scenario, make(connections), connections, plan.seconds, notes=notes)
+        report.add(row)
+        best = max(best, row.rps)
+    return best
+
+
+def paced(
+    report: Report,
+    plan: Plan,
+    target: Target,
+    scenario: str,
+    traffic: Traffic,
+    max_rps: float,
+    *,
+    fraction: float = PACED_FRACTION,
+    notes: str = "",
+) -> Row:
+    """Closed-loop pacing (wrk delay(), not wrk2's open loop): each connection waits
+    `delay` after every response, so one connection does 1 / (latency + delay) req/s.
+    A calibration run measures the mean latency near this load (wrk's own figure,
+    which excludes the pauses), then the delay is set so that connections x rate =
+    fraction x max_rps. Achieved rates land within a few % of the aim; rows show both."""
+    connections = plan.paced_connections
+    goal = max(1.0, fraction * max_rps)
+    cycle = connections / goal  # seconds per request per connection at the goal rate
+    calibration = max(1, plan.warmup_seconds)
+    target.server.wait_idle()
+    probe = run_wrk(
+        target.server.base_url,
+        traffic,
+        connections=connections,
+        seconds=calibration,
+        delay_ms=cycle * 1000,
+    )
+    delay_ms = max(0.0, cycle * 1000 - probe.mean_ms)
+    row = one_run(
+        target, scenario, traffic, connections, plan.seconds, delay_ms=delay_ms, offered_rps=goal
+    )
+    achieved = row.rps / max_rps * 100 if max_rps else 0.0
+    row.notes = (
+        f"closed loop: {connections} connections each pausing {delay_ms:.1f} ms between "
+        f"requests (wrk delay()), aimed at {fraction:.0%} of max {max_rps:,.0f}/s, "
+        f"got {achieved:.0f} %" + (f"; {notes}" if notes else "")
+    )
+    report.add(row)
+    return row
+
+
+def concurrent(
+    target: Target,
+    runs: Sequence[tuple[str, Traffic, int, float]],
+    seconds: float,
+) -> list[Row]:
+    """Several wrk processes at once against one server (the login storm); the rows
+    share the server's peak RSS and carry no CPU/request (it cannot be split)."""
+    server = target.server
+    server.wait_idle()
+    server.reset_peak_rss()
+    started = [
+        (
+            scenario,
+            connections,
+            WrkRun(
+                server.base_url, traffic, connections=connections, seconds=seconds, delay_ms=delay
+            ),
         )
+        for scenario, traffic, connections, delay in runs
+    ]
+    loads = [(scenario, connections, run.result()) for scenario, connections, run in started]
+    return [row_of(target, s, load, c, None) for s, c, load in loads]
 
 
-def ceiling(report: Report, plan: Plan, logs: Path) -> None:
+def ceiling(report: Report, plan: Plan, logs: Path) -> float:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "bench.ceiling_app:app", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(WORKERS)]
@@ -78,69 +198,8 @@ def ceiling(report: Report, plan: Plan, logs: Path) -> None:
     server = Server("ceiling", argv, port, "/ping", cwd=ROOT, log=logs / "ceiling.log")
     server.start(expected_workers=WORKERS)
     try:
-        _drive(report, plan, server, "ceiling: FastAPI async JSON", "/ping")
-    finally:
-        server.stop()
-
-
-def _password_grant(base_url: str, email: str, password: str) -> str:
-    form = {
-        "grant_type": "password",
-        "client_id": "userservice-frontend",
-        "username": email,
-        "password": password,
-    }
-    request = urllib.request.Request(  # noqa: S310 - a loopback URL we built
-        base_url + "/oauth/token",
-        data=urllib.parse.urlencode(form).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
-        return str(json.loads(reply.read())["access_token"])
-
-
-def service_sqlite(report: Report, plan: Plan, work: Path, logs: Path) -> None:
-    data_dir = work / "sqlite"
-    env = {
-        "USERSERVICE_DATA_DIR": str(data_dir),
-        "USERSERVICE_ENV_FILE": str(work / "no.env"),
-        "USERSERVICE_LOG_LEVEL": "warning",
-        # As behind a TLS-terminating proxy on this host: Basic needs https (X-Forwarded-Proto).
-        "USERSERVICE_TRUSTED_PROXIES": '["127.0.0.1"]',
-    }
-    data_dir.mkdir(parents=True)
-    seed.migrate(env)
-    settings = Settings(data_dir=data_dir)
-    seed.seed_users(settings.resolved_database_url(), plan.users, seed.precomputed_hash(settings))
-
-    port = free_port()
-    argv = [sys.executable, "-m", "userservice.cli", "serve", "--no-tls", "--no-migrate"]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
-    server = Server("userservice", argv, port, "/readyz", env=env, cwd=work, log=logs / "svc.log")
-    server.start(expected_workers=WORKERS)
-    try:
-        email = seed.user_email(0)
-        token = _password_grant(server.base_url, email, seed.PASSWORD)
-        where = f"SQLite, {plan.users} users"
-        _drive(
-            report,
-            plan,
-            server,
-            "service: /users/me Bearer",
-            "/users/me",
-            authorization=f"Bearer {token}",
-            notes=f"{where}; ES256 access token from one password grant",
-        )
-        basic = base64.b64encode(f"{email}:{seed.PASSWORD}".encode()).decode()
-        _drive(
-            report,
-            plan,
-            server,
-            "service: /users/me Basic",
-            "/users/me",
-            authorization=f"Basic {basic}",
-            forwarded_proto="https",
-            notes=f"{where}; one argon2id verify per request, by design",
+        return measure(
+            report, plan, Target(server, "ceiling"), "ceiling", lambda _c: Traffic("/ping")
         )
     finally:
         server.stop()
@@ -148,12 +207,18 @@ def service_sqlite(report: Report, plan: Plan, work: Path, logs: Path) -> None:
 
 def hashing_limit(report: Report, plan: Plan) -> None:
     result = argon2_limit.measure(plan.hash_seconds)
-    s = Settings()
+    s = Settings(_env_file=None)
     params = f"m={s.argon2_memory_kib} KiB, t={s.argon2_time_cost}, p={s.argon2_parallelism}"
     report.add(
         Row(
-            scenario="argon2id verify limit",
+            system="argon2",
+            scenario="argon2",
+            label=f"raw: {TITLES['argon2']}",
+            backend="",
+            users=0,
+            tls=False,
             connections=None,
+            offered_rps=None,
             seconds=round(result.seconds, 2),
             requests=result.verifies,
             rps=round(result.rps, 1),
@@ -162,6 +227,37 @@ def hashing_limit(report: Report, plan: Plan) -> None:
             errors=result.errors,
             peak_rss_mib_per_worker=result.peak_rss_mib,
             cpu_ms_per_request=round(result.cpu_ms_per_verify, 3),
-            notes=f"{params}; {result.processes} processes (one per core)",
+            notes=f"{params}; {result.processes} processes (one per core), no HTTP",
         )
     )
+
+
+def peer(
+    report: Report, plan: Plan, backend: str, users: int, database_url_async: str, logs: Path
+) -> None:
+    """The fastapi-users peer (bench/peer/) on its own database of the same engine
+    with the same users, serving its own GET /users/me."""
+    peer_runner.prepare_peer(database_url_async, users, seed.PASSWORD, logs)
+    port = free_port()
+    server = Server(
+        "peer",
+        peer_runner.peer_server_argv(port, WORKERS),
+        port,
+        peer_runner.READY_PATH,
+        env=peer_runner.peer_env(database_url_async),
+        cwd=ROOT,
+        log=logs / f"peer-{backend}-{users}.log",
+    )
+    server.start(expected_workers=WORKERS)
+    try:
+        picked = random.sample(range(users), min(TOKEN_USERS, users))
+        tokens = [
+            peer_runner.peer_login(server.base_url, seed.user_email(i), seed.PASSWORD)
+            for i in picked
+        ]
+        traffic = Traffic("/users/me", headers={"Authorization": "Bearer {line}"}, lines=tokens)
+        target = Target(server, "peer", backend, users)
+        notes = f"fastapi-users JWT (HS256), {len(tokens)} users' tokens in rotation"
+        measure(report, plan, target, "peer-me", lambda _c: traffic, notes=notes)
+    finally:
+        server.stop()

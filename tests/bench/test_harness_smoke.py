@@ -1,5 +1,7 @@
-"""The benchmark harness keeps working: its smoke mode (seconds, tiny data) runs
-every scenario for real and reports a number for each. The full run is not a test."""
+"""The benchmark harness keeps working: its smoke mode (tiny data, one second per
+load point) runs every scenario kind for real, the service on SQLite (all of them)
+and on PostgreSQL (the 1M-user set, on 120 users: cluster, COPY seeding, psycopg
+and the asyncpg peer), and reports a number for each. The full run is not a test."""
 
 from __future__ import annotations
 
@@ -11,17 +13,24 @@ from pathlib import Path
 
 import pytest
 
+from bench.plan import LARGE_SET, SMALL_SET, TITLES
+
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = {
-    "ceiling: FastAPI async JSON",
-    "service: /users/me Bearer",
-    "service: /users/me Basic",
-    "argon2id verify limit",
-}
+
+
+def _expected() -> set[tuple[str, str, str]]:
+    """(system, scenario, backend) of every row the smoke plan must produce."""
+    kinds = {"storm": ("storm-login", "storm-me")}
+    small = {k for name in SMALL_SET for k in kinds.get(name, (name,))}
+    rows = {("ceiling", "ceiling", ""), ("argon2", "argon2", "")}
+    rows |= {("service", name, "sqlite") for name in small}
+    rows |= {("service", name, "postgresql") for name in LARGE_SET}
+    rows |= {("peer", "peer-me", backend) for backend in ("sqlite", "postgresql")}
+    return rows
 
 
 @pytest.mark.bench
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         # Never a silent skip: the harness is part of "the tests pass".
@@ -32,7 +41,7 @@ def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=170,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -40,10 +49,29 @@ def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["mode"] == "smoke"
     rows = results["rows"]
-    assert {row["scenario"] for row in rows} == SCENARIOS
+    assert {(r["system"], r["scenario"], r["backend"]) for r in rows} == _expected()
+    assert {r["tls"] for r in rows if r["scenario"] == "me-bearer"} == {False, True}
     for row in rows:
         assert row["rps"] > 0, row
         assert row["errors"] == 0, row
         assert row["peak_rss_mib_per_worker"], row
+    paced = [r for r in rows if r["offered_rps"] is not None]
+    assert {r["scenario"] for r in paced} == {"me-bearer-paced", "admin-list-paced", "storm-me"}
+
+    startups = results["startups"]
+    assert {(s["backend"], s["tls"]) for s in startups} == {
+        ("sqlite", False),
+        ("sqlite", True),
+        ("postgresql", False),
+    }
+    for start in startups:
+        assert min(start["ready_seconds"]) > 0, start
+        assert len(start["idle_rss_mib_per_worker"]) == 2, start
+
+    goals = results["goals"]
+    assert goals and all(g["target"] for g in goals)
+    assert any(g["met"] is not None for g in goals)
     table = (out / "results.md").read_text()
-    assert all(f"| {name} |" in table for name in SCENARIOS)
+    assert all(TITLES[r["scenario"]] in table for r in rows)
+    assert "| goal | measured | target | result |" in table
+    assert (out / "results.png").read_bytes().startswith(b"\x89PNG")
