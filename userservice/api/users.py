@@ -111,7 +111,7 @@ def list_users(
     name: SearchText = None,
     cursor: Annotated[str | None, Query(max_length=600, pattern=r"^[A-Za-z0-9_-]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> UserPage:
+) -> Response:
     """Admin search by email and/or display-name substring, ordered by email, with
     keyset pagination (`next_cursor`)."""
     users = svc.accounts.search(
@@ -121,7 +121,9 @@ def list_users(
     next_cursor = (
         base64.urlsafe_b64encode(page[-1].email.encode()).decode().rstrip("=") if more else None
     )
-    return UserPage(items=[UserOut.of(u) for u in page], next_cursor=next_cursor)
+    body = UserPage(items=[UserOut.of(u) for u in page], next_cursor=next_cursor)
+    # Serialized once, here (FastAPI would validate the page against response_model again).
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.patch("/{user_id}", response_model=UserOut, responses=_problems(400, 401, 403, 404, 422))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
+from userservice.db.engine import SINGLE_READ
 from userservice.db.models import OAuthClient
 
 # Created by migration 0001 so frontends and the docs UI can log in out of the box.
@@ -41,13 +42,22 @@ class ClientRepository:
 
 
 def load_client(engine: Engine, client_id: str) -> OAuthClient | None:
+    """A detached OAuthClient, or None. Core and one SELECT rather than an ORM
+    Session: this runs on every client authentication (issue 4 profile)."""
     if "\x00" in client_id:
         # No client id holds NUL, and PostgreSQL refuses it in a query (DataError, 503).
         return None
-    with Session(engine, expire_on_commit=False) as session:
-        client = session.scalars(
-            select(OAuthClient).where(OAuthClient.client_id == client_id)
-        ).first()
-        if client is not None:
-            session.expunge(client)
-        return client
+    with engine.connect().execution_options(**SINGLE_READ) as conn:
+        row = conn.execute(_CLIENT_BY_ID, {"client_id": client_id}).first()
+    if row is None:
+        return None
+    client = OAuthClient(**dict(zip(_CLIENT_KEYS, row, strict=True)))
+    # As if loaded and expunged: a later Session.add would update, never insert.
+    make_transient_to_detached(client)
+    return client
+
+
+_CLIENT_KEYS = tuple(attr.key for attr in OAuthClient.__mapper__.column_attrs)
+_CLIENT_BY_ID = select(*(attr.columns[0] for attr in OAuthClient.__mapper__.column_attrs)).where(
+    OAuthClient.client_id == bindparam("client_id")
+)

@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
     from userservice.db.async_reads import AsyncReader
 
 T = TypeVar("T")
+# As long as SQLite's busy_timeout: then 503 + Retry-After, like a locked database.
+WRITE_WAIT_SECONDS = 5.0
 
 
 class DatabaseConfigError(ValueError):
@@ -40,16 +42,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+    # We emit BEGIN ourselves (_sqlite_begin): the sqlite3 module's own implicit
+    # transactions cannot say IMMEDIATE, and mishandle SAVEPOINT.
+    dbapi_connection.isolation_level = None
 
 
-def build_engine(url: str, *, pool_size: int = 10) -> Engine:
+SQLITE_WRITE = "userservice_sqlite_write"
+# For one-statement reads on hot paths (client lookup): no BEGIN/COMMIT around a
+# single SELECT, which is atomic on its own (the sqlite3 module's old default).
+SINGLE_READ = {"userservice_single_read": True}
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writer takes the write lock at BEGIN (IMMEDIATE). A deferred transaction
+    # that reads first and writes later must upgrade its lock, and SQLite answers
+    # "database is locked" at once when another writer got there first, without
+    # waiting (busy_timeout does not apply to that upgrade).
+    options = conn.get_execution_options()
+    if options.get("userservice_single_read"):
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(SQLITE_WRITE) else "BEGIN")
+
+
+def build_engine(url: str, *, pool_size: int = 16) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise DatabaseConfigError(f"bad database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 5})
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": 5},
+            # Beyond pool_size every checkout opened a new connection (and ran the
+            # pragmas): keep enough for the threadpool's usual concurrency.
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise DatabaseConfigError(
@@ -60,8 +90,11 @@ def build_engine(url: str, *, pool_size: int = 10) -> Engine:
     try:
         return create_engine(
             parsed,
+            # Overflow connections are closed on check-in, so a pool smaller than the
+            # usual concurrency reconnects on every request (issue 4 profile): keep
+            # the steady state inside pool_size, overflow for bursts only.
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=pool_size // 2,
             pool_pre_ping=True,  # survive a database restart without restarting us
             pool_timeout=10,
         )
@@ -77,6 +110,7 @@ class Database:
         # Lookups on the bearer hot path for networked databases run in threads of
         # their own, so a login storm filling the default threadpool cannot starve them.
         self._lookup_slots = anyio.CapacityLimiter(16)
+        self._write_lock = threading.RLock()
         self._readers = threading.local()
         self._reader_lock = threading.Lock()
         self._all_readers: set[sqlite3.Connection] = set()
@@ -88,7 +122,7 @@ class Database:
             # Imported here: psycopg is only needed (and loaded) for PostgreSQL.
             from userservice.db.async_reads import AsyncReader
 
-            self._async_reader = AsyncReader(engine.url, 16)
+            self._async_reader = AsyncReader(engine.url, 8)
 
     async def pg_read(self, sql: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
         """One read on the event loop, for PostgreSQL (see db/async_reads.py)."""
@@ -144,10 +178,21 @@ class Database:
         self._generation += 1
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on error."""
+    def unit_of_work(self, *, read_only: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on error.
+
+        On SQLite, writers of this process queue on a lock of ours: SQLite's own
+        busy handler sleeps and polls (1, 2, 5 ... 100 ms), which under a burst of
+        refreshes cost far more than the writes themselves (issue 4 profile)."""
+        serialize = self.is_sqlite and not read_only
+        if serialize and not self._write_lock.acquire(timeout=WRITE_WAIT_SECONDS):
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            )
         session = self.session_factory()
         try:
+            if serialize:
+                session.connection(execution_options={SQLITE_WRITE: True})
             yield session
             session.commit()
         except BaseException:
@@ -155,6 +200,8 @@ class Database:
             raise
         finally:
             session.close()
+            if serialize:
+                self._write_lock.release()
 
     async def run_lookup(self, func: Callable[[Engine], T]) -> T:
         """Run a short read. SQLite answers in microseconds from a local file, so it

@@ -212,10 +212,11 @@ class UserRepository:
         name: str | None,
         after_email: str | None,
         limit: int,
-    ) -> list[User]:
+    ) -> list[UserRecord]:
         """Keyset pagination ordered by the unique email: stable, and O(limit) at any
         depth (no OFFSET scan)."""
-        query = select(User).order_by(User.email).limit(limit)
+        # Columns, not entities: no identity map or instance state for a page of 200.
+        query = select(*_RECORD_COLUMNS).order_by(User.email).limit(limit)
         if email:
             query = query.where(User.email.contains(email, autoescape=True))
         if name:
@@ -223,4 +224,4 @@ class UserRepository:
             query = query.where(func.lower(User.display_name).contains(pattern, autoescape=True))
         if after_email is not None:
             query = query.where(User.email > after_email)
-        return list(self.session.scalars(query))
+        return [_record(tuple(row)) for row in self.session.execute(query)]

@@ -246,14 +246,14 @@ class OAuthServer(StarletteAuthorizationServer):
         audit("code.reuse_detected", client=row.client_id, user=row.user_id)
 
     def code_user(self, code: CodeModel) -> AuthorizingUser | None:
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(read_only=True) as session:
             user = UserRepository(session).get(code.row.user_id)
             if user is None or not user.is_active:
                 return None
             return AuthorizingUser(UserRecord.of(user), code.row.auth_time)
 
     def nonce_used(self, client_id: str, nonce: str) -> bool:
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(read_only=True) as session:
             return CodeRepository(session).nonce_used(client_id, nonce)
 
     def _generate_token(

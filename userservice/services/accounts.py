@@ -130,7 +130,7 @@ class AccountService:
         return record
 
     def get(self, user_id: uuid.UUID) -> UserRecord:
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(read_only=True) as session:
             user = UserRepository(session).get(user_id)
             if user is None:
                 raise NotFound("No such user.")
@@ -219,11 +219,10 @@ class AccountService:
     def search(
         self, *, email: str | None, name: str | None, after: str | None, limit: int
     ) -> list[UserRecord]:
-        with self.db.unit_of_work() as session:
-            rows = UserRepository(session).search(
+        with self.db.unit_of_work(read_only=True) as session:
+            return UserRepository(session).search(
                 email=email.lower() if email else None,
                 name=name,
                 after_email=after,
                 limit=limit,
             )
-            return [UserRecord.of(u) for u in rows]

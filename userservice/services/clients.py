@@ -125,11 +125,11 @@ class ClientService:
         return IssuedClient(record, secret)
 
     def list(self) -> list[ClientRecord]:
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(read_only=True) as session:
             return [ClientRecord.of(row) for row in ClientRepository(session).list_all()]
 
     def get(self, client_id: str) -> ClientRecord:
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(read_only=True) as session:
             return ClientRecord.of(self._find(ClientRepository(session), client_id))
 
     def update(

@@ -40,7 +40,7 @@ class ConsentService:
         self.db = db
 
     def covers(self, user_id: uuid.UUID, client_id: str, scope: str) -> bool:
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(read_only=True) as session:
             consent = ConsentRepository(session).get(user_id, client_id)
             return consent is not None and set(scope.split()) <= set(consent.scope.split())
 
@@ -50,7 +50,7 @@ class ConsentService:
         audit("consent.granted", user=user_id, client=client_id, scope=scope)
 
     def list(self, user_id: uuid.UUID) -> list[GrantView]:
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(read_only=True) as session:
             clients = ClientRepository(session)
             views = []
             for consent in ConsentRepository(session).list_for_user(user_id):

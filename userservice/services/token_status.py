@@ -109,7 +109,7 @@ class TokenStatus:
 
     def _introspect_refresh(self, token: str, client: OAuthClient) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(read_only=True) as session:
             stored = RefreshTokenRepository(session).get_by_digest(digest(token))
             if stored is None or stored.client_id != client.client_id:
                 return INACTIVE  # refresh tokens are visible to their own client only
