@@ -1,10 +1,14 @@
 # userservice: slim, non-root, same `serve` command as everywhere else.
 FROM python:3.11-slim
 
+# Bytecode is compiled once at build (UV_COMPILE_BYTECODE): the image is read-only
+# at run time, and without .pyc files every worker start recompiled every import
+# (~8 s instead of ~2 s, issue 4's cold-start measurement).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_NO_CACHE=1 \
+    UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     USERSERVICE_DATA_DIR=/data
