@@ -4,11 +4,126 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import Label
 
-from userservice.db.models import RefreshToken
+from userservice.db.models import RefreshToken, User
+
+_TOKENS = cast(Table, RefreshToken.__table__)
+_USERS = cast(Table, User.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedToken:
+    """The row a rotation just retired, with its owner's standing (one round trip)."""
+
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: str
+    scope: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    user_active: bool | None  # None: the user row is gone
+    tokens_valid_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenOwner:
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: str
+
+
+def _user_column(name: str) -> Label[Any]:
+    # Correlated scalar subquery: RETURNING may hold subqueries on SQLite (>= 3.35)
+    # and PostgreSQL, so the owner's standing comes back with the claim itself.
+    return (
+        select(_USERS.c[name])
+        .where(_USERS.c.id == _TOKENS.c.user_id)
+        .scalar_subquery()
+        .label(f"user_{name}")
+    )
+
+
+# Prebuilt Core statements for the refresh hot path (issue 4): no ORM identity map or
+# flush, and SQLAlchemy's compiled cache is hit on every call.
+#
+# The claim is one conditional UPDATE: it takes the row's write lock before any read,
+# so of concurrent redemptions exactly one sees its row come back (no read-then-write
+# race), and RETURNING hands that winner everything the rotation needs.
+_CLAIM = (
+    update(_TOKENS)
+    .where(_TOKENS.c.digest == bindparam("token_digest"), _TOKENS.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"), last_used_at=bindparam("now"))
+    .returning(
+        _TOKENS.c.family_id,
+        _TOKENS.c.user_id,
+        _TOKENS.c.client_id,
+        _TOKENS.c.scope,
+        _TOKENS.c.issued_at,
+        _TOKENS.c.expires_at,
+        _user_column("is_active"),
+        _user_column("tokens_valid_after"),
+    )
+)
+_OWNER = select(_TOKENS.c.family_id, _TOKENS.c.user_id, _TOKENS.c.client_id).where(
+    _TOKENS.c.digest == bindparam("token_digest")
+)
+_INSERT = insert(_TOKENS)
+
+
+def claim_for_rotation(
+    conn: Connection, token_digest: str, now: dt.datetime
+) -> ClaimedToken | None:
+    """Retire an active token; None if it is unknown or already retired."""
+    row = conn.execute(_CLAIM, {"token_digest": token_digest, "now": now}).first()
+    if row is None:
+        return None
+    return ClaimedToken(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        None if row[6] is None else bool(row[6]),
+        row[7] or 0,
+    )
+
+
+def owner_of(conn: Connection, token_digest: str) -> TokenOwner | None:
+    row = conn.execute(_OWNER, {"token_digest": token_digest}).first()
+    return None if row is None else TokenOwner(row[0], row[1], row[2])
+
+
+def insert_token(
+    conn: Connection,
+    *,
+    token_digest: str,
+    family_id: uuid.UUID,
+    user_id: uuid.UUID,
+    client_id: str,
+    scope: str,
+    issued_at: dt.datetime,
+    expires_at: dt.datetime,
+) -> None:
+    conn.execute(
+        _INSERT,
+        {
+            "digest": token_digest,
+            "family_id": family_id,
+            "user_id": user_id,
+            "client_id": client_id,
+            "scope": scope,
+            "issued_at": issued_at,
+            "expires_at": expires_at,
+        },
+    )
 
 
 class RefreshTokenRepository:

@@ -9,9 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from userservice.db.engine import Database, as_utc
-from userservice.db.models import OAuthClient, RefreshToken
-from userservice.db.refresh_tokens import RefreshTokenRepository
-from userservice.db.users import UserRecord, UserRepository
+from userservice.db.models import OAuthClient
+from userservice.db.refresh_tokens import (
+    RefreshTokenRepository,
+    TokenOwner,
+    claim_for_rotation,
+    insert_token,
+    owner_of,
+)
+from userservice.db.users import UserRecord
 from userservice.errors import OAuthError
 from userservice.security.secrets import digest, new_token
 from userservice.services.audit import audit
@@ -54,13 +60,18 @@ class TokenService:
         self.settings = settings
 
     def access_token(self, user: UserRecord, client_id: str, scope: str) -> tuple[str, int]:
+        return self._sign_access(user.id, user.tokens_valid_after, client_id, scope)
+
+    def _sign_access(
+        self, user_id: uuid.UUID, tokens_valid_after: int, client_id: str, scope: str
+    ) -> tuple[str, int]:
         now = int(time.time())
         # Never stamp a token earlier than the user's revocation mark, or a login in
         # the same second as a password change would be refused.
-        iat = max(now, user.tokens_valid_after)
+        iat = max(now, tokens_valid_after)
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
-            "sub": str(user.id),
+            "sub": str(user_id),
             "aud": self.settings.issuer,
             "client_id": client_id,
             "scope": scope,
@@ -110,87 +121,82 @@ class TokenService:
         if with_refresh:
             now = dt.datetime.now(dt.UTC)
             expires = now + dt.timedelta(seconds=self.settings.refresh_absolute_ttl)
+            token = new_token()
             with self.db.unit_of_work() as session:
-                body["refresh_token"] = self._new_refresh(
-                    RefreshTokenRepository(session),
-                    user.id,
-                    client.client_id,
-                    scope,
-                    uuid.uuid4(),
-                    now,
-                    expires,
+                insert_token(
+                    session.connection(),
+                    token_digest=digest(token),
+                    family_id=uuid.uuid4(),
+                    user_id=user.id,
+                    client_id=client.client_id,
+                    scope=scope,
+                    issued_at=now,
+                    expires_at=expires,
                 )
+            body["refresh_token"] = token
         return body
-
-    @staticmethod
-    def _new_refresh(
-        repo: RefreshTokenRepository,
-        user_id: uuid.UUID,
-        client_id: str,
-        scope: str,
-        family: uuid.UUID,
-        now: dt.datetime,
-        expires: dt.datetime,
-    ) -> str:
-        token = new_token()
-        repo.add(
-            RefreshToken(
-                digest=digest(token),
-                family_id=family,
-                user_id=user_id,
-                client_id=client_id,
-                scope=scope,
-                issued_at=now,
-                expires_at=expires,
-            )
-        )
-        return token
 
     def refresh(self, token: str, client: OAuthClient, requested: str | None) -> dict[str, Any]:
         """Rotate: the presented token is retired and a new one of the same family
         issued, in one transaction. Presenting a retired token means it leaked: the
-        whole family dies (RFC 9700 §4.14.2)."""
+        whole family dies (RFC 9700 §4.14.2).
+
+        The hot path (issue 4) is three Core statements on the session's connection:
+        claim (UPDATE ... RETURNING, with the owner's standing), insert the successor,
+        commit. The access token is signed only after the commit, so no token is ever
+        handed out for a rotation that did not happen."""
         invalid = OAuthError("invalid_grant", "The refresh token is invalid or expired.")
         now = dt.datetime.now(dt.UTC)
         token_digest = digest(token)
-        reused = False
+        reused: TokenOwner | None = None
         with self.db.unit_of_work() as session:
-            repo = RefreshTokenRepository(session)
-            # Claim first: the conditional UPDATE takes the write lock before any
-            # read, so concurrent refreshes serialize and exactly one wins.
-            claimed = repo.claim(token_digest, now)
-            stored = repo.get_by_digest(token_digest)
-            if stored is None or stored.client_id != client.client_id:
-                raise invalid  # C7; leaving the block rolls the claim back
-            if not claimed:
-                repo.revoke_family(stored.family_id, now)
-                reused = True
+            conn = session.connection()
+            claimed = claim_for_rotation(conn, token_digest, now)
+            if claimed is None:
+                owner = owner_of(conn, token_digest)
+                if owner is None or owner.client_id != client.client_id:
+                    raise invalid  # C7: unknown, or another client's (left untouched)
+                RefreshTokenRepository(session).revoke_family(owner.family_id, now)
+                reused = owner
             else:
-                scope = self._refresh_scope(stored, requested, now, invalid)
-                user = UserRepository(session).get(stored.user_id)
-                if user is None or not user.is_active:
-                    raise invalid
-                record = UserRecord.of(user)
-                new_refresh = self._new_refresh(
-                    repo,
-                    record.id,
-                    client.client_id,
-                    stored.scope,
-                    stored.family_id,
-                    now,
-                    as_utc(stored.expires_at),
+                # Any refusal below raises out of the block, which rolls the claim
+                # back: an expired, foreign or over-scoped attempt retires nothing.
+                if claimed.client_id != client.client_id:
+                    raise invalid  # C7
+                scope = self._refresh_scope(
+                    claimed.scope, claimed.issued_at, claimed.expires_at, requested, now, invalid
                 )
-        if reused:
+                if not claimed.user_active:
+                    raise invalid  # disabled or deleted user
+                new_refresh = new_token()
+                insert_token(
+                    conn,
+                    token_digest=digest(new_refresh),
+                    family_id=claimed.family_id,
+                    user_id=claimed.user_id,
+                    client_id=client.client_id,
+                    # The family keeps its grant; a narrowed scope is for this access
+                    # token only, so a later refresh may ask for the rest again.
+                    scope=claimed.scope,
+                    issued_at=now,
+                    expires_at=as_utc(claimed.expires_at),
+                )
+        if reused is not None:
             # RFC 9700 §4.14.2: a retired token came back, so someone holds a copy.
+            # Audited after the commit: the family is dead by the time anyone reads it.
             audit(
                 "token.reuse_detected",
-                family=stored.family_id,
-                user=stored.user_id,
+                family=reused.family_id,
+                user=reused.user_id,
                 client=client.client_id,
             )
             raise invalid
-        audit("token.refreshed", user=record.id, client=client.client_id)
-        access, expires_in = self.access_token(record, client.client_id, scope)
+        if claimed is None:  # unreachable: an unclaimed token raised or was a reuse
+            raise invalid
+        audit("token.refreshed", user=claimed.user_id, client=client.client_id)
+        access, expires_in = self._sign_access(
+            claimed.user_id, claimed.tokens_valid_after, client.client_id, scope
+        )
         return {
             "access_token": access,
             "token_type": "Bearer",
@@ -200,17 +206,21 @@ class TokenService:
         }
 
     def _refresh_scope(
-        self, stored: RefreshToken, requested: str | None, now: dt.datetime, invalid: OAuthError
+        self,
+        granted: str,
+        issued_at: dt.datetime,
+        expires_at: dt.datetime,
+        requested: str | None,
+        now: dt.datetime,
+        invalid: OAuthError,
     ) -> str:
-        idle_deadline = as_utc(stored.issued_at) + dt.timedelta(
-            seconds=self.settings.refresh_idle_ttl
-        )
-        if now >= as_utc(stored.expires_at) or now >= idle_deadline:
+        idle_deadline = as_utc(issued_at) + dt.timedelta(seconds=self.settings.refresh_idle_ttl)
+        if now >= as_utc(expires_at) or now >= idle_deadline:
             raise invalid
         if requested is None:
-            return stored.scope
+            return granted
         wanted = set(requested.split())
-        if not wanted <= set(stored.scope.split()):
+        if not wanted <= set(granted.split()):
             raise OAuthError("invalid_scope", "A refresh cannot widen the granted scope.")
         return " ".join(sorted(wanted))
 
