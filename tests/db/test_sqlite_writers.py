@@ -5,6 +5,8 @@ in SQLite's busy handler (issue 4: refresh under concurrency)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -77,3 +79,26 @@ def test_writers_of_one_process_queue_instead_of_failing(db: Database) -> None:
     second.join(10)
     assert errors == []
     assert order == ["a in", "a out", "b in", "b out"]
+
+
+def test_writers_of_other_processes_take_turns_on_the_lock_file(db: Database) -> None:
+    """flock(2) locks belong to an open file: a second open of the lock file stands
+    for another worker process holding it."""
+    other = os.open(f"{db.engine.url.database}.writer-lock", os.O_RDWR | os.O_CREAT)
+    done = threading.Event()
+
+    def write() -> None:
+        with db.unit_of_work() as session:
+            session.execute(text("UPDATE users SET tokens_valid_after = 0"))
+        done.set()
+
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not done.wait(0.3)  # waiting for the other "process"
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert done.wait(5)
+        writer.join(5)
+    finally:
+        os.close(other)

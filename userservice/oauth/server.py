@@ -186,7 +186,7 @@ class OAuthServer(StarletteAuthorizationServer):
     def query_client(self, client_id: str) -> ClientModel | None:
         if not isinstance(client_id, str) or len(client_id) > 64:
             return None
-        row = load_client(self.db.engine, client_id)
+        row = load_client(self.db, client_id)
         return ClientModel(row) if row is not None else None
 
     def save_token(self, token: dict[str, Any], request: SnapshotRequest) -> None:

@@ -53,7 +53,7 @@ class TokenEndpoint:
     ) -> OAuthClient:
         bad = OAuthError("invalid_client", "Client authentication failed.", 401)
         # No client_id at all: the built-in first-party client (frontends, docs UI).
-        client = load_client(self.db.engine, client_id or FIRST_PARTY_CLIENT_ID)
+        client = load_client(self.db, client_id or FIRST_PARTY_CLIENT_ID)
         if client is None or len(client_id or "") > 64:
             raise bad
         if client.token_endpoint_auth_method != method:

@@ -62,7 +62,7 @@ class Authenticator:
 
     async def _service_principal(self, claims: dict[str, object]) -> ServicePrincipal:
         client_id, jti = str(claims["client_id"]), str(claims["jti"])
-        alive = await self.db.run_lookup(partial(_client_token_alive, client_id, jti))
+        alive = await self.db.run_lookup(partial(_client_token_alive, self.db, client_id, jti))
         if not alive:
             raise AuthenticationFailed("Invalid access token.")
         scope = claims.get("scope", "")
@@ -123,6 +123,6 @@ class Authenticator:
         return Principal(user=user, scopes=BASIC_SCOPES, client_id=None, method="basic")
 
 
-def _client_token_alive(client_id: str, jti: str, engine: Engine) -> bool:
+def _client_token_alive(db: Database, client_id: str, jti: str, engine: Engine) -> bool:
     # A deleted client's tokens die with it; a revoked one is on the deny list.
-    return load_client(engine, client_id) is not None and not is_denied(engine, jti)
+    return load_client(db, client_id) is not None and not is_denied(engine, jti)

@@ -70,7 +70,7 @@ class TokenStatus:
         if claims.get("sub") == claims.get("client_id"):
             # A client_credentials token: alive while its client exists, unrevoked.
             client_id = str(claims["client_id"])
-            if load_client(self.db.engine, client_id) is None or is_denied(
+            if load_client(self.db, client_id) is None or is_denied(
                 self.db.engine, str(claims["jti"])
             ):
                 return INACTIVE
