@@ -186,5 +186,5 @@ def _startup_goals(report: Report, backend: str, users: int, at: str) -> list[Go
     return [
         _at_most(f"{at}: idle RSS per worker", idle, 80, "MB", "largest worker"),
         _at_most(f"{at}: cold start to /readyz 200", median, 2, "s", f"median of {samples}"),
-        _at_most(f"{at}: cold start, no bytecode cache (as the Dockerfile)", uncached, 2, "s"),
+        _at_most(f"{at}: cold start, no bytecode cache (a .venv without .pyc)", uncached, 2, "s"),
     ]
