@@ -168,11 +168,7 @@ async def introspect(request: Request) -> Response:
     try:
         params = await _form(request)
         ids = client_credentials(params, request.headers.get("authorization", ""))
-        # Reads only (client row, signature check, user row): run like the bearer
-        # check, inline on SQLite and in a thread for a networked database.
-        body = await endpoint.db.run_lookup(
-            lambda _engine: endpoint.introspect(endpoint.authenticate_client(*ids), params)
-        )
+        body = await endpoint.introspect_request(ids, params)
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     return JSONResponse(body, headers=NO_STORE)

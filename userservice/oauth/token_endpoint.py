@@ -104,6 +104,16 @@ class TokenEndpoint:
         if not self.status.revoke_access(token, client):
             self.tokens.revoke_refresh(token, client)
 
+    async def introspect_request(
+        self, client_ids: tuple[str | None, str | None, str], params: dict[str, str]
+    ) -> dict[str, Any]:
+        """Client authentication and introspection: reads only (client row, signature
+        check, user row), so they run like the bearer check, inline on SQLite and in
+        a thread for a networked database."""
+        return await self.db.run_lookup(
+            lambda _engine: self.introspect(self.authenticate_client(*client_ids), params)
+        )
+
     def introspect(self, client: OAuthClient, params: dict[str, str]) -> dict[str, Any]:
         # RFC 7662 §2.1: the caller must be authorized; anonymous callers could
         # otherwise probe stolen tokens.

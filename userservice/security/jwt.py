@@ -187,8 +187,8 @@ class KeyRing:
         if nbf is not None and not isinstance(nbf, int):
             return
         starts = max(iat, nbf) if nbf is not None else iat
-        # The window joserfc's registry enforces: iat/nbf <= now + leeway < exp + 2*leeway,
-        # i.e. now >= start - leeway and now < exp + leeway.
+        # The window joserfc's registry enforces: iat and nbf <= now + leeway, and
+        # exp > now - leeway; in whole seconds, start - leeway <= now <= exp + leeway - 1.
         entry = _Verified(kid, starts - LEEWAY_SECONDS, exp + LEEWAY_SECONDS - 1, dict(claims))
         with self._verified_lock:
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
