@@ -52,7 +52,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 SQLITE_WRITE = "userservice_sqlite_write"
 # For one-statement reads on hot paths (client lookup): no BEGIN/COMMIT around a
 # single SELECT, which is atomic on its own (the sqlite3 module's old default).
-SINGLE_READ = {"userservice_single_read": True}
+SINGLE_READ_OPTION = "userservice_single_read"
+SINGLE_READ = {SINGLE_READ_OPTION: True}
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -61,7 +62,7 @@ def _sqlite_begin(conn: Connection) -> None:
     # "database is locked" at once when another writer got there first, without
     # waiting (busy_timeout does not apply to that upgrade).
     options = conn.get_execution_options()
-    if options.get("userservice_single_read"):
+    if options.get(SINGLE_READ_OPTION):
         return
     conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(SQLITE_WRITE) else "BEGIN")
 
@@ -109,8 +110,8 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.session_factory = sessionmaker(engine, expire_on_commit=False)
-        # Lookups on the bearer hot path for networked databases run in threads of
-        # their own, so a login storm filling the default threadpool cannot starve them.
+        # Short reads (run_lookup) for networked databases run in threads of their own,
+        # so a login storm filling the default threadpool cannot starve them.
         self._lookup_slots = anyio.CapacityLimiter(16)
         path = engine.url.database
         self._writer_lock = (
