@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from userservice.db.clients import load_client
+from userservice.db.engine import Database
 from userservice.oauth.adapter import MalformedRequest, snapshot
 from userservice.security.jwt import TokenInvalid
 from userservice.services.keys import KeyStore
@@ -69,7 +70,8 @@ async def end_session(request: Request) -> Response:
         return _error(request, str(client_id))
     target = values.get("post_logout_redirect_uri")
     if target:
-        client = await anyio.to_thread.run_sync(load_client, _engine(request), client_id or "")
+        db = _database(request)
+        client = await db.run_lookup(lambda _engine: load_client(db, client_id or ""))
         if client is None or target not in client.post_logout_redirect_uris:
             return _error(request, "That return address is not registered for the app.")
     if request.method == "GET":
@@ -99,5 +101,6 @@ async def _confirm(request: Request, values: dict[str, str]) -> Response:
     return render(request, "end_session.html", context, response=response)
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.services.accounts.db.engine
+def _database(request: Request) -> Database:
+    db: Database = request.app.state.services.accounts.db
+    return db
