@@ -1,15 +1,42 @@
 """Client authentication's one read (db/clients.load_client). On SQLite it runs on
-the plain sqlite3 connection with conversions driven by the model's column types
-(issue 4): it must give exactly what the SQLAlchemy statement gives."""
+the plain sqlite3 connection with conversions driven by the model's column types,
+on PostgreSQL on the event loop (issue 4): it must give exactly what the
+SQLAlchemy statement gives."""
 
 from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 from fastapi import FastAPI
 
-from userservice.db.clients import _CLIENT_BY_ID, _CLIENT_KEYS, load_client
+from userservice.db.clients import (
+    _CLIENT_BY_ID,
+    _CLIENT_KEYS,
+    FIRST_PARTY_CLIENT_ID,
+    client_token_alive,
+    load_client,
+    load_client_async,
+)
 from userservice.db.engine import Database
+from userservice.db.models import OAuthClient
+from userservice.db.revoked_tokens import deny
 from userservice.services.client_metadata import ClientChanges
+
+T = TypeVar("T")
+
+
+def run(db: Database, read: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        try:
+            return await read()
+        finally:
+            await db.close_async()  # the event loop's connections end with it
+
+    return asyncio.run(main())
 
 
 @pytest.fixture
@@ -44,3 +71,24 @@ def test_load_client_matches_the_core_statement(app: FastAPI, db: Database) -> N
     assert loaded.is_first_party is False
     assert load_client(db, "no-such-client") is None
     assert load_client(db, "nul\x00byte") is None
+    assert load_client(db, "x" * 65) is None
+    assert run(db, lambda: load_client_async(db, client_id)) == loaded
+    assert run(db, lambda: load_client_async(db, "no-such-client")) is None
+    assert run(db, lambda: load_client_async(db, "nul\x00byte")) is None
+
+
+def test_the_record_has_every_column_of_the_table() -> None:
+    # A column added by a migration must reach client authentication too.
+    assert set(_CLIENT_KEYS) == {attr.key for attr in OAuthClient.__mapper__.column_attrs}
+
+
+def test_a_client_token_lives_while_its_client_exists_and_it_is_not_denied(
+    app: FastAPI, db: Database
+) -> None:
+    assert run(db, lambda: client_token_alive(db, FIRST_PARTY_CLIENT_ID, "jti-a")) is True
+    assert run(db, lambda: client_token_alive(db, "no-such-client", "jti-a")) is False
+    assert run(db, lambda: client_token_alive(db, "nul\x00byte", "jti-a")) is False
+    with db.unit_of_work() as session:
+        deny(session, "jti-a", dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
+    assert run(db, lambda: client_token_alive(db, FIRST_PARTY_CLIENT_ID, "jti-a")) is False
+    assert run(db, lambda: client_token_alive(db, FIRST_PARTY_CLIENT_ID, "jti-b")) is True

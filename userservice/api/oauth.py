@@ -13,8 +13,9 @@ from userservice.api.deps import ServicesDep, client_ip
 from userservice.api.problems import NO_STORE, oauth_error
 from userservice.api.schemas import OAuthErrorBody, TokenResponse
 from userservice.errors import OAuthError, Throttled
-from userservice.oauth.adapter import MalformedRequest, snapshot
+from userservice.oauth.adapter import MalformedRequest, RequestSnapshot, snapshot
 from userservice.oauth.params import client_credentials, parse_form
+from userservice.oauth.server import OAuthServer
 
 router = APIRouter(tags=["oauth"])
 
@@ -82,13 +83,26 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 async def _with_client(request: Request, action: str) -> Any:
-    """Parse the form, authenticate the client (RFC 6749 §2.3), then run the
-    endpoint's `action` with both, off the event loop."""
+    """Parse the form, authenticate the client (RFC 6749 §2.3) on the event loop,
+    then run the endpoint's `action` with both in a worker thread (it writes)."""
     endpoint = request.app.state.token_endpoint
     params = await _form(request)
     ids = client_credentials(params, request.headers.get("authorization", ""))
+    client = await endpoint.authenticate_client(*ids)
     run = getattr(endpoint, action)
-    return await anyio.to_thread.run_sync(lambda: run(endpoint.authenticate_client(*ids), params))
+    return await anyio.to_thread.run_sync(run, client, params)
+
+
+async def _authlib_snapshot(request: Request, params: dict[str, str]) -> RequestSnapshot:
+    """The request for Authlib, with the client's row read here on the event loop
+    (one awaited read) rather than by Authlib in its worker thread."""
+    snap = await snapshot(request)
+    try:
+        client_id = client_credentials(params, request.headers.get("authorization", ""))[0]
+    except OAuthError:
+        return snap  # Authlib answers malformed client credentials itself
+    server: OAuthServer = request.app.state.oauth_server
+    return await server.with_client(snap, client_id)
 
 
 @router.post(
@@ -104,16 +118,14 @@ async def token(request: Request, svc: ServicesDep) -> Response:
         params = await _form(request)
         if params.get("grant_type") in ("authorization_code", "client_credentials"):
             # These grants are served by Authlib through our adapter.
-            snap = await snapshot(request)
+            snap = await _authlib_snapshot(request, params)
             server = request.app.state.oauth_server
             response: Response = await anyio.to_thread.run_sync(server.create_token_response, snap)
             return response
         ids = client_credentials(params, request.headers.get("authorization", ""))
-        ip = client_ip(request)
-        # Client lookup, argon2 and the database run in a worker thread (one hop).
-        body = await anyio.to_thread.run_sync(
-            lambda: endpoint.token(endpoint.authenticate_client(*ids), params, ip)
-        )
+        client = await endpoint.authenticate_client(*ids)
+        # argon2 and the grant's writes run in a worker thread (one hop).
+        body = await anyio.to_thread.run_sync(endpoint.token, client, params, client_ip(request))
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     except MalformedRequest as exc:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ColumnElement, DateTime, bindparam, delete, select
+from sqlalchemy import JSON, Boolean, ColumnElement, DateTime, and_, bindparam, delete, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
+from sqlalchemy.orm import Session
 
 from userservice.db.engine import SINGLE_READ, Database
-from userservice.db.models import OAuthClient
+from userservice.db.models import OAuthClient, RevokedAccessToken
 
 # Created by migration 0001 so frontends and the docs UI can log in out of the box.
 FIRST_PARTY_CLIENT_ID = "userservice-frontend"
@@ -45,30 +47,79 @@ class ClientRepository:
         return bool(getattr(result, "rowcount", 0))
 
 
-def load_client(db: Database, client_id: str) -> OAuthClient | None:
-    """A detached OAuthClient, or None. One SELECT and no ORM Session: this runs on
-    every client authentication (issue 4 profile); on SQLite on the thread's plain
-    sqlite3 connection, like the bearer check."""
-    if "\x00" in client_id:
-        # No client id holds NUL, and PostgreSQL refuses it in a query (DataError, 503).
+@dataclass(frozen=True, slots=True)
+class StoredClient:
+    """A registered client as authentication and token issuance read it. A plain
+    record: building a detached ORM object cost ten times as much, on every client
+    authentication (issue 4 profile). Fields are the table's columns, in order."""
+
+    client_id: str
+    client_name: str
+    client_type: str
+    secret_digest: str | None
+    token_endpoint_auth_method: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    grant_types: list[str]
+    response_types: list[str]
+    scope: str
+    is_first_party: bool
+    logo_uri: str | None
+    client_uri: str | None
+    extra: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def _plausible(client_id: str) -> bool:
+    # No client id is longer than the column or holds NUL, which PostgreSQL refuses
+    # in a query (DataError, a 503 instead of "no such client").
+    return len(client_id) <= MAX_CLIENT_ID_LENGTH and "\x00" not in client_id
+
+
+def load_client(db: Database, client_id: str) -> StoredClient | None:
+    """One SELECT and no ORM Session; on SQLite on the thread's plain sqlite3
+    connection, like the bearer check."""
+    if not _plausible(client_id):
         return None
     if db.is_sqlite:
-        rows = db.sqlite_read(_SQLITE_CLIENT_BY_ID, [client_id])
-        values = (
-            [_from_sqlite(kind, value) for kind, value in zip(_CLIENT_KINDS, rows[0], strict=True)]
-            if rows
-            else None
-        )
-    else:
-        with db.engine.connect().execution_options(**SINGLE_READ) as conn:
-            row = conn.execute(_CLIENT_BY_ID, {"client_id": client_id}).first()
-        values = list(row) if row is not None else None
-    if values is None:
+        return _sqlite_client(db, client_id)
+    with db.engine.connect().execution_options(**SINGLE_READ) as conn:
+        row = conn.execute(_CLIENT_BY_ID, {"client_id": client_id}).first()
+    return StoredClient(*row) if row is not None else None
+
+
+async def load_client_async(db: Database, client_id: str) -> StoredClient | None:
+    """load_client for the event loop: inline on SQLite, one awaited round trip on
+    PostgreSQL (no pool checkout, pre-ping, BEGIN or ROLLBACK)."""
+    if not _plausible(client_id):
         return None
-    client = OAuthClient(**dict(zip(_CLIENT_KEYS, values, strict=True)))
-    # As if loaded and expunged: a later Session.add would update, never insert.
-    make_transient_to_detached(client)
-    return client
+    if db.is_sqlite:
+        return _sqlite_client(db, client_id)
+    # psycopg itself returns lists for JSON, bool and aware datetimes.
+    rows = await db.pg_read(_PG_CLIENT_BY_ID, {"client_id": client_id})
+    return StoredClient(*rows[0]) if rows else None
+
+
+async def client_token_alive(db: Database, client_id: str, jti: str) -> bool:
+    """A client_credentials token lives while its client exists and its jti is not on
+    the deny list: one read."""
+    if not _plausible(client_id):
+        return False
+    if db.is_sqlite:
+        rows = db.sqlite_read(_SQLITE_CLIENT_TOKEN_ALIVE, [client_id, jti])
+    else:
+        rows = await db.pg_read(_PG_CLIENT_TOKEN_ALIVE, {"client_id": client_id, "jti": jti})
+    return bool(rows and rows[0][0])
+
+
+def _sqlite_client(db: Database, client_id: str) -> StoredClient | None:
+    rows = db.sqlite_read(_SQLITE_CLIENT_BY_ID, [client_id])
+    if not rows:
+        return None
+    return StoredClient(
+        *(_from_sqlite(kind, value) for kind, value in zip(_CLIENT_KINDS, rows[0], strict=True))
+    )
 
 
 def _kind(column: ColumnElement[Any]) -> str:
@@ -93,9 +144,22 @@ def _from_sqlite(kind: str, value: Any) -> Any:
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
-_CLIENT_KEYS = tuple(attr.key for attr in OAuthClient.__mapper__.column_attrs)
-_CLIENT_BY_ID = select(*(attr.columns[0] for attr in OAuthClient.__mapper__.column_attrs)).where(
-    OAuthClient.client_id == bindparam("client_id")
+MAX_CLIENT_ID_LENGTH = 64
+_CLIENT_KEYS = tuple(field.name for field in fields(StoredClient))
+_CLIENT_COLUMNS = tuple(OAuthClient.__table__.c[key] for key in _CLIENT_KEYS)
+_CLIENT_BY_ID = select(*_CLIENT_COLUMNS).where(OAuthClient.client_id == bindparam("client_id"))
+_CLIENT_KINDS = tuple(_kind(column) for column in _CLIENT_COLUMNS)
+_CLIENT_TOKEN_ALIVE = select(
+    and_(
+        select(OAuthClient.client_id)
+        .where(OAuthClient.client_id == bindparam("client_id"))
+        .exists(),
+        ~select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == bindparam("jti")).exists(),
+    )
 )
-_CLIENT_KINDS = tuple(_kind(attr.columns[0]) for attr in OAuthClient.__mapper__.column_attrs)
-_SQLITE_CLIENT_BY_ID = _CLIENT_BY_ID.compile(dialect=sqlite_dialect.dialect()).string
+_SQLITE_DIALECT = sqlite_dialect.dialect()
+_PG_DIALECT = postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
+_SQLITE_CLIENT_BY_ID = _CLIENT_BY_ID.compile(dialect=_SQLITE_DIALECT).string
+_PG_CLIENT_BY_ID = _CLIENT_BY_ID.compile(dialect=_PG_DIALECT).string
+_SQLITE_CLIENT_TOKEN_ALIVE = _CLIENT_TOKEN_ALIVE.compile(dialect=_SQLITE_DIALECT).string
+_PG_CLIENT_TOKEN_ALIVE = _CLIENT_TOKEN_ALIVE.compile(dialect=_PG_DIALECT).string

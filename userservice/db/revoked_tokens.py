@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 
-from sqlalchemy import Engine, delete, exists, select
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,11 +17,6 @@ def deny(session: Session, jti: str, expires_at: dt.datetime) -> None:
     with contextlib.suppress(IntegrityError), session.begin_nested():
         session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
         session.flush()
-
-
-def is_denied(engine: Engine, jti: str) -> bool:
-    with engine.connect() as conn:
-        return bool(conn.scalar(select(exists().where(RevokedAccessToken.jti == jti))))
 
 
 def prune(session: Session, now: dt.datetime) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749 import ClientAuthentication, ClientMixin
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, ClientCredentialsGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -17,13 +17,22 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core.grants import OpenIDCode
 
 from userservice.db.authorization_codes import CodeRepository
-from userservice.db.clients import load_client
+from userservice.db.clients import (
+    MAX_CLIENT_ID_LENGTH,
+    StoredClient,
+    load_client,
+    load_client_async,
+)
 from userservice.db.engine import Database, as_utc
-from userservice.db.models import AuthorizationCode, OAuthClient
+from userservice.db.models import AuthorizationCode
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.revoked_tokens import deny
 from userservice.db.users import UserRecord, UserRepository
-from userservice.oauth.adapter import SnapshotRequest, StarletteAuthorizationServer
+from userservice.oauth.adapter import (
+    RequestSnapshot,
+    SnapshotRequest,
+    StarletteAuthorizationServer,
+)
 from userservice.security.secrets import digest, same_digest
 from userservice.services.audit import audit
 from userservice.services.id_tokens import IdTokenService
@@ -45,7 +54,7 @@ class AuthorizingUser:
 
 
 class ClientModel(ClientMixin):  # type: ignore[misc]
-    def __init__(self, row: OAuthClient) -> None:
+    def __init__(self, row: StoredClient) -> None:
         self.row = row
         self.client_id = row.client_id
 
@@ -184,10 +193,35 @@ class OAuthServer(StarletteAuthorizationServer):
         self.register_extension(Issuer())
 
     def query_client(self, client_id: str) -> ClientModel | None:
-        if not isinstance(client_id, str) or len(client_id) > 64:
+        if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID_LENGTH:
             return None
         row = load_client(self.db, client_id)
         return ClientModel(row) if row is not None else None
+
+    async def with_client(self, snap: RequestSnapshot, client_id: str | None) -> RequestSnapshot:
+        """The snapshot with the client's row, read on the event loop (one awaited
+        read), so that authentication in the worker thread reads nothing."""
+        if not client_id:
+            return snap
+        row = await load_client_async(self.db, client_id)
+        return replace(snap, prefetched_clients={client_id: row})
+
+    def authenticate_client(
+        self, request: Any, methods: list[str], endpoint: str = "token"
+    ) -> ClientModel:
+        """Authlib's client authentication, reading the row the endpoint prefetched
+        on the event loop when there is one (api/oauth.py)."""
+        snap = request.snapshot if isinstance(request, SnapshotRequest) else None
+        prefetched = snap.prefetched_clients if snap is not None else {}
+
+        def query(client_id: str) -> ClientModel | None:
+            if isinstance(client_id, str) and client_id in prefetched:
+                row: StoredClient | None = prefetched[client_id]
+                return ClientModel(row) if row is not None else None
+            return self.query_client(client_id)
+
+        client: ClientModel = ClientAuthentication(query)(request, methods, endpoint)
+        return client
 
     def save_token(self, token: dict[str, Any], request: SnapshotRequest) -> None:
         code: CodeModel | None = request.authorization_code

@@ -1,15 +1,16 @@
 """Token, revocation and introspection endpoints' logic (RFC 6749 §3.2, §4.3, §6;
 RFC 7009; RFC 7662).
 
-Synchronous: it runs in a worker thread, since the password grant hashes."""
+Client authentication and introspection are reads and run on the event loop;
+the grants and revocation write (and the password grant hashes), so they run in
+a worker thread."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from userservice.db.clients import FIRST_PARTY_CLIENT_ID, load_client
+from userservice.db.clients import FIRST_PARTY_CLIENT_ID, StoredClient, load_client_async
 from userservice.db.engine import Database
-from userservice.db.models import OAuthClient
 from userservice.errors import AuthenticationFailed, OAuthError
 from userservice.security.secrets import same_digest
 from userservice.services.accounts import AccountService
@@ -48,13 +49,13 @@ class TokenEndpoint:
         self.tokens = tokens
         self.status = status
 
-    def authenticate_client(
+    async def authenticate_client(
         self, client_id: str | None, secret: str | None, method: str
-    ) -> OAuthClient:
+    ) -> StoredClient:
         bad = OAuthError("invalid_client", "Client authentication failed.", 401)
         # No client_id at all: the built-in first-party client (frontends, docs UI).
-        client = load_client(self.db, client_id or FIRST_PARTY_CLIENT_ID)
-        if client is None or len(client_id or "") > 64:
+        client = await load_client_async(self.db, client_id or FIRST_PARTY_CLIENT_ID)
+        if client is None:
             raise bad
         if client.token_endpoint_auth_method != method:
             raise bad  # C3: only the method the client registered
@@ -66,7 +67,7 @@ class TokenEndpoint:
             raise bad
         return client
 
-    def token(self, client: OAuthClient, params: dict[str, str], ip: str) -> dict[str, Any]:
+    def token(self, client: StoredClient, params: dict[str, str], ip: str) -> dict[str, Any]:
         grant_type = _required(params, "grant_type")
         if grant_type not in ("password", "refresh_token"):
             raise OAuthError(
@@ -78,7 +79,7 @@ class TokenEndpoint:
             return self._password(client, params, ip)
         return self.tokens.refresh(_required(params, "refresh_token"), client, _scope(params))
 
-    def _password(self, client: OAuthClient, params: dict[str, str], ip: str) -> dict[str, Any]:
+    def _password(self, client: StoredClient, params: dict[str, str], ip: str) -> dict[str, Any]:
         # RFC 9700 §2.4 forbids this grant for third parties; we keep it only for
         # our own first-party frontends (C1, C2).
         if not client.is_first_party:
@@ -97,7 +98,7 @@ class TokenEndpoint:
             user, client, granted, with_refresh="refresh_token" in client.grant_types
         )
 
-    def revoke(self, client: OAuthClient, params: dict[str, str]) -> None:
+    def revoke(self, client: StoredClient, params: dict[str, str]) -> None:
         token = _required(params, "token")
         # RFC 7009 §2.1: token_type_hint only speeds the search up; both kinds are
         # tried, and unknown or foreign tokens are answered with success (§2.2).
@@ -107,16 +108,11 @@ class TokenEndpoint:
     async def introspect_request(
         self, client_ids: tuple[str | None, str | None, str], params: dict[str, str]
     ) -> dict[str, Any]:
-        """Client authentication and introspection: reads only (client row, signature
-        check, user row), so they run like the bearer check, inline on SQLite and in
-        a thread for a networked database."""
-        return await self.db.run_lookup(
-            lambda _engine: self.introspect(self.authenticate_client(*client_ids), params)
-        )
-
-    def introspect(self, client: OAuthClient, params: dict[str, str]) -> dict[str, Any]:
+        """Client authentication and introspection are reads only (client row,
+        signature check, user row): on the event loop, like the bearer check."""
+        client = await self.authenticate_client(*client_ids)
         # RFC 7662 §2.1: the caller must be authorized; anonymous callers could
         # otherwise probe stolen tokens.
         if client.client_type == "public":
             raise OAuthError("invalid_client", "Introspection requires client authentication.", 401)
-        return self.status.introspect(_required(params, "token"), client)
+        return await self.status.introspect(_required(params, "token"), client)

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from functools import partial
 
 import anyio
-from sqlalchemy import Engine
 
-from userservice.db.clients import load_client
+from userservice.db.clients import client_token_alive
 from userservice.db.engine import Database
-from userservice.db.revoked_tokens import is_denied
 from userservice.db.users import UserRecord, lookup_for_token_async
 from userservice.errors import AuthenticationFailed
 from userservice.security.jwt import TokenInvalid, UnknownKey
@@ -62,8 +60,7 @@ class Authenticator:
 
     async def _service_principal(self, claims: dict[str, object]) -> ServicePrincipal:
         client_id, jti = str(claims["client_id"]), str(claims["jti"])
-        alive = await self.db.run_lookup(partial(_client_token_alive, self.db, client_id, jti))
-        if not alive:
+        if not await client_token_alive(self.db, client_id, jti):
             raise AuthenticationFailed("Invalid access token.")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
@@ -121,8 +118,3 @@ class Authenticator:
         # argon2 runs in a worker thread; the hasher bounds how many run at once.
         user = await anyio.to_thread.run_sync(self.accounts.authenticate, email, password, ip)
         return Principal(user=user, scopes=BASIC_SCOPES, client_id=None, method="basic")
-
-
-def _client_token_alive(db: Database, client_id: str, jti: str, engine: Engine) -> bool:
-    # A deleted client's tokens die with it; a revoked one is on the deny list.
-    return load_client(db, client_id) is not None and not is_denied(engine, jti)

@@ -6,12 +6,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from userservice.db.clients import load_client
+from userservice.db.clients import StoredClient, client_token_alive
 from userservice.db.engine import Database, as_utc
-from userservice.db.models import OAuthClient
 from userservice.db.refresh_tokens import RefreshTokenRepository
-from userservice.db.revoked_tokens import deny, is_denied, prune
-from userservice.db.users import lookup_for_token
+from userservice.db.revoked_tokens import deny, prune
+from userservice.db.users import lookup_for_token_async
 from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.security.secrets import digest
 from userservice.services.audit import audit
@@ -27,20 +26,33 @@ class TokenStatus:
         self.issuer = issuer
         self.refresh_idle_ttl = refresh_idle_ttl
 
-    def _access_claims(self, token: str) -> dict[str, Any] | None:
-        for attempt in (1, 2):
-            try:
-                return self.keys.ring.verify(
-                    token, issuer=self.issuer, audience=self.issuer, typ="at+jwt"
-                )
-            except UnknownKey as exc:
-                if attempt == 2 or exc.kid is None or not self.keys.maybe_reload_for(exc.kid):
-                    return None
-            except TokenInvalid:
-                return None
-        return None
+    def _verified(self, token: str) -> dict[str, Any] | UnknownKey | None:
+        try:
+            return self.keys.ring.verify(
+                token, issuer=self.issuer, audience=self.issuer, typ="at+jwt"
+            )
+        except UnknownKey as exc:
+            return exc
+        except TokenInvalid:
+            return None
 
-    def revoke_access(self, token: str, client: OAuthClient) -> bool:
+    def _access_claims(self, token: str) -> dict[str, Any] | None:
+        """Worker threads: a kid we do not know may be another replica's new key."""
+        result = self._verified(token)
+        if isinstance(result, UnknownKey) and result.kid and self.keys.maybe_reload_for(result.kid):
+            result = self._verified(token)
+        return result if isinstance(result, dict) else None
+
+    async def _access_claims_async(self, token: str) -> dict[str, Any] | None:
+        """The event loop: the key reload's read must not block it."""
+        result = self._verified(token)
+        if isinstance(result, UnknownKey) and result.kid:
+            kid = result.kid
+            if await self.db.run_lookup(lambda _engine: self.keys.maybe_reload_for(kid)):
+                result = self._verified(token)
+        return result if isinstance(result, dict) else None
+
+    def revoke_access(self, token: str, client: StoredClient) -> bool:
         """Deny-list a live access token of this client. Returns whether the token was
         one of our access tokens at all (else the caller tries refresh tokens)."""
         claims = self._access_claims(token)
@@ -55,31 +67,31 @@ class TokenStatus:
             audit("token.revoked", user=claims.get("sub"), client=client.client_id, kind="access")
         return True
 
-    def introspect(self, token: str, client: OAuthClient) -> dict[str, Any]:
+    async def introspect(self, token: str, client: StoredClient) -> dict[str, Any]:
         """RFC 7662 §2.2. Anything not active, ours and visible to the caller is exactly
-        {"active": false}: no hint why, so introspection cannot be used as an oracle."""
+        {"active": false}: no hint why, so introspection cannot be used as an oracle.
+        An access token's check runs on the event loop like the bearer check; a
+        refresh token's is a short read (inline on SQLite, in a thread otherwise)."""
         if token.count(".") == 2:
-            return self._introspect_access(token)
-        return self._introspect_refresh(token, client)
+            return await self._introspect_access(token)
+        return await self.db.run_lookup(lambda _engine: self._introspect_refresh(token, client))
 
-    def _introspect_access(self, token: str) -> dict[str, Any]:
-        claims = self._access_claims(token)
+    async def _introspect_access(self, token: str) -> dict[str, Any]:
+        claims = await self._access_claims_async(token)
         if claims is None:
             return INACTIVE
         username: str | None = None
         if claims.get("sub") == claims.get("client_id"):
             # A client_credentials token: alive while its client exists, unrevoked.
             client_id = str(claims["client_id"])
-            if load_client(self.db, client_id) is None or is_denied(
-                self.db.engine, str(claims["jti"])
-            ):
+            if not await client_token_alive(self.db, client_id, str(claims["jti"])):
                 return INACTIVE
         else:
             try:
                 user_id = uuid.UUID(str(claims["sub"]))
             except ValueError:
                 return INACTIVE
-            found = lookup_for_token(
+            found = await lookup_for_token_async(
                 self.db,
                 user_id,
                 str(claims["jti"]),
@@ -107,7 +119,7 @@ class TokenStatus:
         }
         return {key: value for key, value in body.items() if value is not None}
 
-    def _introspect_refresh(self, token: str, client: OAuthClient) -> dict[str, Any]:
+    def _introspect_refresh(self, token: str, client: StoredClient) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
         with self.db.unit_of_work(read_only=True) as session:
             stored = RefreshTokenRepository(session).get_by_digest(digest(token))

@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from userservice.db.clients import StoredClient
 from userservice.db.engine import Database, as_utc
-from userservice.db.models import OAuthClient
 from userservice.db.refresh_tokens import (
     RefreshTokenRepository,
     TokenOwner,
@@ -36,7 +36,7 @@ class TokenSettings:
     alg: str
 
 
-def grantable_scopes(client: OAuthClient, user: UserRecord, requested: str | None) -> str:
+def grantable_scopes(client: StoredClient, user: UserRecord, requested: str | None) -> str:
     """Scopes for a user token: requested (or all the client allows), never beyond the
     client's registration (C13), privileged ones only for admins (C2: no escalation)."""
     allowed = set(client.scope.split())
@@ -83,7 +83,7 @@ class TokenService:
         token = self.keys.sign(claims, self.settings.alg, "at+jwt")
         return token, self.settings.access_ttl
 
-    def client_token(self, client: OAuthClient, scope: str) -> dict[str, Any]:
+    def client_token(self, client: StoredClient, scope: str) -> dict[str, Any]:
         """client_credentials (RFC 6749 §4.4): the client acts for itself; RFC 9068
         §2.2 puts its client_id in `sub`. No refresh token (§4.4.3)."""
         now = int(time.time())
@@ -108,7 +108,7 @@ class TokenService:
         }
 
     def issue(
-        self, user: UserRecord, client: OAuthClient, scope: str, *, with_refresh: bool
+        self, user: UserRecord, client: StoredClient, scope: str, *, with_refresh: bool
     ) -> dict[str, Any]:
         access, expires_in = self.access_token(user, client.client_id, scope)
         body: dict[str, Any] = {
@@ -136,7 +136,7 @@ class TokenService:
             body["refresh_token"] = token
         return body
 
-    def refresh(self, token: str, client: OAuthClient, requested: str | None) -> dict[str, Any]:
+    def refresh(self, token: str, client: StoredClient, requested: str | None) -> dict[str, Any]:
         """Rotate: the presented token is retired and a new one of the same family
         issued, in one transaction. Presenting a retired token means it leaked: the
         whole family dies (RFC 9700 §4.14.2).
@@ -229,7 +229,7 @@ class TokenService:
             stored = RefreshTokenRepository(session).get_by_digest(digest(refresh_token))
             return stored.family_id if stored else None
 
-    def revoke_refresh(self, token: str, client: OAuthClient) -> None:
+    def revoke_refresh(self, token: str, client: StoredClient) -> None:
         """RFC 7009 §2.2: unknown or foreign tokens are answered like success, and a
         foreign token stays valid (a client may only revoke its own)."""
         now = dt.datetime.now(dt.UTC)

@@ -11,7 +11,7 @@ from authlib.common.urls import add_params_to_uri
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from userservice.db.clients import load_client
+from userservice.db.clients import load_client_async
 from userservice.db.engine import Database
 from userservice.oauth.adapter import MalformedRequest, snapshot
 from userservice.security.jwt import TokenInvalid
@@ -71,7 +71,7 @@ async def end_session(request: Request) -> Response:
     target = values.get("post_logout_redirect_uri")
     if target:
         db = _database(request)
-        client = await db.run_lookup(lambda _engine: load_client(db, client_id or ""))
+        client = await load_client_async(db, client_id or "")
         if client is None or target not in client.post_logout_redirect_uris:
             return _error(request, "That return address is not registered for the app.")
     if request.method == "GET":
