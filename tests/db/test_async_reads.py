@@ -13,23 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from tests.conftest import bearer
+from tests.support.postgres import terminate_other_sessions
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-
-
-def _terminate_other_sessions(db_url: str) -> int:
-    engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            ended = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-    finally:
-        engine.dispose()
-    return int(ended)
 
 
 def test_bearer_check_survives_the_server_dropping_its_connections(
@@ -38,7 +24,7 @@ def test_bearer_check_survives_the_server_dropping_its_connections(
     token = user["tokens"]["access_token"]
     for _ in range(3):
         assert client.get("/users/me", headers=bearer(token)).status_code == 200
-    assert _terminate_other_sessions(db_url) >= 1
+    assert terminate_other_sessions(db_url) >= 1
     # The idle connection is dead now: retried once on a new one, invisibly.
     me = client.get("/users/me", headers=bearer(token))
     assert me.status_code == 200

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+
 
 class PostgresUnavailable(RuntimeError):
     pass
@@ -141,3 +143,19 @@ def start_postgres() -> PostgresServer:
             time.sleep(0.2)
     server.stop()
     raise PostgresUnavailable("postgres did not accept connections within 30 s")
+
+
+def terminate_other_sessions(db_url: str) -> int:
+    """What a database restart or failover does to our pooled connections."""
+    engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return int(ended)
