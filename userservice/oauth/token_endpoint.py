@@ -52,19 +52,22 @@ class TokenEndpoint:
     async def authenticate_client(
         self, client_id: str | None, secret: str | None, method: str
     ) -> StoredClient:
-        bad = OAuthError("invalid_client", "Client authentication failed.", 401)
         # No client_id at all: the built-in first-party client (frontends, docs UI).
         client = await load_client_async(self.db, client_id or FIRST_PARTY_CLIENT_ID)
-        if client is None:
-            raise bad
-        if client.token_endpoint_auth_method != method:
-            raise bad  # C3: only the method the client registered
-        if method != "none" and (
-            secret is None
-            or client.secret_digest is None
-            or not same_digest(secret, client.secret_digest)
+        if (
+            client is None
+            # C3: only the method the client registered
+            or client.token_endpoint_auth_method != method
+            or (
+                method != "none"
+                and (
+                    secret is None
+                    or client.secret_digest is None
+                    or not same_digest(secret, client.secret_digest)
+                )
+            )
         ):
-            raise bad
+            raise OAuthError("invalid_client", "Client authentication failed.", 401)
         return client
 
     def token(self, client: StoredClient, params: dict[str, str], ip: str) -> dict[str, Any]:
