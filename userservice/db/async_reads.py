@@ -57,7 +57,9 @@ class AsyncReader:
                         conn = await psycopg.AsyncConnection.connect(
                             self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
                         )
-                    cursor = await conn.execute(sql, params)
+                    # Binary results: a quarter less CPU to decode UUIDs, timestamps
+                    # and booleans than text (issue 4 measurement).
+                    cursor = await conn.execute(sql, params, binary=True)
                     rows = await cursor.fetchall()
                 except psycopg.OperationalError as exc:
                     if conn is not None:
