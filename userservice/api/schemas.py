@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from typing_extensions import TypedDict
 
 from userservice.db.users import UserRecord
 from userservice.security.password_policy import MAX_LENGTH
@@ -101,6 +103,44 @@ class UserPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
     )
+
+
+class _UserItemJSON(TypedDict):
+    id: uuid.UUID
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_admin: bool
+    email_verified: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class _UserPageJSON(TypedDict):
+    items: list[_UserItemJSON]
+    next_cursor: str | None
+
+
+# The bytes UserPage(...).model_dump_json() makes, at a third of its cost: pydantic's
+# serializer alone, without validating a UserOut per row (issue 4; tests compare).
+_USER_PAGE_JSON = TypeAdapter(_UserPageJSON)
+
+
+def user_page_json(users: Sequence[UserRecord], next_cursor: str | None) -> bytes:
+    items: list[_UserItemJSON] = [
+        {
+            "id": user.id,
+            "email": user.email,
+            "display_name": user.display_name,
+            "is_active": user.is_active,
+            "is_admin": user.is_admin,
+            "email_verified": user.email_verified,
+            "created_at": user.created_at,
+            "updated_at": user.updated_at,
+        }
+        for user in users
+    ]
+    return _USER_PAGE_JSON.dump_json({"items": items, "next_cursor": next_cursor})
 
 
 class Problem(BaseModel):

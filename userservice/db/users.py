@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, bindparam, delete, func, or_, select, update
+from sqlalchemy import Engine, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.exc import IntegrityError
@@ -204,24 +204,3 @@ class UserRepository:
     def delete(self, user_id: uuid.UUID) -> bool:
         result = self.session.execute(delete(User).where(User.id == user_id))
         return bool(getattr(result, "rowcount", 0))
-
-    def search(
-        self,
-        *,
-        email: str | None,
-        name: str | None,
-        after_email: str | None,
-        limit: int,
-    ) -> list[UserRecord]:
-        """Keyset pagination ordered by the unique email: stable, and O(limit) at any
-        depth (no OFFSET scan)."""
-        # Columns, not entities: no identity map or instance state for a page of 200.
-        query = select(*_RECORD_COLUMNS).order_by(User.email).limit(limit)
-        if email:
-            query = query.where(User.email.contains(email, autoescape=True))
-        if name:
-            pattern = name.lower()
-            query = query.where(func.lower(User.display_name).contains(pattern, autoescape=True))
-        if after_email is not None:
-            query = query.where(User.email > after_email)
-        return [_record(tuple(row)) for row in self.session.execute(query)]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from userservice.db.engine import Database
 from userservice.db.models import User
 from userservice.db.refresh_tokens import RefreshTokenRepository
+from userservice.db.user_search import search_users, search_users_in
 from userservice.db.users import UserRecord, UserRepository, lookup_credentials
 from userservice.errors import (
     AuthenticationFailed,
@@ -220,9 +221,22 @@ class AccountService:
         self, *, email: str | None, name: str | None, after: str | None, limit: int
     ) -> list[UserRecord]:
         with self.db.unit_of_work(read_only=True) as session:
-            return UserRepository(session).search(
+            return search_users_in(
+                session,
                 email=email.lower() if email else None,
                 name=name,
                 after_email=after,
                 limit=limit,
             )
+
+    async def search_async(
+        self, *, email: str | None, name: str | None, after: str | None, limit: int
+    ) -> list[UserRecord]:
+        """search for the event loop (GET /users, issue 4): no Session."""
+        return await search_users(
+            self.db,
+            email=email.lower() if email else None,
+            name=name,
+            after_email=after,
+            limit=limit,
+        )
