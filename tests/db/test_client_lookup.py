@@ -5,14 +5,12 @@ SQLAlchemy statement gives."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import pytest
 from fastapi import FastAPI
 
+from tests.support.event_loop import run
 from userservice.db.clients import (
     _CLIENT_BY_ID,
     _CLIENT_KEYS,
@@ -25,18 +23,6 @@ from userservice.db.engine import Database
 from userservice.db.models import OAuthClient
 from userservice.db.revoked_tokens import deny
 from userservice.services.client_metadata import ClientChanges
-
-T = TypeVar("T")
-
-
-def run(db: Database, read: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        try:
-            return await read()
-        finally:
-            await db.close_async()  # the event loop's connections end with it
-
-    return asyncio.run(main())
 
 
 @pytest.fixture

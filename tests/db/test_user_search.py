@@ -6,17 +6,16 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.dialects import sqlite
 
+from tests.support.event_loop import run
 from userservice.db import user_search
 from userservice.db.engine import Database
 from userservice.db.models import User
@@ -28,8 +27,6 @@ from userservice.db.user_search import (
     search_users_in,
 )
 from userservice.db.users import UserRecord
-
-T = TypeVar("T")
 
 # (email, display name): LIKE metacharacters, near-misses that a wildcard would
 # match, no name, non-ASCII, upper case.
@@ -56,16 +53,6 @@ CREATED = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
 def created_at(index: int) -> dt.datetime:
     # Whole seconds too: ISO text without a fraction on SQLite.
     return CREATED if index % 2 else CREATED.replace(microsecond=0)
-
-
-def run(db: Database, read: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        try:
-            return await read()
-        finally:
-            await db.close_async()  # the event loop's connections end with it
-
-    return asyncio.run(main())
 
 
 @pytest.fixture

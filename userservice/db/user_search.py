@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from types import MappingProxyType
-from typing import Any
 
 import anyio
 from sqlalchemy import Integer, Select, String, bindparam, func, select
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from userservice.db.engine import SINGLE_READ, Database
 from userservice.db.models import User
-from userservice.db.users import _RECORD_COLUMNS, UserRecord, _record
+from userservice.db.users import _RECORD_COLUMNS, UserRecord, _record, sqlite_record
 
 # SQLAlchemy's autoescape=True needs the value while the statement is built; with
 # the value bound per request, the same escaping is done here (same escape
@@ -141,7 +140,7 @@ async def search_users(
     compiled = _SQLITE_KEYSET[shape[2]]
     values = {**compiled.defaults, **params}
     rows = db.sqlite_read(compiled.sql, [values[key] for key in compiled.order])
-    return [_sqlite_record(row) for row in rows]
+    return [sqlite_record(row) for row in rows]
 
 
 def _pooled_read(
@@ -149,28 +148,6 @@ def _pooled_read(
 ) -> list[UserRecord]:
     with db.engine.connect().execution_options(**SINGLE_READ) as conn:
         return [_record(tuple(row)) for row in conn.execute(statement, params)]
-
-
-def _sqlite_record(row: tuple[Any, ...]) -> UserRecord:
-    # How SQLAlchemy stores these types in SQLite: Uuid as 32 hex digits, Boolean
-    # as 0/1, DateTime as ISO text in UTC (as users._lookup_for_token_sqlite reads).
-    return UserRecord(
-        uuid.UUID(row[0]),
-        row[1],
-        row[2],
-        bool(row[3]),
-        bool(row[4]),
-        bool(row[5]),
-        _sqlite_utc(row[6]),
-        _sqlite_utc(row[7]),
-        int(row[8]),
-    )
-
-
-def _sqlite_utc(text: str) -> dt.datetime:
-    # Parsing the offset costs a fifth of datetime.replace(tzinfo=...): 100 of
-    # these per page.
-    return dt.datetime.fromisoformat(text + "+00:00")
 
 
 def search_users_in(
