@@ -124,8 +124,7 @@ async def token(request: Request, svc: ServicesDep) -> Response:
             return response
         ids = client_credentials(params, request.headers.get("authorization", ""))
         client = await endpoint.authenticate_client(*ids)
-        # argon2 and the grant's writes run in a worker thread (one hop).
-        body = await anyio.to_thread.run_sync(endpoint.token, client, params, client_ip(request))
+        body = await endpoint.token(client, params, client_ip(request))
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     except MalformedRequest as exc:

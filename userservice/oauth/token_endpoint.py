@@ -1,13 +1,15 @@
 """Token, revocation and introspection endpoints' logic (RFC 6749 §3.2, §4.3, §6;
 RFC 7009; RFC 7662).
 
-Client authentication and introspection are reads and run on the event loop;
-the grants and revocation write (and the password grant hashes), so they run in
-a worker thread."""
+Client authentication and introspection are reads and run on the event loop, and
+so does a PostgreSQL refresh rotation (one statement). The password grant hashes
+and writes, and revocation writes, so they run in a worker thread."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import anyio
 
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID, StoredClient, load_client_async
 from userservice.db.engine import Database
@@ -70,7 +72,7 @@ class TokenEndpoint:
             raise OAuthError("invalid_client", "Client authentication failed.", 401)
         return client
 
-    def token(self, client: StoredClient, params: dict[str, str], ip: str) -> dict[str, Any]:
+    async def token(self, client: StoredClient, params: dict[str, str], ip: str) -> dict[str, Any]:
         grant_type = _required(params, "grant_type")
         if grant_type not in ("password", "refresh_token"):
             raise OAuthError(
@@ -79,8 +81,11 @@ class TokenEndpoint:
         if grant_type not in client.grant_types:
             raise OAuthError("unauthorized_client", "This client may not use this grant type.")
         if grant_type == "password":
-            return self._password(client, params, ip)
-        return self.tokens.refresh(_required(params, "refresh_token"), client, _scope(params))
+            # argon2 and the refresh-token insert: one hop to a worker thread.
+            return await anyio.to_thread.run_sync(self._password, client, params, ip)
+        return await self.tokens.refresh_async(
+            _required(params, "refresh_token"), client, _scope(params)
+        )
 
     def _password(self, client: StoredClient, params: dict[str, str], ip: str) -> dict[str, Any]:
         # RFC 9700 §2.4 forbids this grant for third parties; we keep it only for

@@ -8,14 +8,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+from sqlalchemy.engine import Connection
+
 from userservice.db.clients import StoredClient
 from userservice.db.engine import Database, as_utc
+from userservice.db.refresh_rotation_pg import rotate_pg
 from userservice.db.refresh_tokens import (
     RefreshTokenRepository,
     TokenOwner,
     claim_for_rotation,
     insert_token,
     owner_of,
+    revoke_family,
 )
 from userservice.db.users import UserRecord
 from userservice.errors import OAuthError
@@ -51,6 +56,17 @@ def grantable_scopes(client: StoredClient, user: UserRecord, requested: str | No
     if not user.is_admin:
         wanted -= PRIVILEGED_SCOPES
     return " ".join(sorted(wanted))
+
+
+@dataclass(frozen=True, slots=True)
+class _Rotation:
+    """What a committed rotation hands back: the new pair's inputs, or the reuse."""
+
+    user_id: uuid.UUID
+    tokens_valid_after: int
+    scope: str
+    refresh_token: str
+    reused: TokenOwner | None
 
 
 class TokenService:
@@ -136,73 +152,115 @@ class TokenService:
             body["refresh_token"] = token
         return body
 
+    async def refresh_async(
+        self, token: str, client: StoredClient, requested: str | None
+    ) -> dict[str, Any]:
+        """refresh() for the event loop (issue 4), without a worker thread per call.
+
+        SQLite: the rotation joins the writer thread's next group commit
+        (db/group_commit.py). PostgreSQL: a rotation that goes through is one
+        statement (db/refresh_tokens.py rotate_pg); one it refuses takes the full
+        path in a worker thread, which gives the precise error and detects reuse."""
+        now = dt.datetime.now(dt.UTC)
+        if self.db.is_sqlite:
+            outcome = await self.db.write_batched(
+                lambda conn: self._rotate(conn, token, client, requested, now)
+            )
+            return self._answer(outcome, client)
+        new_refresh = new_token()
+        rotated = await rotate_pg(
+            self.db,
+            token_digest=digest(token),
+            successor_digest=digest(new_refresh),
+            client_id=client.client_id,
+            requested=[] if requested is None else requested.split(),
+            now=now,
+            idle_cutoff=now - dt.timedelta(seconds=self.settings.refresh_idle_ttl),
+        )
+        if rotated is None:
+            return await anyio.to_thread.run_sync(self.refresh, token, client, requested)
+        scope = rotated.scope if requested is None else " ".join(sorted(set(requested.split())))
+        return self._answer(
+            _Rotation(rotated.user_id, rotated.tokens_valid_after, scope, new_refresh, None),
+            client,
+        )
+
     def refresh(self, token: str, client: StoredClient, requested: str | None) -> dict[str, Any]:
         """Rotate: the presented token is retired and a new one of the same family
         issued, in one transaction. Presenting a retired token means it leaked: the
-        whole family dies (RFC 9700 §4.14.2).
-
-        The hot path (issue 4) is three Core statements on the session's connection:
-        claim (UPDATE ... RETURNING, with the owner's standing), insert the successor,
-        commit. The access token is signed only after the commit, so no token is ever
-        handed out for a rotation that did not happen."""
-        invalid = OAuthError("invalid_grant", "The refresh token is invalid or expired.")
+        whole family dies (RFC 9700 §4.14.2)."""
         now = dt.datetime.now(dt.UTC)
-        token_digest = digest(token)
-        reused: TokenOwner | None = None
         with self.db.unit_of_work() as session:
-            conn = session.connection()
-            claimed = claim_for_rotation(conn, token_digest, now)
-            if claimed is None:
-                owner = owner_of(conn, token_digest)
-                if owner is None or owner.client_id != client.client_id:
-                    raise invalid  # C7: unknown, or another client's (left untouched)
-                RefreshTokenRepository(session).revoke_family(owner.family_id, now)
-                reused = owner
-            else:
-                # Any refusal below raises out of the block, which rolls the claim
-                # back: an expired, foreign or over-scoped attempt retires nothing.
-                if claimed.client_id != client.client_id:
-                    raise invalid  # C7
-                scope = self._refresh_scope(
-                    claimed.scope, claimed.issued_at, claimed.expires_at, requested, now, invalid
-                )
-                if not claimed.user_active:
-                    raise invalid  # disabled or deleted user
-                new_refresh = new_token()
-                insert_token(
-                    conn,
-                    token_digest=digest(new_refresh),
-                    family_id=claimed.family_id,
-                    user_id=claimed.user_id,
-                    client_id=client.client_id,
-                    # The family keeps its grant; a narrowed scope is for this access
-                    # token only, so a later refresh may ask for the rest again.
-                    scope=claimed.scope,
-                    issued_at=now,
-                    expires_at=as_utc(claimed.expires_at),
-                )
-        if reused is not None:
+            outcome = self._rotate(session.connection(), token, client, requested, now)
+        return self._answer(outcome, client)
+
+    def _rotate(
+        self,
+        conn: Connection,
+        token: str,
+        client: StoredClient,
+        requested: str | None,
+        now: dt.datetime,
+    ) -> _Rotation:
+        """The rotation's statements (issue 4: Core, no ORM): claim (UPDATE ...
+        RETURNING, with the owner's standing), then insert the successor. A refusal
+        raises, which rolls the claim back: an expired, foreign or over-scoped
+        attempt retires nothing. A reuse kills the family and is reported, not
+        raised, so that the family's death is committed."""
+        invalid = OAuthError("invalid_grant", "The refresh token is invalid or expired.")
+        token_digest = digest(token)
+        claimed = claim_for_rotation(conn, token_digest, now)
+        if claimed is None:
+            owner = owner_of(conn, token_digest)
+            if owner is None or owner.client_id != client.client_id:
+                raise invalid  # C7: unknown, or another client's (left untouched)
+            revoke_family(conn, owner.family_id, now)
+            return _Rotation(owner.user_id, 0, "", "", owner)
+        if claimed.client_id != client.client_id:
+            raise invalid  # C7
+        scope = self._refresh_scope(
+            claimed.scope, claimed.issued_at, claimed.expires_at, requested, now, invalid
+        )
+        if not claimed.user_active:
+            raise invalid  # disabled or deleted user
+        new_refresh = new_token()
+        insert_token(
+            conn,
+            token_digest=digest(new_refresh),
+            family_id=claimed.family_id,
+            user_id=claimed.user_id,
+            client_id=client.client_id,
+            # The family keeps its grant; a narrowed scope is for this access
+            # token only, so a later refresh may ask for the rest again.
+            scope=claimed.scope,
+            issued_at=now,
+            expires_at=as_utc(claimed.expires_at),
+        )
+        return _Rotation(claimed.user_id, claimed.tokens_valid_after, scope, new_refresh, None)
+
+    def _answer(self, outcome: _Rotation, client: StoredClient) -> dict[str, Any]:
+        """The response, once the rotation is committed: no access token is ever
+        signed for a rotation that did not happen."""
+        if outcome.reused is not None:
             # RFC 9700 §4.14.2: a retired token came back, so someone holds a copy.
             # Audited after the commit: the family is dead by the time anyone reads it.
             audit(
                 "token.reuse_detected",
-                family=reused.family_id,
-                user=reused.user_id,
+                family=outcome.reused.family_id,
+                user=outcome.reused.user_id,
                 client=client.client_id,
             )
-            raise invalid
-        if claimed is None:  # unreachable: an unclaimed token raised or was a reuse
-            raise invalid
-        audit("token.refreshed", user=claimed.user_id, client=client.client_id)
+            raise OAuthError("invalid_grant", "The refresh token is invalid or expired.")
+        audit("token.refreshed", user=outcome.user_id, client=client.client_id)
         access, expires_in = self._sign_access(
-            claimed.user_id, claimed.tokens_valid_after, client.client_id, scope
+            outcome.user_id, outcome.tokens_valid_after, client.client_id, outcome.scope
         )
         return {
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": expires_in,
-            "scope": scope,
-            "refresh_token": new_refresh,
+            "scope": outcome.scope,
+            "refresh_token": outcome.refresh_token,
         }
 
     def _refresh_scope(
