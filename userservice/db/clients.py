@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session
 
 from userservice.db.engine import SINGLE_READ, Database
+from userservice.db.lookup_batch import batched_statement
 from userservice.db.models import OAuthClient, RevokedAccessToken
 
 # Created by migration 0001 so frontends and the docs UI can log in out of the box.
@@ -97,8 +98,9 @@ async def load_client_async(db: Database, client_id: str) -> StoredClient | None
     if db.is_sqlite:
         return _sqlite_client(db, client_id)
     # psycopg itself returns lists for JSON, bool and aware datetimes.
-    rows = await db.pg_read(_PG_CLIENT_BY_ID, {"client_id": client_id})
-    return StoredClient(*rows[0]) if rows else None
+    # Batched with the lookups of the same moment (db/lookup_batch.py).
+    row = await db.pg_batched(_PG_CLIENTS_BY_ID, _PG_CLIENT_ARRAYS).get((client_id,))
+    return None if row is None else StoredClient(*row)
 
 
 async def client_token_alive(db: Database, client_id: str, jti: str) -> bool:
@@ -161,5 +163,8 @@ _SQLITE_DIALECT = sqlite_dialect.dialect()
 _PG_DIALECT = postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
 _SQLITE_CLIENT_BY_ID = _CLIENT_BY_ID.compile(dialect=_SQLITE_DIALECT).string
 _PG_CLIENT_BY_ID = _CLIENT_BY_ID.compile(dialect=_PG_DIALECT).string
+_PG_CLIENTS_BY_ID, _PG_CLIENT_ARRAYS = batched_statement(
+    _PG_CLIENT_BY_ID, (("client_id", "VARCHAR"),)
+)
 _SQLITE_CLIENT_TOKEN_ALIVE = _CLIENT_TOKEN_ALIVE.compile(dialect=_SQLITE_DIALECT).string
 _PG_CLIENT_TOKEN_ALIVE = _CLIENT_TOKEN_ALIVE.compile(dialect=_PG_DIALECT).string

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, Operat
 from sqlalchemy.orm import Session, sessionmaker
 
 from userservice.db.group_commit import GroupCommitter
+from userservice.db.lookup_batch import LookupBatcher
 from userservice.db.sqlite_lock import WriterLock
 
 if TYPE_CHECKING:
@@ -173,6 +174,7 @@ class Database:
             else None
         )
         self._async_reader: AsyncReader | None = None
+        self._batchers: dict[str, LookupBatcher] = {}
         if not self.is_sqlite:
             # Imported here: psycopg is only needed (and loaded) for PostgreSQL.
             from userservice.db.async_reads import AsyncReader
@@ -192,6 +194,13 @@ class Database:
         if self._group_commit is None:
             raise DatabaseConfigError("write_batched needs SQLite")
         return await self._group_commit.run(work)
+
+    def pg_batched(self, sql: str, array_names: Sequence[str]) -> LookupBatcher:
+        """The batcher for one lookup statement (db/lookup_batch.py), PostgreSQL only."""
+        batcher = self._batchers.get(sql)
+        if batcher is None:
+            batcher = self._batchers[sql] = LookupBatcher(self.pg_read, sql, array_names)
+        return batcher
 
     async def close_async(self) -> None:
         if self._async_reader is not None:

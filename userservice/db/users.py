@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from userservice.db.engine import Database, as_utc, sqlite_utc
+from userservice.db.lookup_batch import batched_statement
 from userservice.db.models import GrantRevocation, OAuthClient, RevokedAccessToken, User
 from userservice.errors import EmailTaken
 
@@ -112,10 +113,10 @@ async def lookup_for_token_async(
     params = {"user_id": user_id, "jti": jti, "client_id": client_id, "iat": iat}
     if db.is_sqlite:
         return _lookup_for_token_sqlite(db, params)
-    rows = await db.pg_read(_PG_RECORD_AND_DENIAL, params)
-    if not rows:
+    batcher = db.pg_batched(_PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS)
+    row = await batcher.get((user_id, jti, client_id, iat))
+    if row is None:
         return None
-    row = rows[0]
     # psycopg returns UUID, bool and timezone-aware datetimes itself.
     return UserRecord(*row[:9]), bool(row[9])
 
@@ -123,6 +124,11 @@ async def lookup_for_token_async(
 _PG_RECORD_AND_DENIAL = _RECORD_AND_DENIAL.compile(
     dialect=postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
 ).string
+# The same statement for many keys at once (db/lookup_batch.py).
+_PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS = batched_statement(
+    _PG_RECORD_AND_DENIAL,
+    (("user_id", "UUID"), ("jti", "VARCHAR"), ("client_id", "VARCHAR"), ("iat", "BIGINT")),
+)
 
 
 # The same statement, compiled once for SQLite's qmark style and run on the thread's
