@@ -186,3 +186,29 @@ def test_a_statement_with_a_parameter_that_is_not_a_key_is_refused() -> None:
     statement, arrays = batched_statement(single.split(" AND ")[0], (("user_id", "UUID"),))
     assert arrays == ("user_id_list",)
     assert "users.id = k.user_id" in statement and "%(user_id_list)s::UUID[]" in statement
+
+
+@pytest.mark.parametrize(
+    "key_fields",
+    [("bad\x00jti", FRONTEND, 1), ("j", "bad\x00client", 1), ("j", FRONTEND, 2**63)],
+)
+def test_a_key_postgresql_would_refuse_is_no_token_and_spares_the_batch(
+    db: Database, key_fields: tuple[str, str, int]
+) -> None:
+    user_id = _user_id(db)
+    jti, client_id, iat = key_fields
+
+    async def side_by_side() -> list[Any]:
+        try:
+            return list(
+                await asyncio.gather(
+                    lookup_for_token_async(db, user_id, jti, client_id, iat),
+                    lookup_for_token_async(db, user_id, "fine", FRONTEND, 1),
+                )
+            )
+        finally:
+            await db.close_async()
+
+    odd, fine = asyncio.run(side_by_side())
+    assert odd is None
+    assert fine is not None and fine[0].id == user_id

@@ -113,6 +113,10 @@ async def lookup_for_token_async(
     params = {"user_id": user_id, "jti": jti, "client_id": client_id, "iat": iat}
     if db.is_sqlite:
         return _lookup_for_token_sqlite(db, params)
+    if not _storable(jti, client_id, iat):
+        # PostgreSQL would refuse the whole batched statement (NUL in text, iat out
+        # of BIGINT), failing the other requests of the batch: no such token here.
+        return None
     batcher = db.pg_batched(_PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS)
     row = await batcher.get((user_id, jti, client_id, iat))
     if row is None:
@@ -124,6 +128,12 @@ async def lookup_for_token_async(
 _PG_RECORD_AND_DENIAL = _RECORD_AND_DENIAL.compile(
     dialect=postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
 ).string
+
+
+def _storable(jti: str, client_id: str, iat: int) -> bool:
+    return "\x00" not in jti and "\x00" not in client_id and -(2**63) <= iat < 2**63
+
+
 # The same statement for many keys at once (db/lookup_batch.py).
 _PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS = batched_statement(
     _PG_RECORD_AND_DENIAL,
