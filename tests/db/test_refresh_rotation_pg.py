@@ -11,15 +11,13 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from tests.conftest import login
-from tests.oauth.clients import EMAIL, refresh_row, set_refresh_times
+from tests.oauth.clients import EMAIL, refresh_row, set_refresh_times, set_user
 from tests.support.event_loop import run
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 from userservice.db.engine import Database
-from userservice.db.models import User
 from userservice.db.refresh_rotation_pg import Rotated, rotate_pg
 from userservice.security.secrets import digest, new_token
 
@@ -61,11 +59,6 @@ def _rotate(
     )
 
 
-def _set_user(app: FastAPI, **values: Any) -> None:
-    with Session(_db(app).engine) as session, session.begin():
-        session.execute(update(User).where(User.email == EMAIL).values(**values))
-
-
 def test_rotation_retires_the_token_and_inserts_its_successor(
     app: FastAPI, client: TestClient, user: dict[str, Any]
 ) -> None:
@@ -93,7 +86,7 @@ def test_rotation_retires_the_token_and_inserts_its_successor(
 def test_user_revocation_mark_comes_back(
     app: FastAPI, client: TestClient, user: dict[str, Any]
 ) -> None:
-    _set_user(app, tokens_valid_after=1_900_000_000)
+    set_user(app, tokens_valid_after=1_900_000_000)
     rotated = _rotate(app, user["tokens"]["refresh_token"])
     assert rotated is not None and rotated.tokens_valid_after == 1_900_000_000
 
@@ -116,7 +109,7 @@ def test_refusals_change_nothing(
     elif refusal == "unknown scope":
         kwargs["requested"] = ("o",)  # a substring of "openid" is not a scope of it
     elif refusal == "inactive user":
-        _set_user(app, is_active=False)
+        set_user(app, is_active=False)
     elif refusal == "expired":
         set_refresh_times(app, token, expires_at=dt.datetime.now(dt.UTC))
     else:

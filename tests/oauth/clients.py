@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import PASSWORD
-from userservice.db.models import OAuthClient, RefreshToken
+from userservice.db.models import OAuthClient, RefreshToken, User
 from userservice.security.secrets import digest
 
 EMAIL = "ada@example.com"
@@ -111,6 +111,13 @@ def set_refresh_times(
             update(RefreshToken).where(RefreshToken.digest == digest(token)).values(**values)
         )
         assert getattr(result, "rowcount", 0) == 1
+
+
+def set_user(app: FastAPI, email: str = EMAIL, **values: Any) -> None:
+    """Change a user's row directly (disable it, move its revocation mark)."""
+    engine = app.state.services.accounts.db.engine
+    with Session(engine) as session, session.begin():
+        session.execute(update(User).where(User.email == email).values(**values))
 
 
 def refresh_row(app: FastAPI, token: str) -> RefreshToken | None:

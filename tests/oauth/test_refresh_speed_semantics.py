@@ -9,8 +9,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import update
-from sqlalchemy.orm import Session
 
 from tests.conftest import login
 from tests.oauth.clients import (
@@ -19,15 +17,9 @@ from tests.oauth.clients import (
     public_first_party,
     refresh_row,
     set_refresh_times,
+    set_user,
 )
 from tests.oauth.test_refresh import assert_invalid_grant, refresh
-from userservice.db.models import User
-
-
-def _set_user(app: FastAPI, **values: Any) -> None:
-    engine = app.state.services.accounts.db.engine
-    with Session(engine) as session, session.begin():
-        session.execute(update(User).where(User.email == EMAIL).values(**values))
 
 
 def test_rotation_keeps_family_expiry_and_grant(
@@ -66,9 +58,9 @@ def test_refused_refreshes_retire_nothing(
     other = public_first_party(app)
     assert_invalid_grant(refresh(client, rt, client_id=other))
     assert refresh(client, rt, scope="openid admin").json()["error"] == "invalid_scope"
-    _set_user(app, is_active=False)
+    set_user(app, is_active=False)
     assert_invalid_grant(refresh(client, rt))
-    _set_user(app, is_active=True)
+    set_user(app, is_active=True)
     row = refresh_row(app, rt)
     assert row is not None and row.revoked_at is None and row.last_used_at is None
     set_refresh_times(app, rt, expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
@@ -81,7 +73,7 @@ def test_refreshed_access_token_is_not_older_than_the_revocation_mark(
     app: FastAPI, client: TestClient, user: dict[str, Any]
 ) -> None:
     mark = int(time.time()) + 30
-    _set_user(app, tokens_valid_after=mark)
+    set_user(app, tokens_valid_after=mark)
     response = refresh(client, user["tokens"]["refresh_token"])
     assert response.status_code == 200, response.text
     assert jwt_claims(response.json()["access_token"])["iat"] == mark
