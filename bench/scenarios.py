@@ -192,9 +192,9 @@ def concurrent(
 
 def ceiling(report: Report, plan: Plan, logs: Path) -> float:
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "bench.ceiling_app:app", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", str(WORKERS)]
-    argv += ["--no-access-log", "--no-server-header", "--log-level", "warning"]
+    # bench/balanced.py: uvicorn with one socket per worker, like the service.
+    argv = [sys.executable, "-m", "bench.balanced", "bench.ceiling_app:app", str(port)]
+    argv.append(str(WORKERS))
     server = Server("ceiling", argv, port, "/ping", cwd=ROOT, log=logs / "ceiling.log")
     server.start(expected_workers=WORKERS)
     try:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ import trustme
 
 from tests.conftest import PASSWORD
 from tests.support.server import free_port
+from userservice.listeners import balancing_supported
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -190,7 +191,33 @@ def test_no_server_banner_and_hsts_on_responses(server: Served, tls_files: TlsFi
         assert int(directives.get("max-age", "0")) >= 31536000, (path, hsts)
 
 
+def _listening_sockets(port: int) -> int:
+    """LISTEN (0A) entries for 127.0.0.1:port in /proc/net/tcp."""
+    local = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1] == local and line.split()[3] == "0A")
+
+
+def _workers(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [
+        int(child)
+        for child in children
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def _until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {START_TIMEOUT} s: {what}")
+        time.sleep(0.1)
+
+
 def test_serve_with_two_workers_answers(tls_files: TlsFiles, tmp_path: Path) -> None:
+    """Each worker listens on its own socket of the port (userservice/listeners.py),
+    and a worker that dies is replaced, with a socket of its own again."""
     cert_args = ("--cert", str(tls_files.cert), "--key", str(tls_files.key))
     with (
         serve(tmp_path / "data", tls_files.ca, *cert_args, "--workers", "2") as served,
@@ -199,6 +226,25 @@ def test_serve_with_two_workers_answers(tls_files: TlsFiles, tmp_path: Path) -> 
         for _ in range(10):
             assert client.get(f"{served.base}/healthz").status_code == 200
         assert client.get(f"{served.base}/readyz").status_code == 200
+        if not balancing_supported():
+            return
+        _until(
+            lambda: len(_workers(served.process.pid)) == 2 and _listening_sockets(served.port) == 2,
+            "two workers, each listening",
+        )
+        victim = _workers(served.process.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        _until(
+            lambda: (
+                victim not in _workers(served.process.pid)
+                and len(_workers(served.process.pid)) == 2
+                and _listening_sockets(served.port) == 2
+            ),
+            "the dead worker replaced, listening",
+        )
+        with httpx.Client(verify=trusting(tls_files.ca), timeout=10) as fresh:
+            for _ in range(10):
+                assert fresh.get(f"{served.base}/readyz").status_code == 200
 
 
 def _kids(base: str, ca: Path) -> set[str]:

@@ -9,11 +9,11 @@ import socket
 import ssl
 from pathlib import Path
 
-import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from userservice.cli import CliError, _database
 from userservice.db import migrate
+from userservice.listeners import run_balanced
 from userservice.logging_config import log_config
 from userservice.security.tls import ensure_self_signed
 from userservice.services.keys import KeyStore
@@ -84,7 +84,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     # handler that was installed before it: make that a no-op so a clean stop
     # exits 0 (R7) instead of dying by the signal (-15) after the shutdown.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    uvicorn.run(
+    # One socket per worker, so connections spread evenly (userservice/listeners.py).
+    run_balanced(
         "userservice.app:create_app_from_env",
         factory=True,
         host=args.host,

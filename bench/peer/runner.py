@@ -54,9 +54,9 @@ def prepare_peer(database_url_async: str, users: int, password: str, log_dir: Pa
 
 
 def peer_server_argv(port: int, workers: int) -> list[str]:
-    argv = [str(peer_python()), "-m", "uvicorn", "bench.peer.app:app"]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    argv += ["--no-access-log", "--no-server-header", "--log-level", "warning"]
+    # uvicorn with one socket per worker, like the service (bench/balanced.py).
+    argv = [str(peer_python()), "-m", "bench.balanced", "bench.peer.app:app", str(port)]
+    argv.append(str(workers))
     return argv
 
 
