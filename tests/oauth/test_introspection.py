@@ -129,3 +129,24 @@ def test_deleting_a_client_ends_the_access_tokens_it_holds(
     assert client.get("/users/me", headers=bearer(access)).status_code == 200
     app.state.services.clients.delete("backend")
     assert client.get("/users/me", headers=bearer(access)).status_code == 401
+
+
+def test_a_failed_client_authentication_tells_nothing_about_the_token(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    """The token's read goes out beside the client's (token_endpoint.py); with a
+    wrong secret or a public client, every token gets the same 401."""
+    confidential_first_party(app, "backend")
+    public_first_party(app, "frontend-b")
+    live = user["tokens"]["access_token"]
+    revoked = login(client, "ada@example.com")["access_token"]
+    client.post("/oauth/revoke", data={"token": revoked})
+    for token in (live, revoked, "a.b.c", user["tokens"]["refresh_token"]):
+        wrong = client.post(
+            "/oauth/introspect", data={"token": token}, headers=basic_auth("backend", "wrong")
+        )
+        public = client.post("/oauth/introspect", data={"token": token, "client_id": "frontend-b"})
+        for response in (wrong, public):
+            assert response.status_code == 401
+            assert response.json()["error"] == "invalid_client"
+    assert introspect(client, live).json()["active"] is True

@@ -7,6 +7,7 @@ and writes, and revocation writes, so they run in a worker thread."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio
@@ -117,10 +118,30 @@ class TokenEndpoint:
         self, client_ids: tuple[str | None, str | None, str], params: dict[str, str]
     ) -> dict[str, Any]:
         """Client authentication and introspection are reads only (client row,
-        signature check, user row): on the event loop, like the bearer check."""
-        client = await self.authenticate_client(*client_ids)
-        # RFC 7662 §2.1: the caller must be authorized; anonymous callers could
-        # otherwise probe stolen tokens.
-        if client.client_type == "public":
-            raise OAuthError("invalid_client", "Introspection requires client authentication.", 401)
+        signature check, user row): on the event loop, like the bearer check.
+
+        An access token's state does not depend on which client asks, so its read
+        goes out beside the client's (one round trip instead of two; on PostgreSQL
+        both join the batches of that moment). Its answer is used only once the
+        caller is authenticated, and is dropped unread when it is not, so an
+        unauthenticated caller learns nothing, not even from the timing."""
+        token = params.get("token")
+        early: asyncio.Task[dict[str, Any]] | None = None
+        if token and len(token) <= MAX_VALUE_LENGTH and self.status.is_access_token(token):
+            early = asyncio.ensure_future(self.status.introspect_access(token))
+        try:
+            client = await self.authenticate_client(*client_ids)
+            # RFC 7662 §2.1: the caller must be authorized; anonymous callers could
+            # otherwise probe stolen tokens.
+            if client.client_type == "public":
+                raise OAuthError(
+                    "invalid_client", "Introspection requires client authentication.", 401
+                )
+        except BaseException:
+            if early is not None:
+                # Also when it already failed: cancel() marks its error as seen.
+                early.cancel()
+            raise
+        if early is not None:
+            return await early
         return await self.status.introspect(_required(params, "token"), client)

@@ -72,11 +72,17 @@ class TokenStatus:
         {"active": false}: no hint why, so introspection cannot be used as an oracle.
         An access token's check runs on the event loop like the bearer check; a
         refresh token's is a short read (inline on SQLite, in a thread otherwise)."""
-        if token.count(".") == 2:
-            return await self._introspect_access(token)
+        if self.is_access_token(token):
+            return await self.introspect_access(token)
         return await self.db.run_lookup(lambda _engine: self._introspect_refresh(token, client))
 
-    async def _introspect_access(self, token: str) -> dict[str, Any]:
+    @staticmethod
+    def is_access_token(token: str) -> bool:
+        """Our access tokens are JWS compact (three parts); refresh tokens are opaque."""
+        return token.count(".") == 2
+
+    async def introspect_access(self, token: str) -> dict[str, Any]:
+        """An access token's introspection answer, the same for every caller."""
         claims = await self._access_claims_async(token)
         if claims is None:
             return INACTIVE
