@@ -24,6 +24,12 @@ class Find:
         found = [r.rps for r in self._match(system, scenario, backend, users)]
         return max(found) if found else None
 
+    def mean_rps(
+        self, system: str, scenario: str, backend: str = "", users: int = 0
+    ) -> float | None:
+        found = [r.rps for r in self._match(system, scenario, backend, users)]
+        return statistics.mean(found) if found else None
+
     def one(self, system: str, scenario: str, backend: str, users: int) -> Row | None:
         found = self._match(system, scenario, backend, users)
         return found[-1] if found else None
@@ -86,7 +92,10 @@ def _rss_mb(row: Row | None) -> float | None:
 def compute(report: Report) -> list[Goal]:
     find = Find(report.rows)
     ceiling = find.max_rps("ceiling", "ceiling")
-    argon2 = find.max_rps("argon2", "argon2")
+    # The limit measured at the start of the run (the ones beside logins have a backend).
+    argon2 = max(
+        (r.rps for r in report.rows if r.system == "argon2" and not r.backend), default=None
+    )
     goals: list[Goal] = []
     for backend in ("sqlite", "postgresql"):
         name = BACKENDS[backend]
@@ -118,7 +127,14 @@ def compute(report: Report) -> list[Goal]:
         goals.append(
             _under(f"{at}: /users/me p99 at ~70 % of max", _p99(paced), 50, _load(paced, bearer))
         )
-        goals.append(_ratio(f"{at}: logins vs argon2id limit", svc("login", small), argon2, 0.85))
+        goals.append(
+            _ratio(
+                f"{at}: logins vs argon2id limit",
+                svc("login", small),
+                find.mean_rps("argon2", "argon2", backend, small) or argon2,
+                0.85,
+            )
+        )
         storm = find.one("service", "storm-login", backend, small)
         goals.append(
             _at_most(f"{at}: peak RSS per worker in a login storm", _rss_mb(storm), 200, "MB")
@@ -134,15 +150,19 @@ def compute(report: Report) -> list[Goal]:
         goals.append(_at_least(f"{at}: refresh", svc("refresh", small), 1200, "req/s"))
         for large in [u for u in sizes if u > small]:
             big = f"{name} {users_label(large)}"
-            for scenario, what in (("me-bearer", "/users/me Bearer"), ("login", "logins")):
-                goals.append(
-                    _ratio(
-                        f"{big}: {what} vs {users_label(small)} users",
-                        svc(scenario, large),
-                        svc(scenario, small),
-                        0.90,
-                    )
+            goals.append(
+                _ratio(
+                    f"{big}: /users/me Bearer vs {users_label(small)} users",
+                    svc("me-bearer", large),
+                    svc("me-bearer", small),
+                    0.90,
                 )
+            )
+            goals.append(
+                _logins_by_size(
+                    find, backend, f"{big}: logins vs {users_label(small)} users", large, small
+                )
+            )
             admin = find.one("service", "admin-list-paced", backend, large)
             deep = svc("admin-list-deep", large)
             goals.append(
@@ -155,6 +175,25 @@ def compute(report: Report) -> list[Goal]:
             )
         goals += _startup_goals(report, backend, small, at)
     return goals
+
+
+def _logins_by_size(find: Find, backend: str, goal: str, large: int, small: int) -> Goal:
+    """Logins at `large` users against `small`, each as a share of the argon2id
+    limit measured beside it: the machine's speed drifts between the two (minutes
+    apart), and a login is ~90 % hashing, so raw req/s would mostly compare the
+    machine with itself."""
+    big = find.max_rps("service", "login", backend, large)
+    base = find.max_rps("service", "login", backend, small)
+    big_limit = find.mean_rps("argon2", "argon2", backend, large)
+    base_limit = find.mean_rps("argon2", "argon2", backend, small)
+    if big is None or base is None or not big_limit or not base_limit:
+        return _ratio(goal, big, base, 0.90)
+    ratio = (big / big_limit) / (base / base_limit)
+    measured = (
+        f"{big:,.0f} of {big_limit:,.0f}/s limit vs {base:,.0f} of {base_limit:,.0f}/s"
+        f" = {ratio:.1%}"
+    )
+    return Goal(goal, measured, "≥ 90%", ratio >= 0.90, round(ratio, 4))
 
 
 def _under(goal: str, value: float | None, limit: float, what: str = "") -> Goal:

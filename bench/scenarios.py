@@ -205,17 +205,30 @@ def ceiling(report: Report, plan: Plan, logs: Path) -> float:
         server.stop()
 
 
-def hashing_limit(report: Report, plan: Plan) -> None:
-    result = argon2_limit.measure(plan.hash_seconds)
+def hashing_limit(
+    report: Report,
+    plan: Plan,
+    *,
+    backend: str = "",
+    users: int = 0,
+    seconds: float | None = None,
+    when: str = "",
+) -> None:
+    """Raw argon2id verify throughput (no HTTP). Once at the start of the run, and
+    again right before and after each configuration's login runs (`backend`,
+    `users`, `when`): this machine's speed drifts by 10-25 % within minutes, so the
+    login goal compares the logins with the limit measured beside them."""
+    result = argon2_limit.measure(seconds or plan.hash_seconds)
     s = Settings(_env_file=None)
     params = f"m={s.argon2_memory_kib} KiB, t={s.argon2_time_cost}, p={s.argon2_parallelism}"
+    beside = f" {BACKENDS[backend]} {users_label(users)} logins" if backend else ""
     report.add(
         Row(
             system="argon2",
             scenario="argon2",
-            label=f"raw: {TITLES['argon2']}",
-            backend="",
-            users=0,
+            label=f"raw: {TITLES['argon2']}" + (f", {when}{beside}" if when else ""),
+            backend=backend,
+            users=users,
             tls=False,
             connections=None,
             offered_rps=None,

@@ -16,7 +16,7 @@ from bench import seed
 from bench.http import FIRST_PARTY_CLIENT, basic, call, in_parallel, password_grant
 from bench.plan import WORKERS, Plan
 from bench.report import Report
-from bench.scenarios import TOKEN_USERS, Target, concurrent, measure, paced
+from bench.scenarios import TOKEN_USERS, Target, concurrent, hashing_limit, measure, paced
 from bench.servers import Server, free_port
 from bench.wrk import Traffic
 
@@ -69,6 +69,15 @@ class Service:
     def run(self, scenario: str) -> None:
         SCENARIOS[scenario](self)
 
+    def hashing_limit(self, when: str) -> None:
+        """The argon2id limit beside this configuration's logins (the server idle)."""
+        self.target.server.wait_idle()
+        seconds = self.plan.hash_seconds / 2
+        backend, users = self.target.backend, self.target.users
+        hashing_limit(
+            self.report, self.plan, backend=backend, users=users, seconds=seconds, when=when
+        )
+
     def measure(self, scenario: str, make: Callable[[int], Traffic], notes: str = "") -> None:
         self.maxima[scenario] = measure(
             self.report, self.plan, self.target, scenario, make, notes=notes
@@ -101,7 +110,9 @@ def _me_basic(svc: Service) -> None:
 def _login(svc: Service) -> None:
     traffic = svc.login_traffic()
     notes = f"first-party client, a random one of {svc.target.users:,} users per request"
+    svc.hashing_limit("right before")
     svc.measure("login", lambda _c: traffic, notes)
+    svc.hashing_limit("right after")
 
 
 def _refresh(svc: Service) -> None:

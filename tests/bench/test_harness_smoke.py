@@ -23,6 +23,8 @@ def _expected() -> set[tuple[str, str, str]]:
     kinds = {"storm": ("storm-login", "storm-me")}
     small = {k for name in SMALL_SET for k in kinds.get(name, (name,))}
     rows = {("ceiling", "ceiling", ""), ("argon2", "argon2", "")}
+    # The argon2id limit again right before and after each configuration's logins.
+    rows |= {("argon2", "argon2", "sqlite"), ("argon2", "argon2", "postgresql")}
     rows |= {("service", name, "sqlite") for name in small}
     rows |= {("service", name, "postgresql") for name in LARGE_SET}
     rows |= {("peer", "peer-me", backend) for backend in ("sqlite", "postgresql")}
@@ -68,6 +70,11 @@ def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
         assert min(start["ready_seconds"]) > 0, start
         assert len(start["idle_rss_mib_per_worker"]) == 2, start
 
+    beside = [r for r in rows if r["system"] == "argon2" and r["backend"] == "sqlite"]
+    assert [r["label"].split(", ")[1].split(" SQLite")[0] for r in beside] == [
+        "right before",
+        "right after",
+    ]
     goals = results["goals"]
     assert goals and all(g["target"] for g in goals)
     assert any(g["met"] is not None for g in goals)
