@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import argon2_limit, seed
@@ -190,17 +190,35 @@ def concurrent(
     return [row_of(target, s, load, c, None) for s, c, load in loads]
 
 
-def ceiling(report: Report, plan: Plan, logs: Path) -> float:
+def ceiling(
+    report: Report,
+    plan: Plan,
+    logs: Path,
+    *,
+    backend: str = "",
+    users: int = 0,
+    notes: str = "",
+) -> float:
+    """The bare FastAPI ceiling. Once at the start of the run, and again beside each
+    configuration's /users/me Bearer and introspection runs (`backend`, `users`;
+    shorter runs): this machine's speed drifts by 10-25 % within minutes, so the
+    goals compare those scenarios with the ceiling measured around them."""
     port = free_port()
     # bench/balanced.py: uvicorn with one socket per worker, like the service.
     argv = [sys.executable, "-m", "bench.balanced", "bench.ceiling_app:app", str(port)]
     argv.append(str(WORKERS))
-    server = Server("ceiling", argv, port, "/ping", cwd=ROOT, log=logs / "ceiling.log")
+    log = logs / f"ceiling{'-' + backend if backend else ''}.log"
+    server = Server("ceiling", argv, port, "/ping", cwd=ROOT, log=log)
     server.start(expected_workers=WORKERS)
-    try:
-        return measure(
-            report, plan, Target(server, "ceiling"), "ceiling", lambda _c: Traffic("/ping")
+    if backend:
+        plan = replace(
+            plan,
+            seconds=max(1, plan.seconds // 2),
+            warmup_seconds=min(plan.warmup_seconds, 2),
         )
+    try:
+        target = Target(server, "ceiling", backend, users)
+        return measure(report, plan, target, "ceiling", lambda _c: Traffic("/ping"), notes=notes)
     finally:
         server.stop()
 

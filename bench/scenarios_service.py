@@ -16,7 +16,15 @@ from bench import seed
 from bench.http import FIRST_PARTY_CLIENT, basic, call, in_parallel, password_grant
 from bench.plan import WORKERS, Plan
 from bench.report import Report
-from bench.scenarios import TOKEN_USERS, Target, concurrent, hashing_limit, measure, paced
+from bench.scenarios import (
+    TOKEN_USERS,
+    Target,
+    ceiling,
+    concurrent,
+    hashing_limit,
+    measure,
+    paced,
+)
 from bench.servers import Server, free_port
 from bench.wrk import Traffic
 
@@ -37,6 +45,8 @@ class Service:
     target: Target
     client_id: str
     client_secret: str
+    logs: Path
+    ceilings_beside: int = 0
     maxima: dict[str, float] = field(default_factory=dict)
     _tokens: list[str] = field(default_factory=list)
 
@@ -82,6 +92,16 @@ class Service:
         self.maxima[scenario] = measure(
             self.report, self.plan, self.target, scenario, make, notes=notes
         )
+
+
+def _ceiling_beside(svc: Service) -> None:
+    # The service idles meanwhile (it uses no CPU), as during the first ceiling run.
+    svc.target.server.wait_idle()
+    svc.ceilings_beside += 1
+    when = "right before" if svc.ceilings_beside == 1 else "right after"
+    backend, users = svc.target.backend, svc.target.users
+    notes = f"{when} the {svc.target.name} runs compared with it"
+    ceiling(svc.report, svc.plan, svc.logs, backend=backend, users=users, notes=notes)
 
 
 def _me_bearer(svc: Service) -> None:
@@ -228,6 +248,7 @@ def _admin_paced(svc: Service) -> None:
 
 
 SCENARIOS: dict[str, Callable[[Service], None]] = {
+    "ceiling-beside": _ceiling_beside,
     "me-bearer": _me_bearer,
     "me-bearer-paced": _me_bearer_paced,
     "me-basic": _me_basic,

@@ -135,7 +135,7 @@ def run_config(
             cold_starts=0 if tls else plan.cold_starts,
         )
         try:
-            service = Service(report, plan, target, client_id, client_secret)
+            service = Service(report, plan, target, client_id, client_secret, logs)
             for name in names:
                 service.run(name)
         finally:

@@ -20,13 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _expected() -> set[tuple[str, str, str]]:
     """(system, scenario, backend) of every row the smoke plan must produce."""
-    kinds = {"storm": ("storm-login", "storm-me")}
+    kinds = {"storm": ("storm-login", "storm-me"), "ceiling-beside": ()}
     small = {k for name in SMALL_SET for k in kinds.get(name, (name,))}
     rows = {("ceiling", "ceiling", ""), ("argon2", "argon2", "")}
     # The argon2id limit again right before and after each configuration's logins.
     rows |= {("argon2", "argon2", "sqlite"), ("argon2", "argon2", "postgresql")}
+    # And the ceiling right before and after the runs compared with it.
+    rows |= {("ceiling", "ceiling", "sqlite"), ("ceiling", "ceiling", "postgresql")}
     rows |= {("service", name, "sqlite") for name in small}
-    rows |= {("service", name, "postgresql") for name in LARGE_SET}
+    rows |= {("service", name, "postgresql") for name in LARGE_SET if name != "ceiling-beside"}
     rows |= {("peer", "peer-me", backend) for backend in ("sqlite", "postgresql")}
     return rows
 
@@ -75,6 +77,8 @@ def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
         "right before",
         "right after",
     ]
+    ceilings = [r for r in rows if r["system"] == "ceiling" and r["backend"] == "postgresql"]
+    assert [r["notes"].split(" the ")[0] for r in ceilings] == ["right before", "right after"]
     goals = results["goals"]
     assert goals and all(g["target"] for g in goals)
     assert any(g["met"] is not None for g in goals)
