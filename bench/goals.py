@@ -219,7 +219,7 @@ def _by_size(
     are minutes apart and this machine's speed drifts, so raw req/s would partly
     compare the machine with itself. Without both references: raw req/s."""
     (big, big_ref), (base, base_ref) = large, small
-    if big is None or base is None or not big_ref or not base_ref:
+    if big is None or not base or not big_ref or not base_ref:
         return _ratio(goal, big, base, 0.90)
     ratio = (big / big_ref) / (base / base_ref)
     measured = (

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import pickle
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import pytest
 import uvicorn.server
@@ -24,6 +27,7 @@ from userservice.listeners import (
 pytestmark = pytest.mark.skipif(not balancing_supported(), reason="SO_REUSEPORT balances on Linux")
 
 CONNECTIONS = 64
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
@@ -86,3 +90,26 @@ def test_a_taken_port_fails_the_worker_at_startup() -> None:
         with pytest.raises(SystemExit) as exited:
             bind_reuseport("127.0.0.1", port)
     assert exited.value.code == STARTUP_FAILURE
+
+
+def test_serving_on_a_taken_port_stops_with_the_startup_failure_status() -> None:
+    """The port taken after serve's own check (e.g. during migrations): each worker
+    fails to bind, the supervisor stops, and the command exits 3, not 0, so a
+    service manager sees the failure."""
+    script = (
+        "import sys; from userservice.listeners import run_balanced; "
+        "run_balanced('bench.ceiling_app:app', host='127.0.0.1', "
+        "port=int(sys.argv[1]), workers=2, log_level='critical')"
+    )
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        port = other.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == STARTUP_FAILURE, done.stderr.decode()[-2000:]

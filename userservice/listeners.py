@@ -82,13 +82,19 @@ def run_balanced(app: str, **options: Any) -> None:
         return
     config = uvicorn.Config(app, **options)
     scheme = "https" if config.is_ssl else "http"
+    host = f"[{config.host}]" if ":" in config.host else config.host
     logger.info(
         "Uvicorn running on %s://%s:%d with %d workers, one socket each (SO_REUSEPORT)",
         scheme,
-        config.host,
+        host,
         config.port,
         workers,
     )
     listener: Any = ReusePortListener(config.host, config.port)
+    supervisor = Multiprocess(config, sockets=[listener])
     with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[listener]).run()
+        supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        # A worker could not start (its port taken, its lifespan start-up failed): the
+        # supervisor stopped; so does the command, with uvicorn's own exit status.
+        sys.exit(STARTUP_FAILURE)

@@ -51,6 +51,14 @@ class TokenEndpoint:
         self.accounts = accounts
         self.tokens = tokens
         self.status = status
+        # Introspection reads left to finish after a failed authentication: held
+        # here so that they are not garbage-collected mid-flight.
+        self._detached: set[asyncio.Task[dict[str, Any]]] = set()
+
+    def _forget(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        self._detached.discard(task)
+        if not task.cancelled():
+            task.exception()  # seen: an error here (e.g. database down) is not logged
 
     async def authenticate_client(
         self, client_id: str | None, secret: str | None, method: str
@@ -123,8 +131,8 @@ class TokenEndpoint:
         An access token's state does not depend on which client asks, so its read
         goes out beside the client's (one round trip instead of two; on PostgreSQL
         both join the batches of that moment). Its answer is used only once the
-        caller is authenticated, and is dropped unread when it is not, so an
-        unauthenticated caller learns nothing, not even from the timing."""
+        caller is authenticated, and is dropped unread when it is not: the 401
+        does not wait for it, and is the same for any token."""
         token = params.get("token")
         early: asyncio.Task[dict[str, Any]] | None = None
         if token and len(token) <= MAX_VALUE_LENGTH and self.status.is_access_token(token):
@@ -139,8 +147,11 @@ class TokenEndpoint:
                 )
         except BaseException:
             if early is not None:
-                # Also when it already failed: cancel() marks its error as seen.
-                early.cancel()
+                # Left to finish, not cancelled: a cancel landing inside a PostgreSQL
+                # read closes that connection (db/async_reads.py), which callers
+                # with bad credentials could otherwise force at will.
+                self._detached.add(early)
+                early.add_done_callback(self._forget)
             raise
         if early is not None:
             return await early
