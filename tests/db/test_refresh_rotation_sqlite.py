@@ -17,7 +17,11 @@ from sqlalchemy.exc import OperationalError
 
 from userservice.db.engine import Database
 from userservice.db.models import RefreshToken, User
-from userservice.db.refresh_tokens import claim_for_rotation, insert_token
+from userservice.db.refresh_tokens import (
+    NewRefreshToken,
+    claim_for_rotation,
+    insert_token,
+)
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -60,7 +64,7 @@ def test_raw_insert_stores_what_sqlalchemy_stores(
     }
     with db.engine.begin() as conn:
         conn.execute(insert(RefreshToken).values(digest="by-sqlalchemy", **values))
-        insert_token(conn, token_digest="raw", **values)
+        insert_token(conn, NewRefreshToken(digest="raw", **values))
     assert _raw_row(db, "raw") == _raw_row(db, "by-sqlalchemy")
 
 
@@ -70,9 +74,8 @@ def test_raw_claim_reads_what_sqlalchemy_reads(
     db = _db(app)
     user_id = _user_id(db)
     with db.engine.begin() as conn:
-        insert_token(
-            conn,
-            token_digest="d",
+        token = NewRefreshToken(
+            digest="d",
             family_id=uuid.uuid4(),
             user_id=user_id,
             client_id="userservice-frontend",
@@ -80,6 +83,7 @@ def test_raw_claim_reads_what_sqlalchemy_reads(
             issued_at=NOW,
             expires_at=LATER,
         )
+        insert_token(conn, token)
     with db.engine.connect() as conn:
         stored = conn.execute(select(RefreshToken).where(RefreshToken.digest == "d")).one()
     with db.engine.begin() as conn:

@@ -3,6 +3,7 @@ parameters are raised, hashing bounded to a few at once, NFKC normalization."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import unicodedata
 from collections.abc import Callable
@@ -79,12 +80,16 @@ class _OverlapMeter:
         self.active = 0
         self.peak = 0
         self.calls = 0
+        self.thread_ids: set[int] = set()
+        self.thread_names: set[str] = set()
 
     def _measured(self, func: Callable[..., Any], *args: Any) -> Any:
         with self._lock:
             self.active += 1
             self.calls += 1
             self.peak = max(self.peak, self.active)
+            self.thread_ids.add(threading.get_ident())
+            self.thread_names.add(threading.current_thread().name)
         try:
             return func(*args)
         finally:
@@ -143,6 +148,31 @@ def test_overlap_meter_sees_parallel_hashes_when_the_bound_allows_them() -> None
     wider = MeteredHasher(max_concurrent=3)
     _hash_and_verify_at_once(wider, threads=8)
     assert wider.meter.peak in (2, 3)
+
+
+def test_async_verifies_run_on_the_pool_never_on_the_event_loop() -> None:
+    """DESIGN convention 6 / issue 4: the event loop hands each verify (and the
+    dummy verify for unknown accounts) straight to the hasher's pool. Thirteen at
+    once give the right answers, overlap no more than the bound, and none of them
+    runs on the loop's own thread."""
+    hasher = MeteredHasher(max_concurrent=2)
+    stored = hasher.hash("a fine long passphrase")
+
+    async def logins() -> tuple[int, list[tuple[bool, str | None]]]:
+        attempts = [
+            hasher.verify_async("a fine long passphrase" if i % 2 else "not the passphrase", stored)
+            for i in range(12)
+        ]
+        outcomes = await asyncio.gather(*attempts, hasher.verify_dummy_async("anything"))
+        return threading.get_ident(), list(outcomes[:12])
+
+    loop_thread, outcomes = asyncio.run(logins())
+    assert outcomes == [(bool(i % 2), None) for i in range(12)]
+    assert hasher.meter.calls == 1 + 12 + 2  # the hash, the verifies, dummy hash + verify
+    assert hasher.meter.peak == 2
+    assert loop_thread not in hasher.meter.thread_ids
+    assert all(name.startswith("argon2") for name in hasher.meter.thread_names)
+    hasher.close()
 
 
 def _fullwidth(text: str) -> str:

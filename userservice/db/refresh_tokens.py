@@ -10,13 +10,14 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import Label
 
-from userservice.db.engine import sqlite_utc
+from userservice.db.engine import Database, sqlite_utc
 from userservice.db.models import RefreshToken, User
 
 _TOKENS = cast(Table, RefreshToken.__table__)
@@ -156,44 +157,55 @@ def owner_of(conn: Connection, token_digest: str) -> TokenOwner | None:
     return None if row is None else TokenOwner(row[0], row[1], row[2])
 
 
-def insert_token(
-    conn: Connection,
-    *,
-    token_digest: str,
-    family_id: uuid.UUID,
-    user_id: uuid.UUID,
-    client_id: str,
-    scope: str,
-    issued_at: dt.datetime,
-    expires_at: dt.datetime,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class NewRefreshToken:
+    """A refresh token's row as issued (its digest only, never the token)."""
+
+    digest: str
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: str
+    scope: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+    def values(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in _SUCCESSOR_COLUMNS}
+
+    def sqlite_values(self) -> dict[str, object]:
+        return {
+            **self.values(),
+            "family_id": self.family_id.hex,
+            "user_id": self.user_id.hex,
+            "issued_at": _sqlite_stamp(self.issued_at),
+            "expires_at": _sqlite_stamp(self.expires_at),
+        }
+
+
+def insert_token(conn: Connection, token: NewRefreshToken) -> None:
     if conn.dialect.name == "sqlite":
-        _sqlite_execute(
-            conn,
-            _SQLITE_INSERT,
-            {
-                "digest": token_digest,
-                "family_id": family_id.hex,
-                "user_id": user_id.hex,
-                "client_id": client_id,
-                "scope": scope,
-                "issued_at": _sqlite_stamp(issued_at),
-                "expires_at": _sqlite_stamp(expires_at),
-            },
-        )
+        _sqlite_execute(conn, _SQLITE_INSERT, token.sqlite_values())
         return
-    conn.execute(
-        _INSERT,
-        {
-            "digest": token_digest,
-            "family_id": family_id,
-            "user_id": user_id,
-            "client_id": client_id,
-            "scope": scope,
-            "issued_at": issued_at,
-            "expires_at": expires_at,
-        },
-    )
+    conn.execute(_INSERT, token.values())
+
+
+# RETURNING: the event loop's reader fetches a result from every statement.
+_PG_INSERT = (
+    _INSERT.values({name: bindparam(name) for name in _SUCCESSOR_COLUMNS})
+    .returning(_TOKENS.c.digest)
+    .compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
+    .string
+)
+
+
+async def insert_token_async(db: Database, token: NewRefreshToken) -> None:
+    """insert_token for the event loop (the login path, issue 4): on SQLite it joins
+    the writer thread's next group commit; on PostgreSQL it is one autocommit round
+    trip. No Session, no BEGIN/COMMIT round trips, no threadpool hop."""
+    if db.is_sqlite:
+        await db.write_batched(lambda conn: insert_token(conn, token))
+        return
+    await db.pg_read(_PG_INSERT, token.values())
 
 
 def revoke_family(conn: Connection, family_id: uuid.UUID, now: dt.datetime) -> None:

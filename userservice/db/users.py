@@ -183,6 +183,23 @@ def lookup_credentials(engine: Engine, email: str) -> tuple[UserRecord, str] | N
     return (_record(tuple(row)), str(row[9])) if row else None
 
 
+_SQLITE_CREDENTIALS = _CREDENTIALS_BY_EMAIL.compile(dialect=sqlite_dialect.dialect()).string
+_PG_CREDENTIALS = _CREDENTIALS_BY_EMAIL.compile(
+    dialect=postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
+).string
+
+
+async def lookup_credentials_async(db: Database, email: str) -> tuple[UserRecord, str] | None:
+    """lookup_credentials for the event loop (the login path, issue 4): inline on
+    SQLite, one awaited round trip on PostgreSQL; no pool checkout, no thread."""
+    if db.is_sqlite:
+        rows = db.sqlite_read(_SQLITE_CREDENTIALS, (email,))
+        return (sqlite_record(rows[0]), str(rows[0][9])) if rows else None
+    found = await db.pg_read(_PG_CREDENTIALS, {"email": email})
+    # psycopg returns UUID, bool and timezone-aware datetimes itself.
+    return (UserRecord(*found[0][:9]), str(found[0][9])) if found else None
+
+
 class UserRepository:
     def __init__(self, session: Session) -> None:
         self.session = session

@@ -1,16 +1,14 @@
 """Token, revocation and introspection endpoints' logic (RFC 6749 §3.2, §4.3, §6;
 RFC 7009; RFC 7662).
 
-Client authentication and introspection are reads and run on the event loop, and
-so does a PostgreSQL refresh rotation (one statement). The password grant hashes
-and writes, and revocation writes, so they run in a worker thread."""
+Client authentication, introspection, a PostgreSQL refresh rotation (one statement)
+and the password grant run on the event loop; the grant's argon2 verify runs on the
+hasher's own threads. Revocation writes through a Session, in a worker thread."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
-
-import anyio
 
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID, StoredClient, load_client_async
 from userservice.db.engine import Database
@@ -90,13 +88,14 @@ class TokenEndpoint:
         if grant_type not in client.grant_types:
             raise OAuthError("unauthorized_client", "This client may not use this grant type.")
         if grant_type == "password":
-            # argon2 and the refresh-token insert: one hop to a worker thread.
-            return await anyio.to_thread.run_sync(self._password, client, params, ip)
+            return await self._password(client, params, ip)
         return await self.tokens.refresh_async(
             _required(params, "refresh_token"), client, _scope(params)
         )
 
-    def _password(self, client: StoredClient, params: dict[str, str], ip: str) -> dict[str, Any]:
+    async def _password(
+        self, client: StoredClient, params: dict[str, str], ip: str
+    ) -> dict[str, Any]:
         # RFC 9700 §2.4 forbids this grant for third parties; we keep it only for
         # our own first-party frontends (C1, C2).
         if not client.is_first_party:
@@ -107,11 +106,11 @@ class TokenEndpoint:
         password = _required(params, "password")
         scope = _scope(params)
         try:
-            user = self.accounts.authenticate(username, password, ip)
+            user = await self.accounts.authenticate(username, password, ip)
         except AuthenticationFailed:
             raise OAuthError("invalid_grant", "Invalid email or password.") from None
         granted = grantable_scopes(client, user, scope)
-        return self.tokens.issue(
+        return await self.tokens.issue_async(
             user, client, granted, with_refresh="refresh_token" in client.grant_types
         )
 

@@ -14,6 +14,7 @@ the pool, only its few threads ever allocate argon2 memory, and they reuse it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import anyio
 from passlib.context import CryptContext
 
 
@@ -48,6 +50,14 @@ def _stronger(candidate: str, current: str) -> bool:
     return changed and m_new >= m_old and t_new >= t_old
 
 
+def _upgrade(outcome: tuple[object, object], stored: str) -> tuple[bool, str | None]:
+    ok, new_hash = outcome
+    if not isinstance(new_hash, str) or not _stronger(new_hash, stored):
+        # During a rolling upgrade an old replica must not weaken new hashes.
+        new_hash = None
+    return bool(ok), new_hash
+
+
 class PasswordHasher:
     def __init__(
         self, memory_kib: int, time_cost: int, parallelism: int, max_concurrent: int = 0
@@ -65,13 +75,20 @@ class PasswordHasher:
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
 
-    def _on_pool(self, work: Callable[[], T]) -> T:
+    def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
                 # Made on first use, in the process that hashes (never at import).
                 self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="argon2")
-            pool = self._pool
-        return pool.submit(work).result()
+            return self._pool
+
+    def _on_pool(self, work: Callable[[], T]) -> T:
+        return self._executor().submit(work).result()
+
+    async def _on_pool_async(self, work: Callable[[], T]) -> T:
+        # Straight from the event loop to the pool: one thread hand-off per hash,
+        # not two (a threadpool thread that would only wait for the pool).
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), work)
 
     def close(self) -> None:
         with self._pool_lock:
@@ -87,18 +104,31 @@ class PasswordHasher:
         """Return (matches, new_hash); new_hash is set when our parameters are
         stronger than the stored hash's."""
         normalized = normalize_password(password)
-        ok, new_hash = self._on_pool(
-            lambda: self._context.verify_and_update(normalized, password_hash)
+        return _upgrade(
+            self._on_pool(lambda: self._context.verify_and_update(normalized, password_hash)),
+            password_hash,
         )
-        if new_hash is not None and not _stronger(new_hash, password_hash):
-            # During a rolling upgrade an old replica must not weaken new hashes.
-            new_hash = None
-        return bool(ok), new_hash
+
+    async def verify_async(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        """verify() for the event loop: the loop waits, the pool hashes."""
+        normalized = normalize_password(password)
+        return _upgrade(
+            await self._on_pool_async(
+                lambda: self._context.verify_and_update(normalized, password_hash)
+            ),
+            password_hash,
+        )
 
     def verify_dummy(self, password: str) -> None:
         """Spend the same time as a real verify, so unknown accounts cannot be told
         apart from wrong passwords by timing (OWASP ASVS V2.2)."""
         self.verify(password, self._dummy())
+
+    async def verify_dummy_async(self, password: str) -> None:
+        dummy = self._dummy_hash
+        if dummy is None:
+            dummy = await anyio.to_thread.run_sync(self._dummy)  # once per process
+        await self.verify_async(password, dummy)
 
     def _dummy(self) -> str:
         with self._dummy_lock:

@@ -6,8 +6,6 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 
-import anyio
-
 from userservice.db.clients import client_token_alive
 from userservice.db.engine import Database
 from userservice.db.users import UserRecord, lookup_for_token_async
@@ -115,6 +113,6 @@ class Authenticator:
         return self.keys.maybe_reload_for(kid)
 
     async def from_basic(self, email: str, password: str, ip: str) -> Principal:
-        # argon2 runs in a worker thread; the hasher bounds how many run at once.
-        user = await anyio.to_thread.run_sync(self.accounts.authenticate, email, password, ip)
+        # argon2 runs on the hasher's own threads, never on the event loop.
+        user = await self.accounts.authenticate(email, password, ip)
         return Principal(user=user, scopes=BASIC_SCOPES, client_id=None, method="basic")
