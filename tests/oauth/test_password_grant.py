@@ -4,8 +4,10 @@ indistinguishable failures and login throttling (SECURITY.md C1-C3, C11, C13, E3
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
@@ -255,6 +257,24 @@ def test_per_account_throttle_answers_429_with_retry_after(client_with: ClientFa
     # Throttling is per account: another account from the same IP still logs in.
     register(client, "bob@example.com")
     assert client.post("/oauth/token", data=password_form("bob@example.com")).status_code == 200
+
+
+def test_guesses_sent_at_once_do_not_outrun_the_throttle(client_with: ClientFactory) -> None:
+    """E4: twelve wrong guesses for one account sent at the same moment: only the
+    limit's worth are checked (400), the rest are throttled (429), although none
+    has failed yet when the others arrive (logins are awaited on the event loop)."""
+    client = client_with(login_limit_per_account="3/minute")
+    register(client, EMAIL)
+    start = threading.Barrier(12)
+
+    def guess(_: int) -> int:
+        start.wait(timeout=30)
+        return client.post("/oauth/token", data=password_form(password="bad")).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = sorted(pool.map(guess, range(12)))
+    assert statuses == [400] * 3 + [429] * 9
+    _assert_throttled(client.post("/oauth/token", data=password_form()))
 
 
 def test_per_ip_throttle_counts_failures_across_accounts(client_with: ClientFactory) -> None:

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -190,8 +191,13 @@ def insert_token(conn: Connection, token: NewRefreshToken) -> None:
 
 
 # RETURNING: the event loop's reader fetches a result from every statement.
+# ON CONFLICT DO NOTHING: the reader runs a statement once more on a new connection
+# when a reused one turns out dead, and the first attempt may have committed; the
+# digest is 256 random bits, so a row already there can only be this one.
 _PG_INSERT = (
-    _INSERT.values({name: bindparam(name) for name in _SUCCESSOR_COLUMNS})
+    pg_insert(_TOKENS)
+    .values({name: bindparam(name) for name in _SUCCESSOR_COLUMNS})
+    .on_conflict_do_nothing(index_elements=[_TOKENS.c.digest])
     .returning(_TOKENS.c.digest)
     .compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
     .string

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import anyio
 from passlib.context import CryptContext
 
 
@@ -119,19 +118,18 @@ class PasswordHasher:
             password_hash,
         )
 
-    def verify_dummy(self, password: str) -> None:
+    async def verify_dummy_async(self, password: str) -> None:
         """Spend the same time as a real verify, so unknown accounts cannot be told
         apart from wrong passwords by timing (OWASP ASVS V2.2)."""
-        self.verify(password, self._dummy())
-
-    async def verify_dummy_async(self, password: str) -> None:
         dummy = self._dummy_hash
         if dummy is None:
-            dummy = await anyio.to_thread.run_sync(self._dummy)  # once per process
+            dummy = await self._on_pool_async(self._make_dummy)
         await self.verify_async(password, dummy)
 
-    def _dummy(self) -> str:
+    def _make_dummy(self) -> str:
+        # On a pool thread, once per process: the first callers wait here, on the
+        # pool, never on the event loop or the shared threadpool.
         with self._dummy_lock:
             if self._dummy_hash is None:
-                self._dummy_hash = self.hash(secrets.token_urlsafe(16))
+                self._dummy_hash = str(self._context.hash(secrets.token_urlsafe(16)))
             return self._dummy_hash

@@ -1,16 +1,23 @@
 """Login throttling per account and per client IP (OWASP ASVS V2.2.1).
 
 Sliding windows from the `limits` library: failures age out, so there is no
-permanent lockout an attacker could use to deny service to a victim. Storage is
-in-process by default; a shared one (Redis) makes it hold across replicas.
+permanent lockout an attacker could use to deny service to a victim. The store is
+in process memory (each worker keeps its own), so its calls take microseconds and
+may run on the event loop; a network store (Redis) would need `limits.aio`.
+
+An attempt holds a place in both windows from `check` until it is settled: logins
+are awaited on the event loop, so without it any number of guesses sent at once
+would all pass `check` before the first failure was counted.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import Counter
 
-from limits import parse, storage, strategies
+from limits import RateLimitItem, parse, storage, strategies
 
 from userservice.errors import Throttled
 
@@ -21,17 +28,48 @@ class LoginThrottle:
         self._limiter = strategies.MovingWindowRateLimiter(self._store)
         self._per_account = parse(per_account)
         self._per_ip = parse(per_ip)
+        self._lock = threading.Lock()
+        self._in_flight: Counter[str] = Counter()  # admitted, not yet settled, per key
+
+    def _keys(self, account: str, ip: str) -> tuple[tuple[RateLimitItem, str], ...]:
+        return ((self._per_account, f"acct:{account}"), (self._per_ip, f"ip:{ip}"))
 
     def check(self, account: str, ip: str) -> None:
-        """Raise Throttled when either key has used up its failures."""
-        for limit, key in ((self._per_account, f"acct:{account}"), (self._per_ip, f"ip:{ip}")):
-            if not self._limiter.test(limit, "login", key):
-                reset = self._limiter.get_window_stats(limit, "login", key).reset_time
-                raise Throttled(math.ceil(reset - time.time()))
+        """Admit one attempt, or raise Throttled when either key's failures plus its
+        attempts in flight fill its window. An admitted attempt must be settled with
+        failed(), succeeded() or released()."""
+        keys = self._keys(account, ip)
+        with self._lock:
+            for limit, key in keys:
+                stats = self._limiter.get_window_stats(limit, "login", key)
+                if stats.remaining <= self._in_flight[key]:
+                    # Full of failures: until the oldest ages out. Full only with
+                    # attempts in flight: those settle within a hash's time.
+                    wait = stats.reset_time - time.time() if stats.remaining <= 0 else 1
+                    raise Throttled(max(1, math.ceil(wait)))
+            for _limit, key in keys:
+                self._in_flight[key] += 1
 
     def failed(self, account: str, ip: str) -> None:
-        self._limiter.hit(self._per_account, "login", f"acct:{account}")
-        self._limiter.hit(self._per_ip, "login", f"ip:{ip}")
+        with self._lock:
+            for limit, key in self._keys(account, ip):
+                self._limiter.hit(limit, "login", key)
+                self._settle(key)
 
-    def succeeded(self, account: str) -> None:
-        self._limiter.clear(self._per_account, "login", f"acct:{account}")
+    def succeeded(self, account: str, ip: str) -> None:
+        with self._lock:
+            self._limiter.clear(self._per_account, "login", f"acct:{account}")
+            for _limit, key in self._keys(account, ip):
+                self._settle(key)
+
+    def released(self, account: str, ip: str) -> None:
+        """An attempt that ended without an answer about the password (the database
+        failed, or the caller went away): it counts for neither side."""
+        with self._lock:
+            for _limit, key in self._keys(account, ip):
+                self._settle(key)
+
+    def _settle(self, key: str) -> None:
+        self._in_flight[key] -= 1
+        if self._in_flight[key] <= 0:
+            del self._in_flight[key]  # no entry left behind per account or IP

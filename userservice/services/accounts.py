@@ -108,8 +108,8 @@ class AccountService:
         are one indistinguishable failure, in body and in time (dummy verify).
 
         On the event loop (issue 4): the row is read there and argon2 runs on the
-        hasher's pool, one thread hand-off per login. The throttle's store is in
-        process memory, so its checks are microseconds."""
+        hasher's pool, one thread hand-off per login. The attempt holds its place in
+        the throttle's windows until it is settled (security/throttle.py)."""
         try:
             account: str | None = normalize_email(email)
         except InvalidInput:
@@ -120,25 +120,36 @@ class AccountService:
         except Throttled:
             audit("login.throttled", account=throttle_key, ip=ip)
             raise
-        found = await lookup_credentials_async(self.db, account) if account else None
-        if found is None:
-            await self.hasher.verify_dummy_async(password)
+        try:
+            record, new_hash = await self._check_password(account, password, throttle_key, ip)
+        except AuthenticationFailed:
             self.throttle.failed(throttle_key, ip)
-            audit("login.failed", account=throttle_key, ip=ip, reason="unknown_account")
-            raise AuthenticationFailed("Invalid email or password.")
-        record, password_hash = found
-        ok, new_hash = await self.hasher.verify_async(password, password_hash)
-        if not ok or not record.is_active:
-            self.throttle.failed(throttle_key, ip)
-            reason = "wrong_password" if not ok else "disabled"
-            audit("login.failed", account=throttle_key, user=record.id, ip=ip, reason=reason)
-            raise AuthenticationFailed("Invalid email or password.")
-        self.throttle.succeeded(throttle_key)
+            raise
+        except BaseException:
+            self.throttle.released(throttle_key, ip)
+            raise
+        self.throttle.succeeded(throttle_key, ip)
         audit("login.succeeded", user=record.id, ip=ip)
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).
             await anyio.to_thread.run_sync(self._store_rehash, record.id, new_hash)
         return record
+
+    async def _check_password(
+        self, account: str | None, password: str, throttle_key: str, ip: str
+    ) -> tuple[UserRecord, str | None]:
+        found = await lookup_credentials_async(self.db, account) if account else None
+        if found is None:
+            await self.hasher.verify_dummy_async(password)
+            audit("login.failed", account=throttle_key, ip=ip, reason="unknown_account")
+            raise AuthenticationFailed("Invalid email or password.")
+        record, password_hash = found
+        ok, new_hash = await self.hasher.verify_async(password, password_hash)
+        if not ok or not record.is_active:
+            reason = "wrong_password" if not ok else "disabled"
+            audit("login.failed", account=throttle_key, user=record.id, ip=ip, reason=reason)
+            raise AuthenticationFailed("Invalid email or password.")
+        return record, new_hash
 
     def _store_rehash(self, user_id: uuid.UUID, new_hash: str) -> None:
         with self.db.unit_of_work() as session:
