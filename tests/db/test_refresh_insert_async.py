@@ -4,20 +4,17 @@ on the event loop. It must store what SQLAlchemy stores, on both."""
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
+from tests.db.test_refresh_rotation_sqlite import row_values
 from userservice.db.engine import Database
 from userservice.db.models import RefreshToken, User
 from userservice.db.refresh_tokens import NewRefreshToken, insert_token_async
 
-NOW = dt.datetime(2026, 11, 24, 10, 30, 15, 123456, tzinfo=dt.UTC)
-LATER = dt.datetime(2026, 12, 24, 10, 30, 15, tzinfo=dt.UTC)
 COLUMNS = (
     RefreshToken.family_id,
     RefreshToken.user_id,
@@ -41,14 +38,7 @@ def test_async_insert_stores_what_sqlalchemy_stores(
     db: Database = app.state.services.accounts.db
     with db.engine.connect() as conn:
         user_id = conn.scalars(select(User.id)).one()
-    values: dict[str, Any] = {
-        "family_id": uuid.uuid4(),
-        "user_id": user_id,
-        "client_id": "userservice-frontend",
-        "scope": "openid profile",
-        "issued_at": NOW,
-        "expires_at": LATER,
-    }
+    values = row_values(user_id)
     with db.engine.begin() as conn:
         conn.execute(insert(RefreshToken).values(digest="by-sqlalchemy", **values))
     token = NewRefreshToken(digest="on-the-loop", **values)

@@ -29,6 +29,19 @@ NOW = dt.datetime(2026, 11, 24, 10, 30, 15, 123456, tzinfo=dt.UTC)
 LATER = dt.datetime(2026, 12, 24, 10, 30, 15, tzinfo=dt.UTC)
 
 
+def row_values(user_id: uuid.UUID) -> dict[str, Any]:
+    """A refresh token's columns but the digest, with sub-second and time-zone
+    detail that a wrong conversion would lose."""
+    return {
+        "family_id": uuid.uuid4(),
+        "user_id": user_id,
+        "client_id": "userservice-frontend",
+        "scope": "openid profile",
+        "issued_at": NOW,
+        "expires_at": LATER,
+    }
+
+
 def _db(app: FastAPI) -> Database:
     db: Database = app.state.services.accounts.db
     return db
@@ -53,15 +66,7 @@ def test_raw_insert_stores_what_sqlalchemy_stores(
     app: FastAPI, client: TestClient, user: dict[str, Any]
 ) -> None:
     db = _db(app)
-    user_id, family = _user_id(db), uuid.uuid4()
-    values = {
-        "family_id": family,
-        "user_id": user_id,
-        "client_id": "userservice-frontend",
-        "scope": "openid profile",
-        "issued_at": NOW,
-        "expires_at": LATER,
-    }
+    values = row_values(_user_id(db))
     with db.engine.begin() as conn:
         conn.execute(insert(RefreshToken).values(digest="by-sqlalchemy", **values))
         insert_token(conn, NewRefreshToken(digest="raw", **values))
