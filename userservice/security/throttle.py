@@ -57,9 +57,11 @@ class LoginThrottle:
                 self._settle(key)
 
     def succeeded(self, account: str, ip: str) -> None:
+        keys = self._keys(account, ip)
+        account_limit, account_key = keys[0]
         with self._lock:
-            self._limiter.clear(self._per_account, "login", f"acct:{account}")
-            for _limit, key in self._keys(account, ip):
+            self._limiter.clear(account_limit, "login", account_key)  # its failures go
+            for _limit, key in keys:
                 self._settle(key)
 
     def released(self, account: str, ip: str) -> None:
