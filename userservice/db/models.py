@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -76,6 +77,11 @@ class OAuthClient(Base):
     response_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     scope: Mapped[str] = mapped_column(Text, default="")
     is_first_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A resource server may introspect any token (RFC 7662 §4); other clients only
+    # their own.
+    is_resource_server: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     logo_uri: Mapped[str | None] = mapped_column(String(2048))
     client_uri: Mapped[str | None] = mapped_column(String(2048))
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -197,3 +203,15 @@ class GrantRevocation(Base):
         ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
     )
     not_before: Mapped[int] = mapped_column(BigInteger)
+
+
+class ServerSecret(Base):
+    __tablename__ = "server_secrets"
+
+    # Secrets every replica must share (e.g. the device-cookie signing key); encrypted
+    # with the key-encryption secret when one is configured.
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
