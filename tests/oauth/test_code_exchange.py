@@ -1,5 +1,5 @@
 """Redeeming authorization codes at POST /oauth/token: PKCE verifiers, replay,
-concurrency, client and redirect binding, expiry (SECURITY.md B3-B8), on SQLite
+concurrency, client and redirect binding, expiry (B3-B8), on SQLite
 and PostgreSQL."""
 
 from __future__ import annotations

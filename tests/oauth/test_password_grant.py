@@ -1,5 +1,5 @@
 """POST /oauth/token with grant_type=password: responses, client rules, scopes,
-indistinguishable failures and login throttling (SECURITY.md C1-C3, C11, C13, E3, E4)."""
+indistinguishable failures and login throttling (C1-C3, C11, C13, E3, E4)."""
 
 from __future__ import annotations
 

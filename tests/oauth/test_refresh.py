@@ -1,5 +1,5 @@
 """Refresh-token rotation, reuse detection, binding, expiry and RFC 7009 revocation
-(SECURITY.md C5-C9)."""
+(C5-C9)."""
 
 from __future__ import annotations
 

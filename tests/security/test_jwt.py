@@ -1,5 +1,5 @@
 """Bearer-token verification against forged and malformed JWTs, JWKS hygiene, and
-HTTP Basic parsing (SECURITY.md C12, C13, D1-D6, D9, E5).
+HTTP Basic parsing (C12, C13, D1-D6, D9, E5).
 
 Forgeries are signed with the service's real private keys (read from the
 `signing_keys` table), so each one is wrong in exactly one respect; a control test

@@ -151,7 +151,7 @@ def test_revocation_and_password_change_stop_a_token_used_before(
     client: TestClient, user: dict[str, Any]
 ) -> None:
     """The signature check is remembered; the deny list and the user row are read on
-    every request (SECURITY.md: revocation takes effect at once)."""
+    every request (C8, C9: revocation takes effect at once)."""
     access = user["tokens"]["access_token"]
     assert client.get("/users/me", headers=bearer(access)).status_code == 200
     assert client.get("/users/me", headers=bearer(access)).status_code == 200

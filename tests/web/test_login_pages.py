@@ -1,5 +1,5 @@
 """Hosted login, logout and account pages over HTTPS: the browser session and its
-cookie, CSRF and Origin checks, logout, timeouts (SECURITY.md F1, F2, F4, F5, A7),
+cookie, CSRF and Origin checks, logout, timeouts (F1, F2, F4, F5, A7),
 on SQLite and PostgreSQL."""
 
 from __future__ import annotations

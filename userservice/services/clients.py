@@ -93,7 +93,7 @@ def _new_client_id() -> str:
 
 
 def _new_secret() -> tuple[str, str]:
-    # 256 bits from the CSPRNG; only the SHA-256 is kept (DESIGN 4, SECURITY C4).
+    # 256 bits from the CSPRNG; only the SHA-256 is kept (C4).
     secret = new_token(32)
     return secret, digest(secret)
 
