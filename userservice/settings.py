@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     login_limit_per_ip: str = "100/5minutes"
     # Peers whose X-Forwarded-* headers are believed (used with `serve --no-tls`).
     trusted_proxies: list[str] = Field(default_factory=list)
+    # DNS names / IP addresses the default certificate carries besides localhost,
+    # 127.0.0.1 and ::1 (S10); ignored with `serve --cert` or `--no-tls`.
+    tls_extra_names: list[str] = Field(default_factory=list)
 
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     max_form_body_bytes: int = Field(default=64 * 1024, ge=1024)
