@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from userservice.db.group_commit import GroupCommitter
 from userservice.db.lookup_batch import LookupBatcher
 from userservice.db.sqlite_lock import WriterLock
+from userservice.security.files import private_file
 
 if TYPE_CHECKING:
     from userservice.db.async_reads import AsyncReader
@@ -86,6 +88,8 @@ def build_engine(url: str, *, pool_size: int = 16) -> Engine:
     except ArgumentError as exc:
         raise DatabaseConfigError(f"bad database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            _private_sqlite_files(parsed.database)
         engine = create_engine(
             parsed,
             connect_args={"check_same_thread": False, "timeout": 5},
@@ -117,6 +121,18 @@ def build_engine(url: str, *, pool_size: int = 16) -> Engine:
         raise DatabaseConfigError(f"bad database URL: {exc}") from None
     ping_when_idle(engine, IDLE_PING_SECONDS)
     return engine
+
+
+# Files SQLite (and our writer lock) keep beside the database.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal", ".writer-lock")
+
+
+def _private_sqlite_files(path: str) -> None:
+    # S11: SQLite creates the file 0644 and gives its -wal and -shm the database
+    # file's mode; made 0600 first, every file beside it follows.
+    private_file(Path(path))
+    for suffix in SQLITE_SIDE_FILES:
+        private_file(Path(path + suffix), create=False)
 
 
 # A connection back in use within this time is used without a ping.
