@@ -1,4 +1,4 @@
-"""GET/POST /oauth/authorize against A1-A12, B1, B2 and the prompt /
+"""GET/POST /oauth/authorize against A1-A4, A6, A7, A9-A12, B1, B2 and the prompt /
 max_age part of D10, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
