@@ -53,6 +53,38 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class InvalidToken(AuthenticationFailed):
+    """A presented access token that is not (or no longer) valid (RFC 6750 §3.1)."""
+
+    code = "invalid_token"
+
+
+class StepUpRequired(AuthenticationFailed):
+    """The login behind the call is too old for it (RFC 9470 §3)."""
+
+    code = "insufficient_user_authentication"
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__(f"This operation needs a login within the last {max_age} seconds.")
+        self.max_age = max_age
+
+
+class InsufficientScope(Forbidden):
+    """The token lacks a scope that would allow the call (RFC 6750 §3.1)."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"The access token lacks the scope this operation needs: {scope}.")
+        self.scope = scope
+
+
+class FirstPartyOnly(Forbidden):
+    """Account management by a third-party app: no scope would allow it."""
+
+    code = "first_party_only"
+
+
 class Throttled(DomainError):
     code = "too_many_attempts"
 

@@ -1,4 +1,5 @@
-"""Resource-server clients (introspection of any token) and server secrets.
+"""Resource-server clients, server secrets, and `profile:write` for the built-in
+first-party client (changing the profile now needs that scope).
 
 Revision ID: 0004
 Revises: 0003
@@ -14,6 +15,8 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+FIRST_PARTY_CLIENT_ID = "userservice-frontend"
 
 
 def upgrade() -> None:
@@ -32,8 +35,20 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_server_secrets")),
     )
+    op.execute(
+        sa.text(
+            "UPDATE oauth_clients SET scope = scope || ' profile:write'"
+            " WHERE client_id = :cid AND ' ' || scope || ' ' NOT LIKE '% profile:write %'"
+        ).bindparams(cid=FIRST_PARTY_CLIENT_ID)
+    )
 
 
 def downgrade() -> None:
+    op.execute(
+        sa.text(
+            "UPDATE oauth_clients SET scope = TRIM(REPLACE(' ' || scope || ' ',"
+            " ' profile:write ', ' ')) WHERE client_id = :cid"
+        ).bindparams(cid=FIRST_PARTY_CLIENT_ID)
+    )
     op.drop_table("server_secrets")
     op.drop_column("oauth_clients", "is_resource_server")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from userservice.api.deps import AdminDep, ServicesDep
+from userservice.api.deps import ServicesDep, user_allowed
 from userservice.api.schemas import Problem
+from userservice.services.authn import Principal
 from userservice.services.client_metadata import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -71,6 +72,11 @@ class ClientUpdate(BaseModel):
     first_party: bool | None = Field(
         default=None, description="Ours: may use the password grant and skip consent."
     )
+    resource_server: bool | None = Field(
+        default=None,
+        description="May introspect the access tokens of every client, not only its own "
+        "(RFC 7662 §4). Confidential clients only.",
+    )
 
     def changes(self) -> ClientChanges:
         return ClientChanges(**{name: getattr(self, name) for name in self.model_fields_set})
@@ -93,6 +99,7 @@ class ClientOut(BaseModel):
     logo_uri: str | None
     client_uri: str | None
     first_party: bool
+    resource_server: bool
 
     @classmethod
     def of(cls, record: ClientRecord) -> ClientOut:
@@ -110,6 +117,7 @@ class ClientOut(BaseModel):
             logo_uri=meta.logo_uri,
             client_uri=meta.client_uri,
             first_party=meta.first_party,
+            resource_server=meta.resource_server,
         )
 
 
@@ -152,7 +160,10 @@ def _no_store(response: Response) -> None:
     summary="Register a client (the secret is shown once)",
 )
 def create_client(
-    body: ClientCreate, admin: AdminDep, svc: ServicesDep, response: Response
+    body: ClientCreate,
+    admin: Annotated[Principal, Depends(user_allowed("create_client"))],
+    svc: ServicesDep,
+    response: Response,
 ) -> ClientIssued:
     issued = svc.clients.create(body.changes(), actor=admin.user.id)
     response.headers["Location"] = f"/admin/clients/{issued.record.client_id}"
@@ -161,12 +172,18 @@ def create_client(
 
 
 @router.get("", response_model=ClientList, responses=_problems(401, 403))
-def list_clients(_admin: AdminDep, svc: ServicesDep) -> ClientList:
+def list_clients(
+    _admin: Annotated[Principal, Depends(user_allowed("list_clients"))], svc: ServicesDep
+) -> ClientList:
     return ClientList(items=[ClientOut.of(record) for record in svc.clients.list()])
 
 
 @router.get("/{client_id}", response_model=ClientOut, responses=_problems(401, 403, 404))
-def read_client(client_id: str, _admin: AdminDep, svc: ServicesDep) -> ClientOut:
+def read_client(
+    client_id: str,
+    _admin: Annotated[Principal, Depends(user_allowed("read_client"))],
+    svc: ServicesDep,
+) -> ClientOut:
     return ClientOut.of(svc.clients.get(client_id))
 
 
@@ -174,7 +191,10 @@ def read_client(client_id: str, _admin: AdminDep, svc: ServicesDep) -> ClientOut
     "/{client_id}", response_model=ClientOut, responses=_problems(400, 401, 403, 404, 409, 422)
 )
 def update_client(
-    client_id: str, body: ClientUpdate, admin: AdminDep, svc: ServicesDep
+    client_id: str,
+    body: ClientUpdate,
+    admin: Annotated[Principal, Depends(user_allowed("update_client"))],
+    svc: ServicesDep,
 ) -> ClientOut:
     """Partial update with the same rules as registration. The auth method may change
     between the two secret methods, never between public and confidential."""
@@ -189,7 +209,10 @@ def update_client(
     summary="Rotate the secret (the old one stops working at once)",
 )
 def rotate_client_secret(
-    client_id: str, admin: AdminDep, svc: ServicesDep, response: Response
+    client_id: str,
+    admin: Annotated[Principal, Depends(user_allowed("rotate_client_secret"))],
+    svc: ServicesDep,
+    response: Response,
 ) -> ClientIssued:
     issued = svc.clients.rotate_secret(client_id, actor=admin.user.id)
     _no_store(response)
@@ -201,7 +224,11 @@ def rotate_client_secret(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_problems(401, 403, 404, 409),
 )
-def delete_client(client_id: str, admin: AdminDep, svc: ServicesDep) -> Response:
+def delete_client(
+    client_id: str,
+    admin: Annotated[Principal, Depends(user_allowed("delete_client"))],
+    svc: ServicesDep,
+) -> Response:
     """Its refresh tokens, codes and consents go with it."""
     svc.clients.delete(client_id, actor=admin.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from userservice.errors import AuthenticationFailed, Forbidden
+from userservice.errors import AuthenticationFailed
 from userservice.security.basic import parse_basic
 from userservice.services.accounts import AccountService
 from userservice.services.authn import Authenticator, Principal, ServicePrincipal
 from userservice.services.clients import ClientService
+from userservice.services.policy import POLICY, Caller
 from userservice.services.sessions import SessionService
 from userservice.services.tokens import TokenService
 from userservice.settings import Settings
@@ -35,19 +37,6 @@ async def services(request: Request) -> Services:
 
 ServicesDep = Annotated[Services, Depends(services)]
 
-# The security schemes, for the OpenAPI document (Swagger's Authorize button) only:
-# see api/openapi_security.py. Parsing is ours (current_principal), so that both
-# schemes are accepted on one route and the bearer path costs one dependency.
-SCOPES = {
-    "openid": "OpenID Connect sign-in",
-    "profile": "Your display name",
-    "email": "Your email address",
-    "offline_access": "Stay signed in (refresh tokens)",
-    "users:read": "Look up other users (admins)",
-    "users:write": "Change other users (admins)",
-    "admin": "Administer users (admins)",
-}
-
 
 def client_ip(request: Request) -> str:
     # The peer address; X-Forwarded-For is honoured only from trusted proxies, by
@@ -55,8 +44,8 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def current_principal(request: Request) -> Principal:
-    # One dependency with no sub-dependencies: this runs on every API request.
+async def authenticated(request: Request) -> Principal | ServicePrincipal:
+    """The caller, by a bearer access token or, as a fallback, HTTP Basic."""
     svc: Services = request.app.state.services
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -76,25 +65,40 @@ async def current_principal(request: Request) -> Principal:
     raise AuthenticationFailed("Authentication required.")
 
 
-PrincipalDep = Annotated[Principal, Depends(current_principal)]
+# Each guard names its policy operation, for the OpenAPI document and the policy walk.
+OPERATION_ATTRIBUTE = "policy_operation"
+Guard = Callable[[Request], Awaitable[Principal | ServicePrincipal]]
 
 
-async def user_or_service_principal(request: Request) -> Principal | ServicePrincipal:
-    """For routes that a client acting for itself may also call (scope-checked)."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        svc: Services = request.app.state.services
-        return await svc.authenticator.from_bearer_any(value.strip())
-    return await current_principal(request)
+def allowed(operation: str) -> Guard:
+    """The dependency that authenticates the caller and applies the access policy's
+    rule for `operation` (services/policy.py): every protected route takes one, so
+    that no route is without a rule (S1)."""
+    rule = POLICY[operation]
+
+    async def guard(request: Request) -> Principal | ServicePrincipal:
+        # One dependency with no sub-dependencies: this runs on every API request.
+        principal = await authenticated(request)
+        rule.check(principal)
+        return principal
+
+    guard.__name__ = f"allowed_{operation}"
+    setattr(guard, OPERATION_ATTRIBUTE, operation)
+    return guard
 
 
-AnyPrincipalDep = Annotated[Principal | ServicePrincipal, Depends(user_or_service_principal)]
+def user_allowed(operation: str) -> Callable[[Request], Awaitable[Principal]]:
+    """allowed() for operations whose rule admits only users."""
+    rule = POLICY[operation]
+    if Caller.SERVICE in rule.callers:
+        raise ValueError(f"{operation} admits service clients: use allowed()")
 
+    async def guard(request: Request) -> Principal:
+        principal = await authenticated(request)
+        rule.check(principal)
+        assert isinstance(principal, Principal)  # the rule refused service clients
+        return principal
 
-async def admin_principal(principal: PrincipalDep) -> Principal:
-    if not principal.is_admin:
-        raise Forbidden("This operation needs an administrator.")
-    return principal
-
-
-AdminDep = Annotated[Principal, Depends(admin_principal)]
+    guard.__name__ = f"allowed_{operation}"
+    setattr(guard, OPERATION_ATTRIBUTE, operation)
+    return guard

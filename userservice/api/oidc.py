@@ -9,9 +9,11 @@ from fastapi.responses import JSONResponse, Response
 
 from userservice.api.deps import ServicesDep
 from userservice.api.schemas import OAuthErrorBody
-from userservice.errors import AuthenticationFailed, Throttled
-from userservice.services.consents import SCOPE_TEXT
+from userservice.errors import AuthenticationFailed, InsufficientScope, Throttled
+from userservice.services.authn import Principal
 from userservice.services.id_tokens import claims_for_scope
+from userservice.services.policy import POLICY
+from userservice.services.scopes import SCOPES
 
 router = APIRouter(tags=["openid connect"])
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
@@ -29,11 +31,20 @@ def server_metadata(issuer: str) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/oauth/revoke",
         "introspection_endpoint": f"{issuer}/oauth/introspect",
         "end_session_endpoint": f"{issuer}/oauth/logout",
-        "scopes_supported": sorted(SCOPE_TEXT),
+        "scopes_supported": sorted(SCOPES),
         # Implicit and hybrid flows are not offered (RFC 9700 §2.1.2): code only.
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "password"],
+        # S6: exactly the grants the token endpoint serves (a test tries each).
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "password",
+            "client_credentials",
+        ],
+        # S6: request objects are refused (OIDC Core §3.1.2.6).
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["none", *auth_methods],
@@ -97,7 +108,7 @@ _USERINFO_ERRORS: dict[int | str, dict[str, Any]] = {
     operation_id="userinfo_post",
 )
 async def userinfo_post(request: Request, svc: ServicesDep) -> Response:
-    return await userinfo(request, svc)
+    return await _userinfo(request, svc, "userinfo_post")
 
 
 @router.get(
@@ -106,7 +117,11 @@ async def userinfo_post(request: Request, svc: ServicesDep) -> Response:
     responses=_USERINFO_ERRORS,
     operation_id="userinfo_get",
 )
-async def userinfo(request: Request, svc: ServicesDep) -> Response:
+async def userinfo_get(request: Request, svc: ServicesDep) -> Response:
+    return await _userinfo(request, svc, "userinfo_get")
+
+
+async def _userinfo(request: Request, svc: ServicesDep, operation: str) -> Response:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _bearer_error("invalid_token", "A bearer access token is required.", 401)
@@ -114,7 +129,11 @@ async def userinfo(request: Request, svc: ServicesDep) -> Response:
         principal = await svc.authenticator.from_bearer(token.strip())
     except (AuthenticationFailed, Throttled):
         return _bearer_error("invalid_token", "The access token is invalid.", 401)
-    if "openid" not in principal.scopes:
+    if not isinstance(principal, Principal):
+        return _bearer_error("invalid_token", "The access token has no user.", 401)
+    try:
+        POLICY[operation].check(principal)
+    except InsufficientScope:
         return _bearer_error("insufficient_scope", "The token lacks the openid scope.", 403)
     claims = claims_for_scope(principal.user, " ".join(principal.scopes))
     return JSONResponse(claims, headers={"Cache-Control": "no-store"})

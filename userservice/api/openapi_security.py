@@ -1,10 +1,11 @@
 """Security requirements in the OpenAPI document, declared without runtime cost.
 
 FastAPI learns security schemes from `Security` sub-dependencies, which it then
-runs on every request. Ours are parsed in one dependency (api/deps.py), so the
-schemes are added to the generated document here instead: each operation whose
-dependencies include a principal dependency gets OAuth2 (password flow, for the
-docs' Authorize button) or HTTP Basic.
+runs on every request. Ours are parsed in one dependency per route (the access
+policy's guard, api/deps.py), so the schemes are added to the generated document
+here instead, from the same policy table the guards apply: each protected operation
+gets OAuth2 with the scopes its rule needs (so the docs' Authorize dialog offers
+them), and HTTP Basic where the user in person may call it.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from userservice.api.deps import SCOPES, current_principal, user_or_service_principal
+from userservice.api.deps import OPERATION_ATTRIBUTE
+from userservice.api.schemas import Problem
+from userservice.services.policy import POLICY, Caller
+from userservice.services.scopes import SCOPES
 
 BEARER = "OAuth2PasswordBearer"
 BASIC = "HTTPBasic"
-_PRINCIPAL_DEPENDENCIES: frozenset[Callable[..., Any]] = frozenset(
-    {current_principal, user_or_service_principal}
-)
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
@@ -31,18 +32,64 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
         yield from _calls(sub)
 
 
-def _secured_operations(routers: Iterable[APIRouter]) -> set[tuple[str, str]]:
+def policy_operation(route: APIRoute) -> str | None:
+    """The policy operation a route is guarded by (or, for a route that applies the
+    policy itself, such as userinfo, its own name when the table has it)."""
+    for call in _calls(route.dependant):
+        operation = getattr(call, OPERATION_ATTRIBUTE, None)
+        if isinstance(operation, str):
+            return operation
+    return route.name if route.name in POLICY else None
+
+
+def _security(operation: str) -> list[dict[str, list[str]]]:
+    rule = POLICY[operation]
+    requirements = [{BEARER: list(rule.scopes)}]
+    if Caller.IN_PERSON in rule.callers:
+        requirements.append({BASIC: []})
+    return requirements
+
+
+def _secured_operations(routers: Iterable[APIRouter]) -> dict[tuple[str, str], str]:
     # The routers, not app.routes: FastAPI wraps included routers in its own route
     # objects; ours carry their prefix, so their routes' paths are final.
-    secured: set[tuple[str, str]] = set()
+    secured: dict[tuple[str, str], str] = {}
     for route in (r for router in routers for r in router.routes):
-        if (
-            isinstance(route, APIRoute)
-            and route.include_in_schema
-            and any(call in _PRINCIPAL_DEPENDENCIES for call in _calls(route.dependant))
-        ):
-            secured.update((route.path_format, m.lower()) for m in route.methods or ())
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            operation = policy_operation(route)
+            if operation is not None:
+                methods = route.methods or set()
+                secured.update({(route.path_format, m.lower()): operation for m in methods})
     return secured
+
+
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again (RFC 9110 §10.2.3).",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def _document_throttling(schema: dict[str, Any], token_url: str) -> None:
+    """E4: a password is checked, and throttled, by the password grant and by every
+    operation that accepts HTTP Basic; each documents its 429 and `Retry-After`, as
+    does any other operation that lists a 429."""
+    problem = {"$ref": "#/components/schemas/Problem"}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("Problem", Problem.model_json_schema())
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            basic = any(BASIC in requirement for requirement in operation.get("security", []))
+            if basic or (path, method) == (token_url, "post"):
+                responses.setdefault(
+                    "429",
+                    {
+                        "description": "Too many failed sign-ins; retry later",
+                        "content": {"application/problem+json": {"schema": problem}},
+                    },
+                )
+            if "429" in responses:
+                responses["429"].setdefault("headers", {})["Retry-After"] = RETRY_AFTER
 
 
 def install_openapi_security(app: FastAPI, routers: Iterable[APIRouter], token_url: str) -> None:
@@ -57,10 +104,11 @@ def install_openapi_security(app: FastAPI, routers: Iterable[APIRouter], token_u
                 "flows": {"password": {"scopes": dict(SCOPES), "tokenUrl": token_url}},
             }
             schemes[BASIC] = {"type": "http", "scheme": "basic"}
-            for path, method in _secured_operations(routers):
+            for (path, method), name in _secured_operations(routers).items():
                 operation = schema["paths"].get(path, {}).get(method)
                 if operation is not None:
-                    operation["security"] = [{BEARER: []}, {BASIC: []}]
+                    operation["security"] = _security(name)
+            _document_throttling(schema, token_url)
             app.openapi_schema = schema
         return app.openapi_schema
 

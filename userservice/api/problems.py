@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from userservice import errors
+from userservice.api.challenges import challenge_headers
+from userservice.api.methods import allowed_methods
+from userservice.oauth.errors import error_description
 
 log = logging.getLogger("userservice.api")
 
@@ -71,15 +75,34 @@ def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse
     if status == 401:
         # RFC 6749 §5.2: invalid_client via HTTP auth answers with a challenge.
         headers["WWW-Authenticate"] = 'Basic realm="userservice", charset="UTF-8"'
-    return JSONResponse(
-        {"error": error, "error_description": description}, status_code=status, headers=headers
-    )
+    # S7: one rule for every OAuth endpoint's description (userservice/oauth/errors.py).
+    body = {"error": error, "error_description": error_description(error, description)}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-def basic_challenge() -> dict[str, str]:
-    return {
-        "WWW-Authenticate": 'Bearer realm="userservice", Basic realm="userservice", charset="UTF-8"'
-    }
+class ErrorForm(enum.Enum):
+    """How an endpoint speaks when the framework refuses a request for it."""
+
+    PROBLEM = "problem"  # the API: RFC 9457 problem details
+    OAUTH = "oauth"  # the OAuth endpoints: RFC 6749 §5.2, what OAuth clients parse
+    PAGE = "page"  # pages people navigate to: plain text, never JSON
+
+
+ERROR_FORM = "error_form"  # the request state's key; api/middleware.py sets it per path
+
+
+def refusal(
+    form: ErrorForm, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A request refused before (or instead of) its endpoint: too large, malformed,
+    or a method the path does not serve (I1, I2, G4, C11)."""
+    if form is ErrorForm.OAUTH:
+        response = oauth_error("invalid_request", detail, status)
+        response.headers.update(headers or {})
+        return response
+    if form is ErrorForm.PAGE:
+        return PlainTextResponse(detail, status_code=status, headers=headers)
+    return problem(status, code, detail, headers=headers)
 
 
 def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -99,8 +122,7 @@ def install_error_handlers(app: FastAPI) -> None:
         headers: dict[str, str] = {}
         if isinstance(exc, errors.Throttled):
             headers["Retry-After"] = str(exc.retry_after)
-        if isinstance(exc, errors.AuthenticationFailed):
-            headers.update(basic_challenge())
+        headers.update(challenge_headers(exc))
         if isinstance(exc, errors.ServiceUnavailable):
             headers["Retry-After"] = "1"
         return problem(status, exc.code, exc.detail, headers=headers)
@@ -113,7 +135,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(422, "validation_error", "The request is not valid.", errors=found)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # 400 here is FastAPI's "error parsing the body" (e.g. JSON that is not UTF-8).
         code = {
             400: "malformed_body",
@@ -122,7 +144,10 @@ def install_error_handlers(app: FastAPI) -> None:
             413: "body_too_large",
         }.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
-        return problem(exc.status_code, code, str(exc.detail), headers=headers)
+        if exc.status_code == 405 and (allowed := allowed_methods(request.app, request.scope)):
+            headers["Allow"] = ", ".join(allowed)
+        form = request.scope.get("state", {}).get(ERROR_FORM, ErrorForm.PROBLEM)
+        return refusal(form, exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

@@ -76,11 +76,15 @@ class AdminUserUpdate(Strict):
 
 class UserOut(BaseModel):
     id: uuid.UUID
-    email: str
+    email: str | None = Field(
+        default=None, description="Present when the caller may see it (scope `email`)."
+    )
     display_name: str | None
     is_active: bool
     is_admin: bool
-    email_verified: bool
+    email_verified: bool | None = Field(
+        default=None, description="Present when the caller may see it (scope `email`)."
+    )
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -96,6 +100,16 @@ class UserOut(BaseModel):
             created_at=user.created_at,
             updated_at=user.updated_at,
         )
+
+    @classmethod
+    def json_of(cls, user: UserRecord, *, with_email: bool) -> bytes:
+        """The body, serialized once (returning the model would make FastAPI validate
+        it again); the email fields only where the caller may see them (S2)."""
+        model = cls.of(user)
+        return model.model_dump_json(exclude=None if with_email else _EMAIL_FIELDS).encode()
+
+
+_EMAIL_FIELDS = {"email", "email_verified"}
 
 
 class UserPage(BaseModel):

@@ -7,9 +7,9 @@ import binascii
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from userservice.api.deps import AdminDep, AnyPrincipalDep, PrincipalDep, ServicesDep
+from userservice.api.deps import ServicesDep, allowed, user_allowed
 from userservice.api.schemas import (
     AdminUserUpdate,
     Problem,
@@ -19,9 +19,10 @@ from userservice.api.schemas import (
     UserPage,
     user_page_json,
 )
-from userservice.errors import InvalidInput, NotFound
+from userservice.errors import Forbidden, InvalidInput, NotFound
 from userservice.services.accounts import UNSET, AdminChanges, ProfileChanges
-from userservice.services.authn import ServicePrincipal
+from userservice.services.authn import Principal, ServicePrincipal
+from userservice.services.policy import POLICY
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -49,47 +50,69 @@ def register(body: RegisterRequest, svc: ServicesDep, response: Response) -> Use
     return UserOut.of(user)
 
 
-@router.get("/me", response_model=UserOut, responses=_problems(401, 429, 503))
-async def read_me(principal: PrincipalDep) -> Response:
+_JSON = "application/json"
+ReadMe = Annotated[Principal, Depends(user_allowed("read_me"))]
+UpdateMe = Annotated[Principal, Depends(user_allowed("update_me"))]
+DeleteMe = Annotated[Principal, Depends(user_allowed("delete_me"))]
+ReadUser = Annotated[Principal | ServicePrincipal, Depends(allowed("read_user"))]
+
+
+def _own_profile(principal: Principal) -> Response:
+    body = UserOut.json_of(principal.user, with_email="email" in principal.scopes)
+    return Response(body, media_type=_JSON)
+
+
+@router.get("/me", response_model=UserOut, responses=_problems(401, 403, 429, 503))
+async def read_me(principal: ReadMe) -> Response:
+    """Your profile (scope `profile`); the email fields need scope `email`."""
     # The principal was loaded fresh from the database by the auth dependency.
-    # Serialized here, once: returning the model would make FastAPI validate it again
-    # against response_model (the hottest route; issue 4).
-    return Response(UserOut.of(principal.user).model_dump_json(), media_type="application/json")
+    return _own_profile(principal)
 
 
 @router.patch("/me", response_model=UserOut, responses=_problems(400, 401, 403, 409, 422))
-def update_me(body: ProfileUpdate, principal: PrincipalDep, svc: ServicesDep) -> UserOut:
+def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Response:
+    """Change your display name (scope `profile:write`). Changing the email or the
+    password is account management: the user in person or a first-party client
+    only, with the current password."""
     fields = body.model_fields_set
+    if body.email is not None or body.password is not None:
+        POLICY["change_credentials"].check(principal)
     changes = ProfileChanges(
         display_name=body.display_name if "display_name" in fields else UNSET,
         email=body.email if body.email is not None else UNSET,
         new_password=body.password,
         current_password=body.current_password,
     )
-    return UserOut.of(svc.accounts.update_profile(principal.user.id, changes))
+    user = svc.accounts.update_profile(principal.user.id, changes)
+    with_email = "email" in principal.scopes
+    return Response(UserOut.json_of(user, with_email=with_email), media_type=_JSON)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401))
-def delete_me(principal: PrincipalDep, svc: ServicesDep) -> Response:
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401, 403))
+def delete_me(principal: DeleteMe, svc: ServicesDep) -> Response:
+    """Delete your account: the user in person or a first-party client, with a login
+    at most five minutes old (else 401 `insufficient_user_authentication`, RFC 9470)."""
     svc.accounts.delete(principal.user.id, actor_id=principal.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{user_id}", response_model=UserOut, responses=_problems(401, 404, 422))
-def read_user(user_id: uuid.UUID, principal: AnyPrincipalDep, svc: ServicesDep) -> UserOut:
-    """Yourself; anyone for admins; anyone for a service client granted `users:read`."""
-    if isinstance(principal, ServicePrincipal):
-        allowed = "users:read" in principal.scopes
-    else:
-        allowed = (
-            user_id == principal.user.id
-            or principal.is_admin
-            or (principal.user.is_admin and "users:read" in principal.scopes)
-        )
-    if not allowed:
-        # 404, not 403: do not confirm that another account exists (G2).
-        raise NotFound("No such user.")
-    return UserOut.of(svc.accounts.get(user_id))
+@router.get("/{user_id}", response_model=UserOut, responses=_problems(401, 403, 404, 422))
+def read_user(user_id: uuid.UUID, principal: ReadUser, svc: ServicesDep) -> Response:
+    """Yourself (as `GET /users/me`), or anyone with scope `users:read` (an
+    administrator's token, or a service client granted it)."""
+    if isinstance(principal, Principal) and user_id == principal.user.id:
+        POLICY["read_me"].check(principal)
+        return _own_profile(principal)
+    try:
+        POLICY["read_other_user"].check(principal)
+    except Forbidden:
+        if isinstance(principal, ServicePrincipal):
+            raise
+        # 404, not 403: a user learns nothing of other accounts, not even that
+        # they exist (G2).
+        raise NotFound("No such user.") from None
+    user = svc.accounts.get(user_id)
+    return Response(UserOut.json_of(user, with_email=True), media_type=_JSON)
 
 
 def _decode_cursor(cursor: str | None) -> str | None:
@@ -106,7 +129,7 @@ def _decode_cursor(cursor: str | None) -> str | None:
 
 @router.get("", response_model=UserPage, responses=_problems(400, 401, 403, 422))
 async def list_users(
-    _admin: AdminDep,
+    _admin: Annotated[Principal, Depends(user_allowed("list_users"))],
     svc: ServicesDep,
     email: SearchText = None,
     name: SearchText = None,
@@ -132,7 +155,10 @@ async def list_users(
 
 @router.patch("/{user_id}", response_model=UserOut, responses=_problems(400, 401, 403, 404, 422))
 def admin_update_user(
-    user_id: uuid.UUID, body: AdminUserUpdate, admin: AdminDep, svc: ServicesDep
+    user_id: uuid.UUID,
+    body: AdminUserUpdate,
+    admin: Annotated[Principal, Depends(user_allowed("admin_update_user"))],
+    svc: ServicesDep,
 ) -> UserOut:
     """Admin: disable/enable (disabling revokes every token), grant or revoke admin."""
     changes = AdminChanges(
@@ -146,6 +172,10 @@ def admin_update_user(
 @router.delete(
     "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401, 403, 404, 422)
 )
-def admin_delete_user(user_id: uuid.UUID, admin: AdminDep, svc: ServicesDep) -> Response:
+def admin_delete_user(
+    user_id: uuid.UUID,
+    admin: Annotated[Principal, Depends(user_allowed("admin_delete_user"))],
+    svc: ServicesDep,
+) -> Response:
     svc.accounts.delete(user_id, actor_id=admin.user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

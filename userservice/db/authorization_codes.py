@@ -89,3 +89,9 @@ class ConsentRepository:
         else:
             existing.not_before = max(existing.not_before, not_before)
         self.session.flush()
+
+    def withdrawal_mark(self, user_id: uuid.UUID, client_id: str) -> int:
+        """The `iat` from which this client's tokens for this user stand (0: never
+        withdrawn)."""
+        existing = self.session.get(GrantRevocation, (user_id, client_id))
+        return existing.not_before if existing else 0

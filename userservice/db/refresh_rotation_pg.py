@@ -46,6 +46,7 @@ class Rotated:
     user_id: uuid.UUID
     scope: str
     tokens_valid_after: int
+    auth_time: int | None
 
 
 _PG_CLAIMED = (
@@ -72,13 +73,23 @@ _PG_CLAIMED = (
         _TOKENS.c.scope,
         _TOKENS.c.expires_at,
         owner_column("tokens_valid_after"),
+        _TOKENS.c.auth_time,
     )
     .cte("claimed")
 )
 _PG_SUCCESSOR = (
     insert(_TOKENS)
     .from_select(
-        ["digest", "family_id", "user_id", "client_id", "scope", "issued_at", "expires_at"],
+        [
+            "digest",
+            "family_id",
+            "user_id",
+            "client_id",
+            "scope",
+            "issued_at",
+            "expires_at",
+            "auth_time",
+        ],
         select(
             bindparam("successor_digest", type_=String),
             _PG_CLAIMED.c.family_id,
@@ -88,6 +99,7 @@ _PG_SUCCESSOR = (
             _PG_CLAIMED.c.scope,
             bindparam("now", type_=DateTime(timezone=True)),
             _PG_CLAIMED.c.expires_at,
+            _PG_CLAIMED.c.auth_time,
         ),
     )
     .cte("successor")
@@ -98,6 +110,7 @@ _PG_ROTATE = (
         _PG_CLAIMED.c.user_id,
         _PG_CLAIMED.c.scope,
         _PG_CLAIMED.c.user_tokens_valid_after,
+        _PG_CLAIMED.c.auth_time,
     )
     .add_cte(_PG_SUCCESSOR)
     .compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
@@ -130,5 +143,5 @@ async def rotate_pg(
     )
     if not rows:
         return None
-    family_id, user_id, scope, tokens_valid_after = rows[0]
-    return Rotated(family_id, user_id, scope, tokens_valid_after or 0)
+    family_id, user_id, scope, tokens_valid_after, auth_time = rows[0]
+    return Rotated(family_id, user_id, scope, tokens_valid_after or 0, auth_time)

@@ -37,6 +37,7 @@ class ClaimedToken:
     expires_at: dt.datetime
     user_active: bool | None  # None: the user row is gone
     tokens_valid_after: int
+    auth_time: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ _CLAIM = (
         _TOKENS.c.expires_at,
         owner_column("is_active"),
         owner_column("tokens_valid_after"),
+        _TOKENS.c.auth_time,
     )
 )
 _OWNER = select(_TOKENS.c.family_id, _TOKENS.c.user_id, _TOKENS.c.client_id).where(
@@ -92,6 +94,7 @@ _SUCCESSOR_COLUMNS = (
     "scope",
     "issued_at",
     "expires_at",
+    "auth_time",
 )
 # On SQLite the two rotation statements run straight on the transaction's sqlite3
 # connection: SQLAlchemy's execution path around them cost more than the SQL (issue
@@ -137,6 +140,7 @@ def claim_for_rotation(
             sqlite_utc(row[5]),
             None if row[6] is None else bool(row[6]),
             row[7] or 0,
+            row[8],
         )
     found = conn.execute(_CLAIM, {"token_digest": token_digest, "now": now}).first()
     if found is None:
@@ -150,6 +154,7 @@ def claim_for_rotation(
         found[5],
         None if found[6] is None else bool(found[6]),
         found[7] or 0,
+        found[8],
     )
 
 
@@ -169,6 +174,8 @@ class NewRefreshToken:
     scope: str
     issued_at: dt.datetime
     expires_at: dt.datetime
+    # When the user authenticated; every rotation carries it forward unchanged.
+    auth_time: int | None = None
 
     def values(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in _SUCCESSOR_COLUMNS}

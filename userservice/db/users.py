@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, or_, select, update
+from sqlalchemy import Engine, Uuid, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session
 
 from userservice.db.engine import Database, as_utc, sqlite_utc
 from userservice.db.lookup_batch import batched_statement
-from userservice.db.models import GrantRevocation, OAuthClient, RevokedAccessToken, User
+from userservice.db.models import (
+    GrantRevocation,
+    OAuthClient,
+    RefreshToken,
+    RevokedAccessToken,
+    User,
+)
 from userservice.errors import EmailTaken
 
 
@@ -62,9 +68,18 @@ _RECORD_COLUMNS = (
 # Prebuilt Core statements for the authentication hot path: no ORM identity map,
 # no Session, and SQLAlchemy's compiled cache is hit on every call.
 #
-# One round trip for the bearer check: the user row, whether the token's jti is on
-# the deny list, whether its client still exists (a deleted client's tokens die), and
-# whether the user withdrew that client's grant after the token was issued.
+# One round trip for the bearer check: the user row, whether the token's client is a
+# first-party one (NULL: the client is gone, and its tokens with it), and whether the
+# token is revoked: its jti deny-listed, its grant's refresh family revoked (S5:
+# revoking a refresh token ends the access tokens of its grant too), or, for a token
+# with no refresh family, the user's withdrawal of that client's grant after the
+# token was issued.
+_FIRST_PARTY = (
+    select(OAuthClient.is_first_party)
+    .where(OAuthClient.client_id == bindparam("client_id"))
+    .scalar_subquery()
+)
+_GRANT_ID = bindparam("grant_id", type_=Uuid)
 _RECORD_AND_DENIAL = select(
     *_RECORD_COLUMNS,
     or_(
@@ -72,14 +87,24 @@ _RECORD_AND_DENIAL = select(
         ~select(OAuthClient.client_id)
         .where(OAuthClient.client_id == bindparam("client_id"))
         .exists(),
-        select(GrantRevocation.not_before)
-        .where(
-            GrantRevocation.user_id == bindparam("user_id"),
-            GrantRevocation.client_id == bindparam("client_id"),
-            GrantRevocation.not_before > bindparam("iat"),
-        )
-        .exists(),
+        and_(
+            _GRANT_ID.is_(None),
+            select(GrantRevocation.not_before)
+            .where(
+                GrantRevocation.user_id == bindparam("user_id"),
+                GrantRevocation.client_id == bindparam("client_id"),
+                GrantRevocation.not_before > bindparam("iat"),
+            )
+            .exists(),
+        ),
+        and_(
+            _GRANT_ID.is_not(None),
+            ~select(RefreshToken.id)
+            .where(RefreshToken.family_id == _GRANT_ID, RefreshToken.revoked_at.is_(None))
+            .exists(),
+        ),
     ).label("revoked"),
+    _FIRST_PARTY.label("first_party"),
 ).where(User.id == bindparam("user_id"))
 _CREDENTIALS_BY_EMAIL = select(*_RECORD_COLUMNS, User.password_hash).where(
     User.email == bindparam("email")
@@ -93,36 +118,64 @@ def _record(row: tuple[object, ...]) -> UserRecord:
     return UserRecord(*values)  # type: ignore[arg-type]
 
 
-def lookup_for_token(
-    db: Database, user_id: uuid.UUID, jti: str, client_id: str, iat: int
-) -> tuple[UserRecord, bool] | None:
-    """(user, token revoked or client gone?) or None when the user is gone."""
-    params = {"user_id": user_id, "jti": jti, "client_id": client_id, "iat": iat}
+@dataclass(frozen=True, slots=True)
+class TokenKey:
+    """What the bearer check looks up for a verified access token's claims."""
+
+    user_id: uuid.UUID
+    jti: str
+    client_id: str
+    iat: int
+    # The refresh family the token was issued with, if any (its grant).
+    grant_id: uuid.UUID | None = None
+
+    def params(self) -> dict[str, object]:
+        return {
+            "user_id": self.user_id,
+            "jti": self.jti,
+            "client_id": self.client_id,
+            "iat": self.iat,
+            "grant_id": self.grant_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStanding:
+    """The token's user as stored now, and whether the token still stands."""
+
+    user: UserRecord
+    revoked: bool  # deny-listed, grant ended, or its client gone
+    first_party: bool  # issued to a first-party client
+
+
+def _standing(user: UserRecord, revoked: object, first_party: object) -> TokenStanding:
+    return TokenStanding(user, bool(revoked), bool(first_party))
+
+
+def lookup_for_token(db: Database, key: TokenKey) -> TokenStanding | None:
+    """The token's standing, or None when its user is gone."""
     if db.is_sqlite:
-        return _lookup_for_token_sqlite(db, params)
+        return _lookup_for_token_sqlite(db, key)
     with db.engine.connect() as conn:
-        row = conn.execute(_RECORD_AND_DENIAL, params).first()
-    return (_record(tuple(row)), bool(row[9])) if row else None
+        row = conn.execute(_RECORD_AND_DENIAL, key.params()).first()
+    return _standing(_record(tuple(row)), row[9], row[10]) if row else None
 
 
-async def lookup_for_token_async(
-    db: Database, user_id: uuid.UUID, jti: str, client_id: str, iat: int
-) -> tuple[UserRecord, bool] | None:
+async def lookup_for_token_async(db: Database, key: TokenKey) -> TokenStanding | None:
     """lookup_for_token for the event loop: inline on SQLite (a local file answers
     in microseconds), one awaited round trip on PostgreSQL."""
-    params = {"user_id": user_id, "jti": jti, "client_id": client_id, "iat": iat}
     if db.is_sqlite:
-        return _lookup_for_token_sqlite(db, params)
-    if not _storable(jti, client_id, iat):
+        return _lookup_for_token_sqlite(db, key)
+    if not _storable(key.jti, key.client_id, key.iat):
         # PostgreSQL would refuse the whole batched statement (NUL in text, iat out
         # of BIGINT), failing the other requests of the batch: no such token here.
         return None
     batcher = db.pg_batched(_PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS)
-    row = await batcher.get((user_id, jti, client_id, iat))
+    row = await batcher.get((key.user_id, key.jti, key.client_id, key.iat, key.grant_id))
     if row is None:
         return None
     # psycopg returns UUID, bool and timezone-aware datetimes itself.
-    return UserRecord(*row[:9]), bool(row[9])
+    return _standing(UserRecord(*row[:9]), row[9], row[10])
 
 
 _PG_RECORD_AND_DENIAL = _RECORD_AND_DENIAL.compile(
@@ -137,7 +190,13 @@ def _storable(jti: str, client_id: str, iat: int) -> bool:
 # The same statement for many keys at once (db/lookup_batch.py).
 _PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS = batched_statement(
     _PG_RECORD_AND_DENIAL,
-    (("user_id", "UUID"), ("jti", "VARCHAR"), ("client_id", "VARCHAR"), ("iat", "BIGINT")),
+    (
+        ("user_id", "UUID"),
+        ("jti", "VARCHAR"),
+        ("client_id", "VARCHAR"),
+        ("iat", "BIGINT"),
+        ("grant_id", "UUID"),
+    ),
 )
 
 
@@ -149,16 +208,18 @@ _SQLITE_RECORD_AND_DENIAL = _RECORD_AND_DENIAL.compile(dialect=sqlite_dialect.di
 _SQLITE_PARAM_ORDER = tuple(_SQLITE_RECORD_AND_DENIAL.positiontup or ())
 
 
-def _lookup_for_token_sqlite(
-    db: Database, params: dict[str, object]
-) -> tuple[UserRecord, bool] | None:
-    values = {**params, "user_id": params["user_id"].hex}  # type: ignore[attr-defined]
+def _lookup_for_token_sqlite(db: Database, key: TokenKey) -> TokenStanding | None:
+    values = {
+        **key.params(),
+        "user_id": key.user_id.hex,
+        "grant_id": None if key.grant_id is None else key.grant_id.hex,
+    }
     rows = db.sqlite_read(
         _SQLITE_RECORD_AND_DENIAL.string, [values[name] for name in _SQLITE_PARAM_ORDER]
     )
     if not rows:
         return None
-    return sqlite_record(rows[0]), bool(rows[0][9])
+    return _standing(sqlite_record(rows[0]), rows[0][9], rows[0][10])
 
 
 def sqlite_record(row: tuple[Any, ...]) -> UserRecord:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -16,7 +17,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core.grants import OpenIDCode
 
-from userservice.db.authorization_codes import CodeRepository
+from userservice.db.authorization_codes import CodeRepository, ConsentRepository
 from userservice.db.clients import (
     MAX_CLIENT_ID_LENGTH,
     StoredClient,
@@ -33,11 +34,16 @@ from userservice.oauth.adapter import (
     SnapshotRequest,
     StarletteAuthorizationServer,
 )
+from userservice.oauth.authorization_request import (
+    AuthorizationRequestChecks,
+    refuse_response_type,
+)
 from userservice.security.secrets import digest, same_digest
 from userservice.services.audit import audit
 from userservice.services.id_tokens import IdTokenService
 from userservice.services.redirect_uris import redirect_uri_matches
-from userservice.services.tokens import PRIVILEGED_SCOPES, TokenService
+from userservice.services.scopes import PRIVILEGED
+from userservice.services.tokens import GRANT_CLAIM, Grant, TokenService
 
 CODE_TTL = dt.timedelta(minutes=5)  # B8: at most 10 minutes (RFC 6749 §4.1.2)
 
@@ -69,7 +75,7 @@ class ClientModel(ClientMixin):  # type: ignore[misc]
     def get_allowed_scope(self, scope: str | None) -> str | None:
         allowed = set(self.row.scope.split())
         if not scope:
-            return " ".join(sorted(allowed - PRIVILEGED_SCOPES))
+            return " ".join(sorted(allowed - PRIVILEGED))
         wanted = set(scope.split())
         # C13: anything beyond the registration is invalid_scope, not silently cut.
         return " ".join(sorted(wanted)) if wanted <= allowed else None
@@ -156,7 +162,7 @@ class OAuthServer(StarletteAuthorizationServer):
         self.register_token_generator("default", self._generate_token)
         server = self
 
-        class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+        class CodeGrant(AuthorizationRequestChecks, AuthorizationCodeGrant):  # type: ignore[misc]
             TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
                 "client_secret_basic",
                 "client_secret_post",
@@ -191,6 +197,10 @@ class OAuthServer(StarletteAuthorizationServer):
                 return server.issuer
 
         self.register_extension(Issuer())
+
+    def get_authorization_grant(self, request: SnapshotRequest) -> Any:
+        refuse_response_type(self, request)
+        return super().get_authorization_grant(request)
 
     def query_client(self, client_id: str) -> ClientModel | None:
         if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID_LENGTH:
@@ -303,7 +313,8 @@ class OAuthServer(StarletteAuthorizationServer):
             if grant_type != "client_credentials":
                 raise InvalidRequestError("This grant needs a user.")
             # Authlib passes the raw requested scope here: hold it to the registration.
-            allowed = client.get_allowed_scope(scope)
+            # RFC 6749 §3.3: without one, the client gets its whole registration (README).
+            allowed = client.get_allowed_scope(scope) if scope else _registered(client)
             if allowed is None:
                 raise InvalidScopeError()
             return self.tokens.client_token(client.row, allowed)
@@ -312,10 +323,14 @@ class OAuthServer(StarletteAuthorizationServer):
         with_refresh = include_refresh_token and (
             client.row.is_first_party or "offline_access" in granted.split()
         )
-        body = self.tokens.issue(user.record, client.row, granted, with_refresh=with_refresh)
-        body["_jti"] = _jti_of(body["access_token"])
-        if "refresh_token" in body:
-            body["_family_id"] = self.tokens.family_of(body["refresh_token"])
+        with self.db.unit_of_work(read_only=True) as session:
+            mark = ConsentRepository(session).withdrawal_mark(user.record.id, client.row.client_id)
+        grant = Grant(user.auth_time, not_before=mark)
+        body = self.tokens.issue(user.record, client.row, granted, grant, with_refresh=with_refresh)
+        claims = _claims_of(body["access_token"])
+        body["_jti"] = claims["jti"]
+        if GRANT_CLAIM in claims:
+            body["_family_id"] = uuid.UUID(claims[GRANT_CLAIM])
         return body
 
     def add_id_token(self, grant: Any, response: Any) -> Any:
@@ -336,8 +351,14 @@ class OAuthServer(StarletteAuthorizationServer):
         return token
 
 
-def _jti_of(access_token: str) -> str:
+def _registered(client: ClientModel) -> str:
+    return " ".join(sorted(set(client.row.scope.split())))
+
+
+def _claims_of(access_token: str) -> dict[str, Any]:
     # Our own token, signed a moment ago: reading its payload needs no verification.
     payload = access_token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return str(claims["jti"])
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims

@@ -8,6 +8,7 @@ hasher's own threads. Revocation writes through a Session, in a worker thread.""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID, StoredClient, load_client_async
@@ -16,7 +17,7 @@ from userservice.errors import AuthenticationFailed, OAuthError
 from userservice.security.secrets import same_digest
 from userservice.services.accounts import AccountService
 from userservice.services.token_status import TokenStatus
-from userservice.services.tokens import TokenService, grantable_scopes
+from userservice.services.tokens import Grant, TokenService, grantable_scopes
 
 MAX_VALUE_LENGTH = 4096
 
@@ -82,9 +83,7 @@ class TokenEndpoint:
     async def token(self, client: StoredClient, params: dict[str, str], ip: str) -> dict[str, Any]:
         grant_type = _required(params, "grant_type")
         if grant_type not in ("password", "refresh_token"):
-            raise OAuthError(
-                "unsupported_grant_type", f"Grant type '{grant_type}' is not supported."
-            )
+            raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
         if grant_type not in client.grant_types:
             raise OAuthError("unauthorized_client", "This client may not use this grant type.")
         if grant_type == "password":
@@ -110,8 +109,10 @@ class TokenEndpoint:
         except AuthenticationFailed:
             raise OAuthError("invalid_grant", "Invalid email or password.") from None
         granted = grantable_scopes(client, user, scope)
+        # The password was checked just now: that is when the user authenticated.
+        grant = Grant(auth_time=int(time.time()))
         return await self.tokens.issue_async(
-            user, client, granted, with_refresh="refresh_token" in client.grant_types
+            user, client, granted, grant, with_refresh="refresh_token" in client.grant_types
         )
 
     def revoke(self, client: StoredClient, params: dict[str, str]) -> None:
@@ -130,8 +131,9 @@ class TokenEndpoint:
         An access token's state does not depend on which client asks, so its read
         goes out beside the client's (one round trip instead of two; on PostgreSQL
         both join the batches of that moment). Its answer is used only once the
-        caller is authenticated, and is dropped unread when it is not: the 401
-        does not wait for it, and is the same for any token."""
+        caller is authenticated, as far as that caller may see it (S4), and is
+        dropped unread when it is not: the 401 does not wait for it, and is the
+        same for any token."""
         token = params.get("token")
         early: asyncio.Task[dict[str, Any]] | None = None
         if token and len(token) <= MAX_VALUE_LENGTH and self.status.is_access_token(token):
@@ -152,6 +154,4 @@ class TokenEndpoint:
                 self._detached.add(early)
                 early.add_done_callback(self._forget)
             raise
-        if early is not None:
-            return await early
-        return await self.status.introspect(_required(params, "token"), client)
+        return await self.status.introspect(_required(params, "token"), client, early)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
+import time
 from dataclasses import dataclass
 from functools import partial
 
 from userservice.db.clients import client_token_alive
 from userservice.db.engine import Database
-from userservice.db.users import UserRecord, lookup_for_token_async
-from userservice.errors import AuthenticationFailed
+from userservice.db.users import UserRecord
+from userservice.errors import InvalidToken
 from userservice.security.jwt import TokenInvalid, UnknownKey
+from userservice.services.access_tokens import standing_user_token
 from userservice.services.accounts import AccountService
 from userservice.services.keys import KeyStore
-
-# A Basic-authenticated caller is the user in person, on a first-party path.
-BASIC_SCOPES = frozenset({"openid", "profile", "email", "users:read", "users:write", "admin"})
+from userservice.services.policy import Caller
+from userservice.services.scopes import IN_PERSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +23,18 @@ class Principal:
     user: UserRecord
     scopes: frozenset[str]
     client_id: str | None
-    method: str  # "bearer" | "basic"
+    caller: Caller
+    # When the user last proved who they are (RFC 9470 §6); None if unknown.
+    auth_time: int | None
+
+    @property
+    def has_admin_role(self) -> bool:
+        # The live role (G5: removal takes effect on the next request).
+        return self.user.is_admin
 
     @property
     def is_admin(self) -> bool:
-        # Both the live role (G5: removal takes effect at once) and the token's scope.
+        # Both the live role and the token's scope.
         return self.user.is_admin and "admin" in self.scopes
 
 
@@ -37,6 +44,9 @@ class ServicePrincipal:
 
     client_id: str
     scopes: frozenset[str]
+    caller: Caller = Caller.SERVICE
+    auth_time: int | None = None
+    has_admin_role: bool = False
 
 
 class Authenticator:
@@ -46,10 +56,7 @@ class Authenticator:
         self.accounts = accounts
         self.issuer = issuer
 
-    async def from_bearer(self, token: str) -> Principal:
-        return await self._user_principal(await self._verify(token))
-
-    async def from_bearer_any(self, token: str) -> Principal | ServicePrincipal:
+    async def from_bearer(self, token: str) -> Principal | ServicePrincipal:
         """A user's token, or a client's own (RFC 9068 §2.2: sub is the client_id)."""
         claims = await self._verify(token)
         if claims.get("sub") == claims.get("client_id"):
@@ -59,37 +66,24 @@ class Authenticator:
     async def _service_principal(self, claims: dict[str, object]) -> ServicePrincipal:
         client_id, jti = str(claims["client_id"]), str(claims["jti"])
         if not await client_token_alive(self.db, client_id, jti):
-            raise AuthenticationFailed("Invalid access token.")
+            raise InvalidToken("Invalid access token.")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
         return ServicePrincipal(client_id=client_id, scopes=scopes)
 
     async def _user_principal(self, claims: dict[str, object]) -> Principal:
-        try:
-            user_id = uuid.UUID(str(claims["sub"]))
-        except ValueError:
-            raise AuthenticationFailed("Invalid access token.") from None
-        jti = str(claims["jti"])
+        found = await standing_user_token(self.db, claims)
+        if found is None:
+            raise InvalidToken("Invalid access token.")
         client_id = str(claims.get("client_id", ""))
-        iat = claims.get("iat")
-        issued = iat if isinstance(iat, int) else 0
-        found = await lookup_for_token_async(self.db, user_id, jti, client_id, issued)
-        # Deleted, disabled, revoked, or older than a password change: refused at once.
-        user, revoked = found if found else (None, True)
-        if (
-            user is None
-            or revoked
-            or not user.is_active
-            or not isinstance(iat, int)  # verify() requires it; never trust a default
-            or issued < user.tokens_valid_after
-        ):
-            raise AuthenticationFailed("Invalid access token.")
         scope = claims.get("scope", "")
+        auth_time = claims.get("auth_time")
         return Principal(
-            user=user,
+            user=found.user,
             scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
-            client_id=str(claims.get("client_id", "")) or None,
-            method="bearer",
+            client_id=client_id or None,
+            caller=Caller.FIRST_PARTY if found.first_party else Caller.THIRD_PARTY,
+            auth_time=auth_time if isinstance(auth_time, int) else None,
         )
 
     async def _verify(self, token: str) -> dict[str, object]:
@@ -107,7 +101,7 @@ class Authenticator:
                     break
             except TokenInvalid:
                 break
-        raise AuthenticationFailed("Invalid access token.")
+        raise InvalidToken("Invalid access token.")
 
     def _reload_for(self, kid: str, _engine: object) -> bool:
         return self.keys.maybe_reload_for(kid)
@@ -115,4 +109,11 @@ class Authenticator:
     async def from_basic(self, email: str, password: str, ip: str) -> Principal:
         # argon2 runs on the hasher's own threads, never on the event loop.
         user = await self.accounts.authenticate(email, password, ip)
-        return Principal(user=user, scopes=BASIC_SCOPES, client_id=None, method="basic")
+        # The password was presented with this very request: a login just now.
+        return Principal(
+            user=user,
+            scopes=IN_PERSON,
+            client_id=None,
+            caller=Caller.IN_PERSON,
+            auth_time=int(time.time()),
+        )

@@ -15,17 +15,6 @@ from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.errors import NotFound
 from userservice.services.audit import audit
 
-# Shown on the consent page: what the user actually lets the app do.
-SCOPE_TEXT = {
-    "openid": "Know who you are (your account id)",
-    "profile": "See your display name",
-    "email": "See your email address and whether it is verified",
-    "offline_access": "Keep access while you are away (refresh tokens)",
-    "users:read": "Look up other users' profiles",
-    "users:write": "Change other users' accounts",
-    "admin": "Administer this service",
-}
-
 
 @dataclass(frozen=True)
 class GrantView:

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 from userservice.db.clients import StoredClient, client_token_alive
 from userservice.db.engine import Database, as_utc
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.revoked_tokens import deny, prune
-from userservice.db.users import lookup_for_token_async
 from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.security.secrets import digest
+from userservice.services.access_tokens import standing_user_token
 from userservice.services.audit import audit
 from userservice.services.keys import KeyStore
 
 INACTIVE: dict[str, Any] = {"active": False}
+AUTHENTICATION_CLAIMS = ("auth_time", "acr", "amr")
+
+
+def visible_to(answer: dict[str, Any], client: StoredClient) -> bool:
+    """S4 (RFC 7662 §4): a client learns only about the access tokens issued to it; a
+    client that an administrator marked as a resource server, about any (it checks
+    the tokens presented to it). Anyone else could tell live tokens from dead ones
+    and read whose they are."""
+    return bool(answer["active"]) and (
+        client.is_resource_server or answer.get("client_id") == client.client_id
+    )
 
 
 class TokenStatus:
@@ -67,13 +78,20 @@ class TokenStatus:
             audit("token.revoked", user=claims.get("sub"), client=client.client_id, kind="access")
         return True
 
-    async def introspect(self, token: str, client: StoredClient) -> dict[str, Any]:
+    async def introspect(
+        self,
+        token: str,
+        client: StoredClient,
+        prefetched: Awaitable[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """RFC 7662 §2.2. Anything not active, ours and visible to the caller is exactly
         {"active": false}: no hint why, so introspection cannot be used as an oracle.
-        An access token's check runs on the event loop like the bearer check; a
-        refresh token's is a short read (inline on SQLite, in a thread otherwise)."""
+        An access token's check runs on the event loop like the bearer check (or was
+        started before the caller was known: `prefetched`, its introspect_access);
+        a refresh token's is a short read (inline on SQLite, in a thread otherwise)."""
         if self.is_access_token(token):
-            return await self.introspect_access(token)
+            answer = await (prefetched or self.introspect_access(token))
+            return answer if visible_to(answer, client) else INACTIVE
         return await self.db.run_lookup(lambda _engine: self._introspect_refresh(token, client))
 
     @staticmethod
@@ -82,7 +100,8 @@ class TokenStatus:
         return token.count(".") == 2
 
     async def introspect_access(self, token: str) -> dict[str, Any]:
-        """An access token's introspection answer, the same for every caller."""
+        """An access token's state, the same whoever asks: introspect() decides what
+        the caller may see of it (S4)."""
         claims = await self._access_claims_async(token)
         if claims is None:
             return INACTIVE
@@ -93,23 +112,13 @@ class TokenStatus:
             if not await client_token_alive(self.db, client_id, str(claims["jti"])):
                 return INACTIVE
         else:
-            try:
-                user_id = uuid.UUID(str(claims["sub"]))
-            except ValueError:
-                return INACTIVE
-            found = await lookup_for_token_async(
-                self.db,
-                user_id,
-                str(claims["jti"]),
-                str(claims.get("client_id", "")),
-                int(claims["iat"]),
-            )
+            found = await standing_user_token(self.db, claims)
             if found is None:
                 return INACTIVE
-            user, revoked = found
-            if revoked or not user.is_active or int(claims["iat"]) < user.tokens_valid_after:
-                return INACTIVE
-            username = user.email
+            user = found.user
+            if "email" in str(claims.get("scope", "")).split():
+                # S4: the email only where the user let this token carry it.
+                username = user.email
         body = {
             "active": True,
             "token_type": "Bearer",
@@ -122,6 +131,9 @@ class TokenStatus:
             "exp": claims["exp"],
             "iat": claims["iat"],
             "jti": claims["jti"],
+            # How and when the user authenticated, for a resource server that asks for
+            # a recent or stronger login (RFC 9470 §6).
+            **{name: claims.get(name) for name in AUTHENTICATION_CLAIMS},
         }
         return {key: value for key, value in body.items() if value is not None}
 

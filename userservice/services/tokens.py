@@ -29,9 +29,7 @@ from userservice.errors import OAuthError
 from userservice.security.secrets import digest, new_token
 from userservice.services.audit import audit
 from userservice.services.keys import KeyStore
-
-# Scopes that let a token act beyond its own user; only admins may carry them.
-PRIVILEGED_SCOPES = frozenset({"admin", "users:read", "users:write"})
+from userservice.services.scopes import PRIVILEGED
 
 
 @dataclass(frozen=True)
@@ -56,8 +54,13 @@ def grantable_scopes(client: StoredClient, user: UserRecord, requested: str | No
                 "invalid_scope", "The requested scope exceeds what this client may get."
             )
     if not user.is_admin:
-        wanted -= PRIVILEGED_SCOPES
+        wanted -= PRIVILEGED
     return " ".join(sorted(wanted))
+
+
+# The refresh family an access token was issued with (a private claim, RFC 9068 §2.2.3
+# allows them): the bearer check refuses the token once that family is revoked.
+GRANT_CLAIM = "gid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,20 @@ class _Rotation:
     scope: str
     refresh_token: str
     reused: TokenOwner | None
+    family_id: uuid.UUID | None = None
+    auth_time: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What an access token stands for besides its user and client: when the user
+    authenticated (RFC 9470 §6: unchanged across refresh), the refresh family it
+    was issued with (S5: revoking that family ends it), and the earliest `iat` the
+    grant accepts (a withdrawal mark of this user and client, if any)."""
+
+    auth_time: int | None
+    family_id: uuid.UUID | None = None
+    not_before: int = 0
 
 
 class TokenService:
@@ -77,16 +94,19 @@ class TokenService:
         self.keys = keys
         self.settings = settings
 
-    def access_token(self, user: UserRecord, client_id: str, scope: str) -> tuple[str, int]:
-        return self._sign_access(user.id, user.tokens_valid_after, client_id, scope)
-
     def _sign_access(
-        self, user_id: uuid.UUID, tokens_valid_after: int, client_id: str, scope: str
+        self,
+        user_id: uuid.UUID,
+        tokens_valid_after: int,
+        client_id: str,
+        scope: str,
+        grant: Grant,
     ) -> tuple[str, int]:
         now = int(time.time())
-        # Never stamp a token earlier than the user's revocation mark, or a login in
-        # the same second as a password change would be refused.
-        iat = max(now, tokens_valid_after)
+        # Never stamp a token earlier than the user's revocation mark or the grant's
+        # withdrawal mark, or a token issued in the same second as a password change
+        # or a re-authorization would be refused (S5).
+        iat = max(now, tokens_valid_after, grant.not_before)
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
             "sub": str(user_id),
@@ -98,6 +118,10 @@ class TokenService:
             "exp": now + self.settings.access_ttl,
             "jti": uuid.uuid4().hex,
         }
+        if grant.auth_time is not None:
+            claims["auth_time"] = grant.auth_time
+        if grant.family_id is not None:
+            claims[GRANT_CLAIM] = grant.family_id.hex
         token = self.keys.sign(claims, self.settings.alg, "at+jwt")
         return token, self.settings.access_ttl
 
@@ -126,30 +150,49 @@ class TokenService:
         }
 
     def issue(
-        self, user: UserRecord, client: StoredClient, scope: str, *, with_refresh: bool
+        self,
+        user: UserRecord,
+        client: StoredClient,
+        scope: str,
+        grant: Grant,
+        *,
+        with_refresh: bool,
     ) -> dict[str, Any]:
-        body = self._issued(user, client, scope)
-        if with_refresh:
-            token, row = self._new_family(user, client, scope)
-            with self.db.unit_of_work() as session:
-                insert_token(session.connection(), row)
-            body["refresh_token"] = token
+        if not with_refresh:
+            return self._issued(user, client, scope, grant)
+        token, row = self._new_family(user, client, scope, grant)
+        with self.db.unit_of_work() as session:
+            insert_token(session.connection(), row)
+        # Signed once the family is committed: its access token is never ahead of it.
+        body = self._issued(user, client, scope, _in_family(grant, row))
+        body["refresh_token"] = token
         return body
 
     async def issue_async(
-        self, user: UserRecord, client: StoredClient, scope: str, *, with_refresh: bool
+        self,
+        user: UserRecord,
+        client: StoredClient,
+        scope: str,
+        grant: Grant,
+        *,
+        with_refresh: bool,
     ) -> dict[str, Any]:
         """issue() for the event loop (the password grant, issue 4): signing takes
         ~0.2 ms, and the refresh token's insert is awaited, not run in a thread."""
-        body = self._issued(user, client, scope)
-        if with_refresh:
-            token, row = self._new_family(user, client, scope)
-            await insert_token_async(self.db, row)
-            body["refresh_token"] = token
+        if not with_refresh:
+            return self._issued(user, client, scope, grant)
+        token, row = self._new_family(user, client, scope, grant)
+        await insert_token_async(self.db, row)
+        body = self._issued(user, client, scope, _in_family(grant, row))
+        body["refresh_token"] = token
         return body
 
-    def _issued(self, user: UserRecord, client: StoredClient, scope: str) -> dict[str, Any]:
-        access, expires_in = self.access_token(user, client.client_id, scope)
+    def _issued(
+        self, user: UserRecord, client: StoredClient, scope: str, grant: Grant
+    ) -> dict[str, Any]:
+        access, expires_in = self._sign_access(
+            user.id, user.tokens_valid_after, client.client_id, scope, grant
+        )
         audit("token.issued", user=user.id, client=client.client_id, scope=scope)
         return {
             "access_token": access,
@@ -159,7 +202,7 @@ class TokenService:
         }
 
     def _new_family(
-        self, user: UserRecord, client: StoredClient, scope: str
+        self, user: UserRecord, client: StoredClient, scope: str, grant: Grant
     ) -> tuple[str, NewRefreshToken]:
         now = dt.datetime.now(dt.UTC)
         token = new_token()
@@ -171,6 +214,7 @@ class TokenService:
             scope=scope,
             issued_at=now,
             expires_at=now + dt.timedelta(seconds=self.settings.refresh_absolute_ttl),
+            auth_time=grant.auth_time,
         )
         return token, row
 
@@ -203,7 +247,15 @@ class TokenService:
             return await anyio.to_thread.run_sync(self.refresh, token, client, requested)
         scope = rotated.scope if requested is None else " ".join(sorted(set(requested.split())))
         return self._answer(
-            _Rotation(rotated.user_id, rotated.tokens_valid_after, scope, new_refresh, None),
+            _Rotation(
+                rotated.user_id,
+                rotated.tokens_valid_after,
+                scope,
+                new_refresh,
+                None,
+                rotated.family_id,
+                rotated.auth_time,
+            ),
             client,
         )
 
@@ -256,9 +308,18 @@ class TokenService:
             scope=claimed.scope,
             issued_at=now,
             expires_at=as_utc(claimed.expires_at),
+            auth_time=claimed.auth_time,
         )
         insert_token(conn, successor)
-        return _Rotation(claimed.user_id, claimed.tokens_valid_after, scope, new_refresh, None)
+        return _Rotation(
+            claimed.user_id,
+            claimed.tokens_valid_after,
+            scope,
+            new_refresh,
+            None,
+            claimed.family_id,
+            claimed.auth_time,
+        )
 
     def _answer(self, outcome: _Rotation, client: StoredClient) -> dict[str, Any]:
         """The response, once the rotation is committed: no access token is ever
@@ -275,7 +336,11 @@ class TokenService:
             raise OAuthError("invalid_grant", "The refresh token is invalid or expired.")
         audit("token.refreshed", user=outcome.user_id, client=client.client_id)
         access, expires_in = self._sign_access(
-            outcome.user_id, outcome.tokens_valid_after, client.client_id, outcome.scope
+            outcome.user_id,
+            outcome.tokens_valid_after,
+            client.client_id,
+            outcome.scope,
+            Grant(outcome.auth_time, outcome.family_id),
         )
         return {
             "access_token": access,
@@ -304,11 +369,6 @@ class TokenService:
             raise OAuthError("invalid_scope", "A refresh cannot widen the granted scope.")
         return " ".join(sorted(wanted))
 
-    def family_of(self, refresh_token: str) -> uuid.UUID | None:
-        with self.db.unit_of_work() as session:
-            stored = RefreshTokenRepository(session).get_by_digest(digest(refresh_token))
-            return stored.family_id if stored else None
-
     def revoke_refresh(self, token: str, client: StoredClient) -> None:
         """RFC 7009 §2.2: unknown or foreign tokens are answered like success, and a
         foreign token stays valid (a client may only revoke its own)."""
@@ -319,3 +379,7 @@ class TokenService:
             if stored is not None and stored.client_id == client.client_id:
                 repo.revoke_family(stored.family_id, now)
                 audit("token.revoked", user=stored.user_id, client=client.client_id)
+
+
+def _in_family(grant: Grant, row: NewRefreshToken) -> Grant:
+    return Grant(grant.auth_time, row.family_id, grant.not_before)

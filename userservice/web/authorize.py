@@ -14,8 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from userservice.oauth.adapter import MalformedRequest, RequestSnapshot, snapshot
+from userservice.oauth.errors import error_description
 from userservice.oauth.server import AuthorizingUser, OAuthServer
-from userservice.services.consents import SCOPE_TEXT, ConsentService
+from userservice.services.consents import ConsentService
+from userservice.services.scopes import describe
 from userservice.web.browser import check_csrf, current_session, issue_csrf, login_url
 from userservice.web.templating import render
 
@@ -35,7 +37,7 @@ def _error_page(request: Request, message: str, status: int = 400) -> Response:
 def _redirect_error(
     server: OAuthServer, redirect_uri: str, error: str, state: str | None
 ) -> Response:
-    params = [("error", error)]
+    params = [("error", error), ("error_description", error_description(error))]
     if state:
         params.append(("state", state))
     params.append(("iss", server.issuer))  # RFC 9207 §2: errors too
@@ -72,7 +74,8 @@ async def authorize(request: Request) -> Response:
             return _redirect_error(
                 server, error.redirect_uri, error.error, snap.values.get("state")
             )
-        return _error_page(request, error.get_error_description() or error.error)
+        # S7: the code's fixed text; Authlib's own would quote the request.
+        return _error_page(request, error_description(str(error.error)))
 
     redirect_uri = grant.redirect_uri
     state = snap.values.get("state")
@@ -127,7 +130,7 @@ def _too_old(user: AuthorizingUser, max_age: str | None) -> bool:
 def _consent_page(
     request: Request, client_name: str, client_uri: str | None, scope: str
 ) -> Response:
-    scopes = [(s, SCOPE_TEXT.get(s, s)) for s in scope.split()]
+    scopes = [(s, describe(s)) for s in scope.split()]
     context: dict[str, Any] = {
         "client_name": client_name,
         "client_uri": client_uri,

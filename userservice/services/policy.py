@@ -1,0 +1,126 @@
+"""Who may call which operation: the one table every protected route goes through.
+
+Callers are told apart by how they authenticated, not by what they claim:
+- the user in person: HTTP Basic with their own password (or a hosted-page session);
+- a first-party client: a token issued to one of our own frontends;
+- a third-party client: a token issued to an app the user consented to, limited to
+  the consented scopes (RFC 6750 §3.1: a missing scope is `insufficient_scope`);
+- a service client: a client acting for itself (client_credentials), no user.
+Account management (password, email, grants, deletion, export) is for the user in
+person or a first-party client only, whatever scope a third party holds (S2).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from userservice.errors import FirstPartyOnly, Forbidden, InsufficientScope, StepUpRequired
+from userservice.services.scopes import implied
+
+# S3: how recent a login must be for account deletion (RFC 9470's max_age). A
+# password change asks for the current password instead, which is the strongest
+# proof of presence there is.
+RECENT_AUTH_SECONDS = 300
+
+
+class Caller(StrEnum):
+    IN_PERSON = "in_person"
+    FIRST_PARTY = "first_party"
+    THIRD_PARTY = "third_party"
+    SERVICE = "service"
+
+
+class Acting(Protocol):
+    """What the policy needs to know of an authenticated caller."""
+
+    @property
+    def caller(self) -> Caller: ...
+    @property
+    def scopes(self) -> frozenset[str]: ...
+    @property
+    def auth_time(self) -> int | None: ...
+    @property
+    def has_admin_role(self) -> bool: ...
+
+
+USERS = frozenset({Caller.IN_PERSON, Caller.FIRST_PARTY, Caller.THIRD_PARTY})
+ACCOUNT_OWNER = frozenset({Caller.IN_PERSON, Caller.FIRST_PARTY})
+
+
+@dataclass(frozen=True)
+class Rule:
+    callers: frozenset[Caller]
+    # Every one of these is needed in a token (the user in person holds them all).
+    scopes: tuple[str, ...] = ()
+    # A user behind the call must hold the admin role (checked live, G5); a service
+    # client is admitted by its scopes, which an administrator registered.
+    admin: bool = False
+    # The login behind the call must be at most RECENT_AUTH_SECONDS old (S3).
+    recent_auth: bool = False
+
+    def check(self, principal: Acting) -> None:
+        if principal.caller not in self.callers:
+            if principal.caller is Caller.THIRD_PARTY and Caller.FIRST_PARTY in self.callers:
+                raise FirstPartyOnly(
+                    "Only the account owner or a first-party client may do this; "
+                    "no scope grants it to a third-party app."
+                )
+            raise Forbidden("This kind of caller may not use this operation.")
+        missing = [scope for scope in self.scopes if scope not in principal.scopes]
+        if missing and not implied(missing, principal.scopes):
+            raise InsufficientScope(" ".join(missing))
+        if self.admin and principal.caller is not Caller.SERVICE and not principal.has_admin_role:
+            raise Forbidden("This operation needs an administrator.")
+        if self.recent_auth:
+            auth_time = principal.auth_time
+            if auth_time is None or time.time() - auth_time > RECENT_AUTH_SECONDS:
+                raise StepUpRequired(RECENT_AUTH_SECONDS)
+
+
+ADMIN = Rule(ACCOUNT_OWNER, scopes=("admin",), admin=True)
+
+# Keyed by operation id (the route function's name, also the OpenAPI operationId).
+POLICY: dict[str, Rule] = {
+    # Own profile: the email fields appear only with the `email` scope.
+    "read_me": Rule(USERS, scopes=("profile",)),
+    "update_me": Rule(USERS, scopes=("profile:write",)),
+    # Changing the email or the password through update_me is account management.
+    "change_credentials": Rule(ACCOUNT_OWNER),
+    "delete_me": Rule(ACCOUNT_OWNER, recent_auth=True),
+    "list_grants": Rule(ACCOUNT_OWNER),
+    "revoke_grant": Rule(ACCOUNT_OWNER),
+    # Yourself (then read_me's rule applies), or anyone with `users:read`: an
+    # administrator's token, or a service client granted it.
+    "read_user": Rule(USERS | {Caller.SERVICE}),
+    "read_other_user": Rule(USERS | {Caller.SERVICE}, scopes=("users:read",), admin=True),
+    "list_users": ADMIN,
+    "admin_update_user": ADMIN,
+    "admin_delete_user": ADMIN,
+    "create_client": ADMIN,
+    "list_clients": ADMIN,
+    "read_client": ADMIN,
+    "update_client": ADMIN,
+    "delete_client": ADMIN,
+    "rotate_client_secret": ADMIN,
+    # OIDC Core §5.3: any user's token that carries `openid`.
+    "userinfo_get": Rule(frozenset({Caller.FIRST_PARTY, Caller.THIRD_PARTY}), ("openid",)),
+    "userinfo_post": Rule(frozenset({Caller.FIRST_PARTY, Caller.THIRD_PARTY}), ("openid",)),
+}
+
+# Operations open to anyone (or authenticated as an OAuth client, not as a user).
+PUBLIC = frozenset(
+    {
+        "register",
+        "token",
+        "revoke",
+        "introspect",
+        "jwks",
+        "openid_configuration",
+        "oauth_metadata",
+        "healthz",
+        "readyz",
+    }
+)
