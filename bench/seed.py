@@ -70,11 +70,13 @@ def create_admin(env: Mapping[str, str]) -> None:
 
 def create_confidential_client(env: Mapping[str, str]) -> tuple[str, str]:
     """A client_credentials client authenticating with client_secret_basic; it also
-    calls /oauth/introspect (confidential clients only). Returns (id, secret)."""
+    calls /oauth/introspect on the users' tokens, so it is a resource server (only
+    those may introspect other clients' tokens). Returns (id, secret)."""
     out = _cli(
         env,
         *("clients", "create", "--name", "bench service client"),
         *("--grant-type", "client_credentials", "--auth-method", "client_secret_basic"),
+        "--resource-server",
     )
     issued = json.loads(out)
     return str(issued["client_id"]), str(issued["client_secret"])

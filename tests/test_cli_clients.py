@@ -195,6 +195,15 @@ ERRORS = [
     (("delete", FIRST_PARTY_CLIENT_ID), "cannot be deleted"),
     (("show", "no-such-client"), "No such client"),
     (("rotate-secret", FIRST_PARTY_CLIENT_ID), "public client"),
+    (
+        (
+            *("create", "--name", "x", "--auth-method", "none"),
+            *("--redirect-uri", "http://127.0.0.1/cb", "--resource-server"),
+        ),
+        "confidential",
+    ),
+    (("update", FIRST_PARTY_CLIENT_ID, "--resource-server"), "confidential"),
+    (("update", "no-such-client", "--name", "y"), "No such client"),
 ]
 
 
@@ -212,3 +221,29 @@ def test_errors_are_one_line_exit_2_and_store_nothing(main: Callable[..., Outcom
 def test_a_bad_database_is_a_one_line_error(tmp_path: Path) -> None:
     result = run_cli(tmp_path / "data", "clients", "list", USERSERVICE_DATABASE_URL="mysql://x")
     _assert_one_line_error(result, "mysql")
+
+
+def test_s4_resource_server_mark_from_the_command_line(main: Callable[..., Outcome]) -> None:
+    """S4: the administrator marks a confidential client as a resource server (it may
+    introspect any token) and takes the mark back."""
+    created = ok_json(
+        main(
+            *("create", "--name", "API gateway", "--grant-type", "client_credentials"),
+            *("--scope", "openid", "--resource-server"),
+        )
+    )
+    assert created["resource_server"] is True and created["client_secret"]
+    client_id = created["client_id"]
+    shown = {k: v for k, v in created.items() if not k.startswith("client_secret")}
+    assert ok_json(main("show", client_id)) == shown
+
+    unmarked = ok_json(main("update", client_id, "--no-resource-server"))
+    assert unmarked == {**shown, "resource_server": False}
+    assert ok_json(main("show", client_id))["resource_server"] is False
+    renamed = ok_json(main("update", client_id, "--name", "Gateway"))
+    assert renamed == {**shown, "resource_server": False, "client_name": "Gateway"}
+    marked = ok_json(main("update", client_id, "--resource-server"))
+    assert marked["resource_server"] is True and "client_secret" not in marked
+
+    plain = ok_json(main("create", "--name", "Plain", "--redirect-uri", "https://a.example/cb"))
+    assert plain["resource_server"] is False

@@ -1,4 +1,4 @@
-"""`userservice clients create|list|show|rotate-secret|delete`: the OAuth client
+"""`userservice clients create|update|list|show|rotate-secret|delete`: the OAuth client
 registry from the command line. Output is JSON on stdout."""
 
 from __future__ import annotations
@@ -25,32 +25,16 @@ def register(sub: Any) -> None:
 
     create = actions.add_parser("create", help="register a client; prints its secret once")
     create.add_argument("--name", required=True, help="client_name, shown on consent")
-    create.add_argument(
-        "--redirect-uri",
-        action="append",
-        dest="redirect_uris",
-        help="exact redirect URI (https, or http://127.0.0.1 / http://[::1]); repeatable",
-    )
-    create.add_argument(
-        "--post-logout-redirect-uri",
-        action="append",
-        dest="post_logout_redirect_uris",
-        help="repeatable",
-    )
-    create.add_argument(
-        "--grant-type",
-        action="append",
-        dest="grant_types",
-        help="authorization_code (default), refresh_token, client_credentials, password",
-    )
-    create.add_argument("--scope", help='space-separated (default "openid profile email")')
-    create.add_argument(
-        "--auth-method", choices=AUTH_METHODS, help="default client_secret_basic; none = public"
-    )
-    create.add_argument("--first-party", action="store_true", help="our own frontend")
-    create.add_argument("--logo-uri")
-    create.add_argument("--client-uri")
+    _metadata_options(create)
     create.set_defaults(func=_cmd_create)
+
+    update = actions.add_parser(
+        "update", help="change the given fields; a list given replaces the stored one"
+    )
+    update.add_argument("client_id")
+    update.add_argument("--name", help="client_name, shown on consent")
+    _metadata_options(update)
+    update.set_defaults(func=_cmd_update)
 
     actions.add_parser("list", help="every client (never secrets)").set_defaults(func=_cmd_list)
     for name, func, text in (
@@ -61,6 +45,61 @@ def register(sub: Any) -> None:
         action = actions.add_parser(name, help=text)
         action.add_argument("client_id")
         action.set_defaults(func=func)
+
+
+def _metadata_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        dest="redirect_uris",
+        help="exact redirect URI (https, or http://127.0.0.1 / http://[::1]); repeatable",
+    )
+    parser.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        dest="post_logout_redirect_uris",
+        help="repeatable",
+    )
+    parser.add_argument(
+        "--grant-type",
+        action="append",
+        dest="grant_types",
+        help="authorization_code (default), refresh_token, client_credentials, password",
+    )
+    parser.add_argument("--scope", help='space-separated (default "openid profile email")')
+    parser.add_argument(
+        "--auth-method", choices=AUTH_METHODS, help="default client_secret_basic; none = public"
+    )
+    parser.add_argument(
+        "--first-party", action=argparse.BooleanOptionalAction, help="our own frontend"
+    )
+    parser.add_argument(
+        "--resource-server",
+        action=argparse.BooleanOptionalAction,
+        help="may introspect every client's access tokens (confidential clients only)",
+    )
+    parser.add_argument("--logo-uri")
+    parser.add_argument("--client-uri")
+
+
+def _changes(args: argparse.Namespace) -> ClientChanges:
+    """The options given on the command line; those left out are UNSET."""
+
+    def given(value: Any) -> Any:
+        return UNSET if value is None else value
+
+    return ClientChanges(
+        client_name=given(args.name),
+        redirect_uris=given(args.redirect_uris),
+        post_logout_redirect_uris=given(args.post_logout_redirect_uris),
+        grant_types=given(args.grant_types),
+        scope=given(args.scope),
+        token_endpoint_auth_method=given(args.auth_method),
+        first_party=given(args.first_party),
+        resource_server=given(args.resource_server),
+        logo_uri=given(args.logo_uri),
+        client_uri=given(args.client_uri),
+    )
 
 
 def _with_service(action: Callable[[ClientService], object]) -> int:
@@ -97,6 +136,7 @@ def client_json(record: ClientRecord) -> dict[str, Any]:
         "logo_uri": meta.logo_uri,
         "client_uri": meta.client_uri,
         "first_party": meta.first_party,
+        "resource_server": meta.resource_server,
     }
 
 
@@ -108,21 +148,13 @@ def _issued_json(issued: IssuedClient) -> dict[str, Any]:
 
 
 def _cmd_create(args: argparse.Namespace) -> int:
-    def given(value: Any) -> Any:
-        return UNSET if value is None else value
-
-    changes = ClientChanges(
-        client_name=args.name,
-        redirect_uris=given(args.redirect_uris),
-        post_logout_redirect_uris=given(args.post_logout_redirect_uris),
-        grant_types=given(args.grant_types),
-        scope=given(args.scope),
-        token_endpoint_auth_method=given(args.auth_method),
-        first_party=args.first_party,
-        logo_uri=given(args.logo_uri),
-        client_uri=given(args.client_uri),
-    )
+    changes = _changes(args)
     return _with_service(lambda svc: _issued_json(svc.create(changes, actor=ACTOR)))
+
+
+def _cmd_update(args: argparse.Namespace) -> int:
+    changes = _changes(args)
+    return _with_service(lambda svc: client_json(svc.update(args.client_id, changes, actor=ACTOR)))
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

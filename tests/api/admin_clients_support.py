@@ -39,6 +39,7 @@ INFO_FIELDS = {
     "logo_uri",
     "client_uri",
     "first_party",
+    "resource_server",
 }
 ROUTES = {
     ("POST", "/admin/clients"),

@@ -1,4 +1,5 @@
-"""RFC 7662 introspection and RFC 7009 access-token revocation (C9, C10)."""
+"""RFC 7662 introspection and RFC 7009 access-token revocation (C9, C10), and who
+may learn what about a token (S4)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, bearer, login, register
-from tests.oauth.clients import SECRET, basic_auth, confidential_first_party, public_first_party
+from tests.oauth.clients import (
+    SECRET,
+    add_client,
+    basic_auth,
+    confidential_first_party,
+    jwt_claims,
+    password_form,
+    public_first_party,
+)
+from userservice.services.client_metadata import ClientChanges
 
 INACTIVE = {"active": False}
 
@@ -18,6 +28,30 @@ def introspect(client: TestClient, token: str, client_id: str = "backend") -> ht
     return client.post(
         "/oauth/introspect", data={"token": token}, headers=basic_auth(client_id, SECRET)
     )
+
+
+def resource_server(app: FastAPI, client_id: str = "gateway", *, on: bool = True) -> str:
+    """A confidential client that an administrator marks as a resource server."""
+    if on and client_id not in {c.client_id for c in app.state.services.clients.list()}:
+        add_client(
+            app,
+            client_id,
+            secret=SECRET,
+            auth_method="client_secret_basic",
+            grant_types=("client_credentials",),
+            scope="openid",
+        )
+    app.state.services.clients.update(client_id, ClientChanges(resource_server=on))
+    return client_id
+
+
+def own_token(client: TestClient, scope: str | None = None) -> dict[str, Any]:
+    """A token pair issued to the confidential client `backend` for ada."""
+    form = password_form(**({} if scope is None else {"scope": scope}))
+    response = client.post("/oauth/token", data=form, headers=basic_auth("backend", SECRET))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_introspection_without_client_authentication_is_401(
@@ -32,17 +66,98 @@ def test_introspection_without_client_authentication_is_401(
     assert anonymous.headers["cache-control"] == "no-store"
 
 
-def test_introspection_of_a_live_access_token(
+def test_a_client_introspects_its_own_live_access_token(
     app: FastAPI, client: TestClient, user: dict[str, Any]
 ) -> None:
     confidential_first_party(app, "backend")
-    body = introspect(client, user["tokens"]["access_token"]).json()
+    body = introspect(client, own_token(client)["access_token"]).json()
     assert body["active"] is True
     assert body["token_type"] == "Bearer"
     assert body["sub"] == user["id"]
     assert body["username"] == "ada@example.com"
-    assert body["client_id"] == "userservice-frontend"
+    assert body["client_id"] == "backend"
     assert body["iss"] == "https://testserver"
+
+
+def test_s4_another_clients_access_token_is_exactly_inactive(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    """S4 (RFC 7662 §4): a client learns nothing about tokens issued to others, not
+    even that they are live, nor the user's email."""
+    confidential_first_party(app, "backend")
+    add_client(
+        app,
+        "reporting",
+        secret=SECRET,
+        auth_method="client_secret_basic",
+        grant_types=("client_credentials",),
+        scope="users:read",
+    )
+    service = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "users:read"},
+        headers=basic_auth("reporting", SECRET),
+    ).json()["access_token"]
+    foreign = (user["tokens"]["access_token"], service)
+    for token in foreign:
+        response = introspect(client, token)
+        assert response.status_code == 200
+        assert response.json() == INACTIVE
+    assert introspect(client, service, "reporting").json()["active"] is True
+    assert introspect(client, own_token(client)["access_token"]).json()["active"] is True
+
+
+def test_s4_a_resource_server_may_introspect_any_access_token(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    resource_server(app)
+    access = user["tokens"]["access_token"]
+    body = introspect(client, access, "gateway").json()
+    assert body["active"] is True and body["client_id"] == "userservice-frontend"
+    assert body["sub"] == user["id"] and body["username"] == "ada@example.com"
+    # The mark is the administrator's to take back, with effect on the next call.
+    resource_server(app, on=False)
+    assert introspect(client, access, "gateway").json() == INACTIVE
+
+
+def test_s4_username_only_when_the_token_has_the_email_scope(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    confidential_first_party(app, "backend")
+    resource_server(app)
+    without = own_token(client, "openid profile")["access_token"]
+    with_email = own_token(client, "openid email")["access_token"]
+    for caller in ("backend", "gateway"):
+        body = introspect(client, without, caller).json()
+        assert body["active"] is True and body["sub"] == user["id"], caller
+        assert "username" not in body and "ada@example.com" not in str(body), caller
+        assert introspect(client, with_email, caller).json()["username"] == "ada@example.com"
+
+
+def test_s4_authentication_claims_of_the_token_are_in_the_answer(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    """auth_time (RFC 9470 §6), acr and amr travel with the token to the resource
+    server that decides whether the login is recent or strong enough."""
+    resource_server(app)
+    tokens = app.state.services.tokens
+    claims = jwt_claims(user["tokens"]["access_token"])
+    claims.update(auth_time=claims["iat"] - 30, acr="1", amr=["pwd"])
+    signed = tokens.keys.sign(claims, tokens.settings.alg, "at+jwt")
+    body = introspect(client, signed, "gateway").json()
+    assert body["active"] is True
+    assert (body["auth_time"], body["acr"], body["amr"]) == (claims["iat"] - 30, "1", ["pwd"])
+    issued = jwt_claims(user["tokens"]["access_token"])
+    plain = introspect(client, user["tokens"]["access_token"], "gateway").json()
+    for name in ("auth_time", "acr", "amr"):
+        assert (name in plain) == (name in issued), name
+
+
+def test_s4_a_foreign_refresh_token_is_inactive_even_for_a_resource_server(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    resource_server(app)
+    assert introspect(client, user["tokens"]["refresh_token"], "gateway").json() == INACTIVE
 
 
 def test_inactive_tokens_are_exactly_active_false(
@@ -51,29 +166,32 @@ def test_inactive_tokens_are_exactly_active_false(
     """C10: revoked, garbage, another client's refresh token, a disabled user's token
     -> exactly {"active": false}."""
     confidential_first_party(app, "backend")
+    resource_server(app)
     access = user["tokens"]["access_token"]
     refresh = user["tokens"]["refresh_token"]
     for garbage in ("x", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", "é" * 50):
         assert introspect(client, garbage).json() == INACTIVE
     # Refresh tokens are visible to their own client only.
     assert introspect(client, refresh).json() == INACTIVE
+    assert introspect(client, access, "gateway").json()["active"] is True
     revoked = client.post("/oauth/revoke", data={"token": access})
     assert revoked.status_code == 200
-    assert introspect(client, access).json() == INACTIVE
+    assert introspect(client, access, "gateway").json() == INACTIVE
 
 
 def test_introspection_follows_password_change(
     app: FastAPI, client: TestClient, user: dict[str, Any]
 ) -> None:
-    confidential_first_party(app, "backend")
+    resource_server(app)
     access = user["tokens"]["access_token"]
+    assert introspect(client, access, "gateway").json()["active"] is True
     changed = client.patch(
         "/users/me",
         json={"password": "a brand new passphrase", "current_password": PASSWORD},
         headers=bearer(access),
     )
     assert changed.status_code == 200
-    assert introspect(client, access).json() == INACTIVE
+    assert introspect(client, access, "gateway").json() == INACTIVE
 
 
 def test_a_client_introspects_its_own_refresh_token(app: FastAPI, client: TestClient) -> None:
@@ -137,6 +255,7 @@ def test_a_failed_client_authentication_tells_nothing_about_the_token(
     """The token's read goes out beside the client's (token_endpoint.py); with a
     wrong secret or a public client, every token gets the same 401."""
     confidential_first_party(app, "backend")
+    resource_server(app, "backend")
     public_first_party(app, "frontend-b")
     live = user["tokens"]["access_token"]
     revoked = login(client, "ada@example.com")["access_token"]

@@ -65,6 +65,8 @@ class StoredClient:
     response_types: list[str]
     scope: str
     is_first_party: bool
+    # May introspect every client's access tokens (RFC 7662 §4, S4).
+    is_resource_server: bool
     logo_uri: str | None
     client_uri: str | None
     extra: dict[str, Any]

@@ -47,6 +47,7 @@ class ClientChanges:
     logo_uri: str | Unset | None = UNSET
     client_uri: str | Unset | None = UNSET
     first_party: bool | Unset | None = UNSET
+    resource_server: bool | Unset | None = UNSET
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class ClientMetadata:
     logo_uri: str | None = None
     client_uri: str | None = None
     first_party: bool = False
+    resource_server: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -155,16 +157,28 @@ def _optional_uri(value: object, name: str) -> str | None:
     return None if value is None else check_web_uri(value, name)
 
 
-def _first_party(value: object) -> bool:
+def _flag(value: object, name: str) -> bool:
     if not isinstance(value, bool):
-        raise InvalidClientMetadata("first_party must be true or false.")
+        raise InvalidClientMetadata(f"{name} must be true or false.")
     return value
+
+
+def _resource_server(value: object, *, public: bool) -> bool:
+    flag = _flag(value, "resource_server")
+    if flag and public:
+        # S4: the mark lets a caller learn about every token, so the caller must
+        # prove who it is (RFC 7662 §2.1); a public client has no secret.
+        raise InvalidClientMetadata(
+            "resource_server needs a confidential client (an auth method with a secret)."
+        )
+    return flag
 
 
 def validate(values: dict[str, Any]) -> ClientMetadata:
     """Check a full set of fields (defaults already filled in) as one registration."""
     method = _auth_method(values["token_endpoint_auth_method"])
-    first_party = _first_party(values["first_party"])
+    first_party = _flag(values["first_party"], "first_party")
+    resource_server = _resource_server(values["resource_server"], public=method == "none")
     grants = _grant_types(values["grant_types"], public=method == "none", first_party=first_party)
     redirect_uris = check_redirect_uris(values["redirect_uris"], "redirect_uris")
     logout_uris = check_redirect_uris(
@@ -190,6 +204,7 @@ def validate(values: dict[str, Any]) -> ClientMetadata:
         logo_uri=_optional_uri(values["logo_uri"], "logo_uri"),
         client_uri=_optional_uri(values["client_uri"], "client_uri"),
         first_party=first_party,
+        resource_server=resource_server,
     )
 
 

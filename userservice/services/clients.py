@@ -67,6 +67,7 @@ def _metadata(row: OAuthClient) -> ClientMetadata:
         logo_uri=row.logo_uri,
         client_uri=row.client_uri,
         first_party=row.is_first_party,
+        resource_server=row.is_resource_server,
     )
 
 
@@ -82,6 +83,7 @@ def _store(row: OAuthClient, meta: ClientMetadata) -> None:
     row.logo_uri = meta.logo_uri
     row.client_uri = meta.client_uri
     row.is_first_party = meta.first_party
+    row.is_resource_server = meta.resource_server
 
 
 def _new_client_id() -> str:
@@ -120,6 +122,7 @@ class ClientService:
             client=record.client_id,
             type=record.client_type,
             first_party=meta.first_party,
+            resource_server=meta.resource_server,
             actor=actor,
         )
         return IssuedClient(record, secret)
