@@ -30,9 +30,9 @@ USER userservice
 VOLUME ["/data"]
 EXPOSE 8443
 
-# The certificate is self-signed unless one is mounted, so the local liveness
-# probe does not verify it; it only asks whether the process answers.
+# `serve` records the scheme, address and port it listens on in the data directory;
+# the probe reads them, so a changed CMD (`--port`, `--no-tls`) is followed.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import ssl,urllib.request; urllib.request.urlopen('https://127.0.0.1:8443/healthz', context=ssl._create_unverified_context(), timeout=4)"]
+  CMD ["userservice", "healthcheck"]
 
 CMD ["userservice", "serve", "--host", "0.0.0.0", "--port", "8443"]

@@ -4,20 +4,28 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import ISSUER, PASSWORD, bearer
+from tests.support.server import free_port
 from userservice import __version__, cli
 from userservice.app import create_app
 from userservice.db import migrate
+from userservice.healthcheck import LISTENER_FILE, healthz_url
 from userservice.settings import Settings
 
 TIMEOUT = 60
@@ -191,3 +199,110 @@ def test_serve_on_a_port_in_use_is_a_one_line_error(data_dir: Path) -> None:
         port = taken.getsockname()[1]
         result = run_cli(data_dir, "serve", "--host", "127.0.0.1", "--port", str(port))
     _assert_one_line_error(result, str(port))
+
+
+# --- `userservice healthcheck` and the Docker image that uses it ---------------------
+
+
+@contextmanager
+def _serving(data_dir: Path, *args: str) -> Iterator[int]:
+    """`userservice serve` on a free port until the block ends; stopped by its PID."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "userservice", "serve", "--port", str(port), *args],
+        env=_env(data_dir),
+        cwd=data_dir.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=TIMEOUT)
+
+
+def _healthy_within(data_dir: Path, seconds: float) -> subprocess.CompletedProcess[str]:
+    deadline = time.monotonic() + seconds
+    while True:
+        result = run_cli(data_dir, "healthcheck", "--timeout", "2")
+        if result.returncode == 0 or time.monotonic() > deadline:
+            return result
+        time.sleep(0.3)
+
+
+def test_healthcheck_without_a_server_is_unhealthy(data_dir: Path) -> None:
+    result = run_cli(data_dir, "healthcheck")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("userservice: unhealthy:"), lines
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["https", "http"])
+def test_healthcheck_follows_the_scheme_and_port_serve_uses(data_dir: Path, tls: bool) -> None:
+    """The Docker HEALTHCHECK is `userservice healthcheck`: it must find the server
+    on whatever port and scheme `serve` was given, and fail once it is gone."""
+    with _serving(data_dir, *([] if tls else ["--no-tls"])) as port:
+        result = _healthy_within(data_dir, TIMEOUT)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "healthy"
+        recorded = (data_dir / LISTENER_FILE).read_text()
+        assert f"{'https' if tls else 'http'}://127.0.0.1:{port}/healthz" in recorded
+        assert stat.S_IMODE((data_dir / LISTENER_FILE).stat().st_mode) == 0o600
+    gone = run_cli(data_dir, "healthcheck", "--timeout", "2")
+    assert gone.returncode == 1, gone.stdout
+    assert str(port) in gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("0.0.0.0", "https://127.0.0.1:8443/healthz"),  # noqa: S104
+        ("::", "https://[::1]:8443/healthz"),
+        ("10.1.2.3", "https://10.1.2.3:8443/healthz"),
+        ("fd00::1", "https://[fd00::1]:8443/healthz"),
+    ],
+)
+def test_healthcheck_reaches_a_wildcard_listener_over_loopback(host: str, url: str) -> None:
+    assert healthz_url(host, 8443, tls=True) == url
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dockerfile() -> list[str]:
+    # Continuation lines joined: one instruction per entry.
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+def test_docker_healthcheck_is_the_cli_probe() -> None:
+    checks = [line for line in _dockerfile() if line.startswith("HEALTHCHECK")]
+    assert len(checks) == 1, checks
+    command = json.loads(checks[0].split(" CMD ", 1)[1])
+    assert command == ["userservice", "healthcheck"]
+
+
+def test_docker_image_keeps_data_in_its_volume_and_serves_on_all_addresses() -> None:
+    lines = _dockerfile()
+    assert "USERSERVICE_DATA_DIR=/data" in " ".join(lines)
+    assert 'VOLUME ["/data"]' in lines
+    cmd = json.loads(next(line for line in lines if line.startswith("CMD "))[4:])
+    assert cmd[:2] == ["userservice", "serve"] and "0.0.0.0" in cmd  # noqa: S104
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", "data", ".git", ".env", "bench/results"} <= ignored
+    copied = [line.split()[1:-1] for line in _dockerfile() if line.startswith("COPY ")]
+    for sources in copied:
+        assert not set(sources) & ignored, sources

@@ -1,14 +1,16 @@
-"""`userservice` command line: serve, db, create-admin."""
+"""`userservice` command line: serve, db, create-admin, healthcheck."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
 from userservice import __version__
@@ -20,20 +22,43 @@ class CliError(Exception):
 
 
 def _settings() -> Settings:
+    env_file = os.environ.get("USERSERVICE_ENV_FILE")
+    if env_file is not None and not os.path.exists(env_file):
+        raise CliError(f"bad setting USERSERVICE_ENV_FILE: {env_file} does not exist")
     try:
         # Same file as the app factory (workers) reads, so both see one configuration.
-        return Settings(_env_file=os.environ.get("USERSERVICE_ENV_FILE", ".env"))
+        return Settings(_env_file=env_file or ".env")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise CliError(f"bad setting USERSERVICE_{field.upper()}: {first['msg']}") from None
+        problems = (_setting_problem(e["loc"], e["msg"]) for e in exc.errors())
+        raise CliError("; ".join(problems)) from None
+    except SettingsError as exc:
+        # A value the settings source could not even decode (before validation).
+        field = re.search(r'field "(\w+)"', str(exc))
+        raise CliError(
+            _setting_problem((field[1] if field else "?",), "cannot be parsed")
+        ) from None
+
+
+def _setting_problem(loc: tuple[int | str, ...], message: str) -> str:
+    # Named as the operator wrote it. pydantic's messages leave the value out, which
+    # matters: it may be a password inside a URL.
+    prefix = Settings.model_config.get("env_prefix", "")
+    message = message.removeprefix("Value error, ").replace("\n", " ")
+    return f"bad setting {prefix}{str(loc[0]).upper()}: {message}"
 
 
 def _database(settings: Settings):  # type: ignore[no-untyped-def]
     from userservice.db.engine import Database, DatabaseConfigError, build_engine
+    from userservice.security.files import private_directory
 
     if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            private_directory(settings.data_dir)  # S11
+        except OSError as exc:
+            raise CliError(
+                f"bad setting USERSERVICE_DATA_DIR: cannot create {settings.data_dir}: "
+                f"{exc.strerror}"
+            ) from None
     try:
         return Database(build_engine(settings.resolved_database_url()))
     except DatabaseConfigError as exc:
@@ -98,6 +123,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(_settings(), args)
 
 
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    from userservice.healthcheck import probe
+
+    problem = probe(_settings().data_dir, timeout=args.timeout)
+    if problem is not None:
+        # Exit status 1 is "unhealthy" to Docker's HEALTHCHECK.
+        print(f"userservice: unhealthy: {problem}", file=sys.stderr)
+        return 1
+    print("healthy")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="userservice", description=__doc__)
     parser.add_argument("--version", action="version", version=f"userservice {__version__}")
@@ -126,6 +163,12 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("email")
     admin.add_argument("--display-name", default=None)
     admin.set_defaults(func=_cmd_create_admin)
+
+    health = sub.add_parser(
+        "healthcheck", help="exit 0 if the local `serve` answers /healthz (Docker HEALTHCHECK)"
+    )
+    health.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
+    health.set_defaults(func=_cmd_healthcheck)
     from userservice.cli_keys import register as register_keys  # imports this module
 
     register_keys(sub)

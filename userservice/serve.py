@@ -13,6 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from userservice.cli import CliError, _database
 from userservice.db import migrate
+from userservice.healthcheck import healthz_url
+from userservice.healthcheck import record as record_listener
 from userservice.listeners import run_balanced
 from userservice.logging_config import log_config
 from userservice.security.tls import ensure_self_signed
@@ -80,6 +82,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         scheme = "http" if tls is None else "https"
         host = "localhost" if args.host in _LOCAL_OR_ANY else args.host
         os.environ["USERSERVICE_ISSUER"] = f"{scheme}://{host}:{args.port}"
+    # Where `userservice healthcheck` (the Docker HEALTHCHECK) finds this server.
+    record_listener(settings.data_dir, healthz_url(args.host, args.port, tls=tls is not None))
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the
     # handler that was installed before it: make that a no-op so a clean stop
     # exits 0 (R7) instead of dying by the signal (-15) after the shutdown.
@@ -97,6 +101,6 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         # Forwarded headers are handled in the app, from trusted proxies only (G6).
         proxy_headers=False,
         timeout_graceful_shutdown=20,
-        log_config=log_config(os.environ.get("USERSERVICE_LOG_LEVEL", "info")),
+        log_config=log_config(settings.log_level),
     )
     return 0

@@ -1,73 +1,212 @@
-"""Runtime configuration, read from USERSERVICE_* environment variables and `.env`."""
+"""Runtime configuration, read from USERSERVICE_* environment variables and `.env`.
+
+Every field carries a description: README's settings table is generated from them
+(scripts/settings_table.py) and a test keeps the two equal."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import re
 from pathlib import Path
+from typing import Any, Literal, get_origin
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LIST_SYNTAX = "a JSON list or comma-separated values"
+# An origin as browsers send it in the Origin header (RFC 6454 section 6.2).
+_ORIGIN = re.compile(r"(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _list_from_text(text: str) -> list[Any]:
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            parsed = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg}); write {LIST_SYNTAX}") from None
+        if not isinstance(parsed, list):
+            raise ValueError(f"write {LIST_SYNTAX}")
+        return parsed
+    return [item.strip() for item in stripped.split(",") if item.strip()]
+
+
+def _origin(value: str) -> str:
+    match = _ORIGIN.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an origin: scheme://host[:port], no path or slash")
+    scheme, host, port = match.group(1).lower(), match.group(2).lower(), match.group(3)
+    if port is None or int(port) == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} has a port outside 1-65535")
+    return f"{scheme}://{host}:{int(port)}"
+
+
+def _proxy(value: str) -> str:
+    try:
+        if "/" in value:
+            return str(ipaddress.ip_network(value))
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address or network (host bits of a network must be 0)"
+        ) from None
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="USERSERVICE_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="USERSERVICE_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        # Lists are parsed by _lists below, which also accepts comma-separated values.
+        enable_decoding=False,
     )
 
-    data_dir: Path = Path("./data")
-    # Empty means: an SQLite file inside data_dir.
-    database_url: str = ""
-    # Empty means: derived from host/port/TLS by `serve` (https://localhost:8443).
-    issuer: str = "https://localhost:8443"
+    data_dir: Path = Field(
+        default=Path("./data"),
+        description="SQLite database, TLS certificate and key (made 0700)",
+    )
+    database_url: str = Field(
+        default="",
+        description="empty: SQLite in the data directory; "
+        "or e.g. `postgresql+psycopg://user:pass@host/db`",
+    )
+    issuer: str = Field(
+        default="https://localhost:8443",
+        description="public base URL, `iss` and `aud` of tokens; when unset, `serve` "
+        "derives it from its scheme and port",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        default="info", description="`serve`'s log level"
+    )
 
-    access_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
-    id_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
-    # How stale a replica's signing keys may get before it reloads them (rotation).
-    signing_key_reload_seconds: float = Field(default=60.0, gt=0, le=3600)
-    refresh_token_idle_ttl_seconds: int = Field(default=14 * 86400, ge=60)
-    refresh_token_absolute_ttl_seconds: int = Field(default=90 * 86400, ge=60)
-    access_token_alg: str = "ES256"  # noqa: S105 - an algorithm name
-    # Hosted-page browser sessions (OWASP ASVS V3.3: idle and absolute timeouts).
-    session_idle_ttl_seconds: int = Field(default=1800, ge=60)
-    session_absolute_ttl_seconds: int = Field(default=43200, ge=60)
+    access_token_ttl_seconds: int = Field(
+        default=900, ge=60, le=86400, description="access token lifetime"
+    )
+    id_token_ttl_seconds: int = Field(
+        default=3600, ge=60, le=86400, description="ID token lifetime"
+    )
+    signing_key_reload_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="how soon a replica notices a key rotation (reloads its keys)",
+    )
+    refresh_token_idle_ttl_seconds: int = Field(
+        default=14 * 86400, ge=60, description="refresh token idle expiry (14 days)"
+    )
+    refresh_token_absolute_ttl_seconds: int = Field(
+        default=90 * 86400, ge=60, description="refresh token family's absolute expiry (90 days)"
+    )
+    access_token_alg: Literal["ES256", "RS256"] = Field(
+        default="ES256",
+        description="access token signature (both keys always exist; ID tokens are RS256)",
+    )
+    # OWASP ASVS V3.3: idle and absolute timeouts.
+    session_idle_ttl_seconds: int = Field(
+        default=1800, ge=60, description="hosted-page browser session idle timeout (30 min)"
+    )
+    session_absolute_ttl_seconds: int = Field(
+        default=43200, ge=60, description="hosted-page browser session absolute timeout (12 h)"
+    )
 
     # OWASP's minimum for argon2id (m=19 MiB, t=2, p=1); raising them rehashes on login.
-    argon2_memory_kib: int = Field(default=19456, ge=19456)
-    argon2_time_cost: int = Field(default=2, ge=2)
-    argon2_parallelism: int = Field(default=1, ge=1)
-    # How many password hashes may run at once per process; 0 means one per CPU core
-    # (`serve --workers N` divides the cores between its workers).
-    max_concurrent_hashes: int = Field(default=0, ge=0)
+    argon2_memory_kib: int = Field(
+        default=19456, ge=19456, description="argon2id memory (raise only; rehashed at login)"
+    )
+    argon2_time_cost: int = Field(default=2, ge=2, description="argon2id iterations")
+    argon2_parallelism: int = Field(default=1, ge=1, description="argon2id lanes")
+    max_concurrent_hashes: int = Field(
+        default=0,
+        ge=0,
+        description="password hashes in flight at once per process, on a pool of that many "
+        "threads; 0: the cores divided by `serve --workers`",
+    )
 
-    registration_open: bool = True
-    basic_auth_enabled: bool = True
-    cors_origins: list[str] = Field(default_factory=list)
-    docs_enabled: bool = True
+    registration_open: bool = Field(default=True, description="self-registration")
+    basic_auth_enabled: bool = Field(
+        default=True, description="HTTP Basic fallback on protected routes"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins (`https://app.example.com`) allowed to call the API from "
+        f"browsers: {LIST_SYNTAX}",
+    )
+    docs_enabled: bool = Field(default=True, description="`/docs` and `/openapi.json`")
 
-    # Login throttling (limits' rate-limit strings); windows slide, so no permanent lockout.
-    login_limit_per_account: str = "10/5minutes"
-    login_limit_per_ip: str = "100/5minutes"
-    # Peers whose X-Forwarded-* headers are believed (used with `serve --no-tls`).
-    trusted_proxies: list[str] = Field(default_factory=list)
-    # DNS names / IP addresses the default certificate carries besides localhost,
-    # 127.0.0.1 and ::1 (S10); ignored with `serve --cert` or `--no-tls`.
-    tls_extra_names: list[str] = Field(default_factory=list)
+    # Sliding windows (`limits`), so no permanent lockout.
+    login_limit_per_account: str = Field(
+        default="10/5minutes",
+        description="failed logins per account (plus attempts still being checked) before "
+        "429; kept per worker process",
+    )
+    login_limit_per_ip: str = Field(
+        default="100/5minutes", description="the same per client address"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="proxy addresses or networks (`10.0.0.5`, `10.0.0.0/8`) whose "
+        f"`X-Forwarded-For/Proto` are believed, as {LIST_SYNTAX}; `*` alone trusts every "
+        "peer (only when nothing but the proxy can reach the port)",
+    )
+    tls_extra_names: list[str] = Field(
+        default_factory=list,
+        description="DNS names or IP addresses that the default certificate carries besides "
+        f"localhost, 127.0.0.1 and ::1, as {LIST_SYNTAX}; not used with `serve --cert`",
+    )
 
-    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    max_form_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="request body limit (413 beyond)"
+    )
+    max_form_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="form body limit on OAuth and page routes"
+    )
 
-    @field_validator("access_token_alg")
+    @field_validator("*", mode="before")
     @classmethod
-    def _known_alg(cls, value: str) -> str:
-        if value not in ("ES256", "RS256"):
-            raise ValueError("access_token_alg must be ES256 or RS256")
+    def _lists(cls, value: object, info: ValidationInfo) -> object:
+        # Every list setting, present or future: `a,b` as well as `["a", "b"]`.
+        field = cls.model_fields[info.field_name or ""]
+        if isinstance(value, str) and get_origin(field.annotation) in (list, set, tuple):
+            return _list_from_text(value)
         return value
 
     @field_validator("issuer")
     @classmethod
     def _issuer_is_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")) or value.endswith("/"):
-            raise ValueError("issuer must be an absolute http(s) URL without a trailing slash")
+            raise ValueError("must be an absolute http(s) URL without a trailing slash")
         return value
+
+    @field_validator("login_limit_per_account", "login_limit_per_ip")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as 10/5minutes") from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        # A12: named origins only; a wildcard would let any site script the API.
+        return [_origin(item) for item in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        # G6: uvicorn keeps an entry that is not an address as a name no peer ever
+        # has, so a typo would silently trust nobody.
+        if value == ["*"]:
+            return value
+        return [_proxy(item) for item in value]
 
     def resolved_database_url(self) -> str:
         if self.database_url:
