@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids, security headers, request-size limits.
+"""Pure ASGI middleware: request ids, security headers, caching, request-size limits.
 
 Pure ASGI rather than BaseHTTPMiddleware: it adds no task per request and never
 buffers bodies, which matters on the bearer hot path.
@@ -7,13 +7,14 @@ buffers bodies, which matters on the bearer hot path.
 from __future__ import annotations
 
 import itertools
-import json
 import secrets
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from userservice.api.problems import ERROR_FORM, ErrorForm, refusal
 
 MAX_HEADER_BYTES = 32 * 1024
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
@@ -30,26 +31,34 @@ PAGES_CSP = (
 )
 
 
-def _problem(status: int, code: str, detail: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": code.replace("_", " "),
-            "status": status,
-            "code": code,
-            "detail": detail,
-        }
-    ).encode()
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    return headers, body
+# S9: the only responses a cache may keep are public documents, the same for every
+# caller. Everything else (profiles, tokens, client secrets, pages, and every error)
+# is no-store, so a route added later is safe without remembering to say so.
+CACHEABLE_PATHS = frozenset(
+    {
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/oauth/jwks",
+        "/openapi.json",
+        "/docs",
+    }
+)
+CACHEABLE_PREFIXES = ("/static/",)
+NO_STORE = (b"cache-control", b"no-store")
+_HIDDEN = frozenset({b"server"})  # G7: no banner
+_HIDDEN_AND_CACHING = _HIDDEN | {b"cache-control"}
 
 
 class SecurityMiddleware:
     """Adds a request id and the security headers to every response (F6, A11),
-    refuses oversized bodies (I2) and duplicated query parameters (G4)."""
+    `Cache-Control: no-store` to every response not on the public list (S9),
+    refuses oversized bodies (I2) and duplicated query parameters (G4).
+
+    A refusal speaks the language of the endpoint it stops: RFC 6749 §5.2 JSON on
+    the OAuth endpoints (C11), a plain answer on the pages people navigate to, and
+    problem details elsewhere. Errors raised later in the request (a streamed body
+    that turns out too large, a 405) are answered in the same form, which this
+    middleware records in the request's state for the exception handlers."""
 
     def __init__(
         self,
@@ -61,6 +70,7 @@ class SecurityMiddleware:
         docs_paths: Iterable[str],
         hsts: bool,
         page_paths: Iterable[str] = (),
+        oauth_paths: Iterable[str] = ("/oauth/",),
     ) -> None:
         self.app = app
         self.max_body = max_body
@@ -68,6 +78,7 @@ class SecurityMiddleware:
         self.form_paths = tuple(form_paths)
         self.docs_paths = tuple(docs_paths)
         self.page_paths = tuple(page_paths)
+        self.oauth_paths = tuple(oauth_paths)
         self.hsts = hsts
         # Request ids need to be unique, not secret: a random prefix per process
         # and a counter (a syscall for fresh randomness on every request is waste).
@@ -81,9 +92,13 @@ class SecurityMiddleware:
         request_id = f"{self._id_prefix}{next(self._next_id):08x}"
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
+        form = ErrorForm.PROBLEM
         csp = DOCS_CSP if path.startswith(self.docs_paths) else API_CSP
-        if self.page_paths and path.startswith(self.page_paths):
-            csp = PAGES_CSP
+        if path.startswith(self.page_paths):
+            csp, form = PAGES_CSP, ErrorForm.PAGE
+        elif path.startswith(self.oauth_paths):
+            form = ErrorForm.OAUTH
+        scope["state"][ERROR_FORM] = form
         extra = [
             (b"x-request-id", request_id.encode()),
             (b"x-content-type-options", b"nosniff"),
@@ -94,24 +109,25 @@ class SecurityMiddleware:
         ]
         if self.hsts:
             extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+        hidden = _HIDDEN
+        if path not in CACHEABLE_PATHS and not path.startswith(CACHEABLE_PREFIXES):
+            # Replaces whatever the route said: outside the public list nothing is
+            # cacheable, however a route was written.
+            extra.append(NO_STORE)
+            hidden = _HIDDEN_AND_CACHING
         # The 500 handler runs in ServerErrorMiddleware, outside this middleware: it
         # adds these headers itself (H1, F6).
         scope["state"]["security_headers"] = extra
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in hidden]
                 message["headers"] = headers + extra
             await send(message)
 
-        refusal = self._refusal(scope, path)
-        if refusal is not None:
-            status, code, detail = refusal
-            headers, body = _problem(status, code, detail)
-            await send_with_headers(
-                {"type": "http.response.start", "status": status, "headers": headers}
-            )
-            await send_with_headers({"type": "http.response.body", "body": body})
+        refused = self._refusal(scope, path)
+        if refused is not None:
+            await refusal(form, *refused)(scope, receive, send_with_headers)
             return
         limit = self.max_form_body if path.startswith(self.form_paths) else self.max_body
         await self.app(scope, _limited(receive, limit), send_with_headers)
