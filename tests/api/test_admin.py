@@ -17,7 +17,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, bearer, login, register
-from userservice.api.deps import admin_principal
+from userservice.api.openapi_security import policy_operation
+from userservice.services.policy import POLICY
 
 FORBIDDEN_IN_BODIES = ("argon2", "password_hash", "$argon2id$")
 
@@ -65,20 +66,11 @@ def walk_routes(routes: Iterable[Any]) -> Iterator[Any]:
             yield from walk_routes(nested)
 
 
-def depends_on(route: Any, target: Any) -> bool:
-    stack = list(route.dependant.dependencies)
-    while stack:
-        dep = stack.pop()
-        if dep.call is target:
-            return True
-        stack.extend(dep.dependencies)
-    return False
-
-
 def admin_routes(app: FastAPI) -> list[tuple[str, str]]:
     found = set()
     for route in walk_routes(app.routes):
-        if depends_on(route, admin_principal):
+        operation = policy_operation(route)
+        if operation is not None and POLICY[operation].admin:
             for method in route.methods:
                 found.add((method, route.path_format))
     return sorted(found)
@@ -111,7 +103,7 @@ def admin_id(client: TestClient, admin: dict[str, Any]) -> str:
 def test_every_admin_route_refuses_anonymous_and_normal_users(
     app: FastAPI, client: TestClient, user: dict[str, Any]
 ) -> None:
-    """G1: walk the route table; every route guarded by admin_principal answers 401
+    """G1: walk the route table; every route whose policy rule needs an administrator answers 401
     without a token and 403 with a normal user's token."""
     routes = admin_routes(app)
     expected = {

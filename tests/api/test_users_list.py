@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 
 from tests.api.test_database_failures import _break_database
 from tests.conftest import bearer
-from userservice.api.deps import admin_principal
 from userservice.api.schemas import UserOut, UserPage, user_page_json
 from userservice.db.models import User
 from userservice.db.users import UserRecord
 from userservice.services.authn import Principal
+from userservice.services.policy import Caller
 
 NAMES = [None, "Zoë 🎉", "山田 太郎", 'Quote " back\\slash', "100% _sure_", "tab\there"]
 STAMP = dt.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=dt.UTC)
@@ -225,19 +225,22 @@ def test_a_database_failure_is_503_problem_not_500(
     db_url: str,
     request: pytest.FixtureRequest,
     params: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The admin check would fail first with the database gone (503 too): here the
     principal is given, so that the page's own read meets the broken database (an
     inline read, and on SQLite a read in a worker thread when a filter is set)."""
     user = app.state.services.accounts.search(email="root@", name=None, after=None, limit=1)[0]
-    principal = Principal(user, frozenset({"admin"}), None, "bearer")
-    app.dependency_overrides[admin_principal] = lambda: principal
-    try:
-        assert client.get("/users", params=params).status_code == 200
-        _break_database(db_url, request)
-        response = client.get("/users", params=params)
-    finally:
-        app.dependency_overrides.clear()
+    principal = Principal(user, frozenset({"admin"}), None, Caller.FIRST_PARTY, None)
+
+    async def given(_token: str) -> Principal:
+        return principal
+
+    monkeypatch.setattr(app.state.services.authenticator, "from_bearer", given)
+    headers = bearer("given")
+    assert client.get("/users", params=params, headers=headers).status_code == 200
+    _break_database(db_url, request)
+    response = client.get("/users", params=params, headers=headers)
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"]

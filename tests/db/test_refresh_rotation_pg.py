@@ -68,7 +68,7 @@ def test_rotation_retires_the_token_and_inserts_its_successor(
     successor = new_token()
     now = dt.datetime.now(dt.UTC)
     rotated = _rotate(app, token, requested=("openid",), successor=successor, now=now)
-    assert rotated == Rotated(old.family_id, old.user_id, "openid profile", 0)
+    assert rotated == Rotated(old.family_id, old.user_id, "openid profile", 0, old.auth_time)
     retired, new = refresh_row(app, token), refresh_row(app, successor)
     assert retired is not None and retired.revoked_at == now and retired.last_used_at == now
     assert new is not None and new.revoked_at is None and new.last_used_at is None

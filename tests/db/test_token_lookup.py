@@ -13,14 +13,40 @@ from sqlalchemy import update
 
 from userservice.db.engine import Database
 from userservice.db.models import GrantRevocation, User
+from userservice.db.refresh_tokens import NewRefreshToken, insert_token, revoke_family
 from userservice.db.revoked_tokens import deny
-from userservice.db.users import _RECORD_AND_DENIAL, _record, lookup_for_token
+from userservice.db.users import (
+    _RECORD_AND_DENIAL,
+    TokenKey,
+    TokenStanding,
+    _record,
+)
+from userservice.db.users import lookup_for_token as lookup_by_key
 
 CLIENT = "userservice-frontend"
 
 
-def core_answer(db: Database, user_id: uuid.UUID, jti: str, client: str, iat: int) -> object:
-    params = {"user_id": user_id, "jti": jti, "client_id": client, "iat": iat}
+def lookup_for_token(
+    db: Database,
+    user_id: uuid.UUID,
+    jti: str,
+    client: str,
+    iat: int,
+    grant_id: uuid.UUID | None = None,
+) -> tuple[object, bool] | None:
+    found = lookup_by_key(db, TokenKey(user_id, jti, client, iat, grant_id))
+    return (found.user, found.revoked) if found else None
+
+
+def core_answer(
+    db: Database,
+    user_id: uuid.UUID,
+    jti: str,
+    client: str,
+    iat: int,
+    grant_id: uuid.UUID | None = None,
+) -> object:
+    params = TokenKey(user_id, jti, client, iat, grant_id).params()
     with db.engine.connect() as conn:
         row = conn.execute(_RECORD_AND_DENIAL, params).first()
     return (_record(tuple(row)), bool(row[9])) if row else None
@@ -72,3 +98,32 @@ def test_lookup_matches_the_core_statement_in_every_state(app: FastAPI, db: Data
     assert fresh is not None
     assert fresh[1] is False
     assert (fresh[0].is_active, fresh[0].tokens_valid_after) == (False, 7)
+
+
+def test_first_party_and_grant_family_standing(app: FastAPI, db: Database) -> None:
+    """The same statement tells first-party tokens apart and ends a token with its
+    refresh family (S5), on the raw SQLite path as in SQLAlchemy Core."""
+    accounts = app.state.services.accounts
+    user = accounts.register("family@example.com", "a long enough passphrase", None)
+    family = uuid.uuid4()
+    now = dt.datetime.now(dt.UTC)
+    with db.unit_of_work() as session:
+        insert_token(
+            session.connection(),
+            NewRefreshToken("d1", family, user.id, CLIENT, "openid", now, now, None),
+        )
+    alive = lookup_by_key(db, TokenKey(user.id, "j", CLIENT, 1000, family))
+    assert isinstance(alive, TokenStanding)
+    assert (alive.revoked, alive.first_party) == (False, True)
+    assert lookup_for_token(db, user.id, "j", CLIENT, 1000, family) == core_answer(
+        db, user.id, "j", CLIENT, 1000, family
+    )
+    unknown_family = lookup_by_key(db, TokenKey(user.id, "j", CLIENT, 1000, uuid.uuid4()))
+    assert unknown_family is not None and unknown_family.revoked
+    with db.unit_of_work() as session:
+        revoke_family(session.connection(), family, now)
+    dead = lookup_by_key(db, TokenKey(user.id, "j", CLIENT, 1000, family))
+    assert dead is not None and dead.revoked
+    assert lookup_for_token(db, user.id, "j", CLIENT, 1000, family) == core_answer(
+        db, user.id, "j", CLIENT, 1000, family
+    )

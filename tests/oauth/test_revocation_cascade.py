@@ -1,0 +1,91 @@
+"""Revocation reaches every token of a grant, and only those (S5): revoking a refresh
+token (RFC 7009 §2.1) or withdrawing consent ends the grant's access tokens at once,
+in the bearer check, userinfo and introspection alike; a token issued after a
+withdrawal works whatever the timing, even within the same second."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.support_callers import (
+    THIRD_PARTY,
+    add_third_party,
+    basic_headers,
+    third_party_token,
+)
+from tests.conftest import bearer
+from tests.oauth.flow import signed_in
+
+
+@pytest.fixture
+def browser(client: TestClient) -> TestClient:
+    signed_in(client)
+    add_third_party(client)
+    return client
+
+
+def _works(client: TestClient, access_token: str) -> bool:
+    me = client.get("/users/me", headers=bearer(access_token))
+    info = client.get("/oauth/userinfo", headers=bearer(access_token))
+    assert (me.status_code == 200) == (info.status_code == 200), (me.text, info.text)
+    return me.status_code == 200
+
+
+def test_revoking_a_refresh_token_ends_its_access_tokens(browser: TestClient) -> None:
+    first = third_party_token(browser, "openid profile offline_access")
+    other = third_party_token(browser, "openid profile offline_access")
+    assert _works(browser, first["access_token"])
+    revoked = browser.post(
+        "/oauth/revoke", data={"token": first["refresh_token"], "client_id": THIRD_PARTY}
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert not _works(browser, first["access_token"])
+    # Another grant of the same user and app is untouched.
+    assert _works(browser, other["access_token"])
+
+
+def test_a_rotated_family_keeps_working_until_revoked(browser: TestClient) -> None:
+    tokens = third_party_token(browser, "openid profile offline_access")
+    refreshed = browser.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": THIRD_PARTY,
+        },
+    ).json()
+    assert _works(browser, tokens["access_token"])
+    assert _works(browser, refreshed["access_token"])
+    # Replaying the retired refresh token kills the family: both access tokens die.
+    replay = browser.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": THIRD_PARTY,
+        },
+    )
+    assert replay.status_code == 400
+    assert not _works(browser, tokens["access_token"])
+    assert not _works(browser, refreshed["access_token"])
+
+
+@pytest.mark.parametrize("scope", ["openid profile", "openid profile offline_access"])
+def test_reauthorising_in_the_second_of_a_withdrawal_works(
+    browser: TestClient, monkeypatch: pytest.MonkeyPatch, scope: str
+) -> None:
+    """Withdraw and authorise again within one second of the clock: the old token is
+    refused, the new one works (a whole-second comparison used to refuse both)."""
+    old = third_party_token(browser, scope)
+    frozen = math.floor(time.time()) + 0.25
+    for module in ("userservice.services.consents", "userservice.services.tokens"):
+        monkeypatch.setattr(f"{module}.time.time", lambda: frozen)
+    withdrawn = browser.delete(f"/users/me/grants/{THIRD_PARTY}", headers=basic_headers())
+    assert withdrawn.status_code == 204, withdrawn.text
+    new = third_party_token(browser, scope)
+    assert not _works(browser, old["access_token"])
+    assert _works(browser, new["access_token"])
