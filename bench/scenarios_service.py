@@ -270,6 +270,6 @@ def service_server(env: dict[str, str], work: Path, log: Path, tls_dir: Path | N
     argv += ["--port", str(port), "--workers", str(WORKERS)]
     if tls_dir is None:
         argv.append("--no-tls")
-    cafile = tls_dir / "localhost.crt" if tls_dir else None
-    # `serve` makes the self-signed certificate for localhost and 127.0.0.1 itself.
+    cafile = tls_dir / "ca.crt" if tls_dir else None
+    # `serve` makes its local CA and a certificate for localhost and 127.0.0.1 itself.
     return Server("userservice", argv, port, "/readyz", env=env, cwd=work, log=log, cafile=cafile)

@@ -26,7 +26,7 @@ from joserfc.jwk import KeySet
 
 ISSUER = "https://localhost:8443"
 REDIRECT = "http://127.0.0.1:8765/callback"
-CA = Path("data/tls/localhost.crt")
+CA = Path("data/tls/ca.crt")
 
 
 def wait_for_callback() -> str:

@@ -1,39 +1,55 @@
 """`userservice serve` for real: a subprocess speaking TLS on 127.0.0.1, checked by
-clients that verify the certificate against a CA made for the test (G7, F6, R7)."""
+clients that verify the certificate against a CA made for the test, or against the
+local CA that serve makes itself (G7, F6, R7, S10)."""
 
 from __future__ import annotations
 
 import base64
+import ipaddress
+import json
 import os
 import signal
 import socket
 import ssl
+import stat
 import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import trustme
+from cryptography import x509
 
 from tests.conftest import PASSWORD
+from tests.support.serve_process import (
+    START_TIMEOUT,
+    Served,
+    serve,
+    serve_command,
+    serve_env,
+    trusting,
+)
 from tests.support.server import free_port
+from tests.support.tls import strict_verify, write_legacy_self_signed
 from userservice.listeners import balancing_supported
 
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 30.0
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen[bytes]
-    port: int
-    base: str
+# Offered alone by a TLS 1.2 client: CBC suites that OpenSSL's defaults accept
+# (SHA-256/384 MACs) and the older SHA-1 ones, for ECDSA and RSA certificates.
+CBC_ONLY = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-SHA256",
+        "ECDHE-RSA-AES128-SHA256",
+        "ECDHE-ECDSA-AES256-SHA384",
+        "ECDHE-RSA-AES256-SHA384",
+        "ECDHE-ECDSA-AES128-SHA",
+        "ECDHE-RSA-AES128-SHA",
+    )
+)
+EXTRA_NAME = "id.example.test"
 
 
 @dataclass
@@ -55,73 +71,6 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return files
 
 
-def trusting(ca: Path) -> ssl.SSLContext:
-    """A verifying client context that trusts only the given CA file."""
-    return ssl.create_default_context(cafile=str(ca))
-
-
-def _env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("USERSERVICE_")}
-    env.update(
-        USERSERVICE_DATA_DIR=str(data_dir),
-        USERSERVICE_ENV_FILE="/dev/null",
-        USERSERVICE_LOG_LEVEL="warning",
-    )
-    return env
-
-
-@contextmanager
-def serve(data_dir: Path, ca: Path | None, *args: str, host: str = "127.0.0.1") -> Iterator[Served]:
-    """Start `userservice serve`, wait for /readyz, and on exit SIGTERM it by its PID
-    and require a clean exit status 0 (R7)."""
-    port = free_port()
-    command = [sys.executable, "-m", "userservice", "serve", "--host", "127.0.0.1"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), *args],
-        env=_env(data_dir),
-        cwd=data_dir.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    served = Served(process, port, f"https://{host}:{port}")
-    try:
-        _wait_ready(served, data_dir, ca)
-        yield served
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT)
-                pytest.fail("serve did not stop within 30 s of SIGTERM")
-            assert code == 0, f"serve exited with {code} after SIGTERM"
-        if process.stderr is not None:
-            process.stderr.close()
-
-
-def _wait_ready(served: Served, data_dir: Path, ca: Path | None) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last: object = None
-    while time.monotonic() < deadline:
-        if served.process.poll() is not None:
-            err = served.process.stderr.read().decode() if served.process.stderr else ""
-            pytest.fail(f"serve exited with {served.process.returncode}: {err[-2000:]}")
-        # In self-signed mode the CA file appears only once serve has made it.
-        verify = ca or data_dir / "tls" / "localhost.crt"
-        if verify.exists():
-            try:
-                response = httpx.get(f"{served.base}/readyz", verify=trusting(verify), timeout=2)
-                if response.status_code == 200:
-                    return
-                last = response.status_code
-            except httpx.HTTPError as exc:
-                last = exc
-        time.sleep(0.2)
-    pytest.fail(f"serve was not ready within {START_TIMEOUT} s (last: {last!r})")
-
-
 @pytest.fixture(scope="module")
 def server(tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data_dir = tmp_path_factory.mktemp("serve") / "data"
@@ -131,7 +80,39 @@ def server(tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield s
 
 
-def _handshake(port: int, ca: Path, version: ssl.TLSVersion) -> str | None:
+@dataclass
+class Trusted:
+    served: Served
+    ca: Path
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trusted]:
+    """serve with no --cert: its own local CA and certificate, with one extra name."""
+    data_dir = tmp_path_factory.mktemp("serve-default") / "data"
+    extra = {"USERSERVICE_TLS_EXTRA_NAMES": json.dumps([EXTRA_NAME])}
+    with serve(data_dir, None, env=extra) as served:
+        yield Trusted(served, data_dir / "tls" / "ca.crt")
+
+
+@pytest.fixture(params=["given-cert", "default-cert"])
+def any_server(request: pytest.FixtureRequest, tls_files: TlsFiles) -> Trusted:
+    """Each TLS policy test runs against a --cert server and the default one."""
+    if request.param == "given-cert":
+        return Trusted(request.getfixturevalue("server"), tls_files.ca)
+    default: Trusted = request.getfixturevalue("default_server")
+    return default
+
+
+def _handshake(
+    port: int,
+    ca: Path,
+    version: ssl.TLSVersion,
+    *,
+    ciphers: str | None = None,
+    hostname: str = "localhost",
+) -> tuple[str | None, str, bytes]:
+    """A verifying handshake: (protocol version, cipher suite, server certificate DER)."""
     context = trusting(ca)
     context.minimum_version = version
     context.maximum_version = version
@@ -139,11 +120,16 @@ def _handshake(port: int, ca: Path, version: ssl.TLSVersion) -> str | None:
         # Let the local OpenSSL really offer the old protocol (its default security
         # level forbids it), so the refusal we see is the server's.
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    elif ciphers is not None:
+        context.set_ciphers(ciphers)
     with (
         socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as tls,
+        context.wrap_socket(raw, server_hostname=hostname) as tls,
     ):
-        return tls.version()
+        cipher = tls.cipher()
+        der = tls.getpeercert(binary_form=True)
+        assert cipher is not None and der is not None
+        return tls.version(), cipher[0], der
 
 
 def test_register_login_and_me_with_bearer_and_basic_over_tls(
@@ -165,18 +151,43 @@ def test_register_login_and_me_with_bearer_and_basic_over_tls(
         assert me_basic.status_code == 200 and me_basic.json()["id"] == me.json()["id"]
 
 
-def test_tls_1_2_and_1_3_are_accepted(server: Served, tls_files: TlsFiles) -> None:
-    """G7: modern TLS works with a verifying client."""
-    assert _handshake(server.port, tls_files.ca, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
-    assert _handshake(server.port, tls_files.ca, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+def test_tls_1_2_and_1_3_are_accepted(any_server: Trusted) -> None:
+    """G7, S10: modern TLS works with a verifying client; TLS 1.2 picks an AEAD suite."""
+    version, cipher, _ = _handshake(any_server.served.port, any_server.ca, ssl.TLSVersion.TLSv1_2)
+    assert version == "TLSv1.2" and ("GCM" in cipher or "CHACHA20" in cipher), cipher
+    version, _, _ = _handshake(any_server.served.port, any_server.ca, ssl.TLSVersion.TLSv1_3)
+    assert version == "TLSv1.3"
 
 
-def test_tls_1_1_is_refused(server: Served, tls_files: TlsFiles) -> None:
+def test_tls_1_1_is_refused(any_server: Trusted) -> None:
     """G7: TLS 1.2+ only; a TLS 1.1 handshake fails."""
     with warnings.catch_warnings(), pytest.raises(ssl.SSLError):
         # Python deprecates naming TLS 1.1 at all; naming it is the point here.
         warnings.simplefilter("ignore", DeprecationWarning)
-        _handshake(server.port, tls_files.ca, ssl.TLSVersion.TLSv1_1)
+        _handshake(any_server.served.port, any_server.ca, ssl.TLSVersion.TLSv1_1)
+
+
+def test_tls_1_2_with_only_cbc_suites_is_refused(any_server: Trusted) -> None:
+    """S10: TLS 1.2 offers AEAD suites only (no CBC padding oracles)."""
+    with pytest.raises(ssl.SSLError):
+        _handshake(any_server.served.port, any_server.ca, ssl.TLSVersion.TLSv1_2, ciphers=CBC_ONLY)
+
+
+def test_the_default_certificate_passes_default_and_strict_verification(
+    default_server: Trusted,
+) -> None:
+    """S10: trusting ca.crt, Python's default verification and cryptography's strict
+    policy verifier both accept what the server presents, for each of its names."""
+    port, ca = default_server.served.port, default_server.ca
+    for hostname, subject in (
+        ("localhost", x509.DNSName("localhost")),
+        (EXTRA_NAME, x509.DNSName(EXTRA_NAME)),
+        ("127.0.0.1", x509.IPAddress(ipaddress.ip_address("127.0.0.1"))),
+    ):
+        _, _, der = _handshake(port, ca, ssl.TLSVersion.TLSv1_3, hostname=hostname)
+        strict_verify(ca, x509.load_der_x509_certificate(der), subject)
+    for base in (f"https://localhost:{port}", f"https://127.0.0.1:{port}"):
+        assert httpx.get(f"{base}/healthz", verify=trusting(ca), timeout=10).status_code == 200
 
 
 def test_no_server_banner_and_hsts_on_responses(server: Served, tls_files: TlsFiles) -> None:
@@ -253,19 +264,49 @@ def _kids(base: str, ca: Path) -> set[str]:
     return {key["kid"] for key in jwks.json()["keys"]}
 
 
-def test_default_self_signed_certificate_is_made_once_and_reused(tmp_path: Path) -> None:
-    """With no --cert, serve makes a localhost certificate in the data directory on
-    first start; a restart reuses it and the signing keys stored in the database."""
+def _tls_dir_contents(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in directory.iterdir()}
+
+
+def test_default_certificate_is_made_once_and_reused_replacing_the_old_pair(
+    tmp_path: Path,
+) -> None:
+    """With no --cert, serve makes a local CA and a certificate in the data directory,
+    replacing the self-signed pair of earlier releases (S10), and says which file
+    clients must trust; a restart reuses them and the signing keys in the database."""
     data_dir = tmp_path / "data"
-    crt = data_dir / "tls" / "localhost.crt"
-    assert not crt.exists()
+    tls_dir = data_dir / "tls"
+    write_legacy_self_signed(tls_dir)
+    ca = tls_dir / "ca.crt"
     with serve(data_dir, None, host="localhost") as first:
-        assert crt.exists()
-        first_cert = crt.read_bytes()
-        response = httpx.get(f"{first.base}/healthz", verify=trusting(crt), timeout=10)
+        assert not (tls_dir / "localhost.crt").exists()
+        assert not (tls_dir / "localhost.key").exists()
+        made = _tls_dir_contents(tls_dir)
+        response = httpx.get(f"{first.base}/healthz", verify=trusting(ca), timeout=10)
         assert response.status_code == 200
-        first_kids = _kids(first.base, crt)
+        first_kids = _kids(first.base, ca)
         assert first_kids
+    assert "localhost.crt" in first.log and str(ca) in first.log, first.log
+    assert stat.S_IMODE(tls_dir.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE((tls_dir / name).stat().st_mode) == 0o600 for name in made)
     with serve(data_dir, None, host="localhost") as second:
-        assert crt.read_bytes() == first_cert
-        assert _kids(second.base, crt) == first_kids
+        assert _tls_dir_contents(tls_dir) == made
+        assert _kids(second.base, ca) == first_kids
+    assert str(ca) not in second.log
+
+
+def test_a_bad_extra_name_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        serve_command(free_port()),
+        env=serve_env(
+            tmp_path / "data", USERSERVICE_TLS_EXTRA_NAMES='["id.example.test", "*.bad"]'
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2, lines
+    assert len(lines) == 1 and "TLS_EXTRA_NAMES" in lines[0] and "*.bad" in lines[0], lines
+    assert not (tmp_path / "data" / "tls" / "ca.crt").exists()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import logging.config
 import os
 import signal
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,11 +21,12 @@ from userservice.healthcheck import healthz_url
 from userservice.healthcheck import record as record_listener
 from userservice.listeners import run_balanced
 from userservice.logging_config import log_config
-from userservice.security.tls import ensure_self_signed
+from userservice.security.tls import ensure_local_tls, harden
 from userservice.services.keys import KeyStore
 from userservice.settings import Settings
 
 _LOCAL_OR_ANY = frozenset({"127.0.0.1", "0.0.0.0", "::", "::1"})  # noqa: S104
+logger = logging.getLogger("userservice.tls")
 
 
 def _tls_files(settings: Settings, args: argparse.Namespace) -> tuple[str, str] | None:
@@ -32,13 +37,28 @@ def _tls_files(settings: Settings, args: argparse.Namespace) -> tuple[str, str] 
     if args.cert:
         cert, key = Path(args.cert), Path(args.key)
     else:
-        cert, key = ensure_self_signed(settings.data_dir / "tls")
+        directory = settings.data_dir / "tls"
+        try:
+            local = ensure_local_tls(directory, settings.tls_extra_names)
+        except ValueError as exc:
+            raise CliError(f"bad setting USERSERVICE_TLS_EXTRA_NAMES: {exc}") from None
+        except OSError as exc:
+            raise CliError(f"cannot write the certificates in {directory}: {exc}") from None
+        for level, note in local.notes:
+            logger.log(level, "%s", note)
+        cert, key = local.cert, local.key
     try:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context = harden(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise CliError(f"cannot use certificate {cert} / key {key}: {exc}") from None
     return str(cert), str(key)
+
+
+def tls_context(_config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's SSL context with TLS 1.2 as the floor and AEAD-only TLS 1.2 suites
+    (S10); module level, so it pickles into spawned workers by name."""
+    return harden(default())
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -54,6 +74,9 @@ def _check_port_free(host: str, port: int) -> None:
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536 or args.workers < 1:
         raise CliError("--port must be 1-65535 and --workers at least 1")
+    logs = log_config(settings.log_level)
+    # Configured now, so what TLS set-up reports reads like the server's own log.
+    logging.config.dictConfig(logs)
     tls = _tls_files(settings, args)
     _check_port_free(args.host, args.port)
     db = _database(settings)
@@ -97,10 +120,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=args.workers,
         ssl_certfile=tls[0] if tls else None,
         ssl_keyfile=tls[1] if tls else None,
+        ssl_context_factory=tls_context if tls else None,
         server_header=False,
         # Forwarded headers are handled in the app, from trusted proxies only (G6).
         proxy_headers=False,
         timeout_graceful_shutdown=20,
-        log_config=log_config(settings.log_level),
+        log_config=logs,
     )
     return 0

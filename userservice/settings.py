@@ -208,6 +208,14 @@ class Settings(BaseSettings):
             return value
         return [_proxy(item) for item in value]
 
+    @field_validator("tls_extra_names")
+    @classmethod
+    def _tls_names(cls, value: list[str]) -> list[str]:
+        from userservice.security.tls import server_names
+
+        server_names(value)  # S10: a ValueError names the value that is no name
+        return value
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
