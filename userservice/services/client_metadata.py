@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from userservice.errors import InvalidClientMetadata
+from userservice.services import scopes
 from userservice.services.redirect_uris import check_redirect_uris, check_web_uri
 
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password")
-SCOPES = ("openid", "profile", "email", "offline_access", "users:read", "users:write", "admin")
+# A client may register any scope the server knows (one catalogue: services/scopes.py).
+SCOPES = tuple(scopes.SCOPES)
 DEFAULT_AUTH_METHOD = "client_secret_basic"  # RFC 7591 §2
 DEFAULT_GRANT_TYPES = ("authorization_code",)
 DEFAULT_SCOPE = "openid profile email"
