@@ -47,6 +47,9 @@ CACHEABLE_PREFIXES = ("/static/",)
 NO_STORE = (b"cache-control", b"no-store")
 _HIDDEN = frozenset({b"server"})  # G7: no banner
 _HIDDEN_AND_CACHING = _HIDDEN | {b"cache-control"}
+# Module constants: an Enum member looked up on its class costs a descriptor call,
+# and this runs on every request.
+_PROBLEM, _OAUTH, _PAGE = ErrorForm.PROBLEM, ErrorForm.OAUTH, ErrorForm.PAGE
 
 
 class SecurityMiddleware:
@@ -92,12 +95,12 @@ class SecurityMiddleware:
         request_id = f"{self._id_prefix}{next(self._next_id):08x}"
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
-        form = ErrorForm.PROBLEM
+        form = _PROBLEM
         csp = DOCS_CSP if path.startswith(self.docs_paths) else API_CSP
         if path.startswith(self.page_paths):
-            csp, form = PAGES_CSP, ErrorForm.PAGE
+            csp, form = PAGES_CSP, _PAGE
         elif path.startswith(self.oauth_paths):
-            form = ErrorForm.OAUTH
+            form = _OAUTH
         scope["state"][ERROR_FORM] = form
         extra = [
             (b"x-request-id", request_id.encode()),
