@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import ISSUER, register
+from tests.oauth.error_checks import assert_safe_description
 from tests.oauth.flow import (
     EMAIL,
     REDIRECT,
@@ -307,3 +308,44 @@ def test_d10_prompt_login_consent_keeps_asking_for_consent(client: TestClient) -
     login = login_via(client, forced.headers["location"])
     assert "prompt=consent" in login.headers["location"]
     assert get(client, login.headers["location"]).status_code == 200  # the consent page
+
+
+UNSAFE_REDIRECTS = [
+    "https://evil.example/cb\\x",
+    'https://evil.example/"cb',
+    "https://évil.example/cb",
+    "https://app.example/callbäck",
+    "https://app.example/callback\x7f",
+    "https://app.example/callback\x00",
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("redirect_uri", UNSAFE_REDIRECTS)
+def test_a2_unregistered_redirect_uri_with_any_character_gets_error_page(
+    client: TestClient, redirect_uri: str, method: str
+) -> None:
+    """A2/S7: an unregistered redirect URI is never echoed into an error
+    description (Authlib's own text would hold it, and refuse its characters)."""
+    add_app(client)
+    url = authorize_url(redirect_uri=redirect_uri)
+    response = get(client, url) if method == "GET" else client.post(url, follow_redirects=False)
+    assert_error_page(response)
+    assert redirect_uri not in response.text
+
+
+@pytest.mark.parametrize("response_type", ["cödé", 'co"de', "co\\de", "tokén", "\x00"])
+def test_a3_unsupported_response_type_with_any_character(
+    client: TestClient, response_type: str
+) -> None:
+    """A3/S7: error page with an unregistered redirect URI, a redirect carrying only
+    RFC 6749 §5.2 characters with the registered one."""
+    add_app(client)
+    bad = authorize_url(response_type=response_type, redirect_uri="https://évil.example/cb")
+    assert_error_page(get(client, bad))
+    response = get(client, authorize_url(response_type=response_type, state="s2"))
+    assert response.status_code == 302, response.text
+    back = _location(response.headers["location"])
+    assert back["error"] == "unsupported_response_type" and back["state"] == "s2"
+    assert back["iss"] == ISSUER and "code" not in back
+    assert_safe_description(back.get("error_description", ""), [response_type])

@@ -93,14 +93,10 @@ async def _with_client(request: Request, action: str) -> Any:
     return await anyio.to_thread.run_sync(run, client, params)
 
 
-async def _authlib_snapshot(request: Request, params: dict[str, str]) -> RequestSnapshot:
+async def _authlib_snapshot(request: Request, client_id: str | None) -> RequestSnapshot:
     """The request for Authlib, with the client's row read here on the event loop
     (one awaited read) rather than by Authlib in its worker thread."""
     snap = await snapshot(request)
-    try:
-        client_id = client_credentials(params, request.headers.get("authorization", ""))[0]
-    except OAuthError:
-        return snap  # Authlib answers malformed client credentials itself
     server: OAuthServer = request.app.state.oauth_server
     return await server.with_client(snap, client_id)
 
@@ -116,13 +112,14 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     endpoint = request.app.state.token_endpoint
     try:
         params = await _form(request)
+        # S8: the credentials are read (one method only) before any grant is chosen.
+        ids = client_credentials(params, request.headers.get("authorization", ""))
         if params.get("grant_type") in ("authorization_code", "client_credentials"):
             # These grants are served by Authlib through our adapter.
-            snap = await _authlib_snapshot(request, params)
+            snap = await _authlib_snapshot(request, ids[0])
             server = request.app.state.oauth_server
             response: Response = await anyio.to_thread.run_sync(server.create_token_response, snap)
             return response
-        ids = client_credentials(params, request.headers.get("authorization", ""))
         client = await endpoint.authenticate_client(*ids)
         body = await endpoint.token(client, params, client_ip(request))
     except OAuthError as exc:

@@ -17,10 +17,12 @@ from urllib.parse import parse_qsl
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import JsonPayload, JsonRequest, OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from userservice.oauth.errors import cleaned
 
 MAX_FIELDS = 64
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -187,15 +189,19 @@ class StarletteAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         try:
             response: Response = super().create_token_response(request)
         except InsecureTransportError as error:
-            return self.handle_response(*error())
+            return self.handle_error_response(None, error)
         return response
 
     def create_endpoint_response(self, name: str, request: Any = None) -> Response | None:
         try:
             response: Response | None = super().create_endpoint_response(name, request)
         except InsecureTransportError as error:
-            return self.handle_response(*error())
+            return self.handle_error_response(None, error)
         return response
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> Response:
+        # S7: every error Authlib answers with leaves with our fixed description.
+        return super().handle_error_response(request, cleaned(error))  # type: ignore[no-any-return]
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         # Authlib's hook for framework signals; audit logging happens in our services.

@@ -24,7 +24,8 @@ def parse_form(content_type: str, body: bytes) -> dict[str, str]:
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
-            raise OAuthError("invalid_request", f"Parameter '{name}' is repeated.")
+            # S7: the name is the caller's input: never echoed.
+            raise OAuthError("invalid_request", "A parameter is repeated.")
         params[name] = value
     return params
 
@@ -32,17 +33,21 @@ def parse_form(content_type: str, body: bytes) -> dict[str, str]:
 def client_credentials(
     params: dict[str, str], authorization: str
 ) -> tuple[str | None, str | None, str]:
-    """(client_id, secret, method) from the Basic header or the body (§2.3.1)."""
+    """(client_id, secret, method) from the Basic header or the body (§2.3.1). Every
+    endpoint that authenticates clients (token with any grant, revocation,
+    introspection) reads them here, so the one-method rule holds for all (S8)."""
     if authorization:
         if not authorization.lower().startswith("basic "):
             raise OAuthError("invalid_client", "Unsupported client authentication.", 401)
         parsed = parse_basic(authorization)
         if parsed is None:
             raise OAuthError("invalid_client", "Malformed client credentials.", 401)
-        if "client_secret" in params:
-            raise OAuthError("invalid_request", "Use one client authentication method only.")
         # §2.3.1: Basic credentials are form-urlencoded before base64.
         client_id, secret = unquote_plus(parsed[0]), unquote_plus(parsed[1])
+        # S8, §2.3: one method per request. A secret in the body besides Basic, or
+        # a body naming another client, leaves it open which one authenticates.
+        if "client_secret" in params or params.get("client_id", client_id) != client_id:
+            raise OAuthError("invalid_request", "Use one client authentication method only.")
         if not secret:
             # Tools such as Swagger UI send public clients as "client_id:" in Basic.
             return client_id, None, "none"
