@@ -89,8 +89,10 @@ def _parse_name(raw: str) -> Name:
         pass
     host = value.lower().removesuffix(".")
     # A-labels only (RFC 5890): SAN dNSName is IA5String; no wildcards, which name
-    # constraints and a local CA have no use for.
-    if len(host) > 253 or not all(_LABEL.match(label) for label in host.split(".")):
+    # constraints and a local CA have no use for; an all-numeric last label is a
+    # mistyped address (RFC 3696 2), not a host name.
+    labels = host.split(".")
+    if len(host) > 253 or labels[-1].isdigit() or not all(map(_LABEL.match, labels)):
         raise ValueError(f"{raw!r} is neither an IP address nor a DNS name")
     return x509.DNSName(host)
 
@@ -200,7 +202,7 @@ def _new_ca(
         # Path length 0 and name constraints: were the key stolen, it could sign
         # neither another CA nor a certificate for any other site (RFC 5280 4.2.1.9-10).
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_ca_usage(), critical=True)
+        .add_extension(_key_usage(signs_certificates=True), critical=True)
         .add_extension(
             x509.NameConstraints(
                 permitted_subtrees=[_subtree(name) for name in names], excluded_subtrees=None
@@ -215,29 +217,16 @@ def _new_ca(
     return cert, key
 
 
-def _ca_usage() -> x509.KeyUsage:
+def _key_usage(*, signs_certificates: bool) -> x509.KeyUsage:
+    """A CA signs certificates and CRLs only; an ECDHE server signs its handshakes only."""
     return x509.KeyUsage(
-        digital_signature=False,
+        digital_signature=not signs_certificates,
         content_commitment=False,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _server_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
         encipher_only=False,
         decipher_only=False,
     )
@@ -283,7 +272,7 @@ def _issue_server_cert(
         # The whole validity period counts, backdating included.
         .not_valid_after(min(now - BACKDATE + SERVER_LIFETIME, ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_server_usage(), critical=True)
+        .add_extension(_key_usage(signs_certificates=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
         .add_extension(
