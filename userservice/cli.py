@@ -144,7 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8443)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--cert", help="PEM certificate chain (default: self-signed localhost)")
+    serve.add_argument(
+        "--cert", help="PEM certificate chain (default: one from the local CA in DATA_DIR/tls)"
+    )
     serve.add_argument("--key", help="PEM private key for --cert")
     serve.add_argument(
         "--no-tls",
