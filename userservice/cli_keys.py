@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from userservice.cli import CliError, _database, _settings
+from userservice.services.at_rest import AtRestError
 from userservice.services.keys import KeyInfo, KeyStore, Rotation
 
 
@@ -34,7 +35,11 @@ def _with_store(action: Callable[[KeyStore], int]) -> int:
     try:
         # Like create-admin: a fresh install can rotate before the first `serve`.
         migrate.upgrade(db.engine)
-        return action(KeyStore.for_settings(db.engine, settings))
+        store = KeyStore.for_settings(db.engine, settings)
+        store.load()  # S11: a key that does not open stops here, before any change
+        return action(store)
+    except AtRestError as exc:
+        raise CliError(str(exc)) from None
     except SQLAlchemyError as exc:
         raise CliError(f"database error: {type(exc).__name__}") from None
     finally:

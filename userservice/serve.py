@@ -22,6 +22,7 @@ from userservice.healthcheck import record as record_listener
 from userservice.listeners import run_balanced
 from userservice.logging_config import log_config
 from userservice.security.tls import ensure_local_tls, harden
+from userservice.services.at_rest import AtRestError
 from userservice.services.keys import KeyStore
 from userservice.settings import Settings
 
@@ -86,7 +87,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         elif migrate.current_revision(db.engine) != migrate.head_revision():
             raise CliError("the database schema is not at head: run `userservice db upgrade`")
         # Created once here, before workers fork, so they never race to make keys.
-        KeyStore(db.engine).ensure()
+        KeyStore.for_settings(db.engine, settings).ensure()
+    except AtRestError as exc:
+        raise CliError(str(exc)) from None  # S11: a wrong secret, before any worker starts
     except SQLAlchemyError as exc:
         raise CliError(
             f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}"

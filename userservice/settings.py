@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LIST_SYNTAX = "a JSON list or comma-separated values"
@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         default="",
         description="empty: SQLite in the data directory; "
         "or e.g. `postgresql+psycopg://user:pass@host/db`",
+    )
+    # S11: kept outside the database, so a dump or backup alone reveals no key.
+    key_encryption_secret: SecretStr | None = Field(
+        default=None,
+        description="encrypts the private signing keys and shared server secrets stored in "
+        "the database (AES-256-GCM); at least 32 random characters "
+        "(`openssl rand -base64 32`); keep it out of the database's backups",
     )
     issuer: str = Field(
         default="https://localhost:8443",
@@ -173,6 +180,14 @@ class Settings(BaseSettings):
         field = cls.model_fields[info.field_name or ""]
         if isinstance(value, str) and get_origin(field.annotation) in (list, set, tuple):
             return _list_from_text(value)
+        return value
+
+    @field_validator("key_encryption_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # HKDF adds no work factor: the secret itself must be hard to guess.
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (`openssl rand -base64 32`)")
         return value
 
     @field_validator("issuer")

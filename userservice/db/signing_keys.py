@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, select, update
@@ -18,9 +18,17 @@ from userservice.security.jwt import KeyMaterial
 class StoredKey:
     kid: str
     alg: str
+    # As stored: the PEM, or its at-rest envelope (services/at_rest.py).
     private_pem: str
     created_at: dt.datetime
     retired_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class NewKey:
+    kid: str
+    alg: str
+    stored_pem: str  # what the row is to hold: the PEM or its envelope
 
 
 def load_stored(engine: Engine) -> list[StoredKey]:
@@ -40,28 +48,41 @@ def load_stored(engine: Engine) -> list[StoredKey]:
 
 
 def load_keys(engine: Engine) -> list[KeyMaterial]:
+    """Rows as key material, for tests of a database without an at-rest secret."""
     return [
         KeyMaterial(k.kid, k.alg, k.private_pem, retired=k.retired_at is not None)
         for k in load_stored(engine)
     ]
 
 
-def save_key(engine: Engine, material: KeyMaterial, now: dt.datetime) -> None:
+def save_key(engine: Engine, key: NewKey, now: dt.datetime) -> None:
     with Session(engine) as session, session.begin():
-        session.add(_row(material, now))
+        session.add(_row(key, now))
+
+
+def reseal_keys(engine: Engine, changes: Mapping[str, tuple[str, str]]) -> None:
+    """kid -> (stored value, replacement), in one transaction. A row whose value
+    changed meanwhile (another replica resealed it first) is left as it is."""
+    with Session(engine) as session, session.begin():
+        for kid, (old, replacement) in changes.items():
+            session.execute(
+                update(SigningKey)
+                .where(SigningKey.kid == kid, SigningKey.private_key_pem == old)
+                .values(private_key_pem=replacement)
+            )
 
 
 def replace_keys(
     engine: Engine,
-    new: Iterable[KeyMaterial],
+    new: Iterable[NewKey],
     now: dt.datetime,
     retired_by: dt.datetime,
 ) -> tuple[list[str], list[str]]:
     """One transaction: retire every unretired key of the new keys' algorithms, add
     the new keys, and delete keys retired at or before `retired_by`.
     Returns (retired kids, deleted kids)."""
-    materials = list(new)
-    algs = {m.alg for m in materials}
+    keys = list(new)
+    algs = {k.alg for k in keys}
     with Session(engine) as session, session.begin():
         retired = list(
             session.scalars(
@@ -79,14 +100,9 @@ def replace_keys(
             )
         )
         # Added after the UPDATE so the new keys are not retired with the old ones.
-        session.add_all(_row(m, now) for m in materials)
+        session.add_all(_row(k, now) for k in keys)
     return retired, deleted
 
 
-def _row(material: KeyMaterial, now: dt.datetime) -> SigningKey:
-    return SigningKey(
-        kid=material.kid,
-        alg=material.alg,
-        private_key_pem=material.private_pem,
-        created_at=now,
-    )
+def _row(key: NewKey, now: dt.datetime) -> SigningKey:
+    return SigningKey(kid=key.kid, alg=key.alg, private_key_pem=key.stored_pem, created_at=now)

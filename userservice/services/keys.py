@@ -23,7 +23,14 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from userservice.db.signing_keys import StoredKey, load_stored, replace_keys, save_key
+from userservice.db.signing_keys import (
+    NewKey,
+    StoredKey,
+    load_stored,
+    replace_keys,
+    reseal_keys,
+    save_key,
+)
 from userservice.security.jwt import (
     LEEWAY_SECONDS,
     SIGNING_ALGORITHMS,
@@ -31,6 +38,7 @@ from userservice.security.jwt import (
     KeyRing,
     generate_key,
 )
+from userservice.services.at_rest import AtRest
 from userservice.settings import Settings
 
 # How stale a replica's copy may be when it signs: after another replica rotates,
@@ -94,12 +102,17 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _material(key: StoredKey, grace: float) -> KeyMaterial:
+def _row_name(kid: str) -> str:
+    # The envelope's associated data: a sealed key opens only on its own row (S11).
+    return f"signing key {kid}"
+
+
+def _material(key: StoredKey, grace: float, at_rest: AtRest) -> KeyMaterial:
     until = verify_until(key, grace)
     return KeyMaterial(
         kid=key.kid,
         alg=key.alg,
-        private_pem=key.private_pem,
+        private_pem=at_rest.reveal(key.private_pem, _row_name(key.kid)),
         retired=until is not None,
         verify_until=until.timestamp() if until is not None else None,
     )
@@ -112,8 +125,10 @@ class KeyStore:
         *,
         grace_seconds: float = grace_seconds(_LONGEST_TTL_SECONDS, RELOAD_INTERVAL_SECONDS),
         reload_seconds: float = RELOAD_INTERVAL_SECONDS,
+        at_rest: AtRest | None = None,
     ) -> None:
         self._engine = engine
+        self._at_rest = at_rest or AtRest()
         self.grace_seconds = grace_seconds
         self.reload_seconds = reload_seconds
         self._lock = threading.Lock()
@@ -128,6 +143,7 @@ class KeyStore:
             engine,
             grace_seconds=settings_grace_seconds(settings),
             reload_seconds=settings.signing_key_reload_seconds,
+            at_rest=AtRest.for_settings(settings),
         )
 
     @property
@@ -162,18 +178,37 @@ class KeyStore:
             return self._load_locked()
 
     def _load_locked(self) -> KeyRing:
-        self._ring = KeyRing([_material(k, self.grace_seconds) for k in load_stored(self._engine)])
+        stored = load_stored(self._engine)
+        self._ring = KeyRing([_material(k, self.grace_seconds, self._at_rest) for k in stored])
         self._loaded_at = time.monotonic()
         return self._ring
 
     def ensure(self) -> KeyRing:
-        """Create a key for each algorithm we sign with, if there is none yet."""
+        """Create a key for each algorithm we sign with, if there is none yet, and
+        seal keys stored before an at-rest secret was configured. Raises AtRestError
+        when a stored key does not open: never new keys in place of unreadable ones."""
         ring = self.load()
+        self._seal_plaintext()
         now = _utcnow()
         missing = [alg for alg in SIGNING_ALGORITHMS if not ring.has_signing_key(alg)]
         for alg in missing:
-            save_key(self._engine, generate_key(alg, _new_kid()), now)
+            save_key(self._engine, self._new_key(alg), now)
         return self.load() if missing else ring
+
+    def _new_key(self, alg: str) -> NewKey:
+        material = generate_key(alg, _new_kid())
+        stored = self._at_rest.protect(material.private_pem, _row_name(material.kid))
+        return NewKey(material.kid, alg, stored)
+
+    def _seal_plaintext(self) -> None:
+        changes = {
+            k.kid: (k.private_pem, self._at_rest.protect(k.private_pem, _row_name(k.kid)))
+            for k in load_stored(self._engine)
+            if self._at_rest.needs_sealing(k.private_pem)
+        }
+        if changes:
+            reseal_keys(self._engine, changes)
+            log.info("encrypted %d signing keys stored in plaintext", len(changes))
 
     def signing_ring(self) -> KeyRing:
         """The ring, reloaded first if older than the reload interval, so this process
@@ -209,12 +244,13 @@ class KeyStore:
         """Add a new key per algorithm, retire the previous ones (they keep verifying
         through their grace) and delete keys whose grace has passed."""
         at = now or _utcnow()
-        new = [generate_key(alg, _new_kid()) for alg in SIGNING_ALGORITHMS]
+        self.load()  # a key that does not open stops the rotation before any change
+        new = [self._new_key(alg) for alg in SIGNING_ALGORITHMS]
         cutoff = at - dt.timedelta(seconds=self.grace_seconds)
         retired, removed = replace_keys(self._engine, new, at, cutoff)
         self.load()
         return Rotation(
-            created=[(m.kid, m.alg) for m in new],
+            created=[(k.kid, k.alg) for k in new],
             retired=retired,
             removed=removed,
             retiring_until=at + dt.timedelta(seconds=self.grace_seconds),
