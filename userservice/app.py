@@ -25,9 +25,11 @@ from userservice.oauth.token_endpoint import TokenEndpoint
 from userservice.security.passwords import PasswordHasher
 from userservice.security.throttle import LoginThrottle
 from userservice.services.accounts import AccountService
+from userservice.services.at_rest import AtRest
 from userservice.services.authn import Authenticator
 from userservice.services.clients import ClientService
 from userservice.services.consents import ConsentService
+from userservice.services.devices import DeviceCookies
 from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
 from userservice.services.sessions import SessionService
@@ -57,7 +59,10 @@ def build_account_service(settings: Settings, db: Database) -> AccountService:
         settings.max_concurrent_hashes,
     )
     throttle = LoginThrottle(settings.login_limit_per_account, settings.login_limit_per_ip)
-    return AccountService(db, hasher, throttle, registration_open=settings.registration_open)
+    devices = DeviceCookies(db.engine, AtRest.for_settings(settings))
+    return AccountService(
+        db, hasher, throttle, devices, registration_open=settings.registration_open
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -91,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
         # Keys are created by `serve` before workers start; ensure() here covers
         # embedded use (tests, other ASGI servers) and is a plain load otherwise.
         keys.ensure()
+        accounts.devices.ensure()
         # Everything built so far (modules, routes, models) lives as long as the
         # process: keep it out of the cyclic collector's full passes.
         gc.freeze()

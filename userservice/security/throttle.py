@@ -1,4 +1,8 @@
-"""Login throttling per account and per client IP (OWASP ASVS V2.2.1).
+"""Login throttling per failure window and per client IP (OWASP ASVS V2.2.1).
+
+Which window an attempt's failures count in (the account's, a device's, an
+account's on one network) is the services' choice (services/login_limits.py);
+each window has the per-account limit, and every attempt also counts per IP.
 
 Sliding windows from the `limits` library: failures age out, so there is no
 permanent lockout an attacker could use to deny service to a victim. The store is
@@ -31,14 +35,14 @@ class LoginThrottle:
         self._lock = threading.Lock()
         self._in_flight: Counter[str] = Counter()  # admitted, not yet settled, per key
 
-    def _keys(self, account: str, ip: str) -> tuple[tuple[RateLimitItem, str], ...]:
-        return ((self._per_account, f"acct:{account}"), (self._per_ip, f"ip:{ip}"))
+    def _keys(self, bucket: str, ip: str) -> tuple[tuple[RateLimitItem, str], ...]:
+        return ((self._per_account, f"bucket:{bucket}"), (self._per_ip, f"ip:{ip}"))
 
-    def check(self, account: str, ip: str) -> None:
+    def check(self, bucket: str, ip: str) -> None:
         """Admit one attempt, or raise Throttled when either key's failures plus its
         attempts in flight fill its window. An admitted attempt must be settled with
         failed(), succeeded() or released()."""
-        keys = self._keys(account, ip)
+        keys = self._keys(bucket, ip)
         with self._lock:
             for limit, key in keys:
                 stats = self._limiter.get_window_stats(limit, "login", key)
@@ -50,25 +54,27 @@ class LoginThrottle:
             for _limit, key in keys:
                 self._in_flight[key] += 1
 
-    def failed(self, account: str, ip: str) -> None:
+    def failed(self, bucket: str, ip: str) -> None:
         with self._lock:
-            for limit, key in self._keys(account, ip):
+            for limit, key in self._keys(bucket, ip):
                 self._limiter.hit(limit, "login", key)
                 self._settle(key)
 
-    def succeeded(self, account: str, ip: str) -> None:
-        keys = self._keys(account, ip)
-        account_limit, account_key = keys[0]
+    def succeeded(self, bucket: str, ip: str) -> None:
+        keys = self._keys(bucket, ip)
+        bucket_limit, bucket_key = keys[0]
         with self._lock:
-            self._limiter.clear(account_limit, "login", account_key)  # its failures go
+            # Its own window's failures go; another window's (an attacker's guesses
+            # at the untrusted one) stay counted.
+            self._limiter.clear(bucket_limit, "login", bucket_key)
             for _limit, key in keys:
                 self._settle(key)
 
-    def released(self, account: str, ip: str) -> None:
+    def released(self, bucket: str, ip: str) -> None:
         """An attempt that ended without an answer about the password (the database
         failed, or the caller went away): it counts for neither side."""
         with self._lock:
-            for _limit, key in self._keys(account, ip):
+            for _limit, key in self._keys(bucket, ip):
                 self._settle(key)
 
     def _settle(self, key: str) -> None:

@@ -33,9 +33,13 @@ from userservice.security.password_policy import password_problem
 from userservice.security.passwords import PasswordHasher
 from userservice.security.throttle import LoginThrottle
 from userservice.services.audit import audit
+from userservice.services.devices import DeviceCookies
 from userservice.services.emails import normalize_email
+from userservice.services.login_limits import BrowserLogin, login_bucket
 
 UNSET = object()
+# The credentials row and hash; None: no such account.
+_Credentials = tuple[UserRecord, str] | None
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,14 @@ class AccountService:
         db: Database,
         hasher: PasswordHasher,
         throttle: LoginThrottle,
+        devices: DeviceCookies,
         *,
         registration_open: bool,
     ) -> None:
         self.db = db
         self.hasher = hasher
         self.throttle = throttle
+        self.devices = devices
         self.registration_open = registration_open
 
     def _checked_password(self, password: str, email: str) -> str:
@@ -103,32 +109,44 @@ class AccountService:
             audit("user.registered", user=user.id, admin=admin)
             return UserRecord.of(user)
 
-    async def authenticate(self, email: str, password: str, ip: str) -> UserRecord:
+    async def authenticate(
+        self, email: str, password: str, ip: str, *, browser: BrowserLogin | None = None
+    ) -> UserRecord:
         """Check a password. Unknown account, wrong password and disabled account
         are one indistinguishable failure, in body and in time (dummy verify).
 
-        On the event loop (issue 4): the row is read there and argon2 runs on the
-        hasher's pool, one thread hand-off per login. The attempt holds its place in
-        the throttle's windows until it is settled (security/throttle.py)."""
+        On the event loop: the row is read there and argon2 runs on the hasher's
+        pool, one thread hand-off per login. The attempt holds its place in its
+        throttle windows until it is settled (security/throttle.py); which window
+        is services/login_limits.py's rule (S12). `browser`: from the sign-in page."""
         try:
             account: str | None = normalize_email(email)
         except InvalidInput:
             account = None  # cannot exist; still costs one hash below
         throttle_key = account or email.strip().lower()[:320]
+        device = self.devices.read(browser.device_cookie) if browser is not None else None
+        read: tuple[_Credentials] | None = None
+        user_id: uuid.UUID | None = None
+        if device is not None and account:
+            # Only a browser proving a device needs the account's id before the
+            # throttle: is the cookie this account's? (Read once, used below.)
+            read = (await lookup_credentials_async(self.db, account),)
+            user_id = read[0][0].id if read[0] is not None else None
+        bucket = login_bucket(throttle_key, ip, browser=browser, device=device, user_id=user_id)
         try:
-            self.throttle.check(throttle_key, ip)
+            self.throttle.check(bucket, ip)
         except Throttled:
-            audit("login.throttled", account=throttle_key, ip=ip)
+            audit("login.throttled", account=throttle_key, ip=ip, window=bucket.split(":")[0])
             raise
         try:
-            record, new_hash = await self._check_password(account, password, throttle_key, ip)
+            record, new_hash = await self._check_password(account, password, throttle_key, ip, read)
         except AuthenticationFailed:
-            self.throttle.failed(throttle_key, ip)
+            self.throttle.failed(bucket, ip)
             raise
         except BaseException:
-            self.throttle.released(throttle_key, ip)
+            self.throttle.released(bucket, ip)
             raise
-        self.throttle.succeeded(throttle_key, ip)
+        self.throttle.succeeded(bucket, ip)
         audit("login.succeeded", user=record.id, ip=ip)
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).
@@ -136,9 +154,17 @@ class AccountService:
         return record
 
     async def _check_password(
-        self, account: str | None, password: str, throttle_key: str, ip: str
+        self,
+        account: str | None,
+        password: str,
+        throttle_key: str,
+        ip: str,
+        read: tuple[_Credentials] | None,
     ) -> tuple[UserRecord, str | None]:
-        found = await lookup_credentials_async(self.db, account) if account else None
+        if read is not None:
+            found = read[0]
+        else:
+            found = await lookup_credentials_async(self.db, account) if account else None
         if found is None:
             await self.hasher.verify_dummy_async(password)
             audit("login.failed", account=throttle_key, ip=ip, reason="unknown_account")

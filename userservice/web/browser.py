@@ -17,6 +17,9 @@ from userservice.services.sessions import BrowserSession, SessionService
 # so neither a sibling subdomain nor a plain-HTTP page can plant or overwrite it
 # (RFC 6265bis §4.1.3.2; session fixation and cookie tossing).
 SESSION_COOKIE = "__Host-session"
+# S12: proof of an earlier sign-in on this browser (services/devices.py).
+DEVICE_COOKIE = "__Host-device"
+DEVICE_COOKIE_MAX_AGE = 365 * 86400
 CSRF_COOKIE = "__Host-csrf"
 CSRF_FIELD = "csrf_token"
 MAX_NEXT_LENGTH = 4096
@@ -42,6 +45,21 @@ def set_session_cookie(response: Response, raw_id: str) -> None:
     # GET redirect back from a client app to /oauth/authorize.
     response.set_cookie(
         SESSION_COOKIE, raw_id, path="/", secure=True, httponly=True, samesite="lax"
+    )
+
+
+def set_device_cookie(response: Response, value: str) -> None:
+    # Outlives the session and sign-out on purpose: it only gives this browser a
+    # failure window of its own. HttpOnly: no script may lift it; Lax, like the
+    # session, so a sign-in reached from a client app's redirect still sends it.
+    response.set_cookie(
+        DEVICE_COOKIE,
+        value,
+        max_age=DEVICE_COOKIE_MAX_AGE,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="lax",
     )
 
 

@@ -15,8 +15,10 @@ from fastapi.responses import RedirectResponse, Response
 from userservice.api.deps import Services, client_ip
 from userservice.errors import AuthenticationFailed, NotFound, Throttled
 from userservice.security.password_policy import MAX_LENGTH as MAX_PASSWORD_LENGTH
+from userservice.services.login_limits import BrowserLogin
 from userservice.web.browser import (
     CSRF_FIELD,
+    DEVICE_COOKIE,
     SESSION_COOKIE,
     CsrfRejected,
     check_csrf,
@@ -26,6 +28,7 @@ from userservice.web.browser import (
     login_url,
     safe_next,
     same_origin,
+    set_device_cookie,
     set_session_cookie,
 )
 from userservice.web.templating import PAGE_HEADERS, render
@@ -153,10 +156,13 @@ async def login_submit(request: Request) -> Response:
         # No account can match: answer as for a wrong password, without hashing a
         # megabyte (E1) or touching the throttle on input a form never sends.
         return _login_page(request, email=email, next_path=next_path, error=LOGIN_FAILED)
+    device = request.cookies.get(DEVICE_COOKIE)
     try:
         # argon2 never runs on the event loop (DESIGN.md convention 6): it runs on
-        # the hasher's own threads.
-        user = await svc.accounts.authenticate(email, password, client_ip(request))
+        # the hasher's own threads. The device cookie picks the failure window (S12).
+        user = await svc.accounts.authenticate(
+            email, password, client_ip(request), browser=BrowserLogin(device)
+        )
     except AuthenticationFailed:
         # E3: one message, status and page for unknown account and wrong password.
         return _login_page(request, email=email, next_path=next_path, error=LOGIN_FAILED)
@@ -177,6 +183,10 @@ async def login_submit(request: Request) -> Response:
         await anyio.to_thread.run_sync(svc.sessions.end, previous)
     response = _redirect(next_path or "/account")
     set_session_cookie(response, raw_id)
+    devices = svc.accounts.devices
+    device_cookie = devices.issue(user.id, devices.read(device))
+    if device_cookie is not None:
+        set_device_cookie(response, device_cookie)
     return response
 
 
