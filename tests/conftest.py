@@ -5,22 +5,18 @@ template that the real migration chain built."""
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
-warnings.filterwarnings("ignore", message=".*httpx2.*")
-
-from fastapi import FastAPI  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-
-from tests.support.databases import PostgresTemplates, SqliteTemplates  # noqa: E402
-from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres  # noqa: E402
-from userservice.app import create_app  # noqa: E402
-from userservice.settings import Settings  # noqa: E402
+from tests.support.databases import PostgresTemplates, SqliteTemplates
+from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
+from userservice.app import create_app
+from userservice.settings import Settings
 
 ISSUER = "https://testserver"
 PASSWORD = "correct horse battery staple"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -45,10 +46,14 @@ def tls(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.fixture
-def server(settings: Settings, tls: tuple[Path, Path, Path]) -> Iterator[tuple[str, Path]]:
+def server(
+    settings: Settings, tls: tuple[Path, Path, Path]
+) -> Iterator[tuple[str, ssl.SSLContext]]:
+    """The base URL and a client context trusting only the test CA (httpx deprecates
+    `verify=<path>`)."""
     ca, cert, key = tls
     with running_server(settings, cert=cert, key=key) as base:
-        yield base, ca
+        yield base, ssl.create_default_context(cafile=str(ca))
 
 
 def _register_app(settings: Settings, engine_url: str) -> None:
@@ -140,7 +145,7 @@ def _register_with_cli(
 
 
 def test_third_party_app_runs_code_flow_with_pkce_and_oidc(
-    server: tuple[str, Path],
+    server: tuple[str, ssl.SSLContext],
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -150,7 +155,7 @@ def test_third_party_app_runs_code_flow_with_pkce_and_oidc(
     refresh; revoke."""
     base, ca = server
     client_id, client_secret = _register_with_cli(settings, monkeypatch, capsys)
-    with httpx.Client(base_url=base, verify=str(ca)) as api:
+    with httpx.Client(base_url=base, verify=ca) as api:
         created = api.post(
             "/users", json={"email": "ada@example.com", "password": PASSWORD, "display_name": "Ada"}
         )
@@ -161,13 +166,13 @@ def test_third_party_app_runs_code_flow_with_pkce_and_oidc(
         scope="openid profile email offline_access",
         redirect_uri=REDIRECT,
         code_challenge_method="S256",
-        verify=str(ca),
+        verify=ca,
     )
     verifier = "v" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
     url, state = app.create_authorization_url(
         f"{base}/oauth/authorize", code_verifier=verifier, nonce="n-0S6_WzA2Mj"
     )
-    with httpx.Client(base_url=base, verify=str(ca)) as browser:
+    with httpx.Client(base_url=base, verify=ca) as browser:
         back = _browser_signs_in_and_consents(browser, url, allow=True)
     query = parse_qs(urlsplit(back).query)
     assert back.startswith(REDIRECT)
@@ -177,7 +182,7 @@ def test_third_party_app_runs_code_flow_with_pkce_and_oidc(
     )
     assert {"access_token", "refresh_token", "id_token"} <= set(token)
 
-    with httpx.Client(base_url=base, verify=str(ca)) as api:
+    with httpx.Client(base_url=base, verify=ca) as api:
         jwks = KeySet.import_key_set(api.get("/oauth/jwks").json())
         me = api.get("/users/me", headers={"Authorization": f"Bearer {token['access_token']}"})
     assert me.status_code == 200 and me.json()["email"] == "ada@example.com"
@@ -210,11 +215,11 @@ def test_third_party_app_runs_code_flow_with_pkce_and_oidc(
 
 
 def test_deny_sends_access_denied_back_to_the_app(
-    server: tuple[str, Path], settings: Settings
+    server: tuple[str, ssl.SSLContext], settings: Settings
 ) -> None:
     base, ca = server
     _register_app(settings, settings.resolved_database_url())
-    with httpx.Client(base_url=base, verify=str(ca)) as api:
+    with httpx.Client(base_url=base, verify=ca) as api:
         api.post("/users", json={"email": "ada@example.com", "password": PASSWORD})
     app = OAuth2Client(
         "photo-app",
@@ -222,10 +227,10 @@ def test_deny_sends_access_denied_back_to_the_app(
         scope="openid",
         redirect_uri=REDIRECT,
         code_challenge_method="S256",
-        verify=str(ca),
+        verify=ca,
     )
     url, state = app.create_authorization_url(f"{base}/oauth/authorize", code_verifier="x" * 50)
-    with httpx.Client(base_url=base, verify=str(ca)) as browser:
+    with httpx.Client(base_url=base, verify=ca) as browser:
         back = _browser_signs_in_and_consents(browser, url, allow=False)
     query = parse_qs(urlsplit(back).query)
     assert query["error"] == ["access_denied"] and query["state"] == [state]
