@@ -40,7 +40,7 @@ from tests.oauth.error_checks import ECHO_MARK, assert_safe_description
 
 EXAMPLES = 250
 SMOKE_EXAMPLES = 8
-BUDGET_SECONDS = 8.0
+BUDGET_SECONDS = 6.0
 SERVICE = "fuzz-backend"
 MAX_URL = 30_000
 FORM = {"content-type": "application/x-www-form-urlencoded"}

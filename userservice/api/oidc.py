@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from userservice.api.deps import ServicesDep
 from userservice.api.schemas import OAuthErrorBody
 from userservice.errors import AuthenticationFailed, InsufficientScope, Throttled
+from userservice.oauth.errors import error_description
 from userservice.services.authn import Principal
 from userservice.services.id_tokens import claims_for_scope
 from userservice.services.policy import POLICY
@@ -86,6 +87,7 @@ async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
 
 def _bearer_error(error: str, description: str, status: int) -> Response:
     # RFC 6750 §3: errors of a protected resource go in WWW-Authenticate.
+    description = error_description(error, description)  # S7
     challenge = f'Bearer realm="userservice", error="{error}", error_description="{description}"'
     return JSONResponse(
         {"error": error, "error_description": description},
