@@ -38,7 +38,7 @@ from tests.oauth import flow
 from tests.oauth.clients import SECRET, add_client, basic_auth
 from tests.oauth.error_checks import ECHO_MARK, assert_safe_description
 
-EXAMPLES = 250
+EXAMPLES = 400
 SMOKE_EXAMPLES = 8
 BUDGET_SECONDS = 6.0
 SERVICE = "fuzz-backend"
@@ -78,25 +78,28 @@ FUZZ = st.one_of(
 class World:
     """Real clients, a user, tokens and codes that the base requests use."""
 
-    app: FastAPI
-    client: TestClient
+    client: TestClient  # signed in as EMAIL
+    anonymous: TestClient  # no cookies at all
     refresh_tokens: list[str] = field(default_factory=list)
     access_token: str = ""
     deadline: float = 0.0
+    ran: int = 0
 
-    def expired(self) -> bool:
-        return time.monotonic() > self.deadline
+    def start(self) -> None:
+        self.deadline = time.monotonic() + BUDGET_SECONDS
+        self.ran = 0
 
     def run(self, runner: Runner, data: st.DataObject) -> None:
         """One example, unless the budget is spent. Once one fails, the budget is
         lifted, so that hypothesis replays and shrinks it in full."""
-        if self.expired():
+        if time.monotonic() > self.deadline:
             return
         try:
             runner(self, data)
         except BaseException:
             self.deadline = float("inf")
             raise
+        self.ran += 1
 
     def code(self) -> tuple[str, str]:
         return flow.obtain_code(self.client, "photo-app")
@@ -118,12 +121,12 @@ def world(app: FastAPI, client: TestClient) -> Iterator[World]:
     flow.signed_in(client)
     tokens = login(client, flow.EMAIL)
     register(client, "other@example.com")
+    anonymous = TestClient(app, base_url="https://testserver")
     yield World(
-        app,
         client,
+        anonymous,
         refresh_tokens=[tokens["refresh_token"]],
         access_token=tokens["access_token"],
-        deadline=time.monotonic() + BUDGET_SECONDS,
     )
 
 
@@ -212,12 +215,13 @@ def _unregistered_redirect(pairs: list[tuple[str, str]]) -> bool:
 def _run_authorize(world: World, data: st.DataObject, method: str) -> None:
     pairs = data.draw(mutated(_authorize_base(data.draw)))
     query = urlencode(pairs)
+    browser = world.client if data.draw(st.booleans()) else world.anonymous
     if method == "GET":
         # Longer URLs are refused by the HTTP client before they are sent.
         assume(len(query) < MAX_URL)
-        response = world.client.get("/oauth/authorize?" + query, follow_redirects=False)
+        response = browser.get("/oauth/authorize?" + query, follow_redirects=False)
     else:
-        response = world.client.post(
+        response = browser.post(
             "/oauth/authorize", content=query, headers=FORM, follow_redirects=False
         )
     check(response)
@@ -315,7 +319,10 @@ def test_s7_fuzzed_oauth_endpoints(world: World, endpoint: str) -> None:
     def fuzz(data: st.DataObject) -> None:
         world.run(run, data)
 
+    world.start()
     fuzz()
+    # The budget must not make the test vacuous.
+    assert world.ran >= 20, world.ran
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -329,4 +336,6 @@ def test_s7_fuzzed_oauth_endpoints_smoke_on_postgresql(world: World) -> None:
         def fuzz(data: st.DataObject) -> None:
             world.run(run, data)  # noqa: B023
 
+        world.start()
         fuzz()
+        assert world.ran >= 1, run
