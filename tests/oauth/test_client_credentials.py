@@ -44,9 +44,9 @@ def test_service_token_reads_users_with_users_read(
     token = body["access_token"]
     found = client.get(f"/users/{user['id']}", headers=bearer(token))
     assert found.status_code == 200 and found.json()["email"] == "ada@example.com"
-    # There is no user behind the token: user-only routes refuse it.
-    assert client.get("/users/me", headers=bearer(token)).status_code == 401
-    assert client.get("/users", headers=bearer(token)).status_code == 401
+    # There is no user behind the token: user-only routes refuse it (S1).
+    assert client.get("/users/me", headers=bearer(token)).status_code == 403
+    assert client.get("/users", headers=bearer(token)).status_code == 403
 
 
 def test_service_token_without_users_read_sees_nobody(
@@ -54,7 +54,9 @@ def test_service_token_without_users_read_sees_nobody(
 ) -> None:
     _service(app, scope="users:read openid")
     token = _token(client, scope="openid").json()["access_token"]
-    assert client.get(f"/users/{user['id']}", headers=bearer(token)).status_code == 404
+    refused = client.get(f"/users/{user['id']}", headers=bearer(token))
+    assert refused.status_code == 403
+    assert 'scope="users:read"' in refused.headers["www-authenticate"]
 
 
 def test_scope_beyond_registration_is_invalid_scope(app: FastAPI, client: TestClient) -> None:

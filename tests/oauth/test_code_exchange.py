@@ -155,7 +155,7 @@ def test_b5_second_redemption_fails_and_revokes_the_first_tokens(
     add_app(client, confidential=confidential)
     signed_in(client)
     secret = SECRET if confidential else None
-    code, verifier = obtain_code(client, scope="openid offline_access")
+    code, verifier = obtain_code(client, scope="openid profile offline_access")
     first = redeem(client, code, verifier, secret=secret)
     assert first.status_code == 200, first.text
     tokens = first.json()

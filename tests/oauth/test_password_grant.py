@@ -58,7 +58,13 @@ def test_password_grant_returns_bearer_token_pair_with_no_store(client: TestClie
     assert set(body) >= {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 900
-    assert set(body["scope"].split()) == {"openid", "profile", "email", "offline_access"}
+    assert set(body["scope"].split()) == {
+        "openid",
+        "profile",
+        "profile:write",
+        "email",
+        "offline_access",
+    }
     assert body["access_token"].count(".") == 2
     assert len(body["refresh_token"]) >= 22  # >= 128 bits, base64url
     assert client.get("/users/me", headers=bearer(body["access_token"])).status_code == 200

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from userservice.api.deps import ServicesDep
 from userservice.api.schemas import OAuthErrorBody
-from userservice.errors import AuthenticationFailed, InsufficientScope, Throttled
+from userservice.errors import AuthenticationFailed, Forbidden, Throttled
 from userservice.oauth.errors import error_description
 from userservice.services.authn import Principal
 from userservice.services.id_tokens import claims_for_scope
@@ -85,10 +85,12 @@ async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
     return JSONResponse(server_metadata(svc.settings.issuer), headers=PUBLIC_CACHE)
 
 
-def _bearer_error(error: str, description: str, status: int) -> Response:
+def _bearer_error(error: str, description: str, status: int, scope: str = "") -> Response:
     # RFC 6750 §3: errors of a protected resource go in WWW-Authenticate.
     description = error_description(error, description)  # S7
     challenge = f'Bearer realm="userservice", error="{error}", error_description="{description}"'
+    if scope:
+        challenge += f', scope="{scope}"'
     return JSONResponse(
         {"error": error, "error_description": description},
         status_code=status,
@@ -131,11 +133,14 @@ async def _userinfo(request: Request, svc: ServicesDep, operation: str) -> Respo
         principal = await svc.authenticator.from_bearer(token.strip())
     except (AuthenticationFailed, Throttled):
         return _bearer_error("invalid_token", "The access token is invalid.", 401)
-    if not isinstance(principal, Principal):
-        return _bearer_error("invalid_token", "The access token has no user.", 401)
     try:
         POLICY[operation].check(principal)
-    except InsufficientScope:
-        return _bearer_error("insufficient_scope", "The token lacks the openid scope.", 403)
+    except Forbidden:
+        # A token without `openid`, or one with no user behind it (a client acting
+        # for itself): userinfo needs a user's token with that scope.
+        return _bearer_error(
+            "insufficient_scope", "A user's token with the openid scope is needed.", 403, "openid"
+        )
+    assert isinstance(principal, Principal)  # the rule admits no service client
     claims = claims_for_scope(principal.user, " ".join(principal.scopes))
     return JSONResponse(claims, headers={"Cache-Control": "no-store"})
