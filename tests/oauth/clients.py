@@ -19,7 +19,9 @@ from userservice.db.models import OAuthClient, RefreshToken, User
 from userservice.security.secrets import digest
 
 EMAIL = "ada@example.com"
-FIRST_PARTY_SCOPES = "openid profile profile:write email offline_access users:read users:write admin"
+FIRST_PARTY_SCOPES = (
+    "openid profile profile:write email offline_access users:read users:write admin"
+)
 SECRET = "s3cret-for-tests-only-0123456789abcdef"
 
 
