@@ -79,9 +79,7 @@ class OAuthClient(Base):
     is_first_party: Mapped[bool] = mapped_column(Boolean, default=False)
     # A resource server may introspect any token (RFC 7662 §4); other clients only
     # their own.
-    is_resource_server: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=false()
-    )
+    is_resource_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     logo_uri: Mapped[str | None] = mapped_column(String(2048))
     client_uri: Mapped[str | None] = mapped_column(String(2048))
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
