@@ -31,6 +31,7 @@ class SqliteTemplates:
     def fresh_url(self, target_dir: Path) -> str:
         target = target_dir / f"{uuid.uuid4().hex}.db"
         shutil.copyfile(self.template, target)
+        target.chmod(0o600)  # as the service creates it (S11): no "tightened" log line
         return f"sqlite:///{target}"
 
 
