@@ -17,6 +17,8 @@ FORWARDED = {
     "X-Forwarded-Proto": "http",
     "X-Forwarded-Host": "evil.example",
 }
+# The peer the app sees: settings accept only IP addresses or networks as proxies.
+PEER = ("10.0.0.5", 50000)
 
 
 def _logged_ip(
@@ -25,7 +27,7 @@ def _logged_ip(
     caplog.clear()
     caplog.set_level(logging.INFO, logger="userservice.audit")
     app = create_app(make_settings(**overrides))
-    with TestClient(app, base_url="https://testserver") as client:
+    with TestClient(app, base_url="https://testserver", client=PEER) as client:
         response = client.post("/oauth/token", data=BAD_LOGIN, headers=FORWARDED)
         assert response.status_code == 400
         metadata = client.get("/.well-known/oauth-authorization-server", headers=FORWARDED)
@@ -37,13 +39,13 @@ def _logged_ip(
 def test_forwarded_for_from_an_untrusted_peer_is_ignored(
     make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert _logged_ip(make_settings, caplog) == "testclient"
+    assert _logged_ip(make_settings, caplog) == PEER[0]
 
 
 def test_forwarded_for_from_a_trusted_proxy_is_the_client_address(
     make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert _logged_ip(make_settings, caplog, trusted_proxies=["testclient"]) == "203.0.113.9"
+    assert _logged_ip(make_settings, caplog, trusted_proxies=[PEER[0]]) == "203.0.113.9"
 
 
 def test_throttling_keys_on_the_real_peer_not_on_a_spoofed_header(
