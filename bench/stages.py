@@ -3,6 +3,7 @@ each cold start), run its scenarios, then the same on TLS, then the peer."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def service_env(url: str, data_dir: Path, work: Path) -> dict[str, str]:
         **SERVICE_SETTINGS,
         "USERSERVICE_DATABASE_URL": url,
         "USERSERVICE_DATA_DIR": str(data_dir),
-        "USERSERVICE_ENV_FILE": str(work / "no.env"),  # never a developer's .env
+        # Never a developer's .env; a named file must exist, so the empty one.
+        "USERSERVICE_ENV_FILE": os.devnull,
     }
 
 
