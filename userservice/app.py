@@ -24,6 +24,7 @@ from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
 from userservice.security.passwords import PasswordHasher
 from userservice.security.throttle import LoginThrottle
+from userservice.services.access_tokens import TokenSettings
 from userservice.services.accounts import AccountService
 from userservice.services.at_rest import AtRest
 from userservice.services.authn import Authenticator
@@ -34,7 +35,7 @@ from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
 from userservice.services.sessions import SessionService
 from userservice.services.token_status import TokenStatus
-from userservice.services.tokens import TokenService, TokenSettings
+from userservice.services.tokens import TokenService
 from userservice.settings import Settings
 from userservice.web import authorize, end_session, pages
 from userservice.web.browser import CsrfRejected

@@ -82,7 +82,7 @@ def test_reauthorising_in_the_second_of_a_withdrawal_works(
     refused, the new one works (a whole-second comparison used to refuse both)."""
     old = third_party_token(browser, scope)
     frozen = math.floor(time.time()) + 0.25
-    for module in ("userservice.services.consents", "userservice.services.tokens"):
+    for module in ("userservice.services.consents", "userservice.services.access_tokens"):
         monkeypatch.setattr(f"{module}.time.time", lambda: frozen)
     withdrawn = browser.delete(f"/users/me/grants/{THIRD_PARTY}", headers=basic_headers())
     assert withdrawn.status_code == 204, withdrawn.text

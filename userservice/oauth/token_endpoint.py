@@ -15,9 +15,11 @@ from userservice.db.clients import FIRST_PARTY_CLIENT_ID, StoredClient, load_cli
 from userservice.db.engine import Database
 from userservice.errors import AuthenticationFailed, OAuthError
 from userservice.security.secrets import same_digest
+from userservice.services.access_tokens import Grant
 from userservice.services.accounts import AccountService
+from userservice.services.scopes import grantable_scopes
 from userservice.services.token_status import TokenStatus
-from userservice.services.tokens import Grant, TokenService, grantable_scopes
+from userservice.services.tokens import TokenService
 
 MAX_VALUE_LENGTH = 4096
 

@@ -1,14 +1,87 @@
-"""Whether a verified access token of a user still stands: the one check behind the
-bearer check, userinfo and introspection, so that they always agree (S5)."""
+"""Access tokens (RFC 9068): what they say when signed, and whether a user's token
+still stands when presented: the one check behind the bearer check, userinfo and
+introspection, so that they always agree (S5)."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from userservice.db.engine import Database
 from userservice.db.users import TokenKey, TokenStanding, lookup_for_token_async
-from userservice.services.tokens import GRANT_CLAIM
+from userservice.services.keys import KeyStore
+
+# The refresh family an access token was issued with (a private claim, RFC 9068 §2.2.3
+# allows them): the bearer check refuses the token once that family is revoked.
+GRANT_CLAIM = "gid"
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    issuer: str
+    access_ttl: int
+    refresh_idle_ttl: int
+    refresh_absolute_ttl: int
+    alg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What an access token stands for besides its user and client: when the user
+    authenticated (RFC 9470 §6: unchanged across refresh), the refresh family it
+    was issued with (S5: revoking that family ends it), and the earliest `iat` the
+    grant accepts (a withdrawal mark of this user and client, if any)."""
+
+    auth_time: int | None
+    family_id: uuid.UUID | None = None
+    not_before: int = 0
+
+
+class AccessTokenSigner:
+    def __init__(self, keys: KeyStore, settings: TokenSettings) -> None:
+        self.keys = keys
+        self.settings = settings
+
+    def for_user(
+        self,
+        user_id: uuid.UUID,
+        tokens_valid_after: int,
+        client_id: str,
+        scope: str,
+        grant: Grant,
+    ) -> str:
+        now = int(time.time())
+        # Never stamp a token earlier than the user's revocation mark or the grant's
+        # withdrawal mark, or a token issued in the same second as a password change
+        # or a re-authorization would be refused (S5).
+        iat = max(now, tokens_valid_after, grant.not_before)
+        claims = self._claims(str(user_id), client_id, scope, iat, now)
+        if grant.auth_time is not None:
+            claims["auth_time"] = grant.auth_time
+        if grant.family_id is not None:
+            claims[GRANT_CLAIM] = grant.family_id.hex
+        return self.keys.sign(claims, self.settings.alg, "at+jwt")
+
+    def for_client(self, client_id: str, scope: str) -> str:
+        """A client acting for itself: RFC 9068 §2.2 puts its client_id in `sub`."""
+        now = int(time.time())
+        claims = self._claims(client_id, client_id, scope, now, now)
+        return self.keys.sign(claims, self.settings.alg, "at+jwt")
+
+    def _claims(self, sub: str, client_id: str, scope: str, iat: int, now: int) -> dict[str, Any]:
+        return {
+            "iss": self.settings.issuer,
+            "sub": sub,
+            "aud": self.settings.issuer,
+            "client_id": client_id,
+            "scope": scope,
+            "iat": iat,
+            "nbf": now,
+            "exp": now + self.settings.access_ttl,
+            "jti": uuid.uuid4().hex,
+        }
 
 
 def token_key(claims: dict[str, Any]) -> TokenKey | None:

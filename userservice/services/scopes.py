@@ -3,6 +3,10 @@ the access policy (services/policy.py)."""
 
 from __future__ import annotations
 
+from userservice.db.clients import StoredClient
+from userservice.db.users import UserRecord
+from userservice.errors import OAuthError
+
 # In the words the consent page shows: what the user actually lets an app do.
 SCOPES: dict[str, str] = {
     "openid": "Know who you are (your account id)",
@@ -33,3 +37,20 @@ def implied(missing: list[str], held: frozenset[str]) -> bool:
 
 def describe(scope: str) -> str:
     return SCOPES.get(scope, scope)
+
+
+def grantable_scopes(client: StoredClient, user: UserRecord, requested: str | None) -> str:
+    """Scopes for a user token: requested (or all the client allows), never beyond the
+    client's registration (C13), privileged ones only for admins (C2: no escalation)."""
+    allowed = set(client.scope.split())
+    if requested is None:
+        wanted = allowed
+    else:
+        wanted = set(requested.split())
+        if not wanted <= allowed:
+            raise OAuthError(
+                "invalid_scope", "The requested scope exceeds what this client may get."
+            )
+    if not user.is_admin:
+        wanted -= PRIVILEGED
+    return " ".join(sorted(wanted))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -27,40 +26,9 @@ from userservice.db.refresh_tokens import (
 from userservice.db.users import UserRecord
 from userservice.errors import OAuthError
 from userservice.security.secrets import digest, new_token
+from userservice.services.access_tokens import AccessTokenSigner, Grant, TokenSettings
 from userservice.services.audit import audit
 from userservice.services.keys import KeyStore
-from userservice.services.scopes import PRIVILEGED
-
-
-@dataclass(frozen=True)
-class TokenSettings:
-    issuer: str
-    access_ttl: int
-    refresh_idle_ttl: int
-    refresh_absolute_ttl: int
-    alg: str
-
-
-def grantable_scopes(client: StoredClient, user: UserRecord, requested: str | None) -> str:
-    """Scopes for a user token: requested (or all the client allows), never beyond the
-    client's registration (C13), privileged ones only for admins (C2: no escalation)."""
-    allowed = set(client.scope.split())
-    if requested is None:
-        wanted = allowed
-    else:
-        wanted = set(requested.split())
-        if not wanted <= allowed:
-            raise OAuthError(
-                "invalid_scope", "The requested scope exceeds what this client may get."
-            )
-    if not user.is_admin:
-        wanted -= PRIVILEGED
-    return " ".join(sorted(wanted))
-
-
-# The refresh family an access token was issued with (a private claim, RFC 9068 §2.2.3
-# allows them): the bearer check refuses the token once that family is revoked.
-GRANT_CLAIM = "gid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,71 +44,17 @@ class _Rotation:
     auth_time: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """What an access token stands for besides its user and client: when the user
-    authenticated (RFC 9470 §6: unchanged across refresh), the refresh family it
-    was issued with (S5: revoking that family ends it), and the earliest `iat` the
-    grant accepts (a withdrawal mark of this user and client, if any)."""
-
-    auth_time: int | None
-    family_id: uuid.UUID | None = None
-    not_before: int = 0
-
-
 class TokenService:
     def __init__(self, db: Database, keys: KeyStore, settings: TokenSettings) -> None:
         self.db = db
         self.keys = keys
         self.settings = settings
-
-    def _sign_access(
-        self,
-        user_id: uuid.UUID,
-        tokens_valid_after: int,
-        client_id: str,
-        scope: str,
-        grant: Grant,
-    ) -> tuple[str, int]:
-        now = int(time.time())
-        # Never stamp a token earlier than the user's revocation mark or the grant's
-        # withdrawal mark, or a token issued in the same second as a password change
-        # or a re-authorization would be refused (S5).
-        iat = max(now, tokens_valid_after, grant.not_before)
-        claims: dict[str, Any] = {
-            "iss": self.settings.issuer,
-            "sub": str(user_id),
-            "aud": self.settings.issuer,
-            "client_id": client_id,
-            "scope": scope,
-            "iat": iat,
-            "nbf": now,
-            "exp": now + self.settings.access_ttl,
-            "jti": uuid.uuid4().hex,
-        }
-        if grant.auth_time is not None:
-            claims["auth_time"] = grant.auth_time
-        if grant.family_id is not None:
-            claims[GRANT_CLAIM] = grant.family_id.hex
-        token = self.keys.sign(claims, self.settings.alg, "at+jwt")
-        return token, self.settings.access_ttl
+        self.signer = AccessTokenSigner(keys, settings)
 
     def client_token(self, client: StoredClient, scope: str) -> dict[str, Any]:
-        """client_credentials (RFC 6749 §4.4): the client acts for itself; RFC 9068
-        §2.2 puts its client_id in `sub`. No refresh token (§4.4.3)."""
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": self.settings.issuer,
-            "sub": client.client_id,
-            "aud": self.settings.issuer,
-            "client_id": client.client_id,
-            "scope": scope,
-            "iat": now,
-            "nbf": now,
-            "exp": now + self.settings.access_ttl,
-            "jti": uuid.uuid4().hex,
-        }
-        token = self.keys.sign(claims, self.settings.alg, "at+jwt")
+        """client_credentials (RFC 6749 §4.4): the client acts for itself; no refresh
+        token (§4.4.3)."""
+        token = self.signer.for_client(client.client_id, scope)
         audit("token.issued", client=client.client_id, scope=scope, grant="client_credentials")
         return {
             "access_token": token,
@@ -190,9 +104,10 @@ class TokenService:
     def _issued(
         self, user: UserRecord, client: StoredClient, scope: str, grant: Grant
     ) -> dict[str, Any]:
-        access, expires_in = self._sign_access(
+        access = self.signer.for_user(
             user.id, user.tokens_valid_after, client.client_id, scope, grant
         )
+        expires_in = self.settings.access_ttl
         audit("token.issued", user=user.id, client=client.client_id, scope=scope)
         return {
             "access_token": access,
@@ -335,13 +250,14 @@ class TokenService:
             )
             raise OAuthError("invalid_grant", "The refresh token is invalid or expired.")
         audit("token.refreshed", user=outcome.user_id, client=client.client_id)
-        access, expires_in = self._sign_access(
+        access = self.signer.for_user(
             outcome.user_id,
             outcome.tokens_valid_after,
             client.client_id,
             outcome.scope,
             Grant(outcome.auth_time, outcome.family_id),
         )
+        expires_in = self.settings.access_ttl
         return {
             "access_token": access,
             "token_type": "Bearer",

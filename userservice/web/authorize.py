@@ -15,7 +15,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from userservice.oauth.adapter import MalformedRequest, RequestSnapshot, snapshot
 from userservice.oauth.errors import error_description
-from userservice.oauth.server import AuthorizingUser, OAuthServer
+from userservice.oauth.models import AuthorizingUser
+from userservice.oauth.server import OAuthServer
 from userservice.services.consents import ConsentService
 from userservice.services.scopes import describe
 from userservice.web.browser import check_csrf, current_session, issue_csrf, login_url
