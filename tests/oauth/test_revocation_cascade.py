@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -35,6 +36,12 @@ def _works(client: TestClient, access_token: str) -> bool:
     return me.status_code == 200
 
 
+def _refresh(client: TestClient, refresh_token: str) -> httpx.Response:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    response: httpx.Response = client.post("/oauth/token", data={**form, "client_id": THIRD_PARTY})
+    return response
+
+
 def test_revoking_a_refresh_token_ends_its_access_tokens(browser: TestClient) -> None:
     first = third_party_token(browser, "openid profile offline_access")
     other = third_party_token(browser, "openid profile offline_access")
@@ -50,25 +57,11 @@ def test_revoking_a_refresh_token_ends_its_access_tokens(browser: TestClient) ->
 
 def test_a_rotated_family_keeps_working_until_revoked(browser: TestClient) -> None:
     tokens = third_party_token(browser, "openid profile offline_access")
-    refreshed = browser.post(
-        "/oauth/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": THIRD_PARTY,
-        },
-    ).json()
+    refreshed = _refresh(browser, tokens["refresh_token"]).json()
     assert _works(browser, tokens["access_token"])
     assert _works(browser, refreshed["access_token"])
     # Replaying the retired refresh token kills the family: both access tokens die.
-    replay = browser.post(
-        "/oauth/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": THIRD_PARTY,
-        },
-    )
+    replay = _refresh(browser, tokens["refresh_token"])
     assert replay.status_code == 400
     assert not _works(browser, tokens["access_token"])
     assert not _works(browser, refreshed["access_token"])

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from userservice.db.engine import Database
 from userservice.db.models import RefreshToken, User
-from userservice.db.refresh_tokens import owner_column
+from userservice.db.refresh_tokens import SUCCESSOR_COLUMNS, owner_column
 
 _TOKENS = cast(Table, RefreshToken.__table__)
 _USERS = cast(Table, User.__table__)
@@ -80,16 +80,7 @@ _PG_CLAIMED = (
 _PG_SUCCESSOR = (
     insert(_TOKENS)
     .from_select(
-        [
-            "digest",
-            "family_id",
-            "user_id",
-            "client_id",
-            "scope",
-            "issued_at",
-            "expires_at",
-            "auth_time",
-        ],
+        list(SUCCESSOR_COLUMNS),
         select(
             bindparam("successor_digest", type_=String),
             _PG_CLAIMED.c.family_id,

@@ -86,7 +86,8 @@ _OWNER = select(_TOKENS.c.family_id, _TOKENS.c.user_id, _TOKENS.c.client_id).whe
 _INSERT = insert(_TOKENS)
 
 
-_SUCCESSOR_COLUMNS = (
+# The columns a successor (or a new family's first token) is inserted with.
+SUCCESSOR_COLUMNS = (
     "digest",
     "family_id",
     "user_id",
@@ -101,7 +102,7 @@ _SUCCESSOR_COLUMNS = (
 # 4 profile of the group-commit writer). Values are stored as SQLAlchemy stores
 # them: Uuid as 32 hex digits, DateTime as naive UTC text.
 _SQLITE_CLAIM = _CLAIM.compile(dialect=sqlite_dialect.dialect())
-_SQLITE_INSERT = _INSERT.values({name: bindparam(name) for name in _SUCCESSOR_COLUMNS}).compile(
+_SQLITE_INSERT = _INSERT.values({name: bindparam(name) for name in SUCCESSOR_COLUMNS}).compile(
     dialect=sqlite_dialect.dialect()
 )
 
@@ -178,7 +179,7 @@ class NewRefreshToken:
     auth_time: int | None = None
 
     def values(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in _SUCCESSOR_COLUMNS}
+        return {name: getattr(self, name) for name in SUCCESSOR_COLUMNS}
 
     def sqlite_values(self) -> dict[str, object]:
         return {
@@ -203,7 +204,7 @@ def insert_token(conn: Connection, token: NewRefreshToken) -> None:
 # digest is 256 random bits, so a row already there can only be this one.
 _PG_INSERT = (
     pg_insert(_TOKENS)
-    .values({name: bindparam(name) for name in _SUCCESSOR_COLUMNS})
+    .values({name: bindparam(name) for name in SUCCESSOR_COLUMNS})
     .on_conflict_do_nothing(index_elements=[_TOKENS.c.digest])
     .returning(_TOKENS.c.digest)
     .compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
