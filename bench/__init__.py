@@ -1,1 +1,2 @@
-"""Benchmark harness for issue 4: loopback-only, time-bounded, run by `python -m bench.run`."""
+"""Benchmark harness for the performance goals: loopback-only, time-bounded, run by
+`python -m bench.run`."""

@@ -1,4 +1,4 @@
-"""Issue 4's goals, each computed from rows of the same run and marked met/missed.
+"""The performance goals, each computed from rows of the same run and marked met/missed.
 Throughput ratios compare maxima over the connection counts (best against best);
 sizes in MB are 10^6 bytes (procfs reports KiB)."""
 

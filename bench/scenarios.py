@@ -18,7 +18,7 @@ from bench.wrk import ERROR_KINDS, Load, Traffic, WrkRun, run_wrk
 from userservice.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-PACED_FRACTION = 0.70  # issue 4: p99 "at 70 % of max throughput"
+PACED_FRACTION = 0.70  # the p99 goals are "at 70 % of max throughput"
 TOKEN_USERS = 16  # Bearer runs rotate over this many users' tokens, not one cached user
 BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "": ""}
 

@@ -1,6 +1,6 @@
 """/docs in a real headless Chromium against a real TLS server: Swagger UI loads
 from our own origin only (A11), and its Authorize button logs in with the OAuth2
-password flow so that protected operations can be tried (issue 2, point 7)."""
+password flow so that protected operations can be tried."""
 
 from __future__ import annotations
 

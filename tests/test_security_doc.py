@@ -34,7 +34,11 @@ _TESTS_LINE = re.compile(r"^\s*Tests: (.+?)\.?\s*$", re.MULTILINE)
 _TEST_FILE = re.compile(r"`(tests/[^`]+\.py)`")
 
 # Strings that would make the repository depend on a document it does not contain.
-_OUTSIDE = ("SECURITY.md", "shared/")
+_OUTSIDE = ("SECURITY.md", "DESIGN.md", "shared/")
+# A tracker's issue number, or a numbered convention of a design document kept
+# elsewhere (samples in the finder's test): the history of a decision belongs in
+# commit messages; the code says why in its own terms.
+_HISTORY = re.compile(r"\bissues? #?\d|\bDESIGN(?:\.md)?\s+(?:convention|\d)", re.IGNORECASE)
 _TEXT_SUFFIXES = {".py", ".md", ".html", ".toml", ".ini", ".txt", ".cfg", ".sh", ".yml", ".yaml"}
 _TOP_LEVEL = ("README.md", "Makefile", "Dockerfile", "pyproject.toml", "alembic.ini")
 
@@ -48,15 +52,22 @@ def ids_in_text(text: str) -> set[str]:
     return found | {f"{letter}{number}" for letter, number in _ID.findall(text)}
 
 
+def prose(source: str) -> Iterator[str]:
+    """The comments and docstrings of a module: what it says, not what it does."""
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.string
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            yield ast.get_docstring(node, clean=False) or ""
+
+
 def cited_ids(source: str) -> set[str]:
     """Ids in comments, docstrings and test names; never in code or other strings."""
     found: set[str] = set()
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            found |= ids_in_text(token.string)
+    for text in prose(source):
+        found |= ids_in_text(text)
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            found |= ids_in_text(ast.get_docstring(node, clean=False) or "")
         name = node.name if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else ""
         if match := _TEST_NAME.match(name):
             found.add(f"{match[1].upper()}{match[2]}")
@@ -155,3 +166,42 @@ def test_nothing_points_at_a_checklist_outside_the_repository(needle: str) -> No
         and needle in path.read_text(encoding="utf-8", errors="replace")
     ]
     assert not offenders, f"{needle!r} appears in {offenders}"
+
+
+def history_references(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if _HISTORY.search(line)]
+
+
+def test_the_history_finder_knows_issue_numbers_from_prose() -> None:
+    source = "\n".join(
+        [
+            '"""Module (issue 4 profile)."""',
+            "PATTERN = 'issue 4'  # Issue 3 item 7",
+            "def f() -> None:",
+            '    """DESIGN.md convention 6; DESIGN 4; issues 2, point 7."""',
+            "    # a grant that issues refresh tokens; the design's 2 paths; ES256",
+        ]
+    )
+    found = [hit for text in prose(source) for hit in history_references(text)]
+    assert found == [
+        "# Issue 3 item 7",
+        "Module (issue 4 profile).",
+        "DESIGN.md convention 6; DESIGN 4; issues 2, point 7.",
+    ]
+
+
+def test_the_code_names_no_issue_numbers_or_outside_documents() -> None:
+    """Comments and docstrings (and the Markdown beside the code) explain a decision in
+    the repository's own terms: a profile, an RFC, a docs/security.md id."""
+    offenders: list[str] = []
+    for top in (*SCANNED, "docs"):
+        for path in sorted((ROOT / top).rglob("*")):
+            if "__pycache__" in path.parts or path.suffix not in {".py", ".md"}:
+                continue
+            text = path.read_text(encoding="utf-8")
+            # Only prose is checked: this file's patterns and samples are code.
+            texts = prose(text) if path.suffix == ".py" else [text]
+            offenders += [
+                f"{relative(path)}: {hit}" for t in texts for hit in history_references(t)
+            ]
+    assert not offenders, f"say why without naming an issue or outside document: {offenders}"

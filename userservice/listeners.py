@@ -1,5 +1,5 @@
 """One listening socket per worker process, so the kernel spreads connections
-evenly over the workers (issue 4).
+evenly over the workers.
 
 uvicorn's `--workers` binds one socket in the parent and every worker accepts from
 it. Each worker's event loop accepts all the connections queued when it wakes,

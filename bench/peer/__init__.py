@@ -1,4 +1,4 @@
-"""The fastapi-users peer app of the benchmark (issue 4): a standard fastapi-users
+"""The fastapi-users peer app of the benchmark: a standard fastapi-users
 setup serving its own GET /users/me, run from its own pinned virtualenv
 (bench/.peer-venv) because fastapi-users-db-sqlalchemy pins SQLAlchemy <2.1.
 

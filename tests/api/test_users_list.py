@@ -1,4 +1,4 @@
-"""GET /users on the event loop (issue 4): the same pages, cursors, errors and the
+"""GET /users on the event loop: the same pages, cursors, errors and the
 same bytes as the Session + UserPage.model_dump_json() route it replaced, on
 SQLite and PostgreSQL; a database failure is a 503, never a 500."""
 
@@ -41,7 +41,7 @@ def record(index: int, name: str | None, stamp: dt.datetime = STAMP) -> UserReco
 
 
 def old_body(records: list[UserRecord], next_cursor: str | None) -> bytes:
-    """What the route sent before issue 4's change."""
+    """What the Session + UserPage.model_dump_json() route sent."""
     page = UserPage(items=[UserOut.of(r) for r in records], next_cursor=next_cursor)
     return page.model_dump_json().encode()
 

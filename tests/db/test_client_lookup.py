@@ -1,6 +1,6 @@
 """Client authentication's one read (db/clients.load_client). On SQLite it runs on
 the plain sqlite3 connection with conversions driven by the model's column types,
-on PostgreSQL on the event loop (issue 4): it must give exactly what the
+on PostgreSQL on the event loop: it must give exactly what the
 SQLAlchemy statement gives."""
 
 from __future__ import annotations

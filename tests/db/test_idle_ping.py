@@ -1,5 +1,5 @@
 """The PostgreSQL pool pings a connection only when it sat idle (db/engine.py
-ping_when_idle): a busy connection goes without the round trip (issue 4), and a
+ping_when_idle): a busy connection goes without the round trip, and a
 database restart still costs at most the statements in flight at that moment."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SQLite writers take the write lock when their transaction starts (BEGIN
 IMMEDIATE) and queue on a lock of the process, instead of upgrading a read lock
 mid-transaction (which fails at once with "database is locked") or sleep-polling
-in SQLite's busy handler (issue 4: refresh under concurrency)."""
+in SQLite's busy handler (which set the pace of refresh under concurrency)."""
 
 from __future__ import annotations
 

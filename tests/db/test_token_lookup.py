@@ -1,5 +1,5 @@
 """The bearer hot path's one query (db/users.lookup_for_token). On SQLite it runs on
-a plain sqlite3 connection with its own column conversions (issue 4): it must
+a plain sqlite3 connection with its own column conversions: it must
 answer exactly what the SQLAlchemy Core statement answers, in every state."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The admin list's read (db/user_search.py). The event loop path (SQL compiled once
 per filter shape, run on a plain sqlite3 connection or awaited on psycopg; SQLite
-scans in a worker thread; issue 4) must give exactly the pages that the
+scans in a worker thread) must give exactly the pages that the
 SQLAlchemy Session path gives, with LIKE metacharacters matching literally, on
 SQLite and PostgreSQL."""
 

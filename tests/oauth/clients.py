@@ -36,7 +36,7 @@ def add_client(
     first_party: bool = False,
 ) -> str:
     """Register a client; a secret is stored only as its SHA-256 digest, as the
-    service itself does (DESIGN convention 4)."""
+    service itself does (C4)."""
     engine = app.state.services.accounts.db.engine
     with Session(engine) as session, session.begin():
         session.add(

@@ -1,5 +1,5 @@
 """The Authlib adapter on its own: request snapshots, and a real Authlib grant
-served through it (issue 3 item 1)."""
+served through it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""client_credentials (RFC 6749 §4.4, issue 3 item 5): a confidential client acting
+"""client_credentials (RFC 6749 §4.4): a confidential client acting
 for itself gets a token with no user behind it and no refresh token."""
 
 from __future__ import annotations

@@ -150,9 +150,9 @@ def test_third_party_app_runs_code_flow_with_pkce_and_oidc(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Issue 3 "done when": registered with the CLI; code + PKCE through our pages;
-    the ID token validated by Authlib's OIDC claims; /users/me and /oauth/userinfo;
-    refresh; revoke."""
+    """A third-party web app end to end: registered with the CLI; code + PKCE through
+    our pages; the ID token validated by Authlib's OIDC claims; /users/me and
+    /oauth/userinfo; refresh; revoke."""
     base, ca = server
     client_id, client_secret = _register_with_cli(settings, monkeypatch, capsys)
     with httpx.Client(base_url=base, verify=ca) as api:

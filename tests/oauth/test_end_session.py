@@ -1,4 +1,4 @@
-"""RP-initiated logout at end_session_endpoint (issue 3 item 7; F4, A2)."""
+"""RP-initiated logout at end_session_endpoint (OIDC RP-Initiated Logout 1.0; F4, A2)."""
 
 from __future__ import annotations
 

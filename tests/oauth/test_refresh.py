@@ -247,7 +247,7 @@ def test_revoke_without_token_is_invalid_request(client: TestClient) -> None:
 def test_revoking_an_own_access_token_stops_it_at_once(
     client: TestClient, user: dict[str, Any]
 ) -> None:
-    """C9 and issue 3 item 6: a revoked JWT access token is refused by our own API."""
+    """C9 (RFC 7009): a revoked JWT access token is refused by our own API."""
     access = user["tokens"]["access_token"]
     assert client.get("/users/me", headers=bearer(access)).status_code == 200
     response = revoke(client, access)

@@ -1,4 +1,4 @@
-"""Semantics the Core-statement refresh path (issue 4) must keep: what a rotation
+"""Semantics the Core-statement refresh path must keep: what a rotation
 writes, and that every refusal rolls its claim back."""
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ def test_overlap_meter_sees_parallel_hashes_when_the_bound_allows_them() -> None
 
 
 def test_async_verifies_run_on_the_pool_never_on_the_event_loop() -> None:
-    """DESIGN convention 6 / issue 4: the event loop hands each verify (and the
+    """E1: the event loop hands each verify (and the
     dummy verify for unknown accounts) straight to the hasher's pool. Thirteen at
     once give the right answers, overlap no more than the bound, and none of them
     runs on the loop's own thread."""

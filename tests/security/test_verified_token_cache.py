@@ -1,4 +1,4 @@
-"""The key ring remembers tokens whose signature it verified (issue 4: ES256 verify
+"""The key ring remembers tokens whose signature it verified (profiled: ES256 verify
 was most of a bearer request's CPU). Remembering must never extend what a token may
 do: the time window, the key's grace and the caller's per-request checks
 (revocation, disabled user, password change) still apply to a remembered token."""

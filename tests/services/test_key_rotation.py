@@ -1,4 +1,4 @@
-"""Signing-key rotation (issue 3 item 7, D4, D9): new tokens use the new
+"""Signing-key rotation (D4, D9): new tokens use the new
 key at once, tokens of the old key keep working and its kid stays in JWKS until they
 have all expired, replicas follow within their reload interval, and past the grace
 the old key is gone from JWKS and refused."""

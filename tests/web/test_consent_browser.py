@@ -1,4 +1,4 @@
-"""Issue 3: a real Chromium signs in, sees the consent page for a registered
+"""A real Chromium signs in, sees the consent page for a registered
 third-party app, allows (and in a second run denies), and lands on the app's
 redirect URI with a code (or access_denied). The app's callback is intercepted by
 the browser itself, so nothing listens on another port."""

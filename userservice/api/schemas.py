@@ -136,7 +136,7 @@ class _UserPageJSON(TypedDict):
 
 
 # The bytes UserPage(...).model_dump_json() makes, at a third of its cost: pydantic's
-# serializer alone, without validating a UserOut per row (issue 4; tests compare).
+# serializer alone, without validating a UserOut per row (tests compare the bytes).
 _USER_PAGE_JSON = TypeAdapter(_UserPageJSON)
 
 

@@ -139,7 +139,7 @@ async def list_users(
     """Admin search by email and/or display-name substring, ordered by email, with
     keyset pagination (`next_cursor`)."""
     # async: as a `def` route, threadpool hand-offs and GIL contention set this
-    # page's p99 (issue 4). The read runs inline only where it takes microseconds
+    # page's p99 (profiled). The read runs inline only where it takes microseconds
     # (db/user_search.py).
     users = await svc.accounts.search_async(
         email=email, name=name, after=_decode_cursor(cursor), limit=limit + 1

@@ -2,7 +2,7 @@
 
 Through SQLAlchemy's pool in a worker thread, one token check cost a thread round
 trip, a pre-ping, BEGIN and a ROLLBACK on check-in: three network round trips
-and ~0.8 ms of CPU (issue 4 profile). Here it is one round trip on an autocommit
+and ~0.8 ms of CPU (profiled). Here it is one round trip on an autocommit
 psycopg AsyncConnection, awaited on the loop (the loop is never blocked), with
 the statement prepared server-side after its first uses.
 
@@ -58,7 +58,7 @@ class AsyncReader:
                             self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
                         )
                     # Binary results: a quarter less CPU to decode UUIDs, timestamps
-                    # and booleans than text (issue 4 measurement).
+                    # and booleans than text (measured).
                     cursor = await conn.execute(sql, params, binary=True)
                     rows = await cursor.fetchall()
                 except psycopg.OperationalError as exc:

@@ -52,7 +52,7 @@ class ClientRepository:
 class StoredClient:
     """A registered client as authentication and token issuance read it. A plain
     record: building a detached ORM object cost ten times as much, on every client
-    authentication (issue 4 profile). Fields are the table's columns, in order."""
+    authentication (profiled). Fields are the table's columns, in order."""
 
     client_id: str
     client_name: str

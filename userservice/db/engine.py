@@ -111,7 +111,7 @@ def build_engine(url: str, *, pool_size: int = 16) -> Engine:
         engine = create_engine(
             parsed,
             # Overflow connections are closed on check-in, so a pool smaller than the
-            # usual concurrency reconnects on every request (issue 4 profile): keep
+            # usual concurrency reconnects on every request (profiled): keep
             # the steady state inside pool_size, overflow for bursts only.
             pool_size=pool_size,
             max_overflow=pool_size // 2,
@@ -144,7 +144,7 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     longer than `idle_seconds` is pinged at checkout, and replaced if dead.
 
     SQLAlchemy's pool_pre_ping pings at every checkout: a round trip that cost a
-    fifth of a PostgreSQL refresh (issue 4 profile). Busy connections skip it; if the
+    fifth of a PostgreSQL refresh (profiled). Busy connections skip it; if the
     server drops one anyway, the failing statement's disconnect error makes the pool
     replace every connection it handed out before (SQLAlchemy invalidates the pool),
     so only statements already in flight at the restart fail (503, Retry-After)."""
@@ -225,7 +225,7 @@ class Database:
     def sqlite_read(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         """Run one read on a plain sqlite3 connection of this thread: the bearer hot
         path's query, at a third of the time SQLAlchemy's pool checkout, execution
-        and row processing took around it (issue 4 profile). Read-only (PRAGMA
+        and row processing took around it (profiled). Read-only (PRAGMA
         query_only), autocommit and read to the end, so no snapshot stays open and
         every read sees the latest commit. Errors surface as SQLAlchemy's, like every
         other query's (503, not 500)."""

@@ -1,4 +1,4 @@
-"""Group commit for SQLite writes on hot paths (refresh rotation, issue 4).
+"""Group commit for SQLite writes on hot paths (refresh rotation, the login's insert).
 
 SQLite has one writer at a time, shared by the worker processes through the
 writer lock (db/sqlite_lock.py). Run one by one from the threadpool, every

@@ -1,4 +1,4 @@
-"""Coalescing concurrent one-row lookups into one PostgreSQL statement (issue 4).
+"""Coalescing concurrent one-row lookups into one PostgreSQL statement.
 
 Measured per bearer check on PostgreSQL: ~350 µs of our CPU against ~225 µs on
 SQLite, plus ~64 µs in the PostgreSQL backend, all on the same two cores; most of

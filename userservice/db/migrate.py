@@ -2,7 +2,7 @@
 
 Alembic is imported only by the commands that migrate: a worker process needs just
 the head (a constant) and the current revision (one query) for /readyz, and
-importing Alembic was a third of a worker's start-up time (issue 4: cold start).
+importing Alembic was a third of a worker's start-up time (measured at cold start).
 """
 
 from __future__ import annotations

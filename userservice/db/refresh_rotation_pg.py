@@ -1,4 +1,4 @@
-"""Refresh rotation on PostgreSQL in one statement (issue 4).
+"""Refresh rotation on PostgreSQL in one statement.
 
 A data-modifying CTE retires the presented token and inserts its successor
 atomically, in one autocommit round trip on the event loop, instead of BEGIN,

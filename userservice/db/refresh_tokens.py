@@ -58,7 +58,7 @@ def owner_column(name: str) -> Label[Any]:
     )
 
 
-# Prebuilt Core statements for the refresh hot path (issue 4): no ORM identity map or
+# Prebuilt Core statements for the refresh hot path: no ORM identity map or
 # flush, and SQLAlchemy's compiled cache is hit on every call.
 #
 # The claim is one conditional UPDATE: it takes the row's write lock before any read,
@@ -213,7 +213,7 @@ _PG_INSERT = (
 
 
 async def insert_token_async(db: Database, token: NewRefreshToken) -> None:
-    """insert_token for the event loop (the login path, issue 4): on SQLite it joins
+    """insert_token for the event loop (the login path): on SQLite it joins
     the writer thread's next group commit; on PostgreSQL it is one autocommit round
     trip. No Session, no BEGIN/COMMIT round trips, no threadpool hop."""
     if db.is_sqlite:

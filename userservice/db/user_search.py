@@ -2,7 +2,7 @@
 substring filters.
 
 One statement shape (search_statement) serves the Session path and the event
-loop path. The latter follows the bearer check's design (issue 4): SQL compiled
+loop path. The latter follows the bearer check's design: SQL compiled
 once per combination of filters, run on a plain sqlite3 connection or awaited on
 an autocommit psycopg connection, without a Session and, for the common pages,
 without a threadpool round trip: as a `def` route the page's p99 was set by

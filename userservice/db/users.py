@@ -251,7 +251,7 @@ _PG_CREDENTIALS = _CREDENTIALS_BY_EMAIL.compile(
 
 
 async def lookup_credentials_async(db: Database, email: str) -> tuple[UserRecord, str] | None:
-    """lookup_credentials for the event loop (the login path, issue 4): inline on
+    """lookup_credentials for the event loop (the login path): inline on
     SQLite, one awaited round trip on PostgreSQL; no pool checkout, no thread."""
     if db.is_sqlite:
         rows = db.sqlite_read(_SQLITE_CREDENTIALS, (email,))

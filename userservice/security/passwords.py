@@ -8,8 +8,8 @@ Why a pool and not only a limit on concurrent hashes: glibc gives each thread
 its own malloc arena, and after the first 19 MiB buffer is freed its dynamic mmap
 threshold rises above that size, so later buffers come from the arena and stay
 resident. With a semaphore alone, every one of the 40 threads that ever hashed
-kept ~19 MiB: ~0.5 GB RSS per worker in a login storm (issue 4 benchmark). With
-the pool, only its few threads ever allocate argon2 memory, and they reuse it.
+kept ~19 MiB: ~0.5 GB RSS per worker in a login storm (bench's storm-login).
+With the pool, only its few threads ever allocate argon2 memory, and they reuse it.
 """
 
 from __future__ import annotations

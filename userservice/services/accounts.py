@@ -283,7 +283,7 @@ class AccountService:
     async def search_async(
         self, *, email: str | None, name: str | None, after: str | None, limit: int
     ) -> list[UserRecord]:
-        """search for the event loop (GET /users, issue 4): no Session."""
+        """search for the event loop (GET /users): no Session."""
         return await search_users(
             self.db,
             email=email.lower() if email else None,

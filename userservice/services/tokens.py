@@ -91,7 +91,7 @@ class TokenService:
         *,
         with_refresh: bool,
     ) -> dict[str, Any]:
-        """issue() for the event loop (the password grant, issue 4): signing takes
+        """issue() for the event loop (the password grant): signing takes
         ~0.2 ms, and the refresh token's insert is awaited, not run in a thread."""
         if not with_refresh:
             return self._issued(user, client, scope, grant)
@@ -136,7 +136,7 @@ class TokenService:
     async def refresh_async(
         self, token: str, client: StoredClient, requested: str | None
     ) -> dict[str, Any]:
-        """refresh() for the event loop (issue 4), without a worker thread per call.
+        """refresh() for the event loop, without a worker thread per call.
 
         SQLite: the rotation joins the writer thread's next group commit
         (db/group_commit.py). PostgreSQL: a rotation that goes through is one
@@ -191,11 +191,11 @@ class TokenService:
         requested: str | None,
         now: dt.datetime,
     ) -> _Rotation:
-        """The rotation's statements (issue 4: Core, no ORM): claim (UPDATE ...
-        RETURNING, with the owner's standing), then insert the successor. A refusal
-        raises, which rolls the claim back: an expired, foreign or over-scoped
-        attempt retires nothing. A reuse kills the family and is reported, not
-        raised, so that the family's death is committed."""
+        """The rotation's statements (Core, no ORM: the ORM's unit of work cost more
+        than the SQL): claim (UPDATE ... RETURNING, with the owner's standing), then
+        insert the successor. A refusal raises, which rolls the claim back: an
+        expired, foreign or over-scoped attempt retires nothing. A reuse kills the
+        family and is reported, not raised, so that the family's death is committed."""
         invalid = OAuthError("invalid_grant", "The refresh token is invalid or expired.")
         token_digest = digest(token)
         claimed = claim_for_rotation(conn, token_digest, now)

@@ -158,7 +158,7 @@ async def login_submit(request: Request) -> Response:
         return _login_page(request, email=email, next_path=next_path, error=LOGIN_FAILED)
     device = request.cookies.get(DEVICE_COOKIE)
     try:
-        # argon2 never runs on the event loop (DESIGN.md convention 6): it runs on
+        # argon2 never runs on the event loop (E1): it runs on
         # the hasher's own threads. The device cookie picks the failure window (S12).
         user = await svc.accounts.authenticate(
             email, password, client_ip(request), browser=BrowserLogin(device)
