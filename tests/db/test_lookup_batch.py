@@ -23,6 +23,7 @@ from userservice.db.users import (
     _PG_BATCHED_RECORD_AND_DENIAL,
     _PG_KEY_ARRAYS,
     _PG_RECORD_AND_DENIAL,
+    TokenKey,
     lookup_for_token_async,
 )
 
@@ -57,18 +58,25 @@ def _keys(db: Database) -> list[tuple[object, ...]]:
             insert(GrantRevocation).values(user_id=user_id, client_id=FRONTEND, not_before=500)
         )
     return [
-        (user_id, "fine", FRONTEND, 1000),
-        (user_id, "denied", FRONTEND, 1000),  # jti on the deny list
-        (user_id, "fine", "deleted-client", 1000),  # its client is gone
-        (user_id, "fine", FRONTEND, 400),  # issued before the grant was withdrawn
-        (uuid.uuid4(), "fine", FRONTEND, 1000),  # no such user
-        (user_id, "fine", FRONTEND, 1000),  # the same key twice in one batch
+        (user_id, "fine", FRONTEND, 1000, None),
+        (user_id, "denied", FRONTEND, 1000, None),  # jti on the deny list
+        (user_id, "fine", "deleted-client", 1000, None),  # its client is gone
+        (user_id, "fine", FRONTEND, 400, None),  # issued before the grant was withdrawn
+        (uuid.uuid4(), "fine", FRONTEND, 1000, None),  # no such user
+        (user_id, "fine", FRONTEND, 1000, None),  # the same key twice in one batch
+        (user_id, "fine", FRONTEND, 400, uuid.uuid4()),  # its refresh family is gone (S5)
     ]
 
 
 def _single(db: Database, key: tuple[object, ...]) -> tuple[Any, ...] | None:
-    user_id, jti, client_id, iat = key
-    params = {"user_id": user_id, "jti": jti, "client_id": client_id, "iat": iat}
+    user_id, jti, client_id, iat, grant_id = key
+    params = {
+        "user_id": user_id,
+        "jti": jti,
+        "client_id": client_id,
+        "iat": iat,
+        "grant_id": grant_id,
+    }
     rows = asyncio.run(_read_once(db, _PG_RECORD_AND_DENIAL, params))
     return tuple(rows[0]) if rows else None
 
@@ -106,6 +114,7 @@ def test_each_caller_gets_what_the_single_key_statement_gives(db: Database) -> N
         True,
         False,
         False,
+        True,
     ]
 
 
@@ -116,14 +125,17 @@ def test_the_bearer_lookup_uses_the_batch(db: Database) -> None:
         try:
             return list(
                 await asyncio.gather(
-                    *(lookup_for_token_async(db, user_id, f"j{i}", FRONTEND, 1) for i in range(20))
+                    *(
+                        lookup_for_token_async(db, TokenKey(user_id, f"j{i}", FRONTEND, 1))
+                        for i in range(20)
+                    )
                 )
             )
         finally:
             await db.close_async()
 
     found = asyncio.run(many())
-    assert all(item is not None and item[0].id == user_id and not item[1] for item in found)
+    assert all(item is not None and item.user.id == user_id and not item.revoked for item in found)
 
 
 def test_a_failed_statement_fails_every_caller_of_its_batch(db: Database) -> None:
@@ -131,7 +143,7 @@ def test_a_failed_statement_fails_every_caller_of_its_batch(db: Database) -> Non
         raise OperationalError(sql, None, Exception("server closed the connection"))
 
     batcher = LookupBatcher(failing, _PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS)
-    key = (uuid.uuid4(), "j", FRONTEND, 1)
+    key = (uuid.uuid4(), "j", FRONTEND, 1, None)
 
     async def both() -> list[Any]:
         return list(
@@ -148,8 +160,8 @@ def test_a_caller_that_goes_away_leaves_the_others_answered(db: Database) -> Non
 
     async def one_cancelled() -> tuple[Any, Any]:
         try:
-            gone = asyncio.ensure_future(batcher.get((user_id, "a", FRONTEND, 1)))
-            kept = asyncio.ensure_future(batcher.get((user_id, "b", FRONTEND, 1)))
+            gone = asyncio.ensure_future(batcher.get((user_id, "a", FRONTEND, 1, None)))
+            kept = asyncio.ensure_future(batcher.get((user_id, "b", FRONTEND, 1, None)))
             await asyncio.sleep(0)
             gone.cancel()
             return await asyncio.gather(gone, return_exceptions=True), await kept
@@ -163,7 +175,7 @@ def test_a_caller_that_goes_away_leaves_the_others_answered(db: Database) -> Non
 
 def test_deleting_the_client_is_seen_by_the_next_batch(db: Database) -> None:
     user_id = _user_id(db)
-    key = (user_id, "fine", FRONTEND, 1000)
+    key = (user_id, "fine", FRONTEND, 1000, None)
     assert _single(db, key) is not None and not _single(db, key)[9]  # type: ignore[index]
     with db.engine.begin() as conn:
         conn.execute(delete(OAuthClient).where(OAuthClient.client_id == FRONTEND))
@@ -202,8 +214,8 @@ def test_a_key_postgresql_would_refuse_is_no_token_and_spares_the_batch(
         try:
             return list(
                 await asyncio.gather(
-                    lookup_for_token_async(db, user_id, jti, client_id, iat),
-                    lookup_for_token_async(db, user_id, "fine", FRONTEND, 1),
+                    lookup_for_token_async(db, TokenKey(user_id, jti, client_id, iat)),
+                    lookup_for_token_async(db, TokenKey(user_id, "fine", FRONTEND, 1)),
                 )
             )
         finally:
@@ -211,4 +223,18 @@ def test_a_key_postgresql_would_refuse_is_no_token_and_spares_the_batch(
 
     odd, fine = asyncio.run(side_by_side())
     assert odd is None
-    assert fine is not None and fine[0].id == user_id
+    assert fine is not None and fine.user.id == user_id
+
+
+def test_a_batch_that_cannot_be_built_fails_its_callers_instead_of_hanging() -> None:
+    async def never(sql: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
+        raise AssertionError("no statement may be sent for a malformed batch")
+
+    batcher = LookupBatcher(never, _PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS)
+
+    async def short_key() -> list[Any]:
+        short = batcher.get((uuid.uuid4(), "j", FRONTEND, 1))  # one field missing
+        return list(await asyncio.wait_for(asyncio.gather(short, return_exceptions=True), 5))
+
+    (result,) = asyncio.run(short_key())
+    assert isinstance(result, IndexError)

@@ -87,10 +87,11 @@ class LookupBatcher:
             state.in_flight -= 1
 
     async def _answer(self, batch: list[_Waiter]) -> None:
-        params = {
-            name: [key[index] for key, _future in batch] for index, name in enumerate(self._names)
-        }
         try:
+            params = {
+                name: [key[index] for key, _future in batch]
+                for index, name in enumerate(self._names)
+            }
             rows = await self._fetch(self._sql, params)
         except Exception as exc:  # e.g. the database is down: every caller answers 503
             for _key, future in batch:
