@@ -6,7 +6,7 @@ UV := $(PY) -m uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 # .pyc files written at install: a worker then starts in ~2 s instead of ~8 s, also
-# where PYTHONDONTWRITEBYTECODE is set (issue 4, cold start).
+# where PYTHONDONTWRITEBYTECODE is set (measured at cold start).
 export UV_COMPILE_BYTECODE := 1
 
 .PHONY: serve test lint typecheck pytest system-deps bench bench-smoke clean
@@ -44,7 +44,7 @@ pytest: $(VENV)/.synced-dev system-deps
 
 test: lint typecheck pytest
 
-# Issue 4's benchmark (loopback only, bounded in time; bench/README.md): results.json,
+# The performance benchmark (loopback only, bounded in time; bench/README.md): results.json,
 # results.md and results.png in bench/results/. Full: ~25 min, on a quiet machine.
 bench: $(VENV)/.synced-dev system-deps
 	$(VENV)/bin/python -m bench.run

@@ -148,8 +148,10 @@ class Settings(BaseSettings):
     # Sliding windows (`limits`), so no permanent lockout.
     login_limit_per_account: str = Field(
         default="10/5minutes",
-        description="failed logins per account (plus attempts still being checked) before "
-        "429; kept per worker process",
+        description="failed logins per window before 429 (plus attempts still being checked): "
+        "per account from browsers without its device cookie, per device cookie, and per "
+        "account and network (/24, /64) for the password grant and Basic; kept per worker "
+        "process",
     )
     login_limit_per_ip: str = Field(
         default="100/5minutes", description="the same per client address"
