@@ -19,7 +19,7 @@ from tests.api.support_callers import (
     third_party_token,
 )
 from tests.conftest import bearer
-from tests.oauth.flow import signed_in
+from tests.oauth.flow import obtain_code, redeem, signed_in
 
 
 @pytest.fixture
@@ -82,3 +82,13 @@ def test_reauthorising_in_the_second_of_a_withdrawal_works(
     new = third_party_token(browser, scope)
     assert not _works(browser, old["access_token"])
     assert _works(browser, new["access_token"])
+
+
+def test_a_code_issued_before_a_withdrawal_is_dead_after_it(browser: TestClient) -> None:
+    """A withdrawal ends what the app could still redeem: its unredeemed codes."""
+    code, verifier = obtain_code(browser, THIRD_PARTY, scope="openid profile offline_access")
+    withdrawn = browser.delete(f"/users/me/grants/{THIRD_PARTY}", headers=basic_headers())
+    assert withdrawn.status_code == 204, withdrawn.text
+    late = redeem(browser, code, verifier, THIRD_PARTY)
+    assert late.status_code == 400, late.text
+    assert late.json()["error"] == "invalid_grant"

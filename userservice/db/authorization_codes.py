@@ -53,6 +53,15 @@ class CodeRepository:
     def prune(self, before: dt.datetime) -> None:
         self.session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at < before))
 
+    def discard_unredeemed(self, user_id: uuid.UUID, client_id: str) -> None:
+        self.session.execute(
+            delete(AuthorizationCode).where(
+                AuthorizationCode.user_id == user_id,
+                AuthorizationCode.client_id == client_id,
+                AuthorizationCode.used_at.is_(None),
+            )
+        )
+
 
 class ConsentRepository:
     def __init__(self, session: Session) -> None:

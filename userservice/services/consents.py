@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from userservice.db.authorization_codes import ConsentRepository
+from userservice.db.authorization_codes import CodeRepository, ConsentRepository
 from userservice.db.clients import ClientRepository
 from userservice.db.engine import Database, as_utc
 from userservice.db.refresh_tokens import RefreshTokenRepository
@@ -65,4 +65,7 @@ class ConsentService:
             # up to now (whole seconds, as `iat` is).
             consents.mark_revoked(user_id, client_id, math.floor(time.time()) + 1)
             RefreshTokenRepository(session).revoke_for_client(user_id, client_id, now)
+            # A code the app got before and has not redeemed yet would buy it new
+            # tokens after the withdrawal (S5).
+            CodeRepository(session).discard_unredeemed(user_id, client_id)
         audit("consent.revoked", user=user_id, client=client_id)
