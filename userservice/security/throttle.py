@@ -1,8 +1,10 @@
 """Login throttling per failure window and per client IP (OWASP ASVS V2.2.1).
 
-Which window an attempt's failures count in (the account's, a device's, an
-account's on one network) is the services' choice (services/login_limits.py);
-each window has the per-account limit, and every attempt also counts per IP.
+Which windows an attempt's failures count in is the services' choice
+(services/login_limits.py): its own window (the account's, a device's, an
+account's on one network) with the per-account limit; optionally a ceiling window
+with CEILING_FACTOR times that limit (an account's total over every network); and
+its client address's window with the per-IP limit, unless exempted.
 
 Sliding windows from the `limits` library: failures age out, so there is no
 permanent lockout an attacker could use to deny service to a victim. The store is
@@ -20,10 +22,27 @@ import math
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 from limits import RateLimitItem, parse, storage, strategies
 
 from userservice.errors import Throttled
+
+# A ceiling window allows this many times the per-account limit.
+CEILING_FACTOR = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """The failure windows one login attempt counts in."""
+
+    own: str  # cleared when the attempt succeeds
+    ip: str | None  # None: exempt from the per-IP window
+    ceiling: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.own.split(":", 1)[0]
 
 
 class LoginThrottle:
@@ -31,18 +50,25 @@ class LoginThrottle:
         self._store = storage.storage_from_string(storage_uri)
         self._limiter = strategies.MovingWindowRateLimiter(self._store)
         self._per_account = parse(per_account)
+        item = self._per_account
+        self._ceiling = type(item)(item.amount * CEILING_FACTOR, item.multiples)
         self._per_ip = parse(per_ip)
         self._lock = threading.Lock()
         self._in_flight: Counter[str] = Counter()  # admitted, not yet settled, per key
 
-    def _keys(self, bucket: str, ip: str) -> tuple[tuple[RateLimitItem, str], ...]:
-        return ((self._per_account, f"bucket:{bucket}"), (self._per_ip, f"ip:{ip}"))
+    def _keys(self, windows: Windows) -> tuple[tuple[RateLimitItem, str], ...]:
+        keys = [(self._per_account, f"bucket:{windows.own}")]
+        if windows.ceiling is not None:
+            keys.append((self._ceiling, f"ceiling:{windows.ceiling}"))
+        if windows.ip is not None:
+            keys.append((self._per_ip, f"ip:{windows.ip}"))
+        return tuple(keys)
 
-    def check(self, bucket: str, ip: str) -> None:
+    def check(self, windows: Windows) -> None:
         """Admit one attempt, or raise Throttled when either key's failures plus its
         attempts in flight fill its window. An admitted attempt must be settled with
         failed(), succeeded() or released()."""
-        keys = self._keys(bucket, ip)
+        keys = self._keys(windows)
         with self._lock:
             for limit, key in keys:
                 stats = self._limiter.get_window_stats(limit, "login", key)
@@ -54,14 +80,14 @@ class LoginThrottle:
             for _limit, key in keys:
                 self._in_flight[key] += 1
 
-    def failed(self, bucket: str, ip: str) -> None:
+    def failed(self, windows: Windows) -> None:
         with self._lock:
-            for limit, key in self._keys(bucket, ip):
+            for limit, key in self._keys(windows):
                 self._limiter.hit(limit, "login", key)
                 self._settle(key)
 
-    def succeeded(self, bucket: str, ip: str) -> None:
-        keys = self._keys(bucket, ip)
+    def succeeded(self, windows: Windows) -> None:
+        keys = self._keys(windows)
         bucket_limit, bucket_key = keys[0]
         with self._lock:
             # Its own window's failures go; another window's (an attacker's guesses
@@ -70,11 +96,11 @@ class LoginThrottle:
             for _limit, key in keys:
                 self._settle(key)
 
-    def released(self, bucket: str, ip: str) -> None:
+    def released(self, windows: Windows) -> None:
         """An attempt that ended without an answer about the password (the database
         failed, or the caller went away): it counts for neither side."""
         with self._lock:
-            for _limit, key in self._keys(bucket, ip):
+            for _limit, key in self._keys(windows):
                 self._settle(key)
 
     def _settle(self, key: str) -> None:

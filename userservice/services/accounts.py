@@ -35,7 +35,7 @@ from userservice.security.throttle import LoginThrottle
 from userservice.services.audit import audit
 from userservice.services.devices import DeviceCookies
 from userservice.services.emails import normalize_email
-from userservice.services.login_limits import BrowserLogin, login_bucket
+from userservice.services.login_limits import BrowserLogin, login_windows
 
 UNSET = object()
 # The credentials row and hash; None: no such account.
@@ -132,21 +132,21 @@ class AccountService:
             # throttle: is the cookie this account's? (Read once, used below.)
             read = (await lookup_credentials_async(self.db, account),)
             user_id = read[0][0].id if read[0] is not None else None
-        bucket = login_bucket(throttle_key, ip, browser=browser, device=device, user_id=user_id)
+        windows = login_windows(throttle_key, ip, browser=browser, device=device, user_id=user_id)
         try:
-            self.throttle.check(bucket, ip)
+            self.throttle.check(windows)
         except Throttled:
-            audit("login.throttled", account=throttle_key, ip=ip, window=bucket.split(":")[0])
+            audit("login.throttled", account=throttle_key, ip=ip, window=windows.kind)
             raise
         try:
             record, new_hash = await self._check_password(account, password, throttle_key, ip, read)
         except AuthenticationFailed:
-            self.throttle.failed(bucket, ip)
+            self.throttle.failed(windows)
             raise
         except BaseException:
-            self.throttle.released(bucket, ip)
+            self.throttle.released(windows)
             raise
-        self.throttle.succeeded(bucket, ip)
+        self.throttle.succeeded(windows)
         audit("login.succeeded", user=record.id, ip=ip)
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).

@@ -7,8 +7,12 @@ budget (OWASP "Slow Down Online Guessing Attacks with Device Cookies"):
 - any other browser counts in the account's window for untrusted clients;
 - the password grant and HTTP Basic, which carry no cookies, count per
   (account, source network: /24 for IPv4, /64 for IPv6), so guesses from one
-  network cannot lock out the owner on another.
-Every attempt also counts in its client address's window (security/throttle.py).
+  network cannot lock out the owner on another; and in a ceiling per account, ten
+  times as wide, so that an attacker holding many networks (an IPv6 /48 has 65,536
+  /64s) still gets a bounded number of guesses per account.
+Every attempt but a device's also counts in its client address's window (a device
+proves an earlier sign-in, and its own window bounds it): a busy shared address
+cannot lock the owner's browser out.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 
 from userservice.security.device_cookie import DeviceClaim
 from userservice.security.networks import source_network
+from userservice.security.throttle import Windows
 
 
 @dataclass(frozen=True)
@@ -27,21 +32,21 @@ class BrowserLogin:
     device_cookie: str | None = None
 
 
-def login_bucket(
+def login_windows(
     account: str,
     ip: str,
     *,
     browser: BrowserLogin | None,
     device: DeviceClaim | None = None,
     user_id: uuid.UUID | None = None,
-) -> str:
-    """The window's name. `device` is the verified cookie's claim and `user_id` the
-    account the attempt names (None when unknown); a cookie of another account is
-    worth nothing here."""
+) -> Windows:
+    """The attempt's windows. `device` is the verified cookie's claim and `user_id`
+    the account the attempt names (None when unknown); a cookie of another account
+    is worth nothing here."""
     if browser is None:
         # The network comes first and holds no space, so no account name can
-        # make two different pairs spell the same bucket.
-        return f"net:{source_network(ip)} {account}"
+        # make two different pairs spell the same window.
+        return Windows(f"net:{source_network(ip)} {account}", ip, ceiling=account)
     if device is not None and user_id is not None and device.user_id == user_id:
-        return f"device:{device.nonce}"
-    return f"acct:{account}"
+        return Windows(f"device:{device.nonce}", None)
+    return Windows(f"acct:{account}", ip)
