@@ -5,6 +5,7 @@ are sealed at start; a wrong or missing secret stops the start with one line."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,3 +94,27 @@ def test_rotation_works_with_a_secret_and_a_wrong_one_stops_with_one_line(
     _assert_one_line_error(serve, SETTING)
     # Nothing was replaced or added behind the operator's back.
     assert _key_rows(data_dir) == rows
+
+
+def test_a_key_that_does_not_open_does_not_break_a_running_server(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A key another replica sealed under another secret (a misconfiguration) must
+    not turn this one's requests into 500s: it keeps its ring and logs the fault."""
+    settings = make_settings(key_encryption_secret=SECRET)
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        register(client, "ada@example.com")
+        token = login(client, "ada@example.com")["access_token"]
+        with engine(client.app).begin() as conn:  # type: ignore[arg-type]
+            conn.execute(
+                text(
+                    "INSERT INTO signing_keys (kid, alg, private_key_pem, created_at)"
+                    " VALUES ('foreign', 'ES256', 'enc:v1:AAAAAAAAAAAAAAAA:AAAA', :now)"
+                ),
+                {"now": dt.datetime.now(dt.UTC)},
+            )
+        keys = store(client.app)  # type: ignore[arg-type]
+        keys._loaded_at = 0.0  # due for its periodic reload
+        assert login(client, "ada@example.com")["access_token"]
+        assert client.get("/users/me", headers=bearer(token)).status_code == 200
+        assert keys.maybe_reload_for("foreign") is False

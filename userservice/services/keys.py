@@ -38,7 +38,7 @@ from userservice.security.jwt import (
     KeyRing,
     generate_key,
 )
-from userservice.services.at_rest import AtRest
+from userservice.services.at_rest import AtRest, AtRestError
 from userservice.settings import Settings
 
 # How stale a replica's copy may be when it signs: after another replica rotates,
@@ -183,6 +183,17 @@ class KeyStore:
         self._loaded_at = time.monotonic()
         return self._ring
 
+    def _reload_locked(self) -> KeyRing:
+        """A reload while serving: a stored key that does not open (a row written
+        under another secret) keeps the ring we have rather than failing every
+        request; start-up and rotation still stop on it (ensure, rotate)."""
+        try:
+            return self._load_locked()
+        except AtRestError:
+            log.error("signing keys not reloaded: a stored key does not open with this secret")
+            self._loaded_at = time.monotonic()
+            return self._ring
+
     def ensure(self) -> KeyRing:
         """Create a key for each algorithm we sign with, if there is none yet, and
         seal keys stored before an at-rest secret was configured. Raises AtRestError
@@ -218,7 +229,7 @@ class KeyStore:
             with self._lock:
                 # Another thread may have reloaded while we waited for the lock.
                 if time.monotonic() - self._loaded_at >= self.reload_seconds:
-                    self._load_locked()
+                    self._reload_locked()
         return self._ring
 
     def sign(self, claims: Mapping[str, Any], alg: str, typ: str) -> str:
@@ -238,7 +249,7 @@ class KeyStore:
             if clock - self._kid_reload_at < UNKNOWN_KID_RELOAD_SECONDS:
                 return False
             self._kid_reload_at = clock
-            return self._load_locked().knows(kid)
+            return self._reload_locked().knows(kid)
 
     def rotate(self, now: dt.datetime | None = None) -> Rotation:
         """Add a new key per algorithm, retire the previous ones (they keep verifying
