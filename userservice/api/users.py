@@ -23,6 +23,7 @@ from userservice.errors import Forbidden, InvalidInput, NotFound
 from userservice.services.accounts import UNSET, AdminChanges, ProfileChanges
 from userservice.services.authn import Principal, ServicePrincipal
 from userservice.services.policy import POLICY
+from userservice.services.scopes import reveals_email
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -58,7 +59,7 @@ ReadUser = Annotated[Principal | ServicePrincipal, Depends(allowed("read_user"))
 
 
 def _own_profile(principal: Principal) -> Response:
-    body = UserOut.json_of(principal.user, with_email="email" in principal.scopes)
+    body = UserOut.json_of(principal.user, with_email=reveals_email(principal.scopes))
     return Response(body, media_type=_JSON)
 
 
@@ -84,7 +85,7 @@ def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Res
         current_password=body.current_password,
     )
     user = svc.accounts.update_profile(principal.user.id, changes)
-    with_email = "email" in principal.scopes
+    with_email = reveals_email(principal.scopes)
     return Response(UserOut.json_of(user, with_email=with_email), media_type=_JSON)
 
 

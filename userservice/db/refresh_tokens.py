@@ -98,8 +98,8 @@ SUCCESSOR_COLUMNS = (
     "auth_time",
 )
 # On SQLite the two rotation statements run straight on the transaction's sqlite3
-# connection: SQLAlchemy's execution path around them cost more than the SQL (issue
-# 4 profile of the group-commit writer). Values are stored as SQLAlchemy stores
+# connection: SQLAlchemy's execution path around them cost more than the SQL
+# (profiled in the group-commit writer). Values are stored as SQLAlchemy stores
 # them: Uuid as 32 hex digits, DateTime as naive UTC text.
 _SQLITE_CLAIM = _CLAIM.compile(dialect=sqlite_dialect.dialect())
 _SQLITE_INSERT = _INSERT.values({name: bindparam(name) for name in SUCCESSOR_COLUMNS}).compile(

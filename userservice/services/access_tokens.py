@@ -84,6 +84,12 @@ class AccessTokenSigner:
         }
 
 
+def is_client_token(claims: dict[str, Any]) -> bool:
+    """A client's own token (client_credentials): RFC 9068 §2.2 puts its client_id
+    in `sub`; no user stands behind it."""
+    return bool(claims.get("sub") == claims.get("client_id"))
+
+
 def token_key(claims: dict[str, Any]) -> TokenKey | None:
     """The lookup key of a user's token, or None if its claims cannot name one."""
     iat = claims.get("iat")

@@ -11,7 +11,7 @@ from userservice.db.engine import Database
 from userservice.db.users import UserRecord
 from userservice.errors import InvalidToken
 from userservice.security.jwt import TokenInvalid, UnknownKey
-from userservice.services.access_tokens import standing_user_token
+from userservice.services.access_tokens import is_client_token, standing_user_token
 from userservice.services.accounts import AccountService
 from userservice.services.keys import KeyStore
 from userservice.services.policy import Caller
@@ -59,7 +59,7 @@ class Authenticator:
     async def from_bearer(self, token: str) -> Principal | ServicePrincipal:
         """A user's token, or a client's own (RFC 9068 §2.2: sub is the client_id)."""
         claims = await self._verify(token)
-        if claims.get("sub") == claims.get("client_id"):
+        if is_client_token(claims):
             return await self._service_principal(claims)
         return await self._user_principal(claims)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from userservice.db.users import UserRecord
 from userservice.services.keys import KeyStore
+from userservice.services.scopes import reveals_email
 
 # OIDC requires RS256 support for ID tokens; every relying party can verify it.
 OIDC_SIGNING_ALG = "RS256"
@@ -21,7 +22,7 @@ def claims_for_scope(user: UserRecord, scope: str) -> dict[str, Any]:
     if "profile" in granted:
         claims["name"] = user.display_name or ""
         claims["updated_at"] = int(user.updated_at.timestamp())
-    if "email" in granted:
+    if reveals_email(granted):
         claims["email"] = user.email
         claims["email_verified"] = user.email_verified
     return claims

@@ -3,6 +3,8 @@ the access policy (services/policy.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from userservice.db.clients import StoredClient
 from userservice.db.users import UserRecord
 from userservice.errors import OAuthError
@@ -33,6 +35,12 @@ _IMPLIED_BY = {"users:read": "admin", "users:write": "admin"}
 def implied(missing: list[str], held: frozenset[str]) -> bool:
     """Whether every scope in `missing` is included in one the token holds."""
     return all(_IMPLIED_BY.get(scope) in held for scope in missing)
+
+
+def reveals_email(scopes: Collection[str]) -> bool:
+    """The email address (and whether it is verified) is personal data of its own:
+    shown only to tokens granted `email` (S2, S4, OIDC Core §5.4)."""
+    return "email" in scopes
 
 
 def describe(scope: str) -> str:

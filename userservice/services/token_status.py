@@ -12,9 +12,10 @@ from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.revoked_tokens import deny, prune
 from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.security.secrets import digest
-from userservice.services.access_tokens import standing_user_token
+from userservice.services.access_tokens import is_client_token, standing_user_token
 from userservice.services.audit import audit
 from userservice.services.keys import KeyStore
+from userservice.services.scopes import reveals_email
 
 INACTIVE: dict[str, Any] = {"active": False}
 AUTHENTICATION_CLAIMS = ("auth_time", "acr", "amr")
@@ -106,7 +107,7 @@ class TokenStatus:
         if claims is None:
             return INACTIVE
         username: str | None = None
-        if claims.get("sub") == claims.get("client_id"):
+        if is_client_token(claims):
             # A client_credentials token: alive while its client exists, unrevoked.
             client_id = str(claims["client_id"])
             if not await client_token_alive(self.db, client_id, str(claims["jti"])):
@@ -116,7 +117,7 @@ class TokenStatus:
             if found is None:
                 return INACTIVE
             user = found.user
-            if "email" in str(claims.get("scope", "")).split():
+            if reveals_email(str(claims.get("scope", "")).split()):
                 # S4: the email only where the user let this token carry it.
                 username = user.email
         body = {

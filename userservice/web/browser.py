@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from userservice.errors import Forbidden
+from userservice.services.devices import LIFETIME_SECONDS
 from userservice.services.sessions import BrowserSession, SessionService
 
 # `__Host-`: the browser accepts the cookie only with Secure, Path=/ and no Domain,
@@ -19,7 +20,6 @@ from userservice.services.sessions import BrowserSession, SessionService
 SESSION_COOKIE = "__Host-session"
 # S12: proof of an earlier sign-in on this browser (services/devices.py).
 DEVICE_COOKIE = "__Host-device"
-DEVICE_COOKIE_MAX_AGE = 365 * 86400
 CSRF_COOKIE = "__Host-csrf"
 CSRF_FIELD = "csrf_token"
 MAX_NEXT_LENGTH = 4096
@@ -55,7 +55,7 @@ def set_device_cookie(response: Response, value: str) -> None:
     response.set_cookie(
         DEVICE_COOKIE,
         value,
-        max_age=DEVICE_COOKIE_MAX_AGE,
+        max_age=LIFETIME_SECONDS,
         path="/",
         secure=True,
         httponly=True,
