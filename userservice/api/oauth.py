@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from userservice.api.deps import ServicesDep, client_ip
 from userservice.api.problems import NO_STORE, oauth_error
@@ -161,6 +161,9 @@ class IntrospectionResponse(BaseModel):
     exp: int | None = None
     iat: int | None = None
     jti: str | None = None
+    auth_time: int | None = Field(
+        default=None, description="When the user authenticated (RFC 9470 §6)."
+    )
 
 
 @router.post(
