@@ -5,6 +5,7 @@ would help (RFC 6750 §3.1) or that none would; deletion needs a recent login.""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -18,9 +19,11 @@ from tests.api.support_callers import (
     first_party_headers,
     third_party_token,
 )
-from tests.conftest import PASSWORD, bearer
+from tests.conftest import PASSWORD, bearer, register
 from tests.oauth.clients import jwt_claims
 from tests.oauth.flow import signed_in
+from userservice.app import create_app
+from userservice.settings import Settings
 
 
 @pytest.fixture
@@ -173,3 +176,20 @@ def test_scopes_are_published(client: TestClient) -> None:
     assert {"OAuth2PasswordBearer": ["profile"]} in schema["paths"]["/users/me"]["get"]["security"]
     patch = schema["paths"]["/users/me"]["patch"]["security"]
     assert {"OAuth2PasswordBearer": ["profile:write"]} in patch
+
+
+def test_guesses_at_the_current_password_are_throttled(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """S3: the current password proves presence for a password or email change, so a
+    stolen token must not buy unlimited guesses at it (E4: 429 + Retry-After)."""
+    settings = make_settings(login_limit_per_account="3/minute")
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        register(client, "ada@example.com")
+        headers = first_party_headers(client, "ada@example.com")
+        change = {"password": "another long passphrase", "current_password": "wrong guess"}
+        answers = [client.patch("/users/me", json=change, headers=headers) for _ in range(4)]
+        assert [r.status_code for r in answers] == [403, 403, 403, 429]
+        assert int(answers[-1].headers["retry-after"]) >= 1
+        # The sign-in itself is not locked by these guesses.
+        assert first_party_headers(client, "ada@example.com")

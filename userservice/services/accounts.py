@@ -35,7 +35,11 @@ from userservice.security.throttle import LoginThrottle
 from userservice.services.audit import audit
 from userservice.services.devices import DeviceCookies
 from userservice.services.emails import normalize_email
-from userservice.services.login_limits import BrowserLogin, login_windows
+from userservice.services.login_limits import (
+    BrowserLogin,
+    current_password_windows,
+    login_windows,
+)
 
 UNSET = object()
 # The credentials row and hash; None: no such account.
@@ -225,9 +229,17 @@ class AccountService:
         found = lookup_credentials(self.db.engine, record.email)
         if current is None or found is None:
             raise Forbidden("The current password is required for this change.")
-        ok, _ = self.hasher.verify(current, found[1])
+        windows = current_password_windows(user_id)
+        self.throttle.check(windows)
+        try:
+            ok, _ = self.hasher.verify(current, found[1])
+        except BaseException:
+            self.throttle.released(windows)
+            raise
         if not ok:
+            self.throttle.failed(windows)
             raise Forbidden("The current password is not correct.")
+        self.throttle.succeeded(windows)
 
     def delete(self, user_id: uuid.UUID, actor_id: uuid.UUID | None = None) -> None:
         with self.db.unit_of_work() as session:

@@ -32,6 +32,13 @@ class BrowserLogin:
     device_cookie: str | None = None
 
 
+def current_password_windows(user_id: uuid.UUID) -> Windows:
+    """The current password asked for a change by someone already signed in: a
+    stolen access token must not buy unlimited guesses at it. A window of its own,
+    so that those guesses lock nothing but this check."""
+    return Windows(f"reauth:{user_id.hex}", None)
+
+
 def login_windows(
     account: str,
     ip: str,
