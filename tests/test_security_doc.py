@@ -74,11 +74,18 @@ def cited_ids(source: str) -> set[str]:
     return found
 
 
+def ours(path: Path) -> bool:
+    """The repository's own files: not caches, nor the environments and results that
+    runs create inside it (a hidden .venv, bench's .peer-venv)."""
+    parts = path.relative_to(ROOT).parts
+    return "__pycache__" not in parts and not any(part.startswith(".") for part in parts)
+
+
 def python_files() -> Iterator[Path]:
     for top in SCANNED:
         for path in sorted((ROOT / top).rglob("*.py")):
             # This file's own comments show examples of ids; they cite nothing.
-            if "__pycache__" not in path.parts and path != Path(__file__).resolve():
+            if ours(path) and path != Path(__file__).resolve():
                 yield path
 
 
@@ -150,7 +157,7 @@ def test_every_test_file_that_cites_an_id_is_named_by_its_entry() -> None:
 def _repository_text_files() -> Iterator[Path]:
     for top in (*SCANNED, "docs"):
         for path in sorted((ROOT / top).rglob("*")):
-            if path.suffix in _TEXT_SUFFIXES and "__pycache__" not in path.parts:
+            if path.suffix in _TEXT_SUFFIXES and ours(path):
                 yield path
     for name in _TOP_LEVEL:
         yield ROOT / name
@@ -196,7 +203,7 @@ def test_the_code_names_no_issue_numbers_or_outside_documents() -> None:
     offenders: list[str] = []
     for top in (*SCANNED, "docs"):
         for path in sorted((ROOT / top).rglob("*")):
-            if "__pycache__" in path.parts or path.suffix not in {".py", ".md"}:
+            if not ours(path) or path.suffix not in {".py", ".md"}:
                 continue
             text = path.read_text(encoding="utf-8")
             # Only prose is checked: this file's patterns and samples are code.

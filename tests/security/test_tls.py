@@ -22,7 +22,6 @@ from tests.support.tls import load_cert as _cert
 from tests.support.tls import strict_verify, write_legacy_self_signed
 from userservice.security.tls import LocalTls, ensure_local_tls, harden, server_names
 
-NOW = dt.datetime.now(dt.UTC)
 
 
 def _verify(files: LocalTls, subject: x509.DNSName | x509.IPAddress) -> None:
@@ -114,7 +113,7 @@ def test_the_ca_cannot_certify_a_name_outside_its_constraints(tmp_path: Path) ->
     verifier = (
         PolicyBuilder()
         .store(Store([_cert(files.ca)]))
-        .time(NOW)
+        .time(dt.datetime.now(dt.UTC))  # the moment of this test, not of collection
         .build_server_verifier(x509.DNSName("bank.example"))
     )
     with pytest.raises(VerificationError, match=r"(?i)name constraint"):
@@ -136,14 +135,15 @@ def test_a_restart_keeps_the_ca_and_the_certificate(tmp_path: Path) -> None:
 def test_the_certificate_is_renewed_when_fewer_than_30_days_remain(
     tmp_path: Path, days_left: int, renewed: bool
 ) -> None:
-    issued_at = NOW - dt.timedelta(days=397 - days_left)
+    now = dt.datetime.now(dt.UTC)
+    issued_at = now - dt.timedelta(days=397 - days_left)
     old = ensure_local_tls(tmp_path / "tls", now=issued_at)
     old_ca, old_cert = old.ca.read_bytes(), old.cert.read_bytes()
     new = ensure_local_tls(tmp_path / "tls")
     assert new.ca.read_bytes() == old_ca  # clients keep trusting the same CA
     assert (new.cert.read_bytes() != old_cert) is renewed
     leaf = _cert(new.cert)
-    assert leaf.not_valid_after_utc - NOW > dt.timedelta(days=30)
+    assert leaf.not_valid_after_utc - now > dt.timedelta(days=30)
     _verify(new, x509.DNSName("localhost"))
 
 
