@@ -23,7 +23,6 @@ from tests.support.tls import strict_verify, write_legacy_self_signed
 from userservice.security.tls import LocalTls, ensure_local_tls, harden, server_names
 
 
-
 def _verify(files: LocalTls, subject: x509.DNSName | x509.IPAddress) -> None:
     """Raises VerificationError unless the server certificate is valid for `subject`
     with only ca.crt trusted."""
