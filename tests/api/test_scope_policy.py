@@ -14,24 +14,14 @@ from fastapi.testclient import TestClient
 
 from tests.api.support_callers import (
     THIRD_PARTY,
-    add_third_party,
     basic_headers,
     first_party_headers,
     third_party_token,
 )
 from tests.conftest import PASSWORD, bearer, register
 from tests.oauth.clients import jwt_claims
-from tests.oauth.flow import signed_in
 from userservice.app import create_app
 from userservice.settings import Settings
-
-
-@pytest.fixture
-def browser(client: TestClient) -> TestClient:
-    """The user, signed in on the hosted pages, with a third-party app registered."""
-    signed_in(client)
-    add_third_party(client)
-    return client
 
 
 def _third(client: TestClient, scope: str) -> dict[str, str]:
@@ -52,96 +42,96 @@ def assert_first_party_only(response: httpx.Response) -> None:
     assert response.json()["code"] == "first_party_only"
 
 
-def test_openid_alone_reads_no_profile(browser: TestClient) -> None:
+def test_openid_alone_reads_no_profile(with_app: TestClient) -> None:
     """S2: an app authorised with `openid` only learns the account id (userinfo)."""
-    headers = _third(browser, "openid")
-    assert_insufficient_scope(browser.get("/users/me", headers=headers), "profile")
-    assert browser.get("/oauth/userinfo", headers=headers).json().keys() == {"sub"}
+    headers = _third(with_app, "openid")
+    assert_insufficient_scope(with_app.get("/users/me", headers=headers), "profile")
+    assert with_app.get("/oauth/userinfo", headers=headers).json().keys() == {"sub"}
 
 
-def test_profile_without_email_hides_the_email(browser: TestClient) -> None:
-    body = browser.get("/users/me", headers=_third(browser, "openid profile")).json()
+def test_profile_without_email_hides_the_email(with_app: TestClient) -> None:
+    body = with_app.get("/users/me", headers=_third(with_app, "openid profile")).json()
     assert body["display_name"] == "Ada"
     assert "email" not in body and "email_verified" not in body
-    full = browser.get("/users/me", headers=_third(browser, "openid profile email")).json()
+    full = with_app.get("/users/me", headers=_third(with_app, "openid profile email")).json()
     assert full["email"] == "ada@example.com"
     assert full["email_verified"] is False
 
 
-def test_changing_the_profile_needs_profile_write(browser: TestClient) -> None:
-    headers = _third(browser, "openid profile email")
-    refused = browser.patch("/users/me", json={"display_name": "Mallory"}, headers=headers)
+def test_changing_the_profile_needs_profile_write(with_app: TestClient) -> None:
+    headers = _third(with_app, "openid profile email")
+    refused = with_app.patch("/users/me", json={"display_name": "Mallory"}, headers=headers)
     assert_insufficient_scope(refused, "profile:write")
-    writer = _third(browser, "openid profile profile:write")
-    changed = browser.patch("/users/me", json={"display_name": "Ada L."}, headers=writer)
+    writer = _third(with_app, "openid profile profile:write")
+    changed = with_app.patch("/users/me", json={"display_name": "Ada L."}, headers=writer)
     assert changed.status_code == 200, changed.text
     assert changed.json()["display_name"] == "Ada L."
     assert "email" not in changed.json()
 
 
-def test_third_parties_never_manage_the_account(browser: TestClient) -> None:
+def test_third_parties_never_manage_the_account(with_app: TestClient) -> None:
     """S2: whatever scope it holds, a third-party app cannot change the email or the
     password, list or withdraw grants, or delete the account."""
-    headers = _third(browser, "openid profile profile:write email offline_access")
+    headers = _third(with_app, "openid profile profile:write email offline_access")
     for response in (
-        browser.patch(
+        with_app.patch(
             "/users/me",
             json={"email": "mallory@evil.example", "current_password": PASSWORD},
             headers=headers,
         ),
-        browser.patch(
+        with_app.patch(
             "/users/me",
             json={"password": "another long passphrase", "current_password": PASSWORD},
             headers=headers,
         ),
-        browser.get("/users/me/grants", headers=headers),
-        browser.delete(f"/users/me/grants/{THIRD_PARTY}", headers=headers),
-        browser.delete("/users/me", headers=headers),
+        with_app.get("/users/me/grants", headers=headers),
+        with_app.delete(f"/users/me/grants/{THIRD_PARTY}", headers=headers),
+        with_app.delete("/users/me", headers=headers),
     ):
         assert_first_party_only(response)
-    still = browser.get("/users/me", headers=basic_headers())
+    still = with_app.get("/users/me", headers=basic_headers())
     assert still.status_code == 200
     assert still.json()["email"] == "ada@example.com"
 
 
-def test_the_owner_manages_the_account_in_person_or_first_party(browser: TestClient) -> None:
-    assert browser.get("/users/me/grants", headers=basic_headers()).status_code == 200
-    first = first_party_headers(browser)
-    assert browser.get("/users/me/grants", headers=first).status_code == 200
-    renamed = browser.patch("/users/me", json={"display_name": "Ada B."}, headers=first)
+def test_the_owner_manages_the_account_in_person_or_first_party(with_app: TestClient) -> None:
+    assert with_app.get("/users/me/grants", headers=basic_headers()).status_code == 200
+    first = first_party_headers(with_app)
+    assert with_app.get("/users/me/grants", headers=first).status_code == 200
+    renamed = with_app.patch("/users/me", json={"display_name": "Ada B."}, headers=first)
     assert renamed.status_code == 200, renamed.text
-    assert browser.delete("/users/me", headers=first).status_code == 204
+    assert with_app.delete("/users/me", headers=first).status_code == 204
 
 
 def test_deletion_needs_a_recent_login(
-    browser: TestClient, monkeypatch: pytest.MonkeyPatch
+    with_app: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """S3: a first-party token from a login more than five minutes ago cannot delete
     the account; the refusal is RFC 9470's challenge. Basic (the password itself,
     with the request) always can."""
-    headers = first_party_headers(browser)
+    headers = first_party_headers(with_app)
     later = time.time() + 301
     monkeypatch.setattr("userservice.services.policy.time.time", lambda: later)
-    refused = browser.delete("/users/me", headers=headers)
+    refused = with_app.delete("/users/me", headers=headers)
     assert refused.status_code == 401, refused.text
     challenge = refused.headers["www-authenticate"]
     assert 'error="insufficient_user_authentication"' in challenge
     assert "max_age=300" in challenge
     assert refused.json()["code"] == "insufficient_user_authentication"
-    assert browser.get("/users/me", headers=headers).status_code == 200
-    assert browser.delete("/users/me", headers=basic_headers()).status_code == 204
+    assert with_app.get("/users/me", headers=headers).status_code == 200
+    assert with_app.delete("/users/me", headers=basic_headers()).status_code == 204
 
 
 def test_auth_time_is_carried_and_unchanged_across_refresh(
-    browser: TestClient, app: FastAPI
+    with_app: TestClient, app: FastAPI
 ) -> None:
     """S3 / RFC 9470 §6: access tokens and introspection say when the user logged in,
     and a refresh does not make an old login look new."""
-    tokens = third_party_token(browser, "openid profile offline_access")
+    tokens = third_party_token(with_app, "openid profile offline_access")
     signed_in_at = jwt_claims(tokens["access_token"])["auth_time"]
     assert abs(signed_in_at - time.time()) < 60
     time.sleep(1.1)
-    refreshed = browser.post(
+    refreshed = with_app.post(
         "/oauth/token",
         data={
             "grant_type": "refresh_token",
@@ -153,7 +143,7 @@ def test_auth_time_is_carried_and_unchanged_across_refresh(
     claims = jwt_claims(refreshed.json()["access_token"])
     assert claims["auth_time"] == signed_in_at
     assert claims["iat"] > signed_in_at
-    password_grant = jwt_claims(first_party_headers(browser)["Authorization"][7:])
+    password_grant = jwt_claims(first_party_headers(with_app)["Authorization"][7:])
     assert abs(password_grant["auth_time"] - time.time()) < 60
 
 
