@@ -18,7 +18,7 @@ from tests.api.test_database_failures import _break_database
 from tests.conftest import bearer
 from userservice.api.schemas import UserOut, UserPage, user_page_json
 from userservice.db.models import User
-from userservice.db.users import UserRecord
+from userservice.records import UserRecord
 from userservice.services.authn import Principal
 from userservice.services.policy import Caller
 

@@ -26,7 +26,7 @@ from userservice.db.user_search import (
     search_users,
     search_users_in,
 )
-from userservice.db.users import UserRecord
+from userservice.records import UserRecord
 
 # (email, display name): LIKE metacharacters, near-misses that a wildcard would
 # match, no name, non-ASCII, upper case.

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from typing_extensions import TypedDict
 
-from userservice.db.users import UserRecord
+from userservice.records import UserRecord
 from userservice.security.password_policy import MAX_LENGTH
 
 

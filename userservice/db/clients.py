@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ColumnElement, DateTime, and_, bindparam, delete, select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from userservice.db.engine import SINGLE_READ, Database
 from userservice.db.lookup_batch import batched_statement
 from userservice.db.models import OAuthClient, RevokedAccessToken
+from userservice.records import StoredClient
 
 # Created by migration 0001 so frontends and the docs UI can log in out of the box.
 FIRST_PARTY_CLIENT_ID = "userservice-frontend"
@@ -46,32 +47,6 @@ class ClientRepository:
         # Refresh tokens, codes and consents of the client go with it (ON DELETE CASCADE).
         result = self.session.execute(delete(OAuthClient).where(OAuthClient.client_id == client_id))
         return bool(getattr(result, "rowcount", 0))
-
-
-@dataclass(frozen=True, slots=True)
-class StoredClient:
-    """A registered client as authentication and token issuance read it. A plain
-    record: building a detached ORM object cost ten times as much, on every client
-    authentication (profiled). Fields are the table's columns, in order."""
-
-    client_id: str
-    client_name: str
-    client_type: str
-    secret_digest: str | None
-    token_endpoint_auth_method: str
-    redirect_uris: list[str]
-    post_logout_redirect_uris: list[str]
-    grant_types: list[str]
-    response_types: list[str]
-    scope: str
-    is_first_party: bool
-    # May introspect every client's access tokens (RFC 7662 §4, S4).
-    is_resource_server: bool
-    logo_uri: str | None
-    client_uri: str | None
-    extra: dict[str, Any]
-    created_at: dt.datetime
-    updated_at: dt.datetime
 
 
 def _plausible(client_id: str) -> bool:

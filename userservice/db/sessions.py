@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from userservice.db.engine import as_utc
 from userservice.db.models import BrowserSession, User
-from userservice.db.users import _RECORD_COLUMNS, UserRecord, _record
+from userservice.db.users import _RECORD_COLUMNS, _record
+from userservice.records import UserRecord
 
 # Prebuilt Core statement: every page view (and every /oauth/authorize call) reads
 # the session and its user in one round trip, without an ORM Session.

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from userservice.db.engine import SINGLE_READ, Database
 from userservice.db.models import User
-from userservice.db.users import _RECORD_COLUMNS, UserRecord, _record, sqlite_record
+from userservice.db.users import _RECORD_COLUMNS, _record, sqlite_record
+from userservice.records import UserRecord
 
 # SQLAlchemy's autoescape=True needs the value while the statement is built; with
 # the value bound per request, the same escaping is done here (same escape

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, Uuid, and_, bindparam, delete, or_, select, update
@@ -23,35 +21,21 @@ from userservice.db.models import (
     User,
 )
 from userservice.errors import EmailTaken
+from userservice.records import TokenKey, TokenStanding, UserRecord
 
 
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    """A user as the API sees it: never the password hash."""
-
-    id: uuid.UUID
-    email: str
-    display_name: str | None
-    is_active: bool
-    is_admin: bool
-    email_verified: bool
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    tokens_valid_after: int
-
-    @classmethod
-    def of(cls, user: User) -> UserRecord:
-        return cls(
-            user.id,
-            user.email,
-            user.display_name,
-            user.is_active,
-            user.is_admin,
-            user.email_verified,
-            as_utc(user.created_at),
-            as_utc(user.updated_at),
-            user.tokens_valid_after,
-        )
+def user_record(user: User) -> UserRecord:
+    return UserRecord(
+        user.id,
+        user.email,
+        user.display_name,
+        user.is_active,
+        user.is_admin,
+        user.email_verified,
+        as_utc(user.created_at),
+        as_utc(user.updated_at),
+        user.tokens_valid_after,
+    )
 
 
 _RECORD_COLUMNS = (
@@ -118,34 +102,14 @@ def _record(row: tuple[object, ...]) -> UserRecord:
     return UserRecord(*values)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True, slots=True)
-class TokenKey:
-    """What the bearer check looks up for a verified access token's claims."""
-
-    user_id: uuid.UUID
-    jti: str
-    client_id: str
-    iat: int
-    # The refresh family the token was issued with, if any (its grant).
-    grant_id: uuid.UUID | None = None
-
-    def params(self) -> dict[str, object]:
-        return {
-            "user_id": self.user_id,
-            "jti": self.jti,
-            "client_id": self.client_id,
-            "iat": self.iat,
-            "grant_id": self.grant_id,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TokenStanding:
-    """The token's user as stored now, and whether the token still stands."""
-
-    user: UserRecord
-    revoked: bool  # deny-listed, grant ended, or its client gone
-    first_party: bool  # issued to a first-party client
+def _key_params(key: TokenKey) -> dict[str, object]:
+    return {
+        "user_id": key.user_id,
+        "jti": key.jti,
+        "client_id": key.client_id,
+        "iat": key.iat,
+        "grant_id": key.grant_id,
+    }
 
 
 def _standing(user: UserRecord, revoked: object, first_party: object) -> TokenStanding:
@@ -157,7 +121,7 @@ def lookup_for_token(db: Database, key: TokenKey) -> TokenStanding | None:
     if db.is_sqlite:
         return _lookup_for_token_sqlite(db, key)
     with db.engine.connect() as conn:
-        row = conn.execute(_RECORD_AND_DENIAL, key.params()).first()
+        row = conn.execute(_RECORD_AND_DENIAL, _key_params(key)).first()
     return _standing(_record(tuple(row)), row[9], row[10]) if row else None
 
 
@@ -210,7 +174,7 @@ _SQLITE_PARAM_ORDER = tuple(_SQLITE_RECORD_AND_DENIAL.positiontup or ())
 
 def _lookup_for_token_sqlite(db: Database, key: TokenKey) -> TokenStanding | None:
     values = {
-        **key.params(),
+        **_key_params(key),
         "user_id": key.user_id.hex,
         "grant_id": None if key.grant_id is None else key.grant_id.hex,
     }

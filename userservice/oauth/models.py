@@ -11,9 +11,8 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from userservice.db.clients import StoredClient
 from userservice.db.models import AuthorizationCode
-from userservice.db.users import UserRecord
+from userservice.records import StoredClient, UserRecord
 from userservice.security.secrets import same_digest
 from userservice.services.redirect_uris import redirect_uri_matches
 from userservice.services.scopes import PRIVILEGED

@@ -19,7 +19,6 @@ from authlib.oidc.core.grants import OpenIDCode
 from userservice.db.authorization_codes import CodeRepository, ConsentRepository
 from userservice.db.clients import (
     MAX_CLIENT_ID_LENGTH,
-    StoredClient,
     load_client,
     load_client_async,
 )
@@ -27,7 +26,7 @@ from userservice.db.engine import Database, as_utc
 from userservice.db.models import AuthorizationCode
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.revoked_tokens import deny
-from userservice.db.users import UserRecord, UserRepository
+from userservice.db.users import UserRepository, user_record
 from userservice.oauth.adapter import (
     RequestSnapshot,
     SnapshotRequest,
@@ -44,6 +43,7 @@ from userservice.oauth.models import (
     S256Only,
     ServiceGrant,
 )
+from userservice.records import StoredClient
 from userservice.security.secrets import digest
 from userservice.services.access_tokens import GRANT_CLAIM, Grant
 from userservice.services.audit import audit
@@ -197,7 +197,7 @@ class OAuthServer(StarletteAuthorizationServer):
             user = UserRepository(session).get(code.row.user_id)
             if user is None or not user.is_active:
                 return None
-            return AuthorizingUser(UserRecord.of(user), code.row.auth_time)
+            return AuthorizingUser(user_record(user), code.row.auth_time)
 
     def nonce_used(self, client_id: str, nonce: str) -> bool:
         with self.db.unit_of_work(read_only=True) as session:

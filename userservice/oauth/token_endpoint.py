@@ -11,9 +11,10 @@ import asyncio
 import time
 from typing import Any
 
-from userservice.db.clients import FIRST_PARTY_CLIENT_ID, StoredClient, load_client_async
+from userservice.db.clients import FIRST_PARTY_CLIENT_ID, load_client_async
 from userservice.db.engine import Database
 from userservice.errors import AuthenticationFailed, OAuthError
+from userservice.records import StoredClient
 from userservice.security.secrets import same_digest
 from userservice.services.access_tokens import Grant
 from userservice.services.accounts import AccountService

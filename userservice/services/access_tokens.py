@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from userservice.db.engine import Database
-from userservice.db.users import TokenKey, TokenStanding, lookup_for_token_async
+from userservice.db.users import lookup_for_token_async
+from userservice.records import TokenKey, TokenStanding
 from userservice.services.keys import KeyStore
 
 # The refresh family an access token was issued with (a private claim, RFC 9068 §2.2.3

@@ -15,10 +15,10 @@ from userservice.db.models import User
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.user_search import search_users, search_users_in
 from userservice.db.users import (
-    UserRecord,
     UserRepository,
     lookup_credentials,
     lookup_credentials_async,
+    user_record,
 )
 from userservice.errors import (
     AuthenticationFailed,
@@ -29,6 +29,7 @@ from userservice.errors import (
     Throttled,
     WeakPassword,
 )
+from userservice.records import UserRecord
 from userservice.security.password_policy import password_problem
 from userservice.security.passwords import PasswordHasher
 from userservice.security.throttle import LoginThrottle
@@ -111,7 +112,7 @@ class AccountService:
                 )
             )
             audit("user.registered", user=user.id, admin=admin)
-            return UserRecord.of(user)
+            return user_record(user)
 
     async def authenticate(
         self, email: str, password: str, ip: str, *, browser: BrowserLogin | None = None
@@ -190,7 +191,7 @@ class AccountService:
             user = UserRepository(session).get(user_id)
             if user is None:
                 raise NotFound("No such user.")
-            return UserRecord.of(user)
+            return user_record(user)
 
     def update_profile(self, user_id: uuid.UUID, changes: ProfileChanges) -> UserRecord:
         new_hash: str | None = None
@@ -222,7 +223,7 @@ class AccountService:
                 )
                 audit("user.password_changed", user=user_id, tokens="revoked")
             users.flush_changes()
-            return UserRecord.of(user)
+            return user_record(user)
 
     def _require_current_password(self, user_id: uuid.UUID, current: str | None) -> None:
         record = self.get(user_id)
@@ -278,7 +279,7 @@ class AccountService:
                 is_active=changes.is_active,
                 is_admin=changes.is_admin,
             )
-            return UserRecord.of(user)
+            return user_record(user)
 
     def search(
         self, *, email: str | None, name: str | None, after: str | None, limit: int

@@ -8,8 +8,8 @@ from functools import partial
 
 from userservice.db.clients import client_token_alive
 from userservice.db.engine import Database
-from userservice.db.users import UserRecord
 from userservice.errors import InvalidToken
+from userservice.records import UserRecord
 from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.services.access_tokens import is_client_token, standing_user_token
 from userservice.services.accounts import AccountService

@@ -7,7 +7,7 @@ import hashlib
 import time
 from typing import Any
 
-from userservice.db.users import UserRecord
+from userservice.records import UserRecord
 from userservice.services.keys import KeyStore
 from userservice.services.scopes import reveals_email
 

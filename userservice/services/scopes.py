@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from userservice.db.clients import StoredClient
-from userservice.db.users import UserRecord
 from userservice.errors import OAuthError
+from userservice.records import StoredClient, UserRecord
 
 # In the words the consent page shows: what the user actually lets an app do.
 SCOPES: dict[str, str] = {

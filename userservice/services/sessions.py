@@ -16,7 +16,7 @@ import anyio
 
 from userservice.db.engine import Database
 from userservice.db.sessions import SessionRepository, lookup_session
-from userservice.db.users import UserRecord
+from userservice.records import UserRecord
 from userservice.security.secrets import digest, new_token
 from userservice.services.audit import audit
 

@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Awaitable
 from typing import Any
 
-from userservice.db.clients import StoredClient, client_token_alive
+from userservice.db.clients import client_token_alive
 from userservice.db.engine import Database, as_utc
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.revoked_tokens import deny, prune
+from userservice.records import StoredClient
 from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.security.secrets import digest
 from userservice.services.access_tokens import is_client_token, standing_user_token

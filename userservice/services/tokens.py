@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 from sqlalchemy.engine import Connection
 
-from userservice.db.clients import StoredClient
 from userservice.db.engine import Database, as_utc
 from userservice.db.refresh_rotation_pg import rotate_pg
 from userservice.db.refresh_tokens import (
@@ -23,8 +22,8 @@ from userservice.db.refresh_tokens import (
     owner_of,
     revoke_family,
 )
-from userservice.db.users import UserRecord
 from userservice.errors import OAuthError
+from userservice.records import StoredClient, UserRecord
 from userservice.security.secrets import digest, new_token
 from userservice.services.access_tokens import AccessTokenSigner, Grant, TokenSettings
 from userservice.services.audit import audit

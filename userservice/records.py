@@ -1,0 +1,71 @@
+"""Typed records that cross the storage ports: what services, oauth/ and api/ see
+of stored rows. No SQL and no HTTP here, so every layer may use them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user as the API sees it: never the password hash."""
+
+    id: uuid.UUID
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_admin: bool
+    email_verified: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    tokens_valid_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredClient:
+    """A registered client as authentication and token issuance read it. A plain
+    record: building a detached ORM object cost ten times as much, on every client
+    authentication (profiled). Fields are the table's columns, in order."""
+
+    client_id: str
+    client_name: str
+    client_type: str
+    secret_digest: str | None
+    token_endpoint_auth_method: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    grant_types: list[str]
+    response_types: list[str]
+    scope: str
+    is_first_party: bool
+    # May introspect every client's access tokens (RFC 7662 §4, S4).
+    is_resource_server: bool
+    logo_uri: str | None
+    client_uri: str | None
+    extra: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKey:
+    """What the bearer check looks up for a verified access token's claims."""
+
+    user_id: uuid.UUID
+    jti: str
+    client_id: str
+    iat: int
+    # The refresh family the token was issued with, if any (its grant).
+    grant_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStanding:
+    """The token's user as stored now, and whether the token still stands."""
+
+    user: UserRecord
+    revoked: bool  # deny-listed, grant ended, or its client gone
+    first_party: bool  # issued to a first-party client
