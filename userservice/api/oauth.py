@@ -9,13 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from userservice.api.deps import ServicesDep, client_ip
 from userservice.api.problems import NO_STORE, oauth_error
 from userservice.api.schemas import OAuthErrorBody, TokenResponse
 from userservice.errors import OAuthError, Throttled
-from userservice.oauth.adapter import MalformedRequest, RequestSnapshot, snapshot
-from userservice.oauth.params import client_credentials, parse_form
-from userservice.oauth.server import OAuthServer
+from userservice.oauth.params import client_credentials, parse_form, require_secure_transport
+from userservice.wiring import Services, ServicesDep, client_ip
 
 router = APIRouter(tags=["oauth"])
 
@@ -82,10 +80,10 @@ async def _form(request: Request) -> dict[str, str]:
     return parse_form(request.headers.get("content-type", ""), await request.body())
 
 
-async def _with_client(request: Request, action: str) -> Any:
+async def _with_client(request: Request, svc: Services, action: str) -> Any:
     """Parse the form, authenticate the client (RFC 6749 §2.3) on the event loop,
     then run the endpoint's `action` with both in a worker thread (it writes)."""
-    endpoint = request.app.state.token_endpoint
+    endpoint = svc.token_endpoint
     params = await _form(request)
     ids = client_credentials(params, request.headers.get("authorization", ""))
     client = await endpoint.authenticate_client(*ids)
@@ -93,39 +91,25 @@ async def _with_client(request: Request, action: str) -> Any:
     return await anyio.to_thread.run_sync(run, client, params)
 
 
-async def _authlib_snapshot(request: Request, client_id: str | None) -> RequestSnapshot:
-    """The request for Authlib, with the client's row read here on the event loop
-    (one awaited read) rather than by Authlib in its worker thread."""
-    snap = await snapshot(request)
-    server: OAuthServer = request.app.state.oauth_server
-    return await server.with_client(snap, client_id)
-
-
 @router.post(
     "/oauth/token",
     response_model=TokenResponse,
     responses=_ERRORS,
     openapi_extra=_FORM_BODY,
-    summary="Token endpoint (RFC 6749): password and refresh_token grants",
+    summary="Token endpoint (RFC 6749): every grant",
 )
 async def token(request: Request, svc: ServicesDep) -> Response:
-    endpoint = request.app.state.token_endpoint
+    endpoint = svc.token_endpoint
     try:
+        # Credentials and tokens never cross cleartext HTTP (loopback aside).
+        require_secure_transport(str(request.url))
         params = await _form(request)
         # S8: the credentials are read (one method only) before any grant is chosen.
         ids = client_credentials(params, request.headers.get("authorization", ""))
-        if params.get("grant_type") in ("authorization_code", "client_credentials"):
-            # These grants are served by Authlib through our adapter.
-            snap = await _authlib_snapshot(request, ids[0])
-            server = request.app.state.oauth_server
-            response: Response = await anyio.to_thread.run_sync(server.create_token_response, snap)
-            return response
         client = await endpoint.authenticate_client(*ids)
         body = await endpoint.token(client, params, client_ip(request))
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
-    except MalformedRequest as exc:
-        return oauth_error("invalid_request", str(exc))
     except Throttled as exc:
         response = oauth_error("slow_down", exc.detail, 429)
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -141,9 +125,9 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     openapi_extra=_REVOKE_BODY,
     summary="Token revocation (RFC 7009)",
 )
-async def revoke(request: Request) -> Response:
+async def revoke(request: Request, svc: ServicesDep) -> Response:
     try:
-        await _with_client(request, "revoke")
+        await _with_client(request, svc, "revoke")
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     return Response(status_code=200, headers=NO_STORE)
@@ -174,8 +158,8 @@ class IntrospectionResponse(BaseModel):
     openapi_extra=_REVOKE_BODY,
     summary="Token introspection (RFC 7662); confidential clients only",
 )
-async def introspect(request: Request) -> Response:
-    endpoint = request.app.state.token_endpoint
+async def introspect(request: Request, svc: ServicesDep) -> Response:
+    endpoint = svc.token_endpoint
     try:
         params = await _form(request)
         ids = client_credentials(params, request.headers.get("authorization", ""))
@@ -186,6 +170,6 @@ async def introspect(request: Request) -> Response:
 
 
 @router.get("/oauth/jwks", summary="JSON Web Key Set: the public keys that sign our tokens")
-async def jwks(request: Request) -> JSONResponse:
-    ring = request.app.state.services.authenticator.keys.ring
+async def jwks(svc: ServicesDep) -> JSONResponse:
+    ring = svc.keys.ring
     return JSONResponse(ring.jwks(), headers={"Cache-Control": "public, max-age=300"})

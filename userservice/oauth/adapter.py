@@ -56,9 +56,6 @@ class RequestSnapshot:
     headers: Headers
     query: MultiDict
     form: MultiDict = field(default_factory=MultiDict)
-    # Client rows read on the event loop before the thread hop, by client_id, so
-    # that client authentication in the thread needs no second database read.
-    prefetched_clients: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def values(self) -> MultiDict:

@@ -4,10 +4,43 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote_plus
 
+from authlib.common.security import is_secure_transport
+
 from userservice.errors import OAuthError
 from userservice.security.basic import parse_basic
 
 MAX_FIELDS = 32
+MAX_VALUE_LENGTH = 4096
+
+
+def require_secure_transport(url: str) -> None:
+    """Credentials and tokens cross the token endpoint: never over cleartext HTTP,
+    except to a loopback address (RFC 6749 §3.2, RFC 8252 §7.3). Authlib's own test
+    of the URL, so the rule is the one its grants applied."""
+    if not is_secure_transport(url):
+        raise OAuthError("insecure_transport", "OAuth requires HTTPS.")
+
+
+def required(params: dict[str, str], name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise OAuthError("invalid_request", f"Missing parameter '{name}'.")
+    if len(value) > MAX_VALUE_LENGTH:
+        raise OAuthError("invalid_request", f"Parameter '{name}' is too long.")
+    return value
+
+
+def requested_scope(params: dict[str, str]) -> str | None:
+    """The scope parameter (RFC 6749 §3.3), None when absent or empty: the client's
+    default then applies (services/scopes.py)."""
+    scope = params.get("scope")
+    if scope is None or not scope.strip():
+        return None
+    if len(scope) > 1024 or not all(
+        0x21 <= ord(c) <= 0x7E and c not in '"\\' for c in scope.replace(" ", "")
+    ):
+        raise OAuthError("invalid_scope", "The scope parameter is malformed.")
+    return scope
 
 
 def parse_form(content_type: str, body: bytes) -> dict[str, str]:

@@ -1,58 +1,79 @@
-"""Token, revocation and introspection endpoints' logic (RFC 6749 §3.2, §4.3, §6;
-RFC 7009; RFC 7662).
+"""The token endpoint (RFC 6749 §3.2, §4.1.3, §4.3, §4.4, §6), revocation (RFC 7009)
+and introspection (RFC 7662).
 
-Client authentication, introspection, a PostgreSQL refresh rotation (one statement)
-and the password grant run on the event loop; the grant's argon2 verify runs on the
-hasher's own threads. Revocation writes through a Session, in a worker thread."""
+Every grant at /oauth/token goes through one dispatcher here, with one client
+authentication, one scope policy (services/scopes.granted_scope), one
+refresh-issuance rule (services/tokens.gets_refresh_token) and one response
+builder (token_body). The authorization-code and client-credentials grants were
+moved here out of Authlib: its grants are synchronous (a worker-thread hop per
+token request) and brought a second client authentication with them. Authlib's
+AuthorizationServer serves only the authorization endpoint (oauth/server.py).
+
+Client authentication, client_credentials, the password grant and refresh run on
+the event loop (the password grant's argon2 verify on the hasher's own threads);
+the code exchange takes one worker-thread hop for its unit of work
+(oauth/code_exchange.py), and revocation writes through a Session in a thread."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from userservice.db.clients import FIRST_PARTY_CLIENT_ID, load_client_async
+from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 from userservice.db.engine import Database
 from userservice.errors import AuthenticationFailed, OAuthError
+from userservice.oauth.code_exchange import CodeExchange
+from userservice.oauth.params import MAX_VALUE_LENGTH, requested_scope, required
 from userservice.records import StoredClient
 from userservice.security.secrets import same_digest
 from userservice.services.access_tokens import Grant
 from userservice.services.accounts import AccountService
-from userservice.services.scopes import grantable_scopes
+from userservice.services.id_tokens import IdTokenService
+from userservice.services.scopes import granted_scope
 from userservice.services.token_status import TokenStatus
-from userservice.services.tokens import TokenService
+from userservice.services.tokens import IssuedTokens, TokenService
 
-MAX_VALUE_LENGTH = 4096
-
-
-def _required(params: dict[str, str], name: str) -> str:
-    value = params.get(name)
-    if not value:
-        raise OAuthError("invalid_request", f"Missing parameter '{name}'.")
-    if len(value) > MAX_VALUE_LENGTH:
-        raise OAuthError("invalid_request", f"Parameter '{name}' is too long.")
-    return value
+GrantHandler = Callable[[StoredClient, dict[str, str], str], Awaitable[IssuedTokens]]
 
 
-def _scope(params: dict[str, str]) -> str | None:
-    scope = params.get("scope")
-    if scope is None or not scope.strip():
-        return None  # absent or empty: the client's default scopes (RFC 6749 §3.3)
-    if len(scope) > 1024 or not all(
-        0x21 <= ord(c) <= 0x7E and c not in '"\\' for c in scope.replace(" ", "")
-    ):
-        raise OAuthError("invalid_scope", "The scope parameter is malformed.")
-    return scope
+def token_body(issued: IssuedTokens) -> dict[str, Any]:
+    """The one successful token response of every grant (RFC 6749 §5.1; the ID
+    token of OIDC Core §3.1.3.3 when `openid` was granted)."""
+    body: dict[str, Any] = {
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }
+    if issued.refresh_token is not None:
+        body["refresh_token"] = issued.refresh_token
+    if issued.id_token is not None:
+        body["id_token"] = issued.id_token
+    return body
 
 
 class TokenEndpoint:
     def __init__(
-        self, db: Database, accounts: AccountService, tokens: TokenService, status: TokenStatus
+        self,
+        db: Database,
+        accounts: AccountService,
+        tokens: TokenService,
+        status: TokenStatus,
+        id_tokens: IdTokenService,
     ) -> None:
         self.db = db
         self.accounts = accounts
         self.tokens = tokens
         self.status = status
+        self.codes = CodeExchange(db, tokens, id_tokens)
+        self._grants: dict[str, GrantHandler] = {
+            "authorization_code": self._authorization_code,
+            "client_credentials": self._client_credentials,
+            "password": self._password,
+            "refresh_token": self._refresh,
+        }
         # Introspection reads left to finish after a failed authentication: held
         # here so that they are not garbage-collected mid-flight.
         self._detached: set[asyncio.Task[dict[str, Any]]] = set()
@@ -66,7 +87,7 @@ class TokenEndpoint:
         self, client_id: str | None, secret: str | None, method: str
     ) -> StoredClient:
         # No client_id at all: the built-in first-party client (frontends, docs UI).
-        client = await load_client_async(self.db, client_id or FIRST_PARTY_CLIENT_ID)
+        client = await self.db.clients.client(client_id or FIRST_PARTY_CLIENT_ID)
         if (
             client is None
             # C3: only the method the client registered
@@ -84,42 +105,59 @@ class TokenEndpoint:
         return client
 
     async def token(self, client: StoredClient, params: dict[str, str], ip: str) -> dict[str, Any]:
-        grant_type = _required(params, "grant_type")
-        if grant_type not in ("password", "refresh_token"):
+        """The dispatcher: the grant type is known and the client registered for it
+        (C1) before any grant's own rules run."""
+        grant_type = required(params, "grant_type")
+        handler = self._grants.get(grant_type)
+        if handler is None:
             raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
         if grant_type not in client.grant_types:
             raise OAuthError("unauthorized_client", "This client may not use this grant type.")
-        if grant_type == "password":
-            return await self._password(client, params, ip)
-        return await self.tokens.refresh_async(
-            _required(params, "refresh_token"), client, _scope(params)
-        )
+        return token_body(await handler(client, params, ip))
+
+    async def _authorization_code(
+        self, client: StoredClient, params: dict[str, str], ip: str
+    ) -> IssuedTokens:
+        return await self.codes.exchange(client, params)
+
+    async def _client_credentials(
+        self, client: StoredClient, params: dict[str, str], ip: str
+    ) -> IssuedTokens:
+        # RFC 6749 §4.4: confidential clients only; a public client has no
+        # credential of its own to act with.
+        if client.client_type == "public":
+            raise OAuthError(
+                "unauthorized_client", "The client_credentials grant is for confidential clients."
+            )
+        scope = granted_scope(client, requested_scope(params), None)
+        return self.tokens.client_token(client, scope)
 
     async def _password(
         self, client: StoredClient, params: dict[str, str], ip: str
-    ) -> dict[str, Any]:
+    ) -> IssuedTokens:
         # RFC 9700 §2.4 forbids this grant for third parties; we keep it only for
         # our own first-party frontends (C1, C2).
         if not client.is_first_party:
             raise OAuthError(
                 "unauthorized_client", "The password grant is for first-party clients."
             )
-        username = _required(params, "username")
-        password = _required(params, "password")
-        scope = _scope(params)
+        username = required(params, "username")
+        password = required(params, "password")
+        scope = requested_scope(params)
         try:
             user = await self.accounts.authenticate(username, password, ip)
         except AuthenticationFailed:
             raise OAuthError("invalid_grant", "Invalid email or password.") from None
-        granted = grantable_scopes(client, user, scope)
         # The password was checked just now: that is when the user authenticated.
         grant = Grant(auth_time=int(time.time()))
-        return await self.tokens.issue_async(
-            user, client, granted, grant, with_refresh="refresh_token" in client.grant_types
-        )
+        return await self.tokens.issue(user, client, granted_scope(client, scope, user), grant)
+
+    async def _refresh(self, client: StoredClient, params: dict[str, str], ip: str) -> IssuedTokens:
+        token = required(params, "refresh_token")
+        return await self.tokens.refresh_async(token, client, requested_scope(params))
 
     def revoke(self, client: StoredClient, params: dict[str, str]) -> None:
-        token = _required(params, "token")
+        token = required(params, "token")
         # RFC 7009 §2.1: token_type_hint only speeds the search up; both kinds are
         # tried, and unknown or foreign tokens are answered with success (§2.2).
         if not self.status.revoke_access(token, client):
@@ -157,4 +195,4 @@ class TokenEndpoint:
                 self._detached.add(early)
                 early.add_done_callback(self._forget)
             raise
-        return await self.status.introspect(_required(params, "token"), client, early)
+        return await self.status.introspect(required(params, "token"), client, early)

@@ -46,18 +46,33 @@ def describe(scope: str) -> str:
     return SCOPES.get(scope, scope)
 
 
-def grantable_scopes(client: StoredClient, user: UserRecord, requested: str | None) -> str:
-    """Scopes for a user token: requested (or all the client allows), never beyond the
-    client's registration (C13), privileged ones only for admins (C2: no escalation)."""
-    allowed = set(client.scope.split())
+def granted_scope(client: StoredClient, requested: str | None, user: UserRecord | None) -> str:
+    """The one scope policy of every grant: the scope a token gets, from the client's
+    registration, the request and the user the token acts for (None: the client acts
+    for itself, RFC 6749 §4.4).
+
+    Asking beyond the registration is invalid_scope, never silently cut (C13).
+    Nothing asked means the whole registration (RFC 6749 §3.3). A user's token
+    holds privileged scopes only when the user is an administrator (C2: no
+    escalation, whichever grant asks)."""
+    registered = set(client.scope.split())
     if requested is None:
-        wanted = allowed
+        wanted = registered
     else:
         wanted = set(requested.split())
-        if not wanted <= allowed:
+        if not wanted <= registered:
             raise OAuthError(
                 "invalid_scope", "The requested scope exceeds what this client may get."
             )
-    if not user.is_admin:
+    if user is not None and not user.is_admin:
         wanted -= PRIVILEGED
     return " ".join(sorted(wanted))
+
+
+def consent_scope(client: StoredClient, requested: str | None) -> str:
+    """What an authorization request asks the user for, before anyone knows who
+    will answer it: the policy above, except that by default a consent page never
+    offers privileged scopes unasked. The token endpoint applies the policy again
+    with the user who consented."""
+    default = " ".join(sorted(set(client.scope.split()) - PRIVILEGED))
+    return granted_scope(client, default if requested is None else requested, None)

@@ -5,42 +5,57 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-import anyio
-from sqlalchemy.engine import Connection
-
-from userservice.db.engine import Database, as_utc
-from userservice.db.refresh_rotation_pg import rotate_pg
-from userservice.db.refresh_tokens import (
-    NewRefreshToken,
-    RefreshTokenRepository,
-    TokenOwner,
-    claim_for_rotation,
-    insert_token,
-    insert_token_async,
-    owner_of,
-    revoke_family,
-)
-from userservice.errors import OAuthError
-from userservice.records import StoredClient, UserRecord
+from userservice.db.engine import Database
+from userservice.db.refresh_tokens import RefreshTokenRepository
+from userservice.records import NewRefreshToken, StoredClient, UserRecord
 from userservice.security.secrets import digest, new_token
 from userservice.services.access_tokens import AccessTokenSigner, Grant, TokenSettings
 from userservice.services.audit import audit
 from userservice.services.keys import KeyStore
+from userservice.services.refresh_rotation import RefreshRotation
 
 
 @dataclass(frozen=True, slots=True)
-class _Rotation:
-    """What a committed rotation hands back: the new pair's inputs, or the reuse."""
+class IssuedTokens:
+    """What a token response says (RFC 6749 §5.1), before it is JSON; the jti and
+    refresh family are there for whoever must remember what a grant bought."""
 
-    user_id: uuid.UUID
-    tokens_valid_after: int
+    access_token: str
+    expires_in: int
     scope: str
-    refresh_token: str
-    reused: TokenOwner | None
+    jti: str
+    refresh_token: str | None = None
     family_id: uuid.UUID | None = None
-    auth_time: int | None = None
+    id_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Issuance:
+    """A user's tokens decided but not signed: the refresh family to store (with its
+    token) when there is one, and the access token's jti."""
+
+    user: UserRecord
+    client_id: str
+    scope: str
+    grant: Grant
+    jti: str
+    refresh_token: str | None
+    family: NewRefreshToken | None
+
+
+def gets_refresh_token(client: StoredClient, scope: str) -> bool:
+    """The one refresh-issuance rule of every grant: the client registered the
+    refresh_token grant, and it is first-party or the user granted offline_access
+    (a third party keeps access while the user is away only with that consent,
+    OIDC Core §11). A client acting for itself never gets one (RFC 6749 §4.4.3)."""
+    return "refresh_token" in client.grant_types and (
+        client.is_first_party or "offline_access" in scope.split()
+    )
+
+
+def _new_jti() -> str:
+    return uuid.uuid4().hex
 
 
 class TokenService:
@@ -49,71 +64,57 @@ class TokenService:
         self.keys = keys
         self.settings = settings
         self.signer = AccessTokenSigner(keys, settings)
+        self.rotation = RefreshRotation(db.refresh_tokens, settings.refresh_idle_ttl)
 
-    def client_token(self, client: StoredClient, scope: str) -> dict[str, Any]:
+    def client_token(self, client: StoredClient, scope: str) -> IssuedTokens:
         """client_credentials (RFC 6749 §4.4): the client acts for itself; no refresh
         token (§4.4.3)."""
-        token = self.signer.for_client(client.client_id, scope)
+        jti = _new_jti()
+        token = self.signer.for_client(client.client_id, scope, jti=jti)
         audit("token.issued", client=client.client_id, scope=scope, grant="client_credentials")
-        return {
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": self.settings.access_ttl,
-            "scope": scope,
-        }
+        return IssuedTokens(token, self.settings.access_ttl, scope, jti)
 
-    def issue(
-        self,
-        user: UserRecord,
-        client: StoredClient,
-        scope: str,
-        grant: Grant,
-        *,
-        with_refresh: bool,
-    ) -> dict[str, Any]:
-        if not with_refresh:
-            return self._issued(user, client, scope, grant)
+    def plan(self, user: UserRecord, client: StoredClient, scope: str, grant: Grant) -> Issuance:
+        """A user's tokens decided, not yet stored or signed: a refresh family when
+        the one rule allows it, and the access token's jti, so that a grant's unit
+        of work can store both before anything is signed (B5)."""
+        if not gets_refresh_token(client, scope):
+            return Issuance(user, client.client_id, scope, grant, _new_jti(), None, None)
         token, row = self._new_family(user, client, scope, grant)
-        with self.db.unit_of_work() as session:
-            insert_token(session.connection(), row)
-        # Signed once the family is committed: its access token is never ahead of it.
-        body = self._issued(user, client, scope, _in_family(grant, row))
-        body["refresh_token"] = token
-        return body
+        in_family = Grant(grant.auth_time, row.family_id, grant.not_before)
+        return Issuance(user, client.client_id, scope, in_family, _new_jti(), token, row)
 
-    async def issue_async(
-        self,
-        user: UserRecord,
-        client: StoredClient,
-        scope: str,
-        grant: Grant,
-        *,
-        with_refresh: bool,
-    ) -> dict[str, Any]:
-        """issue() for the event loop (the password grant): signing takes
-        ~0.2 ms, and the refresh token's insert is awaited, not run in a thread."""
-        if not with_refresh:
-            return self._issued(user, client, scope, grant)
-        token, row = self._new_family(user, client, scope, grant)
-        await insert_token_async(self.db, row)
-        body = self._issued(user, client, scope, _in_family(grant, row))
-        body["refresh_token"] = token
-        return body
-
-    def _issued(
+    async def issue(
         self, user: UserRecord, client: StoredClient, scope: str, grant: Grant
-    ) -> dict[str, Any]:
+    ) -> IssuedTokens:
+        """A user's tokens on the event loop: the refresh family's insert is awaited
+        (no worker thread), and signing takes ~0.2 ms."""
+        issuance = self.plan(user, client, scope, grant)
+        if issuance.family is not None:
+            await self.db.refresh_tokens.insert(issuance.family)
+        return self.signed(issuance)
+
+    def signed(self, issuance: Issuance) -> IssuedTokens:
+        """Called once the issuance's family is committed: an access token is never
+        ahead of its family."""
+        user = issuance.user
         access = self.signer.for_user(
-            user.id, user.tokens_valid_after, client.client_id, scope, grant
+            user.id,
+            user.tokens_valid_after,
+            issuance.client_id,
+            issuance.scope,
+            issuance.grant,
+            jti=issuance.jti,
         )
-        expires_in = self.settings.access_ttl
-        audit("token.issued", user=user.id, client=client.client_id, scope=scope)
-        return {
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": expires_in,
-            "scope": scope,
-        }
+        audit("token.issued", user=user.id, client=issuance.client_id, scope=issuance.scope)
+        return IssuedTokens(
+            access,
+            self.settings.access_ttl,
+            issuance.scope,
+            issuance.jti,
+            issuance.refresh_token,
+            issuance.grant.family_id,
+        )
 
     def _new_family(
         self, user: UserRecord, client: StoredClient, scope: str, grant: Grant
@@ -134,155 +135,28 @@ class TokenService:
 
     async def refresh_async(
         self, token: str, client: StoredClient, requested: str | None
-    ) -> dict[str, Any]:
-        """refresh() for the event loop, without a worker thread per call.
-
-        SQLite: the rotation joins the writer thread's next group commit
-        (db/group_commit.py). PostgreSQL: a rotation that goes through is one
-        statement (db/refresh_tokens.py rotate_pg); one it refuses takes the full
-        path in a worker thread, which gives the precise error and detects reuse."""
-        now = dt.datetime.now(dt.UTC)
-        if self.db.is_sqlite:
-            outcome = await self.db.write_batched(
-                lambda conn: self._rotate(conn, token, client, requested, now)
-            )
-            return self._answer(outcome, client)
-        new_refresh = new_token()
-        rotated = await rotate_pg(
-            self.db,
-            token_digest=digest(token),
-            successor_digest=digest(new_refresh),
-            client_id=client.client_id,
-            requested=[] if requested is None else requested.split(),
-            now=now,
-            idle_cutoff=now - dt.timedelta(seconds=self.settings.refresh_idle_ttl),
-        )
-        if rotated is None:
-            return await anyio.to_thread.run_sync(self.refresh, token, client, requested)
-        scope = rotated.scope if requested is None else " ".join(sorted(set(requested.split())))
-        return self._answer(
-            _Rotation(
-                rotated.user_id,
-                rotated.tokens_valid_after,
-                scope,
-                new_refresh,
-                None,
-                rotated.family_id,
-                rotated.auth_time,
-            ),
-            client,
-        )
-
-    def refresh(self, token: str, client: StoredClient, requested: str | None) -> dict[str, Any]:
-        """Rotate: the presented token is retired and a new one of the same family
-        issued, in one transaction. Presenting a retired token means it leaked: the
-        whole family dies (RFC 9700 §4.14.2)."""
-        now = dt.datetime.now(dt.UTC)
-        with self.db.unit_of_work() as session:
-            outcome = self._rotate(session.connection(), token, client, requested, now)
-        return self._answer(outcome, client)
-
-    def _rotate(
-        self,
-        conn: Connection,
-        token: str,
-        client: StoredClient,
-        requested: str | None,
-        now: dt.datetime,
-    ) -> _Rotation:
-        """The rotation's statements (Core, no ORM: the ORM's unit of work cost more
-        than the SQL): claim (UPDATE ... RETURNING, with the owner's standing), then
-        insert the successor. A refusal raises, which rolls the claim back: an
-        expired, foreign or over-scoped attempt retires nothing. A reuse kills the
-        family and is reported, not raised, so that the family's death is committed."""
-        invalid = OAuthError("invalid_grant", "The refresh token is invalid or expired.")
-        token_digest = digest(token)
-        claimed = claim_for_rotation(conn, token_digest, now)
-        if claimed is None:
-            owner = owner_of(conn, token_digest)
-            if owner is None or owner.client_id != client.client_id:
-                raise invalid  # C7: unknown, or another client's (left untouched)
-            revoke_family(conn, owner.family_id, now)
-            return _Rotation(owner.user_id, 0, "", "", owner)
-        if claimed.client_id != client.client_id:
-            raise invalid  # C7
-        scope = self._refresh_scope(
-            claimed.scope, claimed.issued_at, claimed.expires_at, requested, now, invalid
-        )
-        if not claimed.user_active:
-            raise invalid  # disabled or deleted user
-        new_refresh = new_token()
-        successor = NewRefreshToken(
-            digest=digest(new_refresh),
-            family_id=claimed.family_id,
-            user_id=claimed.user_id,
-            client_id=client.client_id,
-            # The family keeps its grant; a narrowed scope is for this access
-            # token only, so a later refresh may ask for the rest again.
-            scope=claimed.scope,
-            issued_at=now,
-            expires_at=as_utc(claimed.expires_at),
-            auth_time=claimed.auth_time,
-        )
-        insert_token(conn, successor)
-        return _Rotation(
-            claimed.user_id,
-            claimed.tokens_valid_after,
-            scope,
-            new_refresh,
-            None,
-            claimed.family_id,
-            claimed.auth_time,
-        )
-
-    def _answer(self, outcome: _Rotation, client: StoredClient) -> dict[str, Any]:
-        """The response, once the rotation is committed: no access token is ever
-        signed for a rotation that did not happen."""
-        if outcome.reused is not None:
-            # RFC 9700 §4.14.2: a retired token came back, so someone holds a copy.
-            # Audited after the commit: the family is dead by the time anyone reads it.
-            audit(
-                "token.reuse_detected",
-                family=outcome.reused.family_id,
-                user=outcome.reused.user_id,
-                client=client.client_id,
-            )
-            raise OAuthError("invalid_grant", "The refresh token is invalid or expired.")
-        audit("token.refreshed", user=outcome.user_id, client=client.client_id)
+    ) -> IssuedTokens:
+        """Rotate the refresh token (services/refresh_rotation.py), then sign: no
+        access token is ever signed for a rotation that did not happen."""
+        rotation = await self.rotation.rotate(token, client, requested)
+        audit("token.refreshed", user=rotation.user_id, client=client.client_id)
+        jti = _new_jti()
         access = self.signer.for_user(
-            outcome.user_id,
-            outcome.tokens_valid_after,
+            rotation.user_id,
+            rotation.tokens_valid_after,
             client.client_id,
-            outcome.scope,
-            Grant(outcome.auth_time, outcome.family_id),
+            rotation.scope,
+            Grant(rotation.auth_time, rotation.family_id),
+            jti=jti,
         )
-        expires_in = self.settings.access_ttl
-        return {
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": expires_in,
-            "scope": outcome.scope,
-            "refresh_token": outcome.refresh_token,
-        }
-
-    def _refresh_scope(
-        self,
-        granted: str,
-        issued_at: dt.datetime,
-        expires_at: dt.datetime,
-        requested: str | None,
-        now: dt.datetime,
-        invalid: OAuthError,
-    ) -> str:
-        idle_deadline = as_utc(issued_at) + dt.timedelta(seconds=self.settings.refresh_idle_ttl)
-        if now >= as_utc(expires_at) or now >= idle_deadline:
-            raise invalid
-        if requested is None:
-            return granted
-        wanted = set(requested.split())
-        if not wanted <= set(granted.split()):
-            raise OAuthError("invalid_scope", "A refresh cannot widen the granted scope.")
-        return " ".join(sorted(wanted))
+        return IssuedTokens(
+            access,
+            self.settings.access_ttl,
+            rotation.scope,
+            jti,
+            rotation.refresh_token,
+            rotation.family_id,
+        )
 
     def revoke_refresh(self, token: str, client: StoredClient) -> None:
         """RFC 7009 §2.2: unknown or foreign tokens are answered like success, and a
@@ -294,7 +168,3 @@ class TokenService:
             if stored is not None and stored.client_id == client.client_id:
                 repo.revoke_family(stored.family_id, now)
                 audit("token.revoked", user=stored.user_id, client=client.client_id)
-
-
-def _in_family(grant: Grant, row: NewRefreshToken) -> Grant:
-    return Grant(grant.auth_time, row.family_id, grant.not_before)
