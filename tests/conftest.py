@@ -17,6 +17,7 @@ from tests.support.databases import PostgresTemplates, SqliteTemplates
 from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
 from userservice.app import create_app
 from userservice.settings import Settings
+from userservice.wiring import Services, wired
 
 ISSUER = "https://testserver"
 PASSWORD = "correct horse battery staple"
@@ -87,6 +88,14 @@ def app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
+def services(app: FastAPI) -> Services:
+    """The parts create_app wired (accounts, sessions, keys, ...), for a test that
+    arranges or inspects state through them; to change what routes receive, use
+    tests.support.wiring.override."""
+    return wired(app)
+
+
+@pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, base_url="https://testserver") as test_client:
         yield test_client
@@ -116,7 +125,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def make_admin(app: FastAPI, email: str, password: str = PASSWORD) -> None:
-    app.state.services.accounts.register(email, password, "Admin", admin=True)
+    wired(app).accounts.register(email, password, "Admin", admin=True)
 
 
 @pytest.fixture

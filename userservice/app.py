@@ -6,6 +6,7 @@ import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -14,12 +15,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from userservice import __version__
 from userservice.api import admin_clients, docs, grants, health, oauth, oidc, users
-from userservice.api.deps import Services
 from userservice.api.middleware import ScopedCORSMiddleware, SecurityMiddleware
 from userservice.api.openapi_security import install_openapi_security
 from userservice.api.problems import install_error_handlers
 from userservice.db import migrate
-from userservice.db.engine import Database, build_engine
+from userservice.db.engine import Database, build_engine, open_database
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
 from userservice.security.passwords import PasswordHasher
@@ -33,12 +33,14 @@ from userservice.services.consents import ConsentService
 from userservice.services.devices import DeviceCookies
 from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
+from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
 from userservice.services.token_status import TokenStatus
 from userservice.services.tokens import TokenService
 from userservice.settings import Settings
 from userservice.web import authorize, end_session, pages
 from userservice.web.browser import CsrfRejected
+from userservice.wiring import Services, install
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 # Pages people navigate to: their own CSP, and never CORS (A12).
@@ -66,8 +68,7 @@ def build_account_service(settings: Settings, db: Database) -> AccountService:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
-    db = Database(build_engine(settings.resolved_database_url()))
+def build_services(settings: Settings, db: Database) -> Services:
     keys = KeyStore.for_settings(db.engine, settings)
     accounts = build_account_service(settings, db)
     tokens = TokenService(
@@ -81,8 +82,11 @@ def create_app(settings: Settings) -> FastAPI:
             alg=settings.access_token_alg,
         ),
     )
-    services = Services(
+    status = TokenStatus(db, keys, settings.issuer, settings.refresh_token_idle_ttl_seconds)
+    id_tokens = IdTokenService(keys, settings.issuer, settings.id_token_ttl_seconds)
+    return Services(
         settings=settings,
+        keys=keys,
         accounts=accounts,
         tokens=tokens,
         authenticator=Authenticator(db, keys, accounts, settings.issuer),
@@ -90,7 +94,17 @@ def create_app(settings: Settings) -> FastAPI:
         sessions=SessionService(
             db, settings.session_idle_ttl_seconds, settings.session_absolute_ttl_seconds
         ),
+        consents=ConsentService(db),
+        token_endpoint=TokenEndpoint(db, accounts, tokens, status, id_tokens),
+        oauth_server=OAuthServer(db, settings.issuer),
+        readiness=Readiness(partial(migrate.revision_of, db), migrate.head_revision(), keys),
     )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    db = open_database(build_engine(settings.resolved_database_url()))
+    services = build_services(settings, db)
+    keys, accounts = services.keys, services.accounts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -116,13 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.state.services = services
-    status = TokenStatus(db, keys, settings.issuer, settings.refresh_token_idle_ttl_seconds)
-    app.state.token_endpoint = TokenEndpoint(db, accounts, tokens, status)
-    id_tokens = IdTokenService(keys, settings.issuer, settings.id_token_ttl_seconds)
-    app.state.oauth_server = OAuthServer(db, tokens, id_tokens, settings.issuer)
-    app.state.consents = ConsentService(db)
-    app.state.migration_head = migrate.head_revision()
+    install(app, services)
 
     install_error_handlers(app)
 

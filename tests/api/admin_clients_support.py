@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.oauth.clients import basic_auth
+from tests.support.wiring import engine_of
 from userservice.db.models import OAuthClient
 
 WEB_APP = {
@@ -65,7 +66,7 @@ def refused(response: httpx.Response, code: str, status: int = 422) -> None:
 
 
 def rows(app: FastAPI) -> list[OAuthClient]:
-    with Session(app.state.services.clients.db.engine) as session:
+    with Session(engine_of(app)) as session:
         return list(session.scalars(select(OAuthClient)))
 
 

@@ -26,6 +26,7 @@ from tests.api.admin_clients_support import (
 from tests.api.test_admin import admin_routes
 from tests.conftest import PASSWORD, bearer
 from tests.oauth.clients import assert_oauth_error, basic_auth
+from tests.support.wiring import engine_of
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 from userservice.db.models import RefreshToken
 
@@ -156,7 +157,7 @@ def test_delete_removes_the_client_and_its_refresh_tokens(
     assert deleted.status_code == 204 and deleted.content == b""
     refused(client.get(f"/admin/clients/{client_id}", headers=auth), "not_found", 404)
     refused(client.delete(f"/admin/clients/{client_id}", headers=auth), "not_found", 404)
-    with Session(app.state.services.clients.db.engine) as session:
+    with Session(engine_of(app)) as session:
         left = session.scalars(select(RefreshToken).where(RefreshToken.client_id == client_id))
         assert left.all() == []
     refresh = {"grant_type": "refresh_token", "refresh_token": tokens.json()["refresh_token"]}

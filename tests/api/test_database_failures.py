@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import PASSWORD, bearer, login, register
 from tests.support.databases import PostgresTemplates
+from tests.support.wiring import engine_of
 from userservice.app import create_app
 from userservice.db import migrate
 from userservice.db.engine import build_engine
@@ -25,7 +26,7 @@ def _break_database(db_url: str, request: pytest.FixtureRequest) -> None:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         path.mkdir()  # a directory where the file was: every connect now fails
         # Pooled connections still hold the unlinked file open; drop them.
-        request.getfixturevalue("app").state.services.accounts.db.engine.dispose()
+        engine_of(request.getfixturevalue("app")).dispose()
         return
     templates: PostgresTemplates = request.getfixturevalue("pg_templates")
     templates.drop(db_url.rsplit("/", 1)[1])  # WITH (FORCE): ends our connections too

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import PASSWORD, bearer, register
 from userservice.app import create_app
 from userservice.settings import Settings
+from userservice.wiring import wired
 
 MB = 1024 * 1024
 
@@ -36,7 +37,7 @@ def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
 
 
 def user_count(app: FastAPI) -> int:
-    found = app.state.services.accounts.search(email=None, name=None, after=None, limit=1000)
+    found = wired(app).accounts.search(email=None, name=None, after=None, limit=1000)
     return len(found)
 
 

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import PASSWORD, bearer, login, register
 from userservice.app import create_app
 from userservice.settings import Settings
+from userservice.wiring import wired
 
 
 def token_request(client: TestClient, **form: str) -> httpx.Response:
@@ -30,7 +31,7 @@ def refresh_grant(client: TestClient, refresh_token: str) -> httpx.Response:
 
 
 def user_count(app: FastAPI) -> int:
-    users = app.state.services.accounts.search(email=None, name=None, after=None, limit=1000)
+    users = wired(app).accounts.search(email=None, name=None, after=None, limit=1000)
     return len(users)
 
 

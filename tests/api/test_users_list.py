@@ -16,11 +16,13 @@ from fastapi.testclient import TestClient
 
 from tests.api.test_database_failures import _break_database
 from tests.conftest import bearer
+from tests.support.wiring import override
 from userservice.api.schemas import UserOut, UserPage, user_page_json
 from userservice.db.models import User
 from userservice.records import UserRecord
 from userservice.services.authn import Principal
 from userservice.services.policy import Caller
+from userservice.wiring import Services, wired
 
 NAMES = [None, "Zoë 🎉", "山田 太郎", 'Quote " back\\slash', "100% _sure_", "tab\there"]
 STAMP = dt.datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=dt.UTC)
@@ -51,10 +53,10 @@ def cursor_of(email: str) -> str:
 
 
 @pytest.fixture
-def people(app: FastAPI, admin: dict[str, Any]) -> list[str]:
+def people(services: Services, admin: dict[str, Any]) -> list[str]:
     """120 users inserted directly (no argon2 per user), plus the admin: emails in
     the service's order."""
-    db = app.state.services.accounts.db
+    db = services.accounts.db
     with db.unit_of_work() as session:
         for index in range(120):
             session.add(
@@ -71,7 +73,7 @@ def people(app: FastAPI, admin: dict[str, Any]) -> list[str]:
                     tokens_valid_after=0,
                 )
             )
-    everyone = app.state.services.accounts.search(email=None, name=None, after=None, limit=1000)
+    everyone = services.accounts.search(email=None, name=None, after=None, limit=1000)
     return [u.email for u in everyone]
 
 
@@ -105,9 +107,9 @@ def test_page_json_is_what_the_pydantic_models_made() -> None:
 
 
 def test_response_is_byte_identical_to_the_old_route(
-    app: FastAPI, client: TestClient, admin: dict[str, Any], people: list[str]
+    services: Services, client: TestClient, admin: dict[str, Any], people: list[str]
 ) -> None:
-    accounts = app.state.services.accounts
+    accounts = services.accounts
     for params, after, limit in [
         ({}, None, 50),
         ({"cursor": cursor_of(people[49]), "limit": 200}, people[49], 200),
@@ -217,6 +219,16 @@ def test_filters_match_literally(
 # --- the database fails ---------------------------------------------------------------------
 
 
+class _Given:
+    """Stands in for the authenticator: every bearer token is this principal."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    async def from_bearer(self, _token: str) -> Principal:
+        return self.principal
+
+
 @pytest.mark.parametrize("params", [{}, {"name": "zoë"}, {"email": "p0", "cursor": "cA"}])
 def test_a_database_failure_is_503_problem_not_500(
     app: FastAPI,
@@ -225,18 +237,14 @@ def test_a_database_failure_is_503_problem_not_500(
     db_url: str,
     request: pytest.FixtureRequest,
     params: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The admin check would fail first with the database gone (503 too): here the
     principal is given, so that the page's own read meets the broken database (an
     inline read, and on SQLite a read in a worker thread when a filter is set)."""
-    user = app.state.services.accounts.search(email="root@", name=None, after=None, limit=1)[0]
+    user = wired(app).accounts.search(email="root@", name=None, after=None, limit=1)[0]
     principal = Principal(user, frozenset({"admin"}), None, Caller.FIRST_PARTY, None)
 
-    async def given(_token: str) -> Principal:
-        return principal
-
-    monkeypatch.setattr(app.state.services.authenticator, "from_bearer", given)
+    override(app, authenticator=_Given(principal))
     headers = bearer("given")
     assert client.get("/users", params=params, headers=headers).status_code == 200
     _break_database(db_url, request)

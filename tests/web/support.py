@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from tests.conftest import PASSWORD
+from tests.support.wiring import engine_of
 from userservice.db.models import BrowserSession
 from userservice.security.secrets import digest
 
@@ -47,8 +48,15 @@ def attributes(header: str) -> dict[str, str]:
     return {name.lower(): value for name, _, value in pairs}
 
 
+def session_opens(app: FastAPI, raw_id: str) -> bool:
+    """Whether a browser holding only this session id gets the account page."""
+    browser = TestClient(app, base_url="https://testserver")
+    browser.cookies.set(SESSION, raw_id, domain="testserver.local")
+    return browser.get("/account", follow_redirects=False).status_code == 200
+
+
 def move_session(app: FastAPI, raw_id: str, **values: dt.datetime) -> None:
-    engine = app.state.services.sessions.db.engine
+    engine = engine_of(app)
     with engine.begin() as conn:
         conn.execute(
             update(BrowserSession)
@@ -58,7 +66,7 @@ def move_session(app: FastAPI, raw_id: str, **values: dt.datetime) -> None:
 
 
 def last_seen(app: FastAPI, raw_id: str) -> dt.datetime:
-    engine = app.state.services.sessions.db.engine
+    engine = engine_of(app)
     with engine.connect() as conn:
         value = conn.execute(
             BrowserSession.__table__.select().where(BrowserSession.id_digest == digest(raw_id))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from tests.conftest import ISSUER, PASSWORD
 from tests.support.browser import launch, require_chromium, tls_server
 from tests.support.databases import SqliteTemplates
+from tests.support.wiring import engine_of
 from userservice.app import create_app
 from userservice.db.models import OAuthClient
 from userservice.settings import Settings
@@ -38,7 +39,7 @@ def served(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[
     app = create_app(settings)
     with TestClient(app, base_url=ISSUER) as client:
         assert client.post("/users", json={"email": EMAIL, "password": PASSWORD}).is_success
-    with Session(app.state.services.accounts.db.engine) as session, session.begin():
+    with Session(engine_of(app)) as session, session.begin():
         session.add(
             OAuthClient(
                 client_id="photos",

@@ -20,6 +20,7 @@ from userservice.app import create_app
 from userservice.security.device_cookie import DeviceClaim, make_device_cookie, new_nonce
 from userservice.settings import Settings
 from userservice.web.browser import DEVICE_COOKIE
+from userservice.wiring import wired
 
 LIMIT = 3
 WRONG = "not the password at all"
@@ -92,7 +93,7 @@ def test_a_device_locks_only_itself(strict_app: FastAPI) -> None:
 def _forged(app: FastAPI, device: str) -> dict[str, str]:
     version, user, nonce, expires, mac = device.split(".")
     bob_device = _device_of(app, "bob@example.com")
-    ours = app.state.services.accounts.devices
+    ours = wired(app).accounts.devices
     expired = make_device_cookie(
         ours._key, DeviceClaim(uuid.UUID(hex=user), new_nonce(), 1_000_000_000)
     )

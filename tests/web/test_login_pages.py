@@ -21,10 +21,12 @@ from tests.web.support import (
     csrf_token,
     last_seen,
     move_session,
+    session_opens,
     set_cookies,
     web_login,
 )
 from userservice.services.accounts import AdminChanges, ProfileChanges
+from userservice.wiring import Services, wired
 
 
 def test_account_needs_a_session(client: TestClient) -> None:
@@ -67,8 +69,8 @@ def test_session_id_changes_at_every_login(
     assert again.status_code == 303
     fresh = client.cookies.get(SESSION)
     assert fresh and fresh != signed_in
-    assert app.state.services.sessions.current(signed_in) is None
-    assert app.state.services.sessions.current(fresh) is not None
+    assert not session_opens(app, signed_in)
+    assert session_opens(app, fresh)
 
 
 def test_planted_session_id_is_not_adopted(client: TestClient, user: dict[str, Any]) -> None:
@@ -142,13 +144,11 @@ def test_logout_ends_the_session_on_the_server(
     cleared = attributes(set_cookies(response)[SESSION])
     assert cleared.get("max-age") == "0" and "secure" in cleared
     # F5: replaying the old cookie opens nothing.
-    replay = TestClient(app, base_url="https://testserver")
-    replay.cookies.set(SESSION, signed_in, domain="testserver.local")
-    assert replay.get("/account", follow_redirects=False).status_code == 303
+    assert not session_opens(app, signed_in)
 
 
 def test_idle_timeout(client: TestClient, app: FastAPI, signed_in: str) -> None:
-    idle = app.state.services.settings.session_idle_ttl_seconds
+    idle = wired(app).settings.session_idle_ttl_seconds
     now = dt.datetime.now(dt.UTC)
     move_session(app, signed_in, last_seen_at=now - dt.timedelta(seconds=idle - 120))
     assert client.get("/account", follow_redirects=False).status_code == 200
@@ -156,7 +156,7 @@ def test_idle_timeout(client: TestClient, app: FastAPI, signed_in: str) -> None:
     assert last_seen(app, signed_in) > now - dt.timedelta(seconds=30)
     move_session(app, signed_in, last_seen_at=now - dt.timedelta(seconds=idle + 5))
     assert client.get("/account", follow_redirects=False).status_code == 303
-    assert app.state.services.sessions.current(signed_in) is None
+    assert not session_opens(app, signed_in)
 
 
 def test_absolute_timeout(client: TestClient, app: FastAPI, signed_in: str) -> None:
@@ -173,9 +173,9 @@ def test_absolute_timeout(client: TestClient, app: FastAPI, signed_in: str) -> N
 
 
 def test_disable_and_password_change_end_sessions(
-    client: TestClient, app: FastAPI, user: dict[str, Any]
+    client: TestClient, services: Services, user: dict[str, Any]
 ) -> None:
-    accounts = app.state.services.accounts
+    accounts = services.accounts
     user_id = uuid.UUID(user["id"])
     assert web_login(client).status_code == 303
     accounts.update_profile(
@@ -186,13 +186,6 @@ def test_disable_and_password_change_end_sessions(
     assert client.get("/account", follow_redirects=False).status_code == 200
     accounts.admin_update(uuid.uuid4(), user_id, AdminChanges(is_active=False))
     assert client.get("/account", follow_redirects=False).status_code == 303
-
-
-def test_end_all_for_user(client: TestClient, app: FastAPI, signed_in: str) -> None:
-    sessions = app.state.services.sessions
-    other = sessions.start(sessions.current(signed_in).user.id, 0)
-    assert sessions.end_all_for_user(sessions.current(other).user.id) == 2
-    assert sessions.current(signed_in) is None and sessions.current(other) is None
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from userservice.api.deps import ServicesDep, user_allowed
+from userservice.api.deps import user_allowed
 from userservice.api.schemas import Problem
 from userservice.services.authn import Principal
 from userservice.services.client_metadata import (
@@ -17,6 +17,7 @@ from userservice.services.client_metadata import (
     ClientChanges,
 )
 from userservice.services.clients import ClientRecord, IssuedClient
+from userservice.wiring import ServicesDep
 
 router = APIRouter(prefix="/admin/clients", tags=["admin: OAuth clients"])
 

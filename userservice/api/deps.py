@@ -1,57 +1,45 @@
-"""FastAPI dependencies: the wired services and the calling principal."""
+"""The calling principal: the one place that reads the Authorization header, and
+the guards that apply the access policy to it."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 
-from userservice.errors import AuthenticationFailed
+from userservice.errors import AuthenticationFailed, Forbidden, Throttled
 from userservice.security.basic import parse_basic
-from userservice.services.accounts import AccountService
-from userservice.services.authn import Authenticator, Principal, ServicePrincipal
-from userservice.services.clients import ClientService
+from userservice.services.authn import Principal, ServicePrincipal
 from userservice.services.policy import POLICY, Caller
-from userservice.services.sessions import SessionService
-from userservice.services.tokens import TokenService
-from userservice.settings import Settings
+from userservice.wiring import Services, ServicesDep, client_ip
 
 
-@dataclass(frozen=True)
-class Services:
-    settings: Settings
-    accounts: AccountService
-    tokens: TokenService
-    authenticator: Authenticator
-    clients: ClientService
-    sessions: SessionService
+class CredentialsMissing(AuthenticationFailed):
+    """No credentials this resource accepts were presented (RFC 6750 §3.1: the
+    challenge then carries no error about a token)."""
 
 
-async def services(request: Request) -> Services:
-    # async: a plain `def` dependency would cost a threadpool round trip per request.
-    found: Services = request.app.state.services
-    return found
+class BearerRefused(Exception):
+    """A bearer-only resource (userinfo) refuses the call, in RFC 6750 §3's form
+    rather than as problem details: api/problems.py renders it."""
+
+    def __init__(self, error: str, description: str, status: int, scope: str = "") -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.scope = scope
 
 
-ServicesDep = Annotated[Services, Depends(services)]
-
-
-def client_ip(request: Request) -> str:
-    # The peer address; X-Forwarded-For is honoured only from trusted proxies, by
-    # the proxy-headers middleware that rewrites it before we get here (G6).
-    return request.client.host if request.client else "unknown"
-
-
-async def authenticated(request: Request) -> Principal | ServicePrincipal:
-    """The caller, by a bearer access token or, as a fallback, HTTP Basic."""
-    svc: Services = request.app.state.services
+async def _caller(request: Request, svc: Services, *, basic: bool) -> Principal | ServicePrincipal:
+    """The caller, by a bearer access token or, where `basic`, HTTP Basic."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
+    scheme = scheme.lower()
+    if scheme == "bearer" and value.strip():
         return await svc.authenticator.from_bearer(value.strip())
-    if scheme.lower() == "basic":
+    if scheme == "basic" and basic:
         if not svc.settings.basic_auth_enabled:
             raise AuthenticationFailed("HTTP Basic authentication is disabled on this server.")
         if request.url.scheme != "https":
@@ -62,12 +50,18 @@ async def authenticated(request: Request) -> Principal | ServicePrincipal:
         if credentials is None:
             raise AuthenticationFailed("Malformed Basic credentials.")
         return await svc.authenticator.from_basic(*credentials, client_ip(request))
-    raise AuthenticationFailed("Authentication required.")
+    raise CredentialsMissing("Authentication required.")
 
 
 # Each guard names its policy operation, for the OpenAPI document and the policy walk.
 OPERATION_ATTRIBUTE = "policy_operation"
-Guard = Callable[[Request], Awaitable[Principal | ServicePrincipal]]
+Guard = Callable[..., Awaitable[Any]]
+
+
+def _named(guard: Guard, operation: str) -> Guard:
+    guard.__name__ = f"allowed_{operation}"
+    setattr(guard, OPERATION_ATTRIBUTE, operation)
+    return guard
 
 
 def allowed(operation: str) -> Guard:
@@ -76,29 +70,60 @@ def allowed(operation: str) -> Guard:
     that no route is without a rule (S1)."""
     rule = POLICY[operation]
 
-    async def guard(request: Request) -> Principal | ServicePrincipal:
-        # One dependency with no sub-dependencies: this runs on every API request.
-        principal = await authenticated(request)
+    async def guard(request: Request, svc: ServicesDep) -> Principal | ServicePrincipal:
+        # The container is the route's own dependency too (cached per request), so
+        # this is the API request's only authentication step.
+        principal = await _caller(request, svc, basic=True)
         rule.check(principal)
         return principal
 
-    guard.__name__ = f"allowed_{operation}"
-    setattr(guard, OPERATION_ATTRIBUTE, operation)
-    return guard
+    return _named(guard, operation)
 
 
-def user_allowed(operation: str) -> Callable[[Request], Awaitable[Principal]]:
+def user_allowed(operation: str) -> Guard:
     """allowed() for operations whose rule admits only users."""
     rule = POLICY[operation]
     if Caller.SERVICE in rule.callers:
         raise ValueError(f"{operation} admits service clients: use allowed()")
 
-    async def guard(request: Request) -> Principal:
-        principal = await authenticated(request)
+    async def guard(request: Request, svc: ServicesDep) -> Principal:
+        principal = await _caller(request, svc, basic=True)
         rule.check(principal)
         assert isinstance(principal, Principal)  # the rule refused service clients
         return principal
 
-    guard.__name__ = f"allowed_{operation}"
-    setattr(guard, OPERATION_ATTRIBUTE, operation)
-    return guard
+    return _named(guard, operation)
+
+
+def bearer_allowed(operation: str) -> Guard:
+    """user_allowed() for a protected resource of RFC 6750: a bearer token only
+    (Basic reads as no token), refusals in that RFC's §3 form."""
+    rule = POLICY[operation]
+    if Caller.SERVICE in rule.callers:
+        raise ValueError(f"{operation} admits service clients: use allowed()")
+    scope = " ".join(rule.scopes)
+
+    async def guard(request: Request, svc: ServicesDep) -> Principal:
+        try:
+            principal = await _caller(request, svc, basic=False)
+        except CredentialsMissing:
+            raise BearerRefused(
+                "invalid_token", "A bearer access token is required.", 401
+            ) from None
+        except (AuthenticationFailed, Throttled):
+            raise BearerRefused("invalid_token", "The access token is invalid.", 401) from None
+        try:
+            rule.check(principal)
+        except Forbidden:
+            # A token without the scope, or one with no user behind it (a client
+            # acting for itself).
+            raise BearerRefused(
+                "insufficient_scope",
+                f"A user's token with the {scope} scope is needed.",
+                403,
+                scope,
+            ) from None
+        assert isinstance(principal, Principal)  # the rule admits no service client
+        return principal
+
+    return _named(guard, operation)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
 
-from userservice.api.deps import ServicesDep
-from userservice.db import migrate
-from userservice.security.jwt import SIGNING_ALGORITHMS
+from userservice.wiring import ServicesDep
 
 router = APIRouter(tags=["health"])
 
@@ -19,20 +16,8 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: database reachable, schema at head, keys loaded")
-async def readyz(request: Request, svc: ServicesDep) -> JSONResponse:
-    db = svc.accounts.db
-    head = request.app.state.migration_head
-    checks: dict[str, str] = {}
-    try:
-        current = await db.run_lookup(migrate.current_revision)
-        checks["database"] = "ok"
-        checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
-    except SQLAlchemyError:
-        checks["database"] = "unreachable"
-        checks["migrations"] = "unknown"
-    ring = svc.authenticator.keys.ring
-    have_keys = all(ring.has_signing_key(alg) for alg in SIGNING_ALGORITHMS)
-    checks["signing_keys"] = "ok" if have_keys else "missing"
+async def readyz(svc: ServicesDep) -> JSONResponse:
+    checks = await svc.readiness.checks()
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
-from userservice.api.deps import ServicesDep
+from userservice.api.deps import bearer_allowed
 from userservice.api.schemas import OAuthErrorBody
-from userservice.errors import AuthenticationFailed, Forbidden, Throttled
-from userservice.oauth.errors import error_description
 from userservice.services.authn import Principal
 from userservice.services.id_tokens import claims_for_scope
-from userservice.services.policy import POLICY
 from userservice.services.scopes import SCOPES
+from userservice.wiring import ServicesDep
 
 router = APIRouter(tags=["openid connect"])
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=300"}
@@ -85,24 +83,14 @@ async def oauth_metadata(svc: ServicesDep) -> JSONResponse:
     return JSONResponse(server_metadata(svc.settings.issuer), headers=PUBLIC_CACHE)
 
 
-def _bearer_error(error: str, description: str, status: int, scope: str = "") -> Response:
-    # RFC 6750 §3: errors of a protected resource go in WWW-Authenticate.
-    description = error_description(error, description)  # S7
-    challenge = f'Bearer realm="userservice", error="{error}", error_description="{description}"'
-    if scope:
-        challenge += f', scope="{scope}"'
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
-    )
-
-
 # RFC 6750 §3: a missing/invalid token is a 401, a token without openid a 403.
 _USERINFO_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": OAuthErrorBody},
     403: {"model": OAuthErrorBody},
 }
+
+UserinfoGet = Annotated[Principal, Depends(bearer_allowed("userinfo_get"))]
+UserinfoPost = Annotated[Principal, Depends(bearer_allowed("userinfo_post"))]
 
 
 @router.post(
@@ -111,8 +99,8 @@ _USERINFO_ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_USERINFO_ERRORS,
     operation_id="userinfo_post",
 )
-async def userinfo_post(request: Request, svc: ServicesDep) -> Response:
-    return await _userinfo(request, svc, "userinfo_post")
+async def userinfo_post(principal: UserinfoPost) -> Response:
+    return _userinfo(principal)
 
 
 @router.get(
@@ -121,26 +109,10 @@ async def userinfo_post(request: Request, svc: ServicesDep) -> Response:
     responses=_USERINFO_ERRORS,
     operation_id="userinfo_get",
 )
-async def userinfo_get(request: Request, svc: ServicesDep) -> Response:
-    return await _userinfo(request, svc, "userinfo_get")
+async def userinfo_get(principal: UserinfoGet) -> Response:
+    return _userinfo(principal)
 
 
-async def _userinfo(request: Request, svc: ServicesDep, operation: str) -> Response:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return _bearer_error("invalid_token", "A bearer access token is required.", 401)
-    try:
-        principal = await svc.authenticator.from_bearer(token.strip())
-    except (AuthenticationFailed, Throttled):
-        return _bearer_error("invalid_token", "The access token is invalid.", 401)
-    try:
-        POLICY[operation].check(principal)
-    except Forbidden:
-        # A token without `openid`, or one with no user behind it (a client acting
-        # for itself): userinfo needs a user's token with that scope.
-        return _bearer_error(
-            "insufficient_scope", "A user's token with the openid scope is needed.", 403, "openid"
-        )
-    assert isinstance(principal, Principal)  # the rule admits no service client
+def _userinfo(principal: Principal) -> Response:
     claims = claims_for_scope(principal.user, " ".join(principal.scopes))
     return JSONResponse(claims, headers={"Cache-Control": "no-store"})

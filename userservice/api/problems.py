@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from userservice import errors
 from userservice.api.challenges import challenge_headers
+from userservice.api.deps import BearerRefused
 from userservice.api.methods import allowed_methods
 from userservice.oauth.errors import error_description
 
@@ -80,6 +81,21 @@ def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def bearer_error(refused: BearerRefused) -> JSONResponse:
+    # RFC 6750 §3: a protected resource's errors go in WWW-Authenticate too.
+    description = error_description(refused.error, refused.description)  # S7
+    challenge = (
+        f'Bearer realm="userservice", error="{refused.error}", error_description="{description}"'
+    )
+    if refused.scope:
+        challenge += f', scope="{refused.scope}"'
+    return JSONResponse(
+        {"error": refused.error, "error_description": description},
+        status_code=refused.status,
+        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
+    )
+
+
 class ErrorForm(enum.Enum):
     """How an endpoint speaks when the framework refuses a request for it."""
 
@@ -126,6 +142,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, errors.ServiceUnavailable):
             headers["Retry-After"] = "1"
         return problem(status, exc.code, exc.detail, headers=headers)
+
+    @app.exception_handler(BearerRefused)
+    async def bearer_refused(request: Request, exc: BearerRefused) -> JSONResponse:
+        return bearer_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from userservice.api.deps import ServicesDep, allowed, user_allowed
+from userservice.api.deps import allowed, user_allowed
 from userservice.api.schemas import (
     AdminUserUpdate,
     Problem,
@@ -24,6 +24,7 @@ from userservice.services.accounts import UNSET, AdminChanges, ProfileChanges
 from userservice.services.authn import Principal, ServicePrincipal
 from userservice.services.policy import POLICY
 from userservice.services.scopes import reveals_email
+from userservice.wiring import ServicesDep
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:

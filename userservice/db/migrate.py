@@ -11,9 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from userservice.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from userservice.db.engine import Database
 
 _ROOT = Path(__file__).resolve().parents[2]
 # The newest file in migrations/versions. tests/db/test_migrations.py walks the chain
@@ -61,3 +66,12 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str:
     return HEAD_REVISION
+
+
+async def revision_of(db: Database) -> str | None:
+    """current_revision for readiness, never blocking the event loop on a network
+    database; ServiceUnavailable when the database does not answer (R10)."""
+    try:
+        return await db.run_lookup(current_revision)
+    except SQLAlchemyError as exc:
+        raise ServiceUnavailable("The database is unreachable.") from exc

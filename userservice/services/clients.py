@@ -10,6 +10,7 @@ from userservice.db.clients import FIRST_PARTY_CLIENT_ID, ClientRepository
 from userservice.db.engine import Database, as_utc
 from userservice.db.models import OAuthClient, utcnow
 from userservice.errors import Conflict, InvalidClientMetadata, NotFound
+from userservice.records import StoredClient
 from userservice.security.secrets import digest, new_token
 from userservice.services.audit import audit
 from userservice.services.client_metadata import (
@@ -130,6 +131,11 @@ class ClientService:
     def list(self) -> list[ClientRecord]:
         with self.db.unit_of_work(read_only=True) as session:
             return [ClientRecord.of(row) for row in ClientRepository(session).list_all()]
+
+    async def registration(self, client_id: str) -> StoredClient | None:
+        """The client as stored, read without blocking the event loop (for the
+        pages that check an app's registered URIs); None when there is none."""
+        return await self.db.clients.client(client_id)
 
     def get(self, client_id: str) -> ClientRecord:
         with self.db.unit_of_work(read_only=True) as session:

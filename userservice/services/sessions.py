@@ -66,15 +66,10 @@ class SessionService:
         audit("session.started", user=user_id)
         return raw_id
 
-    def current(self, raw_id: str | None) -> BrowserSession | None:
-        found, follow, id_digest = self._inspect(raw_id)
-        self._follow_up(follow, id_digest)
-        return found
-
-    async def current_async(self, raw_id: str | None) -> BrowserSession | None:
-        """The same as current() without blocking the event loop on a network
-        database; the occasional write always runs in a worker thread (an SQLite
-        writer may wait on busy_timeout)."""
+    async def current(self, raw_id: str | None) -> BrowserSession | None:
+        """The live session `raw_id` names, or None. Never blocks the event loop on
+        a network database; the occasional write (touch, or deleting a dead
+        session) runs in a worker thread (an SQLite writer may wait on busy_timeout)."""
         if not well_formed(raw_id):
             return None
         found, follow, id_digest = await self.db.run_lookup(lambda _engine: self._inspect(raw_id))
@@ -88,12 +83,6 @@ class SessionService:
         assert raw_id is not None
         with self.db.unit_of_work() as session:
             SessionRepository(session).delete(digest(raw_id))
-
-    def end_all_for_user(self, user_id: uuid.UUID) -> int:
-        with self.db.unit_of_work() as session:
-            count = SessionRepository(session).delete_for_user(user_id)
-        audit("session.ended_all", user=user_id, count=count)
-        return count
 
     def _inspect(self, raw_id: str | None) -> tuple[BrowserSession | None, _Follow, str]:
         if raw_id is None or not well_formed(raw_id):

@@ -17,10 +17,10 @@ from userservice.oauth.adapter import MalformedRequest, RequestSnapshot, snapsho
 from userservice.oauth.errors import error_description
 from userservice.oauth.models import AuthorizingUser
 from userservice.oauth.server import OAuthServer
-from userservice.services.consents import ConsentService
 from userservice.services.scopes import describe
 from userservice.web.browser import check_csrf, current_session, issue_csrf, login_url
 from userservice.web.templating import render
+from userservice.wiring import ServicesDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,14 +59,13 @@ def _without_prompt(snap: RequestSnapshot) -> str:
 
 
 @router.api_route("/oauth/authorize", methods=["GET", "POST"])
-async def authorize(request: Request) -> Response:
-    server: OAuthServer = request.app.state.oauth_server
-    consents: ConsentService = request.app.state.consents
+async def authorize(request: Request, svc: ServicesDep) -> Response:
+    server, consents = svc.oauth_server, svc.consents
     try:
         snap = await snapshot(request)
     except MalformedRequest as exc:
         return _error_page(request, str(exc))
-    session = await current_session(request)
+    session = await current_session(request, svc.sessions)
     user = AuthorizingUser(session.user, session.auth_time) if session else None
     try:
         grant = await anyio.to_thread.run_sync(server.get_consent_grant, snap, user)

@@ -32,11 +32,10 @@ class CsrfRejected(Forbidden):
     code = "csrf_rejected"
 
 
-async def current_session(request: Request) -> BrowserSession | None:
+async def current_session(request: Request, sessions: SessionService) -> BrowserSession | None:
     """The signed-in browser user, or None. Timeouts and a disabled or deleted user
     all read as None; the database read never blocks the event loop on PostgreSQL."""
-    sessions: SessionService = request.app.state.services.sessions
-    return await sessions.current_async(request.cookies.get(SESSION_COOKIE))
+    return await sessions.current(request.cookies.get(SESSION_COOKIE))
 
 
 def set_session_cookie(response: Response, raw_id: str) -> None:

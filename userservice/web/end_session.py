@@ -11,11 +11,8 @@ from authlib.common.urls import add_params_to_uri
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from userservice.db.clients import load_client_async
-from userservice.db.engine import Database
 from userservice.oauth.adapter import MalformedRequest, snapshot
 from userservice.security.jwt import TokenInvalid
-from userservice.services.keys import KeyStore
 from userservice.web.browser import (
     SESSION_COOKIE,
     check_csrf,
@@ -24,6 +21,7 @@ from userservice.web.browser import (
     issue_csrf,
 )
 from userservice.web.templating import render
+from userservice.wiring import Services, ServicesDep
 
 router = APIRouter(include_in_schema=False)
 PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
@@ -39,14 +37,13 @@ def _error(request: Request, message: str) -> Response:
     )
 
 
-def _client_of(request: Request, values: dict[str, str]) -> str | Exception | None:
+def _client_of(svc: Services, values: dict[str, str]) -> str | Exception | None:
     """The client the request speaks for: client_id, or the audience of the hint."""
     client_id = values.get("client_id") or None
     hint = values.get("id_token_hint")
     if hint:
-        keys: KeyStore = request.app.state.services.authenticator.keys
         try:
-            claims = keys.ring.signed_claims(hint)
+            claims = svc.keys.ring.signed_claims(hint)
         except TokenInvalid:
             return ValueError("The id_token_hint was not issued here.")
         audience = claims.get("aud")
@@ -57,7 +54,7 @@ def _client_of(request: Request, values: dict[str, str]) -> str | Exception | No
 
 
 @router.api_route("/oauth/logout", methods=["GET", "POST"])
-async def end_session(request: Request) -> Response:
+async def end_session(request: Request, svc: ServicesDep) -> Response:
     try:
         snap = await snapshot(request)
     except MalformedRequest as exc:
@@ -65,21 +62,20 @@ async def end_session(request: Request) -> Response:
     if snap.values.repeated():
         return _error(request, "A parameter is repeated.")
     values = {name: snap.values[name] for name in PARAMS if snap.values.get(name)}
-    client_id = _client_of(request, values)
+    client_id = _client_of(svc, values)
     if isinstance(client_id, Exception):
         return _error(request, str(client_id))
     target = values.get("post_logout_redirect_uri")
     if target:
-        db = _database(request)
-        client = await load_client_async(db, client_id or "")
+        client = await svc.clients.registration(client_id or "")
         if client is None or target not in client.post_logout_redirect_uris:
             return _error(request, "That return address is not registered for the app.")
     if request.method == "GET":
-        return await _confirm(request, values)
+        return await _confirm(request, svc, values)
     check_csrf(request, snap.form.get("csrf_token", ""))
     raw_id = request.cookies.get(SESSION_COOKIE)
     if raw_id:
-        await anyio.to_thread.run_sync(request.app.state.services.sessions.end, raw_id)
+        await anyio.to_thread.run_sync(svc.sessions.end, raw_id)
     destination = "/login"
     if target:
         state = values.get("state")
@@ -89,9 +85,9 @@ async def end_session(request: Request) -> Response:
     return response
 
 
-async def _confirm(request: Request, values: dict[str, str]) -> Response:
+async def _confirm(request: Request, svc: Services, values: dict[str, str]) -> Response:
     # Logging out by GET alone would let any page sign users out (F4): ask first.
-    session = await current_session(request)
+    session = await current_session(request, svc.sessions)
     context: dict[str, Any] = {
         "email": session.user.email if session else None,
         "action": "/oauth/logout?" + urlencode(values),
@@ -99,8 +95,3 @@ async def _confirm(request: Request, values: dict[str, str]) -> Response:
     response = render(request, "end_session.html", context)
     context["csrf_token"] = issue_csrf(response, request)
     return render(request, "end_session.html", context, response=response)
-
-
-def _database(request: Request) -> Database:
-    db: Database = request.app.state.services.accounts.db
-    return db

@@ -12,7 +12,6 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from userservice.api.deps import Services, client_ip
 from userservice.errors import AuthenticationFailed, NotFound, Throttled
 from userservice.security.password_policy import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from userservice.services.login_limits import BrowserLogin
@@ -32,6 +31,7 @@ from userservice.web.browser import (
     set_session_cookie,
 )
 from userservice.web.templating import PAGE_HEADERS, render
+from userservice.wiring import ServicesDep, client_ip
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,11 +45,6 @@ class _BadForm(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def _services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
 
 
 def _redirect(location: str) -> RedirectResponse:
@@ -129,21 +124,20 @@ def _login_page(
 
 
 @router.get("/login")
-async def login_form(request: Request) -> Response:
+async def login_form(request: Request, svc: ServicesDep) -> Response:
     next_path = safe_next(request.query_params.get("next"))
     forced = request.query_params.get("force") == "1"
-    if not forced and await current_session(request) is not None:
+    if not forced and await current_session(request, svc.sessions) is not None:
         return _redirect(next_path or "/account")
     hint = request.query_params.get("login_hint", "")
     return _login_page(request, email=hint, next_path=next_path)
 
 
 @router.post("/login")
-async def login_submit(request: Request) -> Response:
+async def login_submit(request: Request, svc: ServicesDep) -> Response:
     form = await _checked_form(request, "Sign-in failed")
     if isinstance(form, Response):
         return form
-    svc = _services(request)
     email = form.get("email", "")
     password = form.get("password", "")
     next_path = safe_next(form.get("next"))
@@ -191,8 +185,8 @@ async def login_submit(request: Request) -> Response:
 
 
 @router.get("/logout")
-async def logout_confirm(request: Request) -> Response:
-    session = await current_session(request)
+async def logout_confirm(request: Request, svc: ServicesDep) -> Response:
+    session = await current_session(request, svc.sessions)
     if session is None:
         return _redirect("/login")
     # F4: GET only asks; a link or an <img> elsewhere cannot sign anyone out.
@@ -203,22 +197,22 @@ async def logout_confirm(request: Request) -> Response:
 
 
 @router.post("/logout")
-async def logout_submit(request: Request) -> Response:
+async def logout_submit(request: Request, svc: ServicesDep) -> Response:
     form = await _checked_form(request, "Sign-out failed")
     if isinstance(form, Response):
         return form
     raw_id = request.cookies.get(SESSION_COOKIE)
     if raw_id:
         # F5: the row goes, so a copy of the cookie opens nothing afterwards.
-        await anyio.to_thread.run_sync(_services(request).sessions.end, raw_id)
+        await anyio.to_thread.run_sync(svc.sessions.end, raw_id)
     response = _redirect("/login")
     clear_session_cookie(response)
     return response
 
 
 @router.get("/account")
-async def account(request: Request) -> Response:
-    session = await current_session(request)
+async def account(request: Request, svc: ServicesDep) -> Response:
+    session = await current_session(request, svc.sessions)
     if session is None:
         return _redirect(login_url("/account"))
     user = session.user
@@ -229,28 +223,25 @@ async def account(request: Request) -> Response:
             "%Y-%m-%d %H:%M UTC"
         ),
     }
-    consents = request.app.state.consents
-    context["grants"] = await anyio.to_thread.run_sync(consents.list, user.id)
+    context["grants"] = await anyio.to_thread.run_sync(svc.consents.list, user.id)
     cookies = Response()
     context["csrf_token"] = issue_csrf(cookies, request)
     return render(request, "account.html", context, response=cookies)
 
 
 @router.post("/account/grants/{client_id}/revoke")
-async def revoke_grant(request: Request, client_id: str) -> Response:
+async def revoke_grant(request: Request, client_id: str, svc: ServicesDep) -> Response:
     """A9: withdraw an app's access from the account page (same as the API's
     DELETE /users/me/grants/{client_id})."""
     form = await _checked_form(request, "Could not withdraw access")
     if isinstance(form, Response):
         return form
-    session = await current_session(request)
+    session = await current_session(request, svc.sessions)
     if session is None:
         return _redirect(login_url("/account"))
     # Already withdrawn (a second tab, a double click) is fine: the page shows the truth.
     with contextlib.suppress(NotFound):
-        await anyio.to_thread.run_sync(
-            request.app.state.consents.revoke, session.user.id, client_id
-        )
+        await anyio.to_thread.run_sync(svc.consents.revoke, session.user.id, client_id)
     return _redirect("/account")
 
 

@@ -1,0 +1,111 @@
+"""The layers hold: api/ and web/ reach the database only through services, web/
+does not import api/, the layers below the HTTP ones know nothing of HTTP, and
+routes take their collaborators through `Depends` (one module reads the app's
+state). Read from the source, so a new module is checked the day it appears."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "userservice"
+HTTP_FRAMEWORKS = ("fastapi", "starlette", "uvicorn")
+# The only module that reads the container off the application (userservice/wiring.py).
+STATE_READER = PACKAGE / "wiring.py"
+_APP_STATE = re.compile(r"\bapp\s*\.\s*state\b")
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    return ".".join(parts)
+
+
+def imported(source: str, package: str) -> set[str]:
+    """Every module that `source`, a module of `package`, imports: relative imports
+    resolved, and `from a import b` counted as `a.b` too (b may be a module).
+    Imports under TYPE_CHECKING count."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                anchor = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{anchor}.{base}" if base else anchor
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def imported_by(path: Path) -> set[str]:
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    return imported(path.read_text(encoding="utf-8"), package)
+
+
+def modules(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+def within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def offending(folders: tuple[str, ...], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for folder in folders:
+        for path in modules(folder):
+            bad = sorted(
+                name for name in imported_by(path) if any(within(name, f) for f in forbidden)
+            )
+            if bad:
+                found[str(path.relative_to(PACKAGE.parent))] = bad
+    return found
+
+
+def test_the_checker_sees_every_form_of_import() -> None:
+    # The checks below are only as good as this reading of a module's imports.
+    source = (
+        "import userservice.db.models\n"
+        "from userservice import db\n"
+        "from ..api import deps\n"
+        "from . import browser\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from userservice.db.engine import Database\n"
+    )
+    found = imported(source, "userservice.web")
+    assert {"userservice.db.models", "userservice.db", "userservice.api.deps"} <= found
+    assert {"userservice.web.browser", "userservice.db.engine"} <= found
+    assert offending(("web",), ("userservice.web.browser",))  # pages.py imports it
+
+
+@pytest.mark.parametrize("folder", ["api", "web"])
+def test_http_layers_reach_the_database_only_through_services(folder: str) -> None:
+    assert offending((folder,), ("userservice.db",)) == {}
+
+
+def test_web_does_not_import_api() -> None:
+    assert offending(("web",), ("userservice.api",)) == {}
+
+
+def test_layers_below_http_know_nothing_of_http() -> None:
+    assert offending(("services", "db", "security"), HTTP_FRAMEWORKS) == {}
+
+
+def test_only_the_wiring_module_reads_the_app_state() -> None:
+    """Routes take their collaborators through `Depends(services)` (which tests
+    override); none reaches into `request.app.state`."""
+    readers = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != STATE_READER and _APP_STATE.search(path.read_text(encoding="utf-8"))
+    ]
+    assert readers == []
+    assert _APP_STATE.search(STATE_READER.read_text(encoding="utf-8"))

@@ -1,0 +1,71 @@
+"""What create_app builds, and the one dependency that hands it to routes.
+
+api/ and web/ both take their collaborators from here, through `Depends`, so that
+neither imports the other and tests swap a part with `app.dependency_overrides`
+instead of reaching into the application's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+
+from userservice.oauth.server import OAuthServer
+from userservice.oauth.token_endpoint import TokenEndpoint
+from userservice.services.accounts import AccountService
+from userservice.services.authn import Authenticator
+from userservice.services.clients import ClientService
+from userservice.services.consents import ConsentService
+from userservice.services.keys import KeyStore
+from userservice.services.readiness import Readiness
+from userservice.services.sessions import SessionService
+from userservice.services.tokens import TokenService
+from userservice.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every collaborator a route may need, built once per application. One
+    container rather than a provider per part: a route that needs three parts
+    resolves one dependency, and the bearer check, on every API request, adds
+    a single cached lookup."""
+
+    settings: Settings
+    keys: KeyStore
+    accounts: AccountService
+    tokens: TokenService
+    authenticator: Authenticator
+    clients: ClientService
+    sessions: SessionService
+    consents: ConsentService
+    token_endpoint: TokenEndpoint
+    oauth_server: OAuthServer
+    readiness: Readiness
+
+
+def install(app: FastAPI, built: Services) -> None:
+    """create_app's side: the container goes where `services` finds it."""
+    app.state.services = built
+
+
+def wired(app: FastAPI) -> Services:
+    """The container create_app built for `app`, for tests that need a wired part
+    itself (routes take `ServicesDep`, which a test overrides instead)."""
+    found: Services = app.state.services
+    return found
+
+
+async def services(request: Request) -> Services:
+    # async: a plain `def` dependency would cost a threadpool round trip per request.
+    return wired(request.app)
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def client_ip(request: Request) -> str:
+    # The peer address; X-Forwarded-For is honoured only from trusted proxies, by
+    # the proxy-headers middleware that rewrites it before we get here (G6).
+    return request.client.host if request.client else "unknown"
