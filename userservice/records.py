@@ -69,3 +69,56 @@ class TokenStanding:
     user: UserRecord
     revoked: bool  # deny-listed, grant ended, or its client gone
     first_party: bool  # issued to a first-party client
+
+
+@dataclass(frozen=True, slots=True)
+class NewRefreshToken:
+    """A refresh token's row as issued (its digest only, never the token)."""
+
+    digest: str
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: str
+    scope: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    # When the user authenticated; every rotation carries it forward unchanged.
+    auth_time: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RotationRequest:
+    """Retire the token with this digest and issue its successor, if and only if
+    it is active, its client's, within its lifetimes, its user active, and the
+    requested scopes (empty: all) within its grant."""
+
+    token_digest: str
+    successor_digest: str
+    client_id: str
+    requested: frozenset[str]
+    now: dt.datetime
+    idle_cutoff: dt.datetime  # issued at or before this: idle too long
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    """A rotation that happened: the retired token's family, owner and grant."""
+
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+    scope: str
+    tokens_valid_after: int
+    auth_time: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshState:
+    """A stored refresh token as it stands (for refusals and introspection)."""
+
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: str
+    scope: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    revoked: bool

@@ -1,55 +1,76 @@
-"""Refresh-token repository. Tokens are stored only as SHA-256 digests."""
+"""Refresh tokens, stored only as SHA-256 digests: issue, rotate, inspect, revoke.
+
+The rotation's rules are the claim's WHERE (one conditional UPDATE ... RETURNING),
+written once here; each backend runs the claim and the successor's insert
+atomically its own way (db/backend.py Succession). Of concurrent redemptions
+exactly one claim matches (the UPDATE takes the row's lock before it reads), and a
+refused claim changes nothing: an expired, foreign or over-scoped attempt retires
+nothing."""
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, fields
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Boolean, Table, bindparam, select, true, update
+from sqlalchemy.dialects.postgresql import insert as upsert
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import Label
+from sqlalchemy.sql.elements import ColumnElement, Label
 
-from userservice.db.engine import Database, sqlite_utc
 from userservice.db.models import RefreshToken, User
+from userservice.db.statement import Runner, Statement, Succession
+from userservice.records import NewRefreshToken, RefreshState, Rotated, RotationRequest
 
 _TOKENS = cast(Table, RefreshToken.__table__)
+_NEW_COLUMNS = tuple(field.name for field in fields(NewRefreshToken))
 _USERS = cast(Table, User.__table__)
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedToken:
-    """The row a rotation just retired, with its owner's standing (one round trip)."""
+class ScopeCovers(ColumnElement[bool]):
+    """The space-separated `granted` holds every scope of `requested` (a JSON array
+    of scope tokens): a refresh may narrow the grant, never widen it (RFC 6749 §6).
+    Scopes are compared exactly (case-sensitive, RFC 6749 §3.3), never by LIKE."""
 
-    family_id: uuid.UUID
-    user_id: uuid.UUID
-    client_id: str
-    scope: str
-    issued_at: dt.datetime
-    expires_at: dt.datetime
-    user_active: bool | None  # None: the user row is gone
-    tokens_valid_after: int
-    auth_time: int | None
+    type = Boolean()
+    inherit_cache = True
+
+    def __init__(self, granted: ColumnElement[Any], requested: ColumnElement[Any]) -> None:
+        self.granted = granted
+        self.requested = requested
 
 
-@dataclass(frozen=True, slots=True)
-class TokenOwner:
-    family_id: uuid.UUID
-    user_id: uuid.UUID
-    client_id: str
+@compiles(ScopeCovers, "postgresql")
+def _covers_pg(element: ScopeCovers, compiler: SQLCompiler, **kw: Any) -> str:
+    granted, requested = (
+        compiler.process(element.granted, **kw),
+        compiler.process(element.requested, **kw),
+    )
+    return (
+        f"string_to_array({granted}, ' ') @> "
+        f"ARRAY(SELECT json_array_elements_text(CAST({requested} AS JSON)))"
+    )
 
 
-def owner_column(name: str) -> Label[Any]:
-    # Correlated scalar subquery: RETURNING may hold subqueries on SQLite (>= 3.35)
-    # and PostgreSQL, so the owner's standing comes back with the claim itself.
+@compiles(ScopeCovers, "sqlite")
+def _covers_sqlite(element: ScopeCovers, compiler: SQLCompiler, **kw: Any) -> str:
+    granted, requested = (
+        compiler.process(element.granted, **kw),
+        compiler.process(element.requested, **kw),
+    )
+    return (
+        f"NOT EXISTS (SELECT 1 FROM json_each({requested}) AS wanted"  # noqa: S608 (our SQL)
+        f" WHERE instr(' ' || {granted} || ' ', ' ' || wanted.value || ' ') = 0)"
+    )
+
+
+def _owner(name: str) -> Label[Any]:
+    # RETURNING may hold subqueries (SQLite >= 3.35, PostgreSQL): the owner's
+    # standing comes back with the claim itself.
     return (
         select(_USERS.c[name])
         .where(_USERS.c.id == _TOKENS.c.user_id)
@@ -58,202 +79,119 @@ def owner_column(name: str) -> Label[Any]:
     )
 
 
-# Prebuilt Core statements for the refresh hot path: no ORM identity map or
-# flush, and SQLAlchemy's compiled cache is hit on every call.
-#
-# The claim is one conditional UPDATE: it takes the row's write lock before any read,
-# so of concurrent redemptions exactly one sees its row come back (no read-then-write
-# race), and RETURNING hands that winner everything the rotation needs.
 _CLAIM = (
     update(_TOKENS)
-    .where(_TOKENS.c.digest == bindparam("token_digest"), _TOKENS.c.revoked_at.is_(None))
+    .where(
+        _TOKENS.c.digest == bindparam("token_digest"),
+        _TOKENS.c.revoked_at.is_(None),
+        _TOKENS.c.client_id == bindparam("client_id"),  # C7: only its own client
+        _TOKENS.c.expires_at > bindparam("now"),
+        _TOKENS.c.issued_at > bindparam("idle_cutoff"),
+        ScopeCovers(_TOKENS.c.scope, bindparam("requested")),
+        select(_USERS.c.id)
+        .where(_USERS.c.id == _TOKENS.c.user_id, _USERS.c.is_active == true())
+        .exists(),
+    )
     .values(revoked_at=bindparam("now"), last_used_at=bindparam("now"))
     .returning(
         _TOKENS.c.family_id,
         _TOKENS.c.user_id,
         _TOKENS.c.client_id,
         _TOKENS.c.scope,
+        _TOKENS.c.expires_at,
+        _TOKENS.c.auth_time,
+        _owner("tokens_valid_after"),
+    )
+)
+# The successor keeps the family's grant (a narrowed scope is for the access token
+# only, so a later refresh may ask for the rest again), expiry and auth_time.
+ROTATION = Succession(
+    claim=_CLAIM,
+    table=_TOKENS,
+    carried=("family_id", "user_id", "client_id", "scope", "expires_at", "auth_time"),
+    fresh={"digest": "successor_digest", "issued_at": "now"},
+)
+# ON CONFLICT DO NOTHING: PostgreSQL's event-loop reader runs a statement once more
+# on a new connection when a reused one turns out dead, and the first attempt may
+# have committed; the digest is 256 random bits, so a row already there can only
+# be this one. (SQLite understands the same clause.)
+_INSERT = Statement(
+    upsert(_TOKENS)
+    .values({name: bindparam(name, type_=_TOKENS.c[name].type) for name in _NEW_COLUMNS})
+    .on_conflict_do_nothing(index_elements=[_TOKENS.c.digest])
+)
+_STATE = Statement(
+    select(
+        _TOKENS.c.family_id,
+        _TOKENS.c.user_id,
+        _TOKENS.c.client_id,
+        _TOKENS.c.scope,
         _TOKENS.c.issued_at,
         _TOKENS.c.expires_at,
-        owner_column("is_active"),
-        owner_column("tokens_valid_after"),
-        _TOKENS.c.auth_time,
-    )
+        _TOKENS.c.revoked_at.is_not(None),
+    ).where(_TOKENS.c.digest == bindparam("token_digest"))
 )
-_OWNER = select(_TOKENS.c.family_id, _TOKENS.c.user_id, _TOKENS.c.client_id).where(
-    _TOKENS.c.digest == bindparam("token_digest")
-)
-_INSERT = insert(_TOKENS)
-
-
-# The columns a successor (or a new family's first token) is inserted with.
-SUCCESSOR_COLUMNS = (
-    "digest",
-    "family_id",
-    "user_id",
-    "client_id",
-    "scope",
-    "issued_at",
-    "expires_at",
-    "auth_time",
-)
-# On SQLite the two rotation statements run straight on the transaction's sqlite3
-# connection: SQLAlchemy's execution path around them cost more than the SQL
-# (profiled in the group-commit writer). Values are stored as SQLAlchemy stores
-# them: Uuid as 32 hex digits, DateTime as naive UTC text.
-_SQLITE_CLAIM = _CLAIM.compile(dialect=sqlite_dialect.dialect())
-_SQLITE_INSERT = _INSERT.values({name: bindparam(name) for name in SUCCESSOR_COLUMNS}).compile(
-    dialect=sqlite_dialect.dialect()
+_REVOKE_FAMILY = Statement(
+    update(_TOKENS)
+    .where(_TOKENS.c.family_id == bindparam("family", type_=_TOKENS.c.family_id.type))
+    .where(_TOKENS.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now", type_=_TOKENS.c.revoked_at.type))
 )
 
 
-def _sqlite_stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+class RefreshTokens:
+    """The refresh-token port, written once for every backend."""
 
+    def __init__(self, db: Runner) -> None:
+        self._db = db
 
-def _sqlite_execute(
-    conn: Connection, compiled: SQLCompiler, values: dict[str, object]
-) -> tuple[Any, ...] | None:
-    params = tuple(values[name] for name in compiled.positiontup or ())
-    raw = cast(sqlite3.Connection, conn.connection.dbapi_connection)
-    try:
-        row: tuple[Any, ...] | None = raw.execute(compiled.string, params).fetchone()
-    except sqlite3.Error as exc:  # surfaced like every other query's error (503, not 500)
-        raise DBAPIError.instance(compiled.string, params, exc, sqlite3.Error) from None
-    return row
+    async def insert(self, token: NewRefreshToken) -> None:
+        await self._db.write(_INSERT, asdict(token))
 
-
-def claim_for_rotation(
-    conn: Connection, token_digest: str, now: dt.datetime
-) -> ClaimedToken | None:
-    """Retire an active token; None if it is unknown or already retired."""
-    if conn.dialect.name == "sqlite":
-        stamp = _sqlite_stamp(now)
-        row = _sqlite_execute(conn, _SQLITE_CLAIM, {"token_digest": token_digest, "now": stamp})
+    async def rotate(self, request: RotationRequest) -> Rotated | None:
+        """The rotation, committed; None if refused (nothing changed)."""
+        row = await self._db.succeed(
+            ROTATION,
+            {
+                "token_digest": request.token_digest,
+                "successor_digest": request.successor_digest,
+                "client_id": request.client_id,
+                "requested": json.dumps(sorted(request.requested)),
+                "now": request.now,
+                "idle_cutoff": request.idle_cutoff,
+            },
+        )
         if row is None:
             return None
-        return ClaimedToken(
-            uuid.UUID(row[0]),
-            uuid.UUID(row[1]),
-            row[2],
-            row[3],
-            sqlite_utc(row[4]),
-            sqlite_utc(row[5]),
-            None if row[6] is None else bool(row[6]),
-            row[7] or 0,
-            row[8],
-        )
-    found = conn.execute(_CLAIM, {"token_digest": token_digest, "now": now}).first()
-    if found is None:
-        return None
-    return ClaimedToken(
-        found[0],
-        found[1],
-        found[2],
-        found[3],
-        found[4],
-        found[5],
-        None if found[6] is None else bool(found[6]),
-        found[7] or 0,
-        found[8],
-    )
+        family_id, user_id, _client, scope, _expires, auth_time, valid_after = row
+        return Rotated(family_id, user_id, scope, valid_after or 0, auth_time)
 
+    async def state(self, token_digest: str) -> RefreshState | None:
+        row = await self._db.fetch_one(_STATE, {"token_digest": token_digest})
+        if row is None:
+            return None
+        family_id, user_id, client_id, scope, issued_at, expires_at, revoked = row
+        return RefreshState(family_id, user_id, client_id, scope, issued_at, expires_at, revoked)
 
-def owner_of(conn: Connection, token_digest: str) -> TokenOwner | None:
-    row = conn.execute(_OWNER, {"token_digest": token_digest}).first()
-    return None if row is None else TokenOwner(row[0], row[1], row[2])
-
-
-@dataclass(frozen=True, slots=True)
-class NewRefreshToken:
-    """A refresh token's row as issued (its digest only, never the token)."""
-
-    digest: str
-    family_id: uuid.UUID
-    user_id: uuid.UUID
-    client_id: str
-    scope: str
-    issued_at: dt.datetime
-    expires_at: dt.datetime
-    # When the user authenticated; every rotation carries it forward unchanged.
-    auth_time: int | None = None
-
-    def values(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in SUCCESSOR_COLUMNS}
-
-    def sqlite_values(self) -> dict[str, object]:
-        return {
-            **self.values(),
-            "family_id": self.family_id.hex,
-            "user_id": self.user_id.hex,
-            "issued_at": _sqlite_stamp(self.issued_at),
-            "expires_at": _sqlite_stamp(self.expires_at),
-        }
-
-
-def insert_token(conn: Connection, token: NewRefreshToken) -> None:
-    if conn.dialect.name == "sqlite":
-        _sqlite_execute(conn, _SQLITE_INSERT, token.sqlite_values())
-        return
-    conn.execute(_INSERT, token.values())
-
-
-# RETURNING: the event loop's reader fetches a result from every statement.
-# ON CONFLICT DO NOTHING: the reader runs a statement once more on a new connection
-# when a reused one turns out dead, and the first attempt may have committed; the
-# digest is 256 random bits, so a row already there can only be this one.
-_PG_INSERT = (
-    pg_insert(_TOKENS)
-    .values({name: bindparam(name) for name in SUCCESSOR_COLUMNS})
-    .on_conflict_do_nothing(index_elements=[_TOKENS.c.digest])
-    .returning(_TOKENS.c.digest)
-    .compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
-    .string
-)
-
-
-async def insert_token_async(db: Database, token: NewRefreshToken) -> None:
-    """insert_token for the event loop (the login path): on SQLite it joins
-    the writer thread's next group commit; on PostgreSQL it is one autocommit round
-    trip. No Session, no BEGIN/COMMIT round trips, no threadpool hop."""
-    if db.is_sqlite:
-        await db.write_batched(lambda conn: insert_token(conn, token))
-        return
-    await db.pg_read(_PG_INSERT, token.values())
-
-
-def revoke_family(conn: Connection, family_id: uuid.UUID, now: dt.datetime) -> None:
-    conn.execute(
-        update(_TOKENS)
-        .where(_TOKENS.c.family_id == family_id, _TOKENS.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    async def revoke_family(self, family_id: uuid.UUID, now: dt.datetime) -> None:
+        await self._db.write(_REVOKE_FAMILY, {"family": family_id, "now": now})
 
 
 class RefreshTokenRepository:
+    """Revocations inside a unit of work (grant withdrawal, account changes)."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, token: RefreshToken) -> None:
-        self.session.add(token)
-        self.session.flush()
+    def insert(self, token: NewRefreshToken) -> None:
+        self.session.execute(_INSERT.sql, asdict(token))
 
     def get_by_digest(self, digest: str) -> RefreshToken | None:
         query = select(RefreshToken).where(RefreshToken.digest == digest)
         return self.session.scalars(query).first()
 
-    def claim(self, digest: str, now: dt.datetime) -> bool:
-        """Atomically retire an active token. Exactly one of any number of concurrent
-        callers wins: the conditional UPDATE is the lock (no read-then-write race)."""
-        result = self.session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.digest == digest, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=now, last_used_at=now)
-        )
-        return getattr(result, "rowcount", 0) == 1
-
     def revoke_family(self, family_id: uuid.UUID, now: dt.datetime) -> None:
-        revoke_family(self.session.connection(), family_id, now)
+        self.session.execute(_REVOKE_FAMILY.sql, {"family": family_id, "now": now})
 
     def revoke_all_for_user(self, user_id: uuid.UUID, now: dt.datetime) -> None:
         self.session.execute(

@@ -14,19 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import partial
 from types import MappingProxyType
 
-import anyio
 from sqlalchemy import Integer, Select, String, bindparam, func, select
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session
 
-from userservice.db.engine import SINGLE_READ, Database
 from userservice.db.models import User
-from userservice.db.users import _RECORD_COLUMNS, _record, sqlite_record
+from userservice.db.statement import Runner, Statement
+from userservice.db.users import _RECORD_COLUMNS, _record
 from userservice.records import UserRecord
 
 # SQLAlchemy's autoescape=True needs the value while the statement is built; with
@@ -89,66 +84,28 @@ _STATEMENTS: Mapping[Shape, RecordSelect] = MappingProxyType(
         for after in (False, True)
     }
 )
-_PG_SQL: Mapping[Shape, str] = MappingProxyType(
-    {
-        shape: statement.compile(dialect=postgresql_psycopg.dialect()).string  # type: ignore[no-untyped-call]
-        for shape, statement in _STATEMENTS.items()
-    }
+# One Statement per shape, so each backend compiles each shape once.
+_BY_SHAPE: Mapping[Shape, Statement] = MappingProxyType(
+    {shape: Statement(statement) for shape, statement in _STATEMENTS.items()}
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _SqliteSql:
-    sql: str
-    order: tuple[str, ...]  # of the qmark parameters
-    defaults: Mapping[str, object]  # SQLite's `LIMIT ? OFFSET ?`: the offset, 0
+class UserSearch:
+    """The admin list page, for the event loop, written once for every backend."""
 
+    def __init__(self, db: Runner) -> None:
+        self._db = db
 
-def _sqlite_sql(statement: RecordSelect) -> _SqliteSql:
-    compiled = statement.compile(dialect=sqlite_dialect.dialect())
-    defaults = {key: value for key, value in compiled.params.items() if value is not None}
-    return _SqliteSql(
-        compiled.string, tuple(compiled.positiontup or ()), MappingProxyType(defaults)
-    )
-
-
-# SQLite runs only the two shapes without a substring filter this way (see
-# search_users), keyed by "after a cursor?".
-_SQLITE_KEYSET: Mapping[bool, _SqliteSql] = MappingProxyType(
-    {after: _sqlite_sql(_STATEMENTS[False, False, after]) for after in (False, True)}
-)
-
-
-async def search_users(
-    db: Database, *, email: str | None, name: str | None, after_email: str | None, limit: int
-) -> list[UserRecord]:
-    """One page, for the event loop.
-
-    PostgreSQL: one awaited round trip. SQLite without a substring filter: inline on
-    the thread's plain sqlite3 connection, since the keyset bounds the work to an
-    index range of `limit` rows (~60 us at 1M users). SQLite with a substring
-    filter: a scan that took 0.1-0.4 s at 1M users, which inline would stall every
-    request of this worker; it runs in a worker thread, on the engine's pool
-    (Database.sqlite_read's per-thread connections would outlive the threadpool's
-    idle threads)."""
-    shape, params = search_params(email=email, name=name, after_email=after_email, limit=limit)
-    if not db.is_sqlite:
-        # psycopg returns UUID, bool and timezone-aware datetimes itself.
-        return [UserRecord(*row) for row in await db.pg_read(_PG_SQL[shape], params)]
-    if shape[0] or shape[1]:
-        read = partial(_pooled_read, db, _STATEMENTS[shape], params)
-        return await anyio.to_thread.run_sync(read)
-    compiled = _SQLITE_KEYSET[shape[2]]
-    values = {**compiled.defaults, **params}
-    rows = db.sqlite_read(compiled.sql, [values[key] for key in compiled.order])
-    return [sqlite_record(row) for row in rows]
-
-
-def _pooled_read(
-    db: Database, statement: RecordSelect, params: dict[str, object]
-) -> list[UserRecord]:
-    with db.engine.connect().execution_options(**SINGLE_READ) as conn:
-        return [_record(tuple(row)) for row in conn.execute(statement, params)]
+    async def page(
+        self, *, email: str | None, name: str | None, after_email: str | None, limit: int
+    ) -> list[UserRecord]:
+        """Without a substring filter the keyset bounds the work to an index range of
+        `limit` rows (~60 us at 1M users on SQLite): a short read. A substring
+        filter scans (0.1-0.4 s at 1M users on SQLite), which must not stall the
+        event loop: the backend runs it as a scan."""
+        shape, params = search_params(email=email, name=name, after_email=after_email, limit=limit)
+        run = self._db.scan if shape[0] or shape[1] else self._db.fetch
+        return [UserRecord(*row) for row in await run(_BY_SHAPE[shape], params)]
 
 
 def search_users_in(

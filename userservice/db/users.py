@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from sqlalchemy import Engine, Uuid, and_, bindparam, delete, or_, select, update
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
+from sqlalchemy import Uuid, and_, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from userservice.db.engine import Database, as_utc, sqlite_utc
-from userservice.db.lookup_batch import batched_statement
+from userservice.db.codec import utc as as_utc
 from userservice.db.models import (
     GrantRevocation,
     OAuthClient,
@@ -20,6 +16,7 @@ from userservice.db.models import (
     RevokedAccessToken,
     User,
 )
+from userservice.db.statement import Runner, Statement
 from userservice.errors import EmailTaken
 from userservice.records import TokenKey, TokenStanding, UserRecord
 
@@ -96,133 +93,46 @@ _CREDENTIALS_BY_EMAIL = select(*_RECORD_COLUMNS, User.password_hash).where(
 
 
 def _record(row: tuple[object, ...]) -> UserRecord:
+    """A UserRecord from the first nine columns (_RECORD_COLUMNS) of a row read
+    through SQLAlchemy (SQLite gives naive datetimes: stored in UTC)."""
     values = list(row[:9])
     values[6] = as_utc(values[6])  # type: ignore[arg-type]
     values[7] = as_utc(values[7])  # type: ignore[arg-type]
     return UserRecord(*values)  # type: ignore[arg-type]
 
 
-def _key_params(key: TokenKey) -> dict[str, object]:
-    return {
-        "user_id": key.user_id,
-        "jti": key.jti,
-        "client_id": key.client_id,
-        "iat": key.iat,
-        "grant_id": key.grant_id,
-    }
-
-
-def _standing(user: UserRecord, revoked: object, first_party: object) -> TokenStanding:
-    return TokenStanding(user, bool(revoked), bool(first_party))
-
-
-def lookup_for_token(db: Database, key: TokenKey) -> TokenStanding | None:
-    """The token's standing, or None when its user is gone."""
-    if db.is_sqlite:
-        return _lookup_for_token_sqlite(db, key)
-    with db.engine.connect() as conn:
-        row = conn.execute(_RECORD_AND_DENIAL, _key_params(key)).first()
-    return _standing(_record(tuple(row)), row[9], row[10]) if row else None
-
-
-async def lookup_for_token_async(db: Database, key: TokenKey) -> TokenStanding | None:
-    """lookup_for_token for the event loop: inline on SQLite (a local file answers
-    in microseconds), one awaited round trip on PostgreSQL."""
-    if db.is_sqlite:
-        return _lookup_for_token_sqlite(db, key)
-    if not _storable(key.jti, key.client_id, key.iat):
-        # PostgreSQL would refuse the whole batched statement (NUL in text, iat out
-        # of BIGINT), failing the other requests of the batch: no such token here.
-        return None
-    batcher = db.pg_batched(_PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS)
-    row = await batcher.get((key.user_id, key.jti, key.client_id, key.iat, key.grant_id))
-    if row is None:
-        return None
-    # psycopg returns UUID, bool and timezone-aware datetimes itself.
-    return _standing(UserRecord(*row[:9]), row[9], row[10])
-
-
-_PG_RECORD_AND_DENIAL = _RECORD_AND_DENIAL.compile(
-    dialect=postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
-).string
-
-
-def _storable(jti: str, client_id: str, iat: int) -> bool:
-    return "\x00" not in jti and "\x00" not in client_id and -(2**63) <= iat < 2**63
-
-
-# The same statement for many keys at once (db/lookup_batch.py).
-_PG_BATCHED_RECORD_AND_DENIAL, _PG_KEY_ARRAYS = batched_statement(
-    _PG_RECORD_AND_DENIAL,
-    (
-        ("user_id", "UUID"),
-        ("jti", "VARCHAR"),
-        ("client_id", "VARCHAR"),
-        ("iat", "BIGINT"),
-        ("grant_id", "UUID"),
-    ),
+TOKEN_STANDING = Statement(
+    _RECORD_AND_DENIAL, batch_keys=("user_id", "jti", "client_id", "iat", "grant_id")
 )
+CREDENTIALS = Statement(_CREDENTIALS_BY_EMAIL)
 
 
-# The same statement, compiled once for SQLite's qmark style and run on the thread's
-# plain sqlite3 connection (Database.sqlite_read). Column conversions follow how
-# SQLAlchemy stores these types in SQLite: Uuid as 32 hex digits, Boolean as 0/1,
-# DateTime as ISO text in UTC.
-_SQLITE_RECORD_AND_DENIAL = _RECORD_AND_DENIAL.compile(dialect=sqlite_dialect.dialect())
-_SQLITE_PARAM_ORDER = tuple(_SQLITE_RECORD_AND_DENIAL.positiontup or ())
+class UserReads:
+    """The users port's hot reads, written once for every backend."""
 
+    def __init__(self, db: Runner) -> None:
+        self._db = db
 
-def _lookup_for_token_sqlite(db: Database, key: TokenKey) -> TokenStanding | None:
-    values = {
-        **_key_params(key),
-        "user_id": key.user_id.hex,
-        "grant_id": None if key.grant_id is None else key.grant_id.hex,
-    }
-    rows = db.sqlite_read(
-        _SQLITE_RECORD_AND_DENIAL.string, [values[name] for name in _SQLITE_PARAM_ORDER]
-    )
-    if not rows:
-        return None
-    return _standing(sqlite_record(rows[0]), rows[0][9], rows[0][10])
+    async def user_for_token(self, key: TokenKey) -> TokenStanding | None:
+        """The token's standing, or None when its user is gone."""
+        row = await self._db.fetch_one(
+            TOKEN_STANDING,
+            {
+                "user_id": key.user_id,
+                "jti": key.jti,
+                "client_id": key.client_id,
+                "iat": key.iat,
+                "grant_id": key.grant_id,
+            },
+        )
+        if row is None:
+            return None
+        return TokenStanding(UserRecord(*row[:9]), bool(row[9]), bool(row[10]))
 
-
-def sqlite_record(row: tuple[Any, ...]) -> UserRecord:
-    """A UserRecord from the first nine columns (_RECORD_COLUMNS) of a row read on a
-    plain sqlite3 connection."""
-    return UserRecord(
-        uuid.UUID(row[0]),
-        row[1],
-        row[2],
-        bool(row[3]),
-        bool(row[4]),
-        bool(row[5]),
-        sqlite_utc(row[6]),
-        sqlite_utc(row[7]),
-        int(row[8]),
-    )
-
-
-def lookup_credentials(engine: Engine, email: str) -> tuple[UserRecord, str] | None:
-    with engine.connect() as conn:
-        row = conn.execute(_CREDENTIALS_BY_EMAIL, {"email": email}).first()
-    return (_record(tuple(row)), str(row[9])) if row else None
-
-
-_SQLITE_CREDENTIALS = _CREDENTIALS_BY_EMAIL.compile(dialect=sqlite_dialect.dialect()).string
-_PG_CREDENTIALS = _CREDENTIALS_BY_EMAIL.compile(
-    dialect=postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
-).string
-
-
-async def lookup_credentials_async(db: Database, email: str) -> tuple[UserRecord, str] | None:
-    """lookup_credentials for the event loop (the login path): inline on
-    SQLite, one awaited round trip on PostgreSQL; no pool checkout, no thread."""
-    if db.is_sqlite:
-        rows = db.sqlite_read(_SQLITE_CREDENTIALS, (email,))
-        return (sqlite_record(rows[0]), str(rows[0][9])) if rows else None
-    found = await db.pg_read(_PG_CREDENTIALS, {"email": email})
-    # psycopg returns UUID, bool and timezone-aware datetimes itself.
-    return (UserRecord(*found[0][:9]), str(found[0][9])) if found else None
+    async def credentials(self, email: str) -> tuple[UserRecord, str] | None:
+        """The account and its password hash, for a login on the event loop."""
+        row = await self._db.fetch_one(CREDENTIALS, {"email": email})
+        return None if row is None else (UserRecord(*row[:9]), str(row[9]))
 
 
 class UserRepository:
@@ -245,8 +155,9 @@ class UserRepository:
     def get_for_update(self, user_id: uuid.UUID) -> User | None:
         return self.session.get(User, user_id, with_for_update=True)
 
-    def get_by_email(self, email: str) -> User | None:
-        return self.session.scalars(select(User).where(User.email == email)).first()
+    def credentials(self, email: str) -> tuple[UserRecord, str] | None:
+        row = self.session.execute(CREDENTIALS.sql, {"email": email}).first()
+        return None if row is None else (_record(tuple(row)), str(row[9]))
 
     def flush_changes(self) -> None:
         try:

@@ -1,7 +1,7 @@
 """Group commit for SQLite writes on hot paths (refresh rotation, the login's insert).
 
 SQLite has one writer at a time, shared by the worker processes through the
-writer lock (db/sqlite_lock.py). Run one by one from the threadpool, every
+writer lock (writer_lock.py). Run one by one from the threadpool, every
 rotation paid for a thread hand-off, the lock's hand-over between processes, a
 BEGIN IMMEDIATE and a COMMIT: in a py-spy profile, waiting for the lock and for
 threads took 40 % of a worker's samples while the SQL itself was ~0.45 ms.
@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from userservice.db.sqlite_lock import WriterLock
+from userservice.db.sqlite.writer_lock import WriterLock
 
 T = TypeVar("T")
 MAX_BATCH = 64

@@ -60,7 +60,8 @@ class AsyncReader:
                     # Binary results: a quarter less CPU to decode UUIDs, timestamps
                     # and booleans than text (measured).
                     cursor = await conn.execute(sql, params, binary=True)
-                    rows = await cursor.fetchall()
+                    # A write without RETURNING has no result to fetch.
+                    rows = await cursor.fetchall() if cursor.description is not None else []
                 except psycopg.OperationalError as exc:
                     if conn is not None:
                         await conn.close()

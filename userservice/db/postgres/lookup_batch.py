@@ -25,16 +25,24 @@ MAX_BATCH = 128
 MAX_IN_FLIGHT = 2
 
 
-def batched_statement(single: str, keys: Sequence[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
+def batched_statement(single: str, names: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """The batched form of a one-key statement compiled for psycopg, and its array
-    parameters' names. `keys` are the statement's parameters with their SQL types.
+    parameters' names. `names` are the statement's parameters that make the key;
+    each is typed by the cast the compiler rendered for it (`%(name)s::TYPE`).
     Each key's row is the single-key statement itself, run LATERAL with the key's
     fields in place of its parameters, so both answer alike by construction."""
-    names = tuple(name for name, _type in keys)
+    types = []
+    for name in names:
+        cast = re.search(r"%\(" + name + r"\)s::(\w+)", single)
+        if cast is None:
+            raise ValueError(f"the statement has no typed parameter {name!r}: {single}")
+        types.append(cast[1])
     body = re.sub(r"%\((" + "|".join(names) + r")\)s::\w+", lambda match: "k." + match[1], single)
     if "%(" in body:
         raise ValueError(f"a parameter of the statement is not a key: {body}")
-    arrays = ", ".join(f"%({name}_list)s::{sql_type}[]" for name, sql_type in keys)
+    arrays = ", ".join(
+        f"%({name}_list)s::{sql_type}[]" for name, sql_type in zip(names, types, strict=True)
+    )
     statement = (
         f"SELECT k.ord, r.* FROM unnest({arrays}) WITH ORDINALITY"  # noqa: S608 (our own SQL)
         f" AS k({', '.join(names)}, ord) CROSS JOIN LATERAL ({body}) AS r"

@@ -1,0 +1,98 @@
+"""What every database backend offers (db/sqlite/, db/postgres/): the hot paths'
+statements, run the fastest way that database allows, and a unit of work for
+the cold paths. Which backend serves a deployment is decided once, by
+db/storage.py; nothing else asks which database it is."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import anyio
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from userservice.db.clients import ClientReads
+from userservice.db.refresh_tokens import RefreshTokens
+from userservice.db.statement import Params, Row, Statement, Succession
+from userservice.db.user_search import UserSearch
+from userservice.db.users import UserReads
+
+T = TypeVar("T")
+
+
+class Database(abc.ABC):
+    """One database, implementing every storage port (db/ports.py): the hot
+    operations, written once over this backend's way of running a statement, and
+    a unit of work for the cold paths."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session_factory = sessionmaker(engine, expire_on_commit=False)
+        self.users = UserReads(self)
+        self.clients = ClientReads(self)
+        self.refresh_tokens = RefreshTokens(self)
+        self.user_search = UserSearch(self)
+
+    @abc.abstractmethod
+    async def fetch(self, statement: Statement, params: Params) -> list[Row]:
+        """A short read (an index lookup or range) on the event loop."""
+
+    @abc.abstractmethod
+    async def fetch_one(self, statement: Statement, params: Params) -> Row | None:
+        """The one row a key names, or None (batched where the backend can)."""
+
+    @abc.abstractmethod
+    async def scan(self, statement: Statement, params: Params) -> list[Row]:
+        """A read that may scan many rows; it must not stall the event loop."""
+
+    @abc.abstractmethod
+    async def write(self, statement: Statement, params: Params) -> list[Row]:
+        """One statement committed on its own (with RETURNING rows, if any)."""
+
+    @abc.abstractmethod
+    async def succeed(self, succession: Succession, params: Params) -> Row | None:
+        """The claimed row as RETURNING gives it, once its successor is committed;
+        None when the claim was refused (nothing changed)."""
+
+    @abc.abstractmethod
+    def _write_turn(self) -> Any:
+        """A context manager held around a writing unit of work."""
+
+    @abc.abstractmethod
+    def _begin_write(self, session: Session) -> None:
+        """Open the writing transaction the way this database needs."""
+
+    @contextmanager
+    def unit_of_work(self, *, read_only: bool = False) -> Iterator[Session]:
+        """One transaction for the cold paths: committed when the block ends, rolled
+        back on error."""
+        with self._write_turn() if not read_only else _nothing():
+            session = self.session_factory()
+            try:
+                if not read_only:
+                    self._begin_write(session)
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    async def run_lookup(self, func: Callable[[Engine], T]) -> T:
+        """A short blocking read of a cold path (through the engine's pool)."""
+        return await anyio.to_thread.run_sync(func, self.engine)
+
+    async def close_async(self) -> None:
+        return None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

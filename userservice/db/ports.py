@@ -1,0 +1,66 @@
+"""The storage ports: the typed operations services and oauth/ call, one Protocol
+per concern. Every backend (db/backend.py Database, for SQLite or PostgreSQL)
+implements all of them; values cross as the records of userservice/records.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
+
+from userservice.records import (
+    NewRefreshToken,
+    RefreshState,
+    Rotated,
+    RotationRequest,
+    StoredClient,
+    TokenKey,
+    TokenStanding,
+    UserRecord,
+)
+
+T = TypeVar("T")
+
+
+class UserLookups(Protocol):
+    async def user_for_token(self, key: TokenKey) -> TokenStanding | None: ...
+    async def credentials(self, email: str) -> tuple[UserRecord, str] | None: ...
+
+
+class ClientLookups(Protocol):
+    async def client(self, client_id: str) -> StoredClient | None: ...
+    async def client_token_alive(self, client_id: str, jti: str) -> bool: ...
+
+
+class RefreshTokenStore(Protocol):
+    async def insert(self, token: NewRefreshToken) -> None: ...
+    async def rotate(self, request: RotationRequest) -> Rotated | None: ...
+    async def state(self, token_digest: str) -> RefreshState | None: ...
+    async def revoke_family(self, family_id: uuid.UUID, now: dt.datetime) -> None: ...
+
+
+class UserSearchPort(Protocol):
+    async def page(
+        self, *, email: str | None, name: str | None, after_email: str | None, limit: int
+    ) -> list[UserRecord]: ...
+
+
+class Storage(Protocol):
+    """Everything a service may ask of the database."""
+
+    users: UserLookups
+    clients: ClientLookups
+    refresh_tokens: RefreshTokenStore
+    user_search: UserSearchPort
+
+    def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[Any]:
+        """One transaction of a cold path, yielding an ORM Session for db/'s
+        repositories: committed when the block ends, rolled back on error."""
+        ...
+
+    async def run_lookup(self, func: Callable[[Any], T]) -> T:
+        """A short blocking read of a cold path, run where it cannot stall the
+        event loop for long."""
+        ...
