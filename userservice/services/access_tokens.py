@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from userservice.db.engine import Database
-from userservice.db.users import lookup_for_token_async
 from userservice.records import TokenKey, TokenStanding
 from userservice.services.keys import KeyStore
 
@@ -52,26 +51,30 @@ class AccessTokenSigner:
         client_id: str,
         scope: str,
         grant: Grant,
+        *,
+        jti: str | None = None,
     ) -> str:
         now = int(time.time())
         # Never stamp a token earlier than the user's revocation mark or the grant's
         # withdrawal mark, or a token issued in the same second as a password change
         # or a re-authorization would be refused (S5).
         iat = max(now, tokens_valid_after, grant.not_before)
-        claims = self._claims(str(user_id), client_id, scope, iat, now)
+        claims = self._claims(str(user_id), client_id, scope, iat, now, jti)
         if grant.auth_time is not None:
             claims["auth_time"] = grant.auth_time
         if grant.family_id is not None:
             claims[GRANT_CLAIM] = grant.family_id.hex
         return self.keys.sign(claims, self.settings.alg, "at+jwt")
 
-    def for_client(self, client_id: str, scope: str) -> str:
+    def for_client(self, client_id: str, scope: str, *, jti: str | None = None) -> str:
         """A client acting for itself: RFC 9068 §2.2 puts its client_id in `sub`."""
         now = int(time.time())
-        claims = self._claims(client_id, client_id, scope, now, now)
+        claims = self._claims(client_id, client_id, scope, now, now, jti)
         return self.keys.sign(claims, self.settings.alg, "at+jwt")
 
-    def _claims(self, sub: str, client_id: str, scope: str, iat: int, now: int) -> dict[str, Any]:
+    def _claims(
+        self, sub: str, client_id: str, scope: str, iat: int, now: int, jti: str | None
+    ) -> dict[str, Any]:
         return {
             "iss": self.settings.issuer,
             "sub": sub,
@@ -81,7 +84,8 @@ class AccessTokenSigner:
             "iat": iat,
             "nbf": now,
             "exp": now + self.settings.access_ttl,
-            "jti": uuid.uuid4().hex,
+            # Given by the caller when a grant stores it before signing (B5).
+            "jti": jti or uuid.uuid4().hex,
         }
 
 
@@ -112,7 +116,7 @@ async def standing_user_token(db: Database, claims: dict[str, Any]) -> TokenStan
     key = token_key(claims)
     if key is None:
         return None
-    found = await lookup_for_token_async(db, key)
+    found = await db.users.user_for_token(key)
     if (
         found is None
         or found.revoked

@@ -13,11 +13,9 @@ import anyio
 from userservice.db.engine import Database
 from userservice.db.models import User
 from userservice.db.refresh_tokens import RefreshTokenRepository
-from userservice.db.user_search import search_users, search_users_in
+from userservice.db.user_search import search_users_in
 from userservice.db.users import (
     UserRepository,
-    lookup_credentials,
-    lookup_credentials_async,
     user_record,
 )
 from userservice.errors import (
@@ -135,7 +133,7 @@ class AccountService:
         if device is not None and account:
             # Only a browser proving a device needs the account's id before the
             # throttle: is the cookie this account's? (Read once, used below.)
-            read = (await lookup_credentials_async(self.db, account),)
+            read = (await self.db.users.credentials(account),)
             user_id = read[0][0].id if read[0] is not None else None
         windows = login_windows(throttle_key, ip, browser=browser, device=device, user_id=user_id)
         try:
@@ -169,7 +167,7 @@ class AccountService:
         if read is not None:
             found = read[0]
         else:
-            found = await lookup_credentials_async(self.db, account) if account else None
+            found = await self.db.users.credentials(account) if account else None
         if found is None:
             await self.hasher.verify_dummy_async(password)
             audit("login.failed", account=throttle_key, ip=ip, reason="unknown_account")
@@ -227,7 +225,8 @@ class AccountService:
 
     def _require_current_password(self, user_id: uuid.UUID, current: str | None) -> None:
         record = self.get(user_id)
-        found = lookup_credentials(self.db.engine, record.email)
+        with self.db.unit_of_work(read_only=True) as session:
+            found = UserRepository(session).credentials(record.email)
         if current is None or found is None:
             raise Forbidden("The current password is required for this change.")
         windows = current_password_windows(user_id)
@@ -297,8 +296,7 @@ class AccountService:
         self, *, email: str | None, name: str | None, after: str | None, limit: int
     ) -> list[UserRecord]:
         """search for the event loop (GET /users): no Session."""
-        return await search_users(
-            self.db,
+        return await self.db.user_search.page(
             email=email.lower() if email else None,
             name=name,
             after_email=after,

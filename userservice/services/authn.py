@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-from userservice.db.clients import client_token_alive
 from userservice.db.engine import Database
 from userservice.errors import InvalidToken
 from userservice.records import UserRecord
@@ -65,7 +64,7 @@ class Authenticator:
 
     async def _service_principal(self, claims: dict[str, object]) -> ServicePrincipal:
         client_id, jti = str(claims["client_id"]), str(claims["jti"])
-        if not await client_token_alive(self.db, client_id, jti):
+        if not await self.db.clients.client_token_alive(client_id, jti):
             raise InvalidToken("Invalid access token.")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()

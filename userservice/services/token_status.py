@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Awaitable
 from typing import Any
 
-from userservice.db.clients import client_token_alive
 from userservice.db.engine import Database, as_utc
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.revoked_tokens import deny, prune
@@ -111,7 +110,7 @@ class TokenStatus:
         if is_client_token(claims):
             # A client_credentials token: alive while its client exists, unrevoked.
             client_id = str(claims["client_id"])
-            if not await client_token_alive(self.db, client_id, str(claims["jti"])):
+            if not await self.db.clients.client_token_alive(client_id, str(claims["jti"])):
                 return INACTIVE
         else:
             found = await standing_user_token(self.db, claims)
