@@ -37,6 +37,7 @@ def add_app(
     first_party: bool = False,
     name: str = "Photo App",
     scope: str = APP_SCOPE,
+    grant_types: Sequence[str] = ("authorization_code", "refresh_token"),
 ) -> str:
     """A client allowed the code flow; public (auth method `none`) unless confidential."""
     app = cast(FastAPI, client.app)
@@ -51,7 +52,7 @@ def add_app(
                 token_endpoint_auth_method="client_secret_basic" if confidential else "none",
                 redirect_uris=list(redirect_uris),
                 post_logout_redirect_uris=[],
-                grant_types=["authorization_code", "refresh_token"],
+                grant_types=list(grant_types),
                 response_types=["code"],
                 scope=scope,
                 is_first_party=first_party,
@@ -100,11 +101,13 @@ def hidden(html: str, name: str) -> str:
     return unescape(match.group(1))
 
 
-def sign_in(client: TestClient, next_path: str | None = None) -> httpx.Response:
+def sign_in(
+    client: TestClient, next_path: str | None = None, *, email: str = EMAIL
+) -> httpx.Response:
     """The login form as a browser fills it in; returns the 303 of POST /login."""
     page = client.get("/login", params={"next": next_path} if next_path else None)
     assert page.status_code == 200, page.text
-    form = {"email": EMAIL, "password": PASSWORD, "csrf_token": hidden(page.text, "csrf_token")}
+    form = {"email": email, "password": PASSWORD, "csrf_token": hidden(page.text, "csrf_token")}
     if next_path:
         form["next"] = hidden(page.text, "next")
     response: httpx.Response = client.post("/login", data=form, follow_redirects=False)

@@ -15,8 +15,8 @@ MAX_VALUE_LENGTH = 4096
 
 def require_secure_transport(url: str) -> None:
     """Credentials and tokens cross the token endpoint: never over cleartext HTTP,
-    except to a loopback address (RFC 6749 §3.2, RFC 8252 §7.3). Authlib's own test
-    of the URL, so the rule is the one its grants applied."""
+    except to a loopback address (C14; RFC 6749 §3.2, RFC 8252 §7.3). Authlib's own
+    test of the URL, so the rule is the one its grants applied."""
     if not is_secure_transport(url):
         raise OAuthError("insecure_transport", "OAuth requires HTTPS.")
 
