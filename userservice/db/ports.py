@@ -50,10 +50,14 @@ class UserSearchPort(Protocol):
 class Storage(Protocol):
     """Everything a service may ask of the database."""
 
-    users: UserLookups
-    clients: ClientLookups
-    refresh_tokens: RefreshTokenStore
-    user_search: UserSearchPort
+    @property
+    def users(self) -> UserLookups: ...
+    @property
+    def clients(self) -> ClientLookups: ...
+    @property
+    def refresh_tokens(self) -> RefreshTokenStore: ...
+    @property
+    def user_search(self) -> UserSearchPort: ...
 
     def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[Any]:
         """One transaction of a cold path, yielding an ORM Session for db/'s

@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from userservice.db.engine import Database
+from userservice.db.ports import Storage
 from userservice.records import TokenKey, TokenStanding
+from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.services.keys import KeyStore
 
 # The refresh family an access token was issued with (a private claim, RFC 9068 §2.2.3
@@ -109,19 +111,72 @@ def token_key(claims: dict[str, Any]) -> TokenKey | None:
     return TokenKey(user_id, str(claims["jti"]), str(claims.get("client_id", "")), iat, grant_id)
 
 
-async def standing_user_token(db: Database, claims: dict[str, Any]) -> TokenStanding | None:
-    """The token's standing if it still stands: its user exists and is active, it is
-    not revoked (itself, its grant, its client), and it is not older than the user's
-    last password change or disabling. None otherwise."""
-    key = token_key(claims)
-    if key is None:
+@dataclass(frozen=True, slots=True)
+class CheckedToken:
+    """A presented access token that stands: its claims, and for a user's token
+    its standing (the user as stored now, first-party or not)."""
+
+    claims: dict[str, Any]
+    standing: TokenStanding | None  # None: a client's own token
+
+
+class AccessTokenCheck:
+    """The one check of a presented access token, behind the bearer check (and so
+    userinfo) and introspection, so that they always agree (S5): the signature and
+    claims against our key ring, then whether it still stands in the database."""
+
+    def __init__(self, db: Storage, keys: KeyStore, issuer: str) -> None:
+        self.db = db
+        self.keys = keys
+        self.issuer = issuer
+
+    async def check(self, token: str) -> CheckedToken | None:
+        claims = await self.claims(token)
+        if claims is None:
+            return None
+        if is_client_token(claims):
+            # A client_credentials token lives while its client exists, unrevoked.
+            alive = await self.db.clients.client_token_alive(
+                str(claims["client_id"]), str(claims["jti"])
+            )
+            return CheckedToken(claims, None) if alive else None
+        standing = await self._standing(claims)
+        return None if standing is None else CheckedToken(claims, standing)
+
+    async def claims(self, token: str) -> dict[str, Any] | None:
+        """The verified claims, or None. A kid we do not know may be a key another
+        replica rotated in: the ring is reloaded once (a read off the event loop)."""
+        for attempt in (1, 2):
+            try:
+                return self.keys.ring.verify(
+                    token, issuer=self.issuer, audience=self.issuer, typ="at+jwt"
+                )
+            except UnknownKey as exc:
+                kid = exc.kid
+                if attempt == 2 or kid is None:
+                    return None
+                if not await self.db.run_lookup(partial(self._reload_for, kid)):
+                    return None
+            except TokenInvalid:
+                return None
         return None
-    found = await db.users.user_for_token(key)
-    if (
-        found is None
-        or found.revoked
-        or not found.user.is_active
-        or key.iat < found.user.tokens_valid_after
-    ):
-        return None
-    return found
+
+    def _reload_for(self, kid: str, _engine: object) -> bool:
+        return self.keys.maybe_reload_for(kid)
+
+    async def _standing(self, claims: dict[str, Any]) -> TokenStanding | None:
+        """Its user exists and is active, it is not revoked (itself, its grant, its
+        client), and it is not older than the user's last password change or
+        disabling."""
+        key = token_key(claims)
+        if key is None:
+            return None
+        found = await self.db.users.user_for_token(key)
+        if (
+            found is None
+            or found.revoked
+            or not found.user.is_active
+            or key.iat < found.user.tokens_valid_after
+        ):
+            return None
+        return found

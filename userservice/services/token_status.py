@@ -6,13 +6,11 @@ import datetime as dt
 from collections.abc import Awaitable
 from typing import Any
 
-from userservice.db.engine import Database, as_utc
-from userservice.db.refresh_tokens import RefreshTokenRepository
+from userservice.db.ports import Storage
 from userservice.db.revoked_tokens import deny, prune
 from userservice.records import StoredClient
-from userservice.security.jwt import TokenInvalid, UnknownKey
 from userservice.security.secrets import digest
-from userservice.services.access_tokens import is_client_token, standing_user_token
+from userservice.services.access_tokens import AccessTokenCheck
 from userservice.services.audit import audit
 from userservice.services.keys import KeyStore
 from userservice.services.scopes import reveals_email
@@ -32,52 +30,29 @@ def visible_to(answer: dict[str, Any], client: StoredClient) -> bool:
 
 
 class TokenStatus:
-    def __init__(self, db: Database, keys: KeyStore, issuer: str, refresh_idle_ttl: int) -> None:
+    def __init__(self, db: Storage, keys: KeyStore, issuer: str, refresh_idle_ttl: int) -> None:
         self.db = db
-        self.keys = keys
         self.issuer = issuer
         self.refresh_idle_ttl = refresh_idle_ttl
+        self.check = AccessTokenCheck(db, keys, issuer)
 
-    def _verified(self, token: str) -> dict[str, Any] | UnknownKey | None:
-        try:
-            return self.keys.ring.verify(
-                token, issuer=self.issuer, audience=self.issuer, typ="at+jwt"
-            )
-        except UnknownKey as exc:
-            return exc
-        except TokenInvalid:
-            return None
-
-    def _access_claims(self, token: str) -> dict[str, Any] | None:
-        """Worker threads: a kid we do not know may be another replica's new key."""
-        result = self._verified(token)
-        if isinstance(result, UnknownKey) and result.kid and self.keys.maybe_reload_for(result.kid):
-            result = self._verified(token)
-        return result if isinstance(result, dict) else None
-
-    async def _access_claims_async(self, token: str) -> dict[str, Any] | None:
-        """The event loop: the key reload's read must not block it."""
-        result = self._verified(token)
-        if isinstance(result, UnknownKey) and result.kid:
-            kid = result.kid
-            if await self.db.run_lookup(lambda _engine: self.keys.maybe_reload_for(kid)):
-                result = self._verified(token)
-        return result if isinstance(result, dict) else None
-
-    def revoke_access(self, token: str, client: StoredClient) -> bool:
+    async def revoke_access(self, token: str, client: StoredClient) -> bool:
         """Deny-list a live access token of this client. Returns whether the token was
         one of our access tokens at all (else the caller tries refresh tokens)."""
-        claims = self._access_claims(token)
+        claims = await self.check.claims(token)
         if claims is None:
             return False
         if claims.get("client_id") == client.client_id:
             expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
-            with self.db.unit_of_work() as session:
-                # Rows of tokens that expired anyway are no longer needed.
-                prune(session, dt.datetime.now(dt.UTC))
-                deny(session, str(claims["jti"]), expires)
+            await self.db.run_lookup(lambda _engine: self._deny(str(claims["jti"]), expires))
             audit("token.revoked", user=claims.get("sub"), client=client.client_id, kind="access")
         return True
+
+    def _deny(self, jti: str, expires: dt.datetime) -> None:
+        with self.db.unit_of_work() as session:
+            # Rows of tokens that expired anyway are no longer needed.
+            prune(session, dt.datetime.now(dt.UTC))
+            deny(session, jti, expires)
 
     async def introspect(
         self,
@@ -93,7 +68,7 @@ class TokenStatus:
         if self.is_access_token(token):
             answer = await (prefetched or self.introspect_access(token))
             return answer if visible_to(answer, client) else INACTIVE
-        return await self.db.run_lookup(lambda _engine: self._introspect_refresh(token, client))
+        return await self._introspect_refresh(token, client)
 
     @staticmethod
     def is_access_token(token: str) -> bool:
@@ -103,23 +78,14 @@ class TokenStatus:
     async def introspect_access(self, token: str) -> dict[str, Any]:
         """An access token's state, the same whoever asks: introspect() decides what
         the caller may see of it (S4)."""
-        claims = await self._access_claims_async(token)
-        if claims is None:
+        checked = await self.check.check(token)
+        if checked is None:
             return INACTIVE
+        claims = checked.claims
         username: str | None = None
-        if is_client_token(claims):
-            # A client_credentials token: alive while its client exists, unrevoked.
-            client_id = str(claims["client_id"])
-            if not await self.db.clients.client_token_alive(client_id, str(claims["jti"])):
-                return INACTIVE
-        else:
-            found = await standing_user_token(self.db, claims)
-            if found is None:
-                return INACTIVE
-            user = found.user
-            if reveals_email(str(claims.get("scope", "")).split()):
-                # S4: the email only where the user let this token carry it.
-                username = user.email
+        if checked.standing is not None and reveals_email(str(claims.get("scope", "")).split()):
+            # S4: the email only where the user let this token carry it.
+            username = checked.standing.user.email
         body = {
             "active": True,
             "token_type": "Bearer",
@@ -138,24 +104,21 @@ class TokenStatus:
         }
         return {key: value for key, value in body.items() if value is not None}
 
-    def _introspect_refresh(self, token: str, client: StoredClient) -> dict[str, Any]:
+    async def _introspect_refresh(self, token: str, client: StoredClient) -> dict[str, Any]:
+        state = await self.db.refresh_tokens.state(digest(token))
+        if state is None or state.client_id != client.client_id:
+            return INACTIVE  # refresh tokens are visible to their own client only
+        idle_end = state.issued_at + dt.timedelta(seconds=self.refresh_idle_ttl)
         now = dt.datetime.now(dt.UTC)
-        with self.db.unit_of_work(read_only=True) as session:
-            stored = RefreshTokenRepository(session).get_by_digest(digest(token))
-            if stored is None or stored.client_id != client.client_id:
-                return INACTIVE  # refresh tokens are visible to their own client only
-            issued = as_utc(stored.issued_at)
-            expires = as_utc(stored.expires_at)
-            idle_end = issued + dt.timedelta(seconds=self.refresh_idle_ttl)
-            if stored.revoked_at is not None or now >= expires or now >= idle_end:
-                return INACTIVE
-            return {
-                "active": True,
-                "token_type": "refresh_token",
-                "scope": stored.scope,
-                "client_id": stored.client_id,
-                "sub": str(stored.user_id),
-                "iss": self.issuer,
-                "exp": int(min(expires, idle_end).timestamp()),
-                "iat": int(issued.timestamp()),
-            }
+        if state.revoked or now >= state.expires_at or now >= idle_end:
+            return INACTIVE
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": state.scope,
+            "client_id": state.client_id,
+            "sub": str(state.user_id),
+            "iss": self.issuer,
+            "exp": int(min(state.expires_at, idle_end).timestamp()),
+            "iat": int(state.issued_at.timestamp()),
+        }

@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass
 
 from userservice.db.engine import Database
-from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.records import NewRefreshToken, StoredClient, UserRecord
 from userservice.security.secrets import digest, new_token
 from userservice.services.access_tokens import AccessTokenSigner, Grant, TokenSettings
@@ -157,14 +156,3 @@ class TokenService:
             rotation.refresh_token,
             rotation.family_id,
         )
-
-    def revoke_refresh(self, token: str, client: StoredClient) -> None:
-        """RFC 7009 §2.2: unknown or foreign tokens are answered like success, and a
-        foreign token stays valid (a client may only revoke its own)."""
-        now = dt.datetime.now(dt.UTC)
-        with self.db.unit_of_work() as session:
-            repo = RefreshTokenRepository(session)
-            stored = repo.get_by_digest(digest(token))
-            if stored is not None and stored.client_id == client.client_id:
-                repo.revoke_family(stored.family_id, now)
-                audit("token.revoked", user=stored.user_id, client=client.client_id)

@@ -79,7 +79,9 @@ class StatementCache:
         found = self._successions.get(succession)
         if found is None:
             table = succession.table
-            values = {name: bindparam(name) for name in (*succession.carried, *succession.fresh)}
+            values: dict[str, Any] = {
+                name: bindparam(name) for name in (*succession.carried, *succession.fresh)
+            }
             returning = [column.key for column in succession.claim.exported_columns]
             successor = compile_sqlite(insert(table).values(values))
             # values() types every parameter by its column: undo it for the carried.
