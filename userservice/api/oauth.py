@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -13,7 +12,7 @@ from userservice.api.problems import NO_STORE, oauth_error
 from userservice.api.schemas import OAuthErrorBody, TokenResponse
 from userservice.errors import OAuthError, Throttled
 from userservice.oauth.params import client_credentials, parse_form, require_secure_transport
-from userservice.wiring import Services, ServicesDep, client_ip
+from userservice.wiring import ServicesDep, client_ip
 
 router = APIRouter(tags=["oauth"])
 
@@ -80,17 +79,6 @@ async def _form(request: Request) -> dict[str, str]:
     return parse_form(request.headers.get("content-type", ""), await request.body())
 
 
-async def _with_client(request: Request, svc: Services, action: str) -> Any:
-    """Parse the form, authenticate the client (RFC 6749 §2.3) on the event loop,
-    then run the endpoint's `action` with both in a worker thread (it writes)."""
-    endpoint = svc.token_endpoint
-    params = await _form(request)
-    ids = client_credentials(params, request.headers.get("authorization", ""))
-    client = await endpoint.authenticate_client(*ids)
-    run = getattr(endpoint, action)
-    return await anyio.to_thread.run_sync(run, client, params)
-
-
 @router.post(
     "/oauth/token",
     response_model=TokenResponse,
@@ -101,7 +89,7 @@ async def _with_client(request: Request, svc: Services, action: str) -> Any:
 async def token(request: Request, svc: ServicesDep) -> Response:
     endpoint = svc.token_endpoint
     try:
-        # Credentials and tokens never cross cleartext HTTP (loopback aside).
+        # C14: credentials and tokens never cross cleartext HTTP (loopback aside).
         require_secure_transport(str(request.url))
         params = await _form(request)
         # S8: the credentials are read (one method only) before any grant is chosen.
@@ -126,8 +114,11 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     summary="Token revocation (RFC 7009)",
 )
 async def revoke(request: Request, svc: ServicesDep) -> Response:
+    endpoint = svc.token_endpoint
     try:
-        await _with_client(request, svc, "revoke")
+        params = await _form(request)
+        ids = client_credentials(params, request.headers.get("authorization", ""))
+        await endpoint.revoke(await endpoint.authenticate_client(*ids), params)
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     return Response(status_code=200, headers=NO_STORE)

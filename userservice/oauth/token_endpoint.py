@@ -156,12 +156,12 @@ class TokenEndpoint:
         token = required(params, "refresh_token")
         return await self.tokens.refresh_async(token, client, requested_scope(params))
 
-    def revoke(self, client: StoredClient, params: dict[str, str]) -> None:
+    async def revoke(self, client: StoredClient, params: dict[str, str]) -> None:
         token = required(params, "token")
         # RFC 7009 §2.1: token_type_hint only speeds the search up; both kinds are
         # tried, and unknown or foreign tokens are answered with success (§2.2).
-        if not self.status.revoke_access(token, client):
-            self.tokens.revoke_refresh(token, client)
+        if not await self.status.revoke_access(token, client):
+            await self.tokens.rotation.revoke(token, client)
 
     async def introspect_request(
         self, client_ids: tuple[str | None, str | None, str], params: dict[str, str]
