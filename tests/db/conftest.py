@@ -1,0 +1,3 @@
+"""Storage tests open the backend on their database themselves (no application)."""
+
+from tests.support.storage import database as database
