@@ -6,8 +6,8 @@ Values arrive here as they are to be stored (sealed or not: services/at_rest.py)
 from __future__ import annotations
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+# PostgreSQL's INSERT ... ON CONFLICT construct: SQLite compiles the same clause.
+from sqlalchemy.dialects.postgresql import insert as upsert
 
 from userservice.db.models import ServerSecret
 
@@ -16,10 +16,9 @@ def get_or_create(engine: Engine, name: str, candidate: str) -> str:
     """The stored value of `name`, after storing `candidate` if there was none.
     Replicas starting together each offer a candidate; the first insert wins and
     everyone reads back that one (no read-then-insert race)."""
-    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
     with engine.begin() as conn:
         conn.execute(
-            insert(ServerSecret)
+            upsert(ServerSecret)
             .values(name=name, value=candidate)
             .on_conflict_do_nothing(index_elements=[ServerSecret.name])
         )
