@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy import Engine
 
 from userservice.wiring import Services, services, wired
@@ -24,7 +24,7 @@ def override(app: FastAPI, **parts: Any) -> Services:
     """Routes of `app` receive the container with `parts` replaced; returns it."""
     replaced = dataclasses.replace(wired(app), **parts)
 
-    async def provide() -> Services:
+    async def provide(request: Request) -> Services:
         return replaced
 
     app.dependency_overrides[services] = provide

@@ -12,7 +12,7 @@ from userservice.errors import AuthenticationFailed, Forbidden, Throttled
 from userservice.security.basic import parse_basic
 from userservice.services.authn import Principal, ServicePrincipal
 from userservice.services.policy import POLICY, Caller
-from userservice.wiring import Services, ServicesDep, client_ip
+from userservice.wiring import Services, client_ip, services_for
 
 
 class CredentialsMissing(AuthenticationFailed):
@@ -70,10 +70,9 @@ def allowed(operation: str) -> Guard:
     that no route is without a rule (S1)."""
     rule = POLICY[operation]
 
-    async def guard(request: Request, svc: ServicesDep) -> Principal | ServicePrincipal:
-        # The container is the route's own dependency too (cached per request), so
-        # this is the API request's only authentication step.
-        principal = await _caller(request, svc, basic=True)
+    async def guard(request: Request) -> Principal | ServicePrincipal:
+        # One dependency with no sub-dependencies: this runs on every API request.
+        principal = await _caller(request, await services_for(request), basic=True)
         rule.check(principal)
         return principal
 
@@ -86,8 +85,8 @@ def user_allowed(operation: str) -> Guard:
     if Caller.SERVICE in rule.callers:
         raise ValueError(f"{operation} admits service clients: use allowed()")
 
-    async def guard(request: Request, svc: ServicesDep) -> Principal:
-        principal = await _caller(request, svc, basic=True)
+    async def guard(request: Request) -> Principal:
+        principal = await _caller(request, await services_for(request), basic=True)
         rule.check(principal)
         assert isinstance(principal, Principal)  # the rule refused service clients
         return principal
@@ -103,9 +102,9 @@ def bearer_allowed(operation: str) -> Guard:
         raise ValueError(f"{operation} admits service clients: use allowed()")
     scope = " ".join(rule.scopes)
 
-    async def guard(request: Request, svc: ServicesDep) -> Principal:
+    async def guard(request: Request) -> Principal:
         try:
-            principal = await _caller(request, svc, basic=False)
+            principal = await _caller(request, await services_for(request), basic=False)
         except CredentialsMissing:
             raise BearerRefused(
                 "invalid_token", "A bearer access token is required.", 401

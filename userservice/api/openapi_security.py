@@ -33,13 +33,12 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
 
 
 def policy_operation(route: APIRoute) -> str | None:
-    """The policy operation a route is guarded by (or, for a route that applies the
-    policy itself, such as userinfo, its own name when the table has it)."""
+    """The policy operation a route is guarded by, if any."""
     for call in _calls(route.dependant):
         operation = getattr(call, OPERATION_ATTRIBUTE, None)
         if isinstance(operation, str):
             return operation
-    return route.name if route.name in POLICY else None
+    return None
 
 
 def _security(operation: str) -> list[dict[str, list[str]]]:
