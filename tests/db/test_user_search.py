@@ -1,31 +1,26 @@
-"""The admin list's read (db/user_search.py). The event loop path (SQL compiled once
-per filter shape, run on a plain sqlite3 connection or awaited on psycopg; SQLite
-scans in a worker thread) must give exactly the pages that the
-SQLAlchemy Session path gives, with LIKE metacharacters matching literally, on
-SQLite and PostgreSQL."""
+"""The user search port (db/user_search.py UserSearch), the admin list's read. Through
+either backend (SQL compiled once per filter shape; SQLite runs a scan on a
+connection of its own in a worker thread) it must give exactly the pages that the
+same statement gives through an ORM Session, with LIKE metacharacters matching
+literally."""
 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 import uuid
-from typing import Any
+from contextlib import AbstractContextManager
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.dialects import sqlite
 
 from tests.support.event_loop import run
-from userservice.db import user_search
-from userservice.db.engine import Database
+from userservice.db.backend import Database
 from userservice.db.models import User
-from userservice.db.user_search import (
-    _PG_SQL,
-    _SQLITE_KEYSET,
-    like_escape,
-    search_users,
-    search_users_in,
-)
+from userservice.db.postgres.backend import compile_pg
+from userservice.db.sqlite.compiled import compile_sqlite
+from userservice.db.user_search import _BY_SHAPE, like_escape, search_users_in
 from userservice.records import UserRecord
 
 # (email, display name): LIKE metacharacters, near-misses that a wildcard would
@@ -56,8 +51,7 @@ def created_at(index: int) -> dt.datetime:
 
 
 @pytest.fixture
-def db(app: FastAPI) -> Database:
-    database: Database = app.state.services.accounts.db
+def db(database: Database) -> Database:
     with database.unit_of_work() as session:
         for index, (email, name) in enumerate(PEOPLE):
             session.add(
@@ -94,19 +88,22 @@ def test_like_escape_binds_what_autoescape_binds(needle: str) -> None:
 
 
 def test_limit_and_every_filter_are_bound_parameters() -> None:
-    assert len(_PG_SQL) == 8
-    for (email, name, after), sql in _PG_SQL.items():
+    """One compiled statement per shape serves every value: nothing a caller sends
+    is spliced into the SQL."""
+    assert len(_BY_SHAPE) == 8
+    for (email, name, after), statement in _BY_SHAPE.items():
+        sql = compile_pg(statement.sql)
         assert "LIMIT %(limit)s" in sql
         assert ("%(email)s" in sql) is email
         assert ("%(name)s" in sql) is name
         assert ("%(after_email)s" in sql) is after
         assert sql.count("ESCAPE '/'") == email + name
-    assert "lower(users.display_name) LIKE" in _PG_SQL[False, True, False]
-    for after, compiled in _SQLITE_KEYSET.items():
+        compiled = compile_sqlite(statement.sql)
         assert "LIMIT ? OFFSET ?" in compiled.sql
-        assert "LIKE" not in compiled.sql
-        assert compiled.order == (("after_email",) if after else ()) + ("limit", "param_1")
-        assert dict(compiled.defaults) == {"param_1": 0}
+        wanted = ("email",) * email + ("name",) * name + ("after_email",) * after
+        assert compiled.names == (*wanted, "limit", "param_1")
+        assert compiled.defaults == {"param_1": 0}
+    assert "lower(users.display_name) LIKE" in compile_pg(_BY_SHAPE[False, True, False].sql)
 
 
 def test_every_filter_shape_gives_the_session_paths_page(db: Database) -> None:
@@ -123,7 +120,9 @@ def test_every_filter_shape_gives_the_session_paths_page(db: Database) -> None:
         found = []
         for email, name, after, limit in cases:
             lowered = email.lower() if email else email  # as the service does
-            page = await search_users(db, email=lowered, name=name, after_email=after, limit=limit)
+            page = await db.user_search.page(
+                email=lowered, name=name, after_email=after, limit=limit
+            )
             found.append(page)
         return found
 
@@ -132,7 +131,9 @@ def test_every_filter_shape_gives_the_session_paths_page(db: Database) -> None:
         email, name, after, limit = case
         lowered = email.lower() if email else email
         assert page == session_page(db, lowered, name, after, limit), case
-    everyone = run(db, lambda: search_users(db, email=None, name=None, after_email=None, limit=200))
+    everyone = run(
+        db, lambda: db.user_search.page(email=None, name=None, after_email=None, limit=200)
+    )
     assert len(everyone) == len(PEOPLE)
     for record in everyone:
         assert isinstance(record.id, uuid.UUID)
@@ -160,7 +161,9 @@ def test_every_filter_shape_gives_the_session_paths_page(db: Database) -> None:
 def test_filters_match_substrings_literally(db: Database, field: str, needle: str) -> None:
     email = needle.lower() if field == "email" else None
     name = needle if field == "name" else None
-    found = run(db, lambda: search_users(db, email=email, name=name, after_email=None, limit=200))
+    found = run(
+        db, lambda: db.user_search.page(email=email, name=name, after_email=None, limit=200)
+    )
     if field == "email":
         expected = {e for e, _ in PEOPLE if needle.lower() in e}
     else:
@@ -177,7 +180,7 @@ def test_following_the_last_email_walks_everyone_once_in_order(db: Database) -> 
         after: str | None = None
         pages = 0
         while True:
-            page = await search_users(db, email=None, name=None, after_email=after, limit=4)
+            page = await db.user_search.page(email=None, name=None, after_email=after, limit=4)
             pages += 1
             walked.extend(record.email for record in page)
             if len(page) < 4:
@@ -194,16 +197,16 @@ def test_sqlite_scans_run_off_the_event_loop(db: Database, monkeypatch: pytest.M
     """A substring filter may scan the whole table (0.1-0.4 s at 1M users): never on
     the loop's thread. Keyset-only pages are index ranges: inline."""
     threads: list[int] = []
-    pooled = user_search._pooled_read
+    private_reader = db._private_reader  # type: ignore[attr-defined]
 
-    def spy(*args: Any) -> list[UserRecord]:
+    def spy() -> AbstractContextManager[sqlite3.Connection]:
         threads.append(threading.get_ident())
-        return pooled(*args)
+        return private_reader()  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(user_search, "_pooled_read", spy)
+    monkeypatch.setattr(db, "_private_reader", spy)
 
     async def read(email: str | None, name: str | None) -> tuple[int, int]:
-        page = await search_users(db, email=email, name=name, after_email=None, limit=200)
+        page = await db.user_search.page(email=email, name=name, after_email=None, limit=200)
         return threading.get_ident(), len(page)
 
     loop_thread, found = run(db, lambda: read("zoe", None))
