@@ -1,4 +1,5 @@
-"""Authlib's AuthorizationServer on Starlette requests.
+"""Authlib's AuthorizationServer on Starlette requests, for the authorization
+endpoint (the token endpoint is our own, oauth/token_endpoint.py).
 
 Authlib ships Flask and Django integrations only. Its server is synchronous, so
 we take a snapshot of the request on the event loop (method, URL, headers, and
@@ -10,14 +11,14 @@ and Authlib's `validate_no_multiple_request_parameter` needs to see repeats.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import JsonPayload, JsonRequest, OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.errors import OAuth2Error
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -124,21 +125,6 @@ class SnapshotRequest(OAuth2Request):  # type: ignore[misc]
         return self.snapshot.form
 
 
-class SnapshotJsonPayload(JsonPayload):  # type: ignore[misc]
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = dict(data)
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return self._data
-
-
-class SnapshotJsonRequest(JsonRequest):  # type: ignore[misc]
-    def __init__(self, snap: RequestSnapshot, data: Mapping[str, Any]) -> None:
-        super().__init__(snap.method, snap.url, snap.headers)
-        self.payload = SnapshotJsonPayload(data)
-
-
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
@@ -156,16 +142,13 @@ class RedirectResponse(Response):
 
 
 class StarletteAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
-    """Authlib's server with Starlette in and out. Grants, client lookup and token
+    """Authlib's server with Starlette in and out. Grants, client lookup and code
     storage are supplied by subclasses / registration (userservice.oauth.server)."""
 
     def create_oauth2_request(self, request: RequestSnapshot | SnapshotRequest) -> SnapshotRequest:
         if isinstance(request, SnapshotRequest):
             return request
         return SnapshotRequest(request)
-
-    def create_json_request(self, request: RequestSnapshot) -> SnapshotJsonRequest:
-        return SnapshotJsonRequest(request, request.values)
 
     def handle_response(
         self, status: int, body: Any, headers: Iterable[tuple[str, str]]
@@ -179,22 +162,6 @@ class StarletteAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if status == 302:
             return RedirectResponse(b"", status_code=302, headers=merged)
         return Response(body or b"", status_code=status, headers=merged)
-
-    # Authlib checks the transport while building its request object, outside the
-    # try blocks that turn errors into responses: answer 400 instead of raising.
-    def create_token_response(self, request: RequestSnapshot | None = None) -> Response:
-        try:
-            response: Response = super().create_token_response(request)
-        except InsecureTransportError as error:
-            return self.handle_error_response(None, error)
-        return response
-
-    def create_endpoint_response(self, name: str, request: Any = None) -> Response | None:
-        try:
-            response: Response | None = super().create_endpoint_response(name, request)
-        except InsecureTransportError as error:
-            return self.handle_error_response(None, error)
-        return response
 
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Response:
         # S7: every error Authlib answers with leaves with our fixed description.
