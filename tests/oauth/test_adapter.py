@@ -114,7 +114,7 @@ def test_a_real_authlib_grant_runs_through_the_adapter(http: TestClient) -> None
 
 
 def test_authlib_errors_leave_with_our_fixed_description(http: TestClient) -> None:
-    """S7: Authlib's own description quotes the request; ours is fixed."""
+    """Authlib's own description quotes the request; ours is fixed."""
     response = http.get(
         "/authorize",
         params={"response_type": "code", "client_id": "app", "scope": "admin", "state": "s2"},
