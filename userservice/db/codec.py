@@ -68,12 +68,20 @@ def decoder(type_: TypeEngine[Any]) -> Convert | None:
 
 
 def row_decoder(types: Sequence[TypeEngine[Any]]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    steps = tuple(decoder(type_) for type_ in types)
+    # Only the columns that need it are converted: this runs for every row of the
+    # bearer check and of the admin list page.
+    steps = tuple(
+        (index, step)
+        for index, step in enumerate(decoder(type_) for type_ in types)
+        if step is not None
+    )
 
     def decode(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(
-            value if step is None or value is None else step(value)
-            for step, value in zip(steps, row, strict=True)
-        )
+        values = list(row)
+        for index, step in steps:
+            value = values[index]
+            if value is not None:
+                values[index] = step(value)
+        return tuple(values)
 
     return decode
