@@ -1,4 +1,4 @@
-"""The PostgreSQL pool pings a connection only when it sat idle (db/engine.py
+"""The PostgreSQL pool pings a connection only when it sat idle (db/postgres/connect.py
 ping_when_idle): a busy connection goes without the round trip, and a
 database restart still costs at most the statements in flight at that moment."""
 
@@ -11,7 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from tests.support.postgres import terminate_other_sessions
-from userservice.db.engine import IDLE_PING_SECONDS, build_engine
+from userservice.db.engine import build_engine
+from userservice.db.postgres.connect import IDLE_PING_SECONDS
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 

@@ -1,7 +1,8 @@
 """SQLite writers take the write lock when their transaction starts (BEGIN
 IMMEDIATE) and queue on a lock of the process, instead of upgrading a read lock
 mid-transaction (which fails at once with "database is locked") or sleep-polling
-in SQLite's busy handler (which set the pace of refresh under concurrency)."""
+in SQLite's busy handler (which set the pace of refresh under concurrency):
+db/sqlite/writer_lock.py, taken by the SQLite backend's units of work."""
 
 from __future__ import annotations
 
@@ -13,17 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import text
 
-from userservice.db.engine import Database
+from userservice.db.backend import Database
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-def db(app: FastAPI) -> Database:
-    database: Database = app.state.services.accounts.db
+def db(database: Database) -> Database:
     return database
 
 

@@ -1,6 +1,6 @@
-"""Group commit of SQLite writes (db/group_commit.py): units queued together share
-one transaction, each in its own savepoint, and each caller gets its own result
-or its own exception."""
+"""Group commit of SQLite writes (db/sqlite/group_commit.py), behind the backend's
+`write` and `succeed`: units queued together share one transaction, each in its
+own savepoint, and each caller gets its own result or its own exception."""
 
 from __future__ import annotations
 
@@ -11,24 +11,38 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from userservice.db.engine import Database
-from userservice.db.group_commit import GroupCommitter
+from userservice.db.backend import Database
 from userservice.db.models import RevokedAccessToken
+from userservice.db.sqlite.backend import SqliteDatabase
+from userservice.db.sqlite.group_commit import GroupCommitter
+from userservice.db.statement import Statement
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 EXPIRES = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 
+# Typed by the column: the backend's codec encodes the bound datetime.
+DENY = Statement(
+    insert(RevokedAccessToken).values(
+        jti=bindparam("jti"),
+        expires_at=bindparam("expires_at", type_=RevokedAccessToken.__table__.c.expires_at.type),
+    )
+)
+
+
 @pytest.fixture
-def db(app: FastAPI) -> Database:
-    database: Database = app.state.services.accounts.db
+def db(database: Database) -> SqliteDatabase:
+    assert isinstance(database, SqliteDatabase)
     return database
+
+
+def _write(db: Database, jti: str) -> Awaitable[list[tuple[Any, ...]]]:
+    return db.write(DENY, {"jti": jti, "expires_at": EXPIRES})
 
 
 def _deny(jti: str) -> Callable[[Connection], str]:
@@ -48,8 +62,8 @@ def _refused(jti: str) -> Callable[[Connection], str]:
 
 
 def _stored(db: Database) -> set[str]:
-    with db.engine.connect() as conn:
-        return set(conn.scalars(select(RevokedAccessToken.jti)))
+    with db.unit_of_work(read_only=True) as session:
+        return set(session.scalars(select(RevokedAccessToken.jti)))
 
 
 def _gather(*calls: Awaitable[Any]) -> list[Any]:
@@ -60,14 +74,15 @@ def _gather(*calls: Awaitable[Any]) -> list[Any]:
 
 
 def test_each_unit_gets_its_own_result_and_a_refusal_undoes_only_its_own(
-    db: Database,
+    db: SqliteDatabase,
 ) -> None:
+    committer = db._group_commit
     results = _gather(
-        db.write_batched(_deny("a")),
-        db.write_batched(_refused("b")),
-        db.write_batched(_deny("c")),
-        db.write_batched(_deny("a")),  # duplicate key: fails alone
-        db.write_batched(_deny("d")),
+        committer.run(_deny("a")),
+        committer.run(_refused("b")),
+        committer.run(_deny("c")),
+        committer.run(_deny("a")),  # duplicate key: fails alone
+        committer.run(_deny("d")),
     )
     assert results[0] == "a" and results[2] == "c" and results[4] == "d"
     assert isinstance(results[1], LookupError)
@@ -75,7 +90,17 @@ def test_each_unit_gets_its_own_result_and_a_refusal_undoes_only_its_own(
     assert _stored(db) == {"a", "c", "d"}
 
 
-def test_units_queued_together_share_one_transaction(db: Database) -> None:
+def test_backend_writes_share_the_batch_and_fail_alone(db: SqliteDatabase) -> None:
+    """The hot statements' writes (Database.write) go through the same writer: a
+    duplicate key fails its own caller only, as a SQLAlchemy error (a 503 or a
+    refusal upstream, never a 500 from a bare sqlite3 error)."""
+    results = _gather(_write(db, "e"), _write(db, "e"), _write(db, "f"))
+    assert results[0] == [] and results[2] == []
+    assert isinstance(results[1], IntegrityError)
+    assert _stored(db) == {"e", "f"}
+
+
+def test_units_queued_together_share_one_transaction(db: SqliteDatabase) -> None:
     def transaction_id(conn: Connection) -> int:
         # A temp table's rows are visible only within this connection's transaction
         # sequence; the counter shows whether the units ran on one connection in one go.
@@ -102,7 +127,7 @@ def test_units_queued_together_share_one_transaction(db: Database) -> None:
     assert counts == [1, 2, 3, 4, 5]  # one batch: each saw the rows of those before it
 
 
-def test_a_held_writer_lock_fails_the_batch_with_database_locked(db: Database) -> None:
+def test_a_held_writer_lock_fails_the_batch_with_database_locked(db: SqliteDatabase) -> None:
     lock = db._writer_lock
     assert lock is not None
     committer = GroupCommitter(db.engine, lock, {}, 0.2)
@@ -128,12 +153,12 @@ def test_a_held_writer_lock_fails_the_batch_with_database_locked(db: Database) -
     assert _stored(db) == set()
 
 
-def test_the_writer_thread_stops_on_dispose_and_restarts_on_demand(db: Database) -> None:
-    assert _gather(db.write_batched(_deny("before")))[0] == "before"
+def test_the_writer_thread_stops_on_close_and_restarts_on_demand(db: SqliteDatabase) -> None:
+    assert _gather(_write(db, "before"))[0] == []
     committer = db._group_commit
-    assert committer is not None and committer._thread is not None
+    assert committer._thread is not None
     thread = committer._thread
     committer.close()
     assert not thread.is_alive()
-    assert _gather(db.write_batched(_deny("after")))[0] == "after"
+    assert _gather(_write(db, "after"))[0] == []
     assert _stored(db) == {"before", "after"}

@@ -1,5 +1,5 @@
 """The bearer check's PostgreSQL read runs on the event loop over connections of
-its own (db/async_reads.py). They must survive the server dropping them
+its own (db/postgres/async_reads.py). They must survive the server dropping them
 (a database restart, a failover, an idle timeout) without a failed request, and
 a database that is gone must still give 503, never access (H3)."""
 
