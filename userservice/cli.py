@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -15,6 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from userservice import __version__
 from userservice.settings import Settings
+
+if TYPE_CHECKING:
+    from userservice.db.backend import Database
 
 
 class CliError(Exception):
@@ -47,8 +51,8 @@ def _setting_problem(loc: tuple[int | str, ...], message: str) -> str:
     return f"bad setting {prefix}{str(loc[0]).upper()}: {message}"
 
 
-def _database(settings: Settings):  # type: ignore[no-untyped-def]
-    from userservice.db.engine import Database, DatabaseConfigError, build_engine
+def _database(settings: Settings) -> Database:
+    from userservice.db.engine import DatabaseConfigError, build_engine, open_database
     from userservice.security.files import private_directory
 
     if not settings.database_url:
@@ -60,7 +64,7 @@ def _database(settings: Settings):  # type: ignore[no-untyped-def]
                 f"{exc.strerror}"
             ) from None
     try:
-        return Database(build_engine(settings.resolved_database_url()))
+        return open_database(build_engine(settings.resolved_database_url()))
     except DatabaseConfigError as exc:
         raise CliError(str(exc)) from None
 
