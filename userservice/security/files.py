@@ -46,3 +46,15 @@ def _tighten(path: Path, mode: int) -> None:
         log.warning(
             "tightened the permissions of %s from %04o to %04o", path, current, current & mode
         )
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Written whole under a temporary name and renamed, 0600 from its creation."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
-import os
 import re
 import ssl
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from userservice.security.files import write_private
 
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 SERVER_CERT, SERVER_KEY = "server.crt", "server.key"
@@ -212,8 +213,8 @@ def _new_ca(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(directory / CA_KEY, _key_pem(key))
-    _write_private(directory / CA_CERT, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(directory / CA_KEY, _key_pem(key))
+    write_private(directory / CA_CERT, cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
 
@@ -284,23 +285,11 @@ def _issue_server_cert(
     )
     # Key first: a crash between the two writes leaves a mismatch, which the next
     # start detects and re-issues, never a certificate served with an old key.
-    _write_private(files.key, _key_pem(key))
-    _write_private(files.cert, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(files.key, _key_pem(key))
+    write_private(files.cert, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Written whole under a temporary name and renamed, 0600 from its creation."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
