@@ -32,7 +32,7 @@ def compile_pg(sql: ClauseElement) -> str:
 def storable(value: object) -> bool:
     """PostgreSQL refuses NUL in text and integers beyond BIGINT, failing the whole
     statement (and, batched, the other requests of its batch): no row is stored
-    under such a key."""
+    under such a key, so a lookup by it finds nothing (not a 503)."""
     if isinstance(value, str):
         return "\x00" not in value
     if isinstance(value, int) and not isinstance(value, bool):
@@ -76,12 +76,12 @@ class PostgresDatabase(Database):
         return await self._reader.fetch(self._compiled(statement), params)
 
     async def fetch_one(self, statement: Statement, params: Params) -> Row | None:
+        if not all(storable(value) for value in params.values()):
+            return None
         if not statement.batch_keys:
             rows = await self.fetch(statement, params)
             return rows[0] if rows else None
         keys = tuple(params[name] for name in statement.batch_keys)
-        if not all(storable(value) for value in keys):
-            return None
         return await self._batcher(statement).get(keys)
 
     def _batcher(self, statement: Statement) -> LookupBatcher:
