@@ -1,155 +1,246 @@
-"""A/B of the bearer hot path (`GET /users/me`) between two source trees, run
-interleaved on one machine: the server's own CPU time per request (from /proc,
-which a busy machine disturbs far less than throughput) and req/s, per round and
-as medians. For a change to the bearer path, beside (not instead of) `make bench`:
+"""A/B of the hot goal rows of `make bench` between two source trees, interleaved on
+one machine: the server's own CPU time per request (from /proc, which a busy
+machine disturbs far less than throughput) and req/s, per round and as medians.
+For a change that must not make the service slower, beside `make bench`:
 
     git worktree add /tmp/before <rev>
-    .venv/bin/python -m bench.ab --rounds 6 /tmp/before .            # SQLite
-    .venv/bin/python -m bench.ab --rounds 6 --postgres /tmp/before .
+    .venv/bin/python -m bench.ab /tmp/before .                          # SQLite
+    .venv/bin/python -m bench.ab --postgres /tmp/before . --json ab.json
 
-Each run: a fresh database migrated by that tree, one uvicorn worker without TLS on
-127.0.0.1, a registered user's password-grant token, 2 s of warm-up, then 8 s of wrk
-(16 connections); every server is stopped by its PID."""
+Each round gives each tree a fresh database migrated and seeded by that tree's own
+CLI (N users, an admin, a confidential client) and one uvicorn process without TLS
+on 127.0.0.1. Then, scenario by scenario, each tree in turn (the order alternates
+by round and by scenario, so neither side always goes first): the traffic of
+`make bench`'s row of that name (bench/scenarios_service.py), a discarded warm-up,
+then wrk for --seconds. Every server is stopped by its PID."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.parse
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from bench.servers import HOST, cpu_seconds, free_port
+from bench import seed
+from bench.ab_trees import check_tree, databases, running
+from bench.plan import SMOKE, Plan
+from bench.run import BYTECODE_CACHE
+from bench.scenarios_service import SCENARIOS as SERVICE_SCENARIOS
+from bench.scenarios_service import Service
+from bench.wrk import WrkFailed, wrk_path
+from userservice.settings import Settings
 
-PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway bench account
-
-
-def _post(url: str, data: dict[str, str], *, form: bool = False) -> dict[str, object]:
-    body = (urllib.parse.urlencode(data) if form else json.dumps(data)).encode()
-    kind = "application/x-www-form-urlencoded" if form else "application/json"
-    request = urllib.request.Request(url, body, {"Content-Type": kind})  # noqa: S310
-    with urllib.request.urlopen(request) as response:  # noqa: S310 - our loopback server
-        found: dict[str, object] = json.loads(response.read() or b"{}")
-    return found
-
-
-def _wrk(url: str, token: str, seconds: int) -> int:
-    out = subprocess.run(
-        ["wrk", "-t1", "-c16", f"-d{seconds}s", "-H", f"Authorization: Bearer {token}", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
-    return int(next(line for line in out.splitlines() if "requests in" in line).split()[0])
+SIDES = ("before", "after")
+# The issue's bar: no goal row may cost more server CPU per request than this.
+CPU_TOLERANCE_PCT = 5.0
+ADMIN_PAGE = 50  # the admin list scenario reads pages of 50 and needs a second page
 
 
-@contextmanager
-def _server(tree: Path, database_url: str) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(tree),
-        "USERSERVICE_ENV_FILE": "/dev/null",
-        "USERSERVICE_DATA_DIR": tempfile.mkdtemp(prefix="bench-ab-"),
-        "USERSERVICE_ISSUER": f"http://{HOST}:{port}",
-        "USERSERVICE_DATABASE_URL": database_url,
-    }
-    command = [sys.executable, "-m", "userservice.cli", "db", "upgrade"]
-    subprocess.run(command, cwd=tree, env=env, check=True, capture_output=True)
-    app = "userservice.app:create_app_from_env"
-    options = ["--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning"]
-    # One uvicorn process without --workers: it is the worker whose CPU is measured.
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", app, *options], cwd=tree, env=env
+def _login(svc: Service) -> None:
+    # Without the argon2id limit runs beside it that `make bench`'s login row has.
+    traffic = svc.login_traffic()
+    svc.measure("login", lambda _c: traffic, "argon2id-bound: one verify per request")
+
+
+# The hot goal rows, by `make bench`'s scenario ids; the password grant last (it is
+# hashing-bound, the noisiest).
+SCENARIOS: dict[str, Callable[[Service], None]] = {
+    "me-bearer": SERVICE_SCENARIOS["me-bearer"],
+    "introspect": SERVICE_SCENARIOS["introspect"],
+    "client-credentials": SERVICE_SCENARIOS["client-credentials"],
+    "refresh": SERVICE_SCENARIOS["refresh"],
+    "admin-list-deep": SERVICE_SCENARIOS["admin-list-deep"],
+    "login": _login,
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    round: int
+    side: str  # before | after
+    scenario: str
+    rps: float
+    cpu_us_per_request: float
+    errors: int
+
+
+def order(round_index: int, scenario_index: int) -> tuple[str, ...]:
+    """A,B then B,A: by round and by scenario, so drift and warm caches favour
+    neither side."""
+    return SIDES if (round_index + scenario_index) % 2 == 0 else SIDES[::-1]
+
+
+def measure(svc: Service, scenario: str, round_index: int, side: str) -> Run:
+    SCENARIOS[scenario](svc)
+    row = svc.report.rows[-1]
+    assert row.scenario == scenario and row.cpu_ms_per_request is not None
+    return Run(round_index + 1, side, scenario, row.rps, row.cpu_ms_per_request * 1000, row.errors)
+
+
+def summarise(runs: Sequence[Run], scenarios: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Medians per scenario and side; the CPU change of after against before."""
+    summary: dict[str, dict[str, Any]] = {}
+    for scenario in scenarios:
+        entry: dict[str, Any] = {"errors": 0}
+        for side in SIDES:
+            mine = [r for r in runs if r.scenario == scenario and r.side == side]
+            entry[side] = {
+                "cpu_us_per_request": round(
+                    statistics.median(r.cpu_us_per_request for r in mine), 1
+                ),
+                "rps": round(statistics.median(r.rps for r in mine), 1),
+            }
+            entry["errors"] += sum(r.errors for r in mine)
+        before = entry["before"]["cpu_us_per_request"]
+        change = (entry["after"]["cpu_us_per_request"] / before - 1) * 100 if before else 0.0
+        entry["cpu_change_pct"] = round(change, 1)
+        entry["within_tolerance"] = change <= CPU_TOLERANCE_PCT
+        summary[scenario] = entry
+    return summary
+
+
+def table(summary: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        f"{'scenario':<20} {'before µs/req':>13} {'after µs/req':>12} {'change':>8} "
+        f"{'before req/s':>12} {'after req/s':>11} {'errors':>6}  CPU ≤ +{CPU_TOLERANCE_PCT:g} %"
+    ]
+    for scenario, e in summary.items():
+        before, after = e["before"], e["after"]
+        verdict = "ok" if e["within_tolerance"] else "SLOWER"
+        lines.append(
+            f"{scenario:<20} {before['cpu_us_per_request']:>13.1f} "
+            f"{after['cpu_us_per_request']:>12.1f} {e['cpu_change_pct']:>+7.1f}% "
+            f"{before['rps']:>12,.0f} {after['rps']:>11,.0f} {e['errors']:>6}  {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ab", description=__doc__.split("\n\n")[0]
     )
+    parser.add_argument("before", type=Path, help="the tree before the change")
+    parser.add_argument("after", type=Path, help="the tree after it (may be the same)")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=6, help="each measured wrk run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of discarded load first")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--users", type=int, default=1000, help="seeded users per database")
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, of: {', '.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument("--json", type=Path, help="write the medians (and every run) here")
+    return parser
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    if unknown or not args.scenarios:
+        parser.error(f"--scenarios: unknown {unknown}; known: {', '.join(SCENARIOS)}")
+    if args.users <= ADMIN_PAGE:
+        parser.error(f"--users must be over {ADMIN_PAGE}: the admin list reads a second page")
+    if min(args.rounds, args.seconds, args.connections) < 1 or args.warmup < 0:
+        parser.error("--rounds, --seconds and --connections must be positive")
+    return args
+
+
+def _rounds(args: argparse.Namespace, trees: dict[str, Path], work: Path) -> list[Run]:
+    plan: Plan = replace(
+        SMOKE,
+        mode="ab",
+        connections=(args.connections,),
+        seconds=args.seconds,
+        warmup_seconds=args.warmup,
+        configs=(),
+    )
+    backend = "postgresql" if args.postgres else "sqlite"
+    password_hash = seed.precomputed_hash(Settings(_env_file=None))
+    runs: list[Run] = []
+    with databases(args.postgres, work) as fresh:
+        for round_index in range(args.rounds):
+            with ExitStack() as stack:
+                services = {
+                    side: stack.enter_context(
+                        running(
+                            tree,
+                            fresh(),
+                            work,
+                            plan,
+                            backend=backend,
+                            users=args.users,
+                            password_hash=password_hash,
+                        )
+                    )
+                    for side, tree in trees.items()
+                }
+                for index, scenario in enumerate(args.scenarios):
+                    for side in order(round_index, index):
+                        run = measure(services[side], scenario, round_index, side)
+                        runs.append(run)
+                        print(
+                            f"round {run.round} {side:<6} {scenario:<20} {run.rps:9.1f} req/s "
+                            f"{run.cpu_us_per_request:8.1f} µs CPU/request  errors {run.errors}",
+                            flush=True,
+                        )
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
     try:
-        base = f"http://{HOST}:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz")  # noqa: S310
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"{tree}: the server did not start") from None
-                time.sleep(0.05)
-        yield base, server.pid
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _run(tree: Path, database_url: str, seconds: int) -> tuple[float, float]:
-    with _server(tree, database_url) as (base, pid):
-        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-        _post(base + "/users", {"email": email, "password": PASSWORD})
-        form = {"grant_type": "password", "username": email, "password": PASSWORD}
-        token = str(_post(base + "/oauth/token", form, form=True)["access_token"])
-        url = base + "/users/me"
-        _wrk(url, token, 2)
-        before = cpu_seconds(pid)
-        requests = _wrk(url, token, seconds)
-        used = cpu_seconds(pid) - before
-    return requests / seconds, used / requests * 1e6
-
-
-def _databases(postgres: bool) -> Iterator[Callable[[], str]]:
-    if not postgres:
-        yield lambda: f"sqlite:///{tempfile.mkdtemp(prefix='bench-ab-')}/ab.db"
-        return
-    from sqlalchemy import create_engine, text
-
-    from tests.support.postgres import start_postgres
-
-    server = start_postgres()
-    admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+        wrk_path()
+    except WrkFailed as exc:
+        print(f"bench.ab: {exc}", file=sys.stderr)
+        return 2
+    # Only the harness's settings: a developer's USERSERVICE_DATABASE_URL must never
+    # point the seeding at a real database.
+    for key in [k for k in os.environ if k.startswith("USERSERVICE_")]:
+        del os.environ[key]
+    BYTECODE_CACHE.mkdir(parents=True, exist_ok=True)
+    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    for side, tree in trees.items():
+        check_tree(tree)
+        print(f"{side}: {tree}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-ab-"))
     try:
-
-        def fresh() -> str:
-            name = "ab_" + uuid.uuid4().hex[:12]
-            with admin.connect() as conn:
-                conn.execute(text(f"CREATE DATABASE {name}"))
-            return server.url(name)
-
-        yield fresh
-    finally:
-        admin.dispose()
-        server.stop()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path)
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--postgres", action="store_true")
-    args = parser.parse_args()
-    trees = (args.before.resolve(), args.after.resolve())
-    results: dict[Path, list[tuple[float, float]]] = {tree: [] for tree in trees}
-    for fresh in _databases(args.postgres):
-        for round_number in range(args.rounds):
-            order = trees if round_number % 2 == 0 else trees[::-1]
-            for tree in order:
-                rps, cpu_us = _run(tree, fresh(), args.seconds)
-                results[tree].append((rps, cpu_us))
-                print(f"{tree}: {rps:8.0f} req/s  {cpu_us:6.1f} us CPU/request", flush=True)
-    for tree, runs in results.items():
-        rps = statistics.median(run[0] for run in runs)
-        cpu = statistics.median(run[1] for run in runs)
-        print(f"median {tree}: {rps:.0f} req/s, {cpu:.1f} us CPU/request")
+        runs = _rounds(args, trees, work)
+    except BaseException:
+        print(f"bench.ab: failed; databases and server logs kept in {work}", file=sys.stderr)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    summary = summarise(runs, args.scenarios)
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"\nmedians over {args.rounds} rounds, {backend}, {args.connections} connections:")
+    print(table(summary))
+    if args.json:
+        settings = {k: v for k, v in vars(args).items() if k not in ("before", "after", "json")}
+        document = {
+            **{side: str(tree) for side, tree in trees.items()},
+            "backend": "postgresql" if args.postgres else "sqlite",
+            "settings": settings,
+            "scenarios": summary,
+            "runs": [asdict(run) for run in runs],
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    if any(entry["errors"] for entry in summary.values()):
+        print("bench.ab: some requests failed; those figures do not count", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
