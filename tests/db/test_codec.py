@@ -13,6 +13,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from userservice.db.statement import Statement
 from userservice.records import NewRefreshToken
 
 DIALECT = sqlite_dialect.dialect()
+AUTH_TIME = 1_700_000_000
 FAMILY = uuid.UUID("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
 # One moment, in every form SQLite may hold it.
 MOMENT = dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC)
@@ -229,18 +231,20 @@ def test_the_claim_returns_what_sqlalchemy_returns(
 
 def test_the_port_stores_what_sqlalchemy_stores(database: Database) -> None:
     user_id = add_user(database)
-    values = {
-        "family_id": FAMILY,
-        "user_id": user_id,
-        "client_id": FRONTEND,
-        "scope": "openid profile",
-        "issued_at": MOMENT,
-        "expires_at": MOMENT.replace(microsecond=0) + dt.timedelta(days=30),
-        "auth_time": 1_700_000_000,
-    }
+    expires_at = MOMENT.replace(microsecond=0) + dt.timedelta(days=30)
+    token = NewRefreshToken(
+        "by-the-port",
+        FAMILY,
+        user_id,
+        FRONTEND,
+        "openid profile",
+        MOMENT,
+        expires_at,
+        1_700_000_000,
+    )
     with database.unit_of_work() as session:
-        session.execute(insert(RefreshToken).values(digest="by-sqlalchemy", **values))
-    token = NewRefreshToken(digest="by-the-port", **values)
+        values = asdict(token) | {"digest": "by-sqlalchemy"}
+        session.execute(insert(RefreshToken).values(**values))
     run(database, lambda: database.refresh_tokens.insert(token))
 
     def stored(token_digest: str) -> tuple[Any, ...]:
@@ -257,5 +261,5 @@ def test_the_port_stores_what_sqlalchemy_stores(database: Database) -> None:
     with database.unit_of_work(read_only=True) as session:
         both = session.scalars(select(RefreshToken).order_by(RefreshToken.id)).all()
         assert [(row.issued_at, row.expires_at) for row in both] == [
-            (MOMENT.replace(tzinfo=None), values["expires_at"].replace(tzinfo=None))
+            (MOMENT.replace(tzinfo=None), expires_at.replace(tzinfo=None))
         ] * 2

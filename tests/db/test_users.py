@@ -18,7 +18,7 @@ from userservice.db.models import GrantRevocation
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.revoked_tokens import deny
 from userservice.db.users import CREDENTIALS, TOKEN_STANDING, UserRepository, _record
-from userservice.records import NewRefreshToken, TokenKey, TokenStanding
+from userservice.records import NewRefreshToken, TokenKey, TokenStanding, UserRecord
 
 NOW = dt.datetime.now(dt.UTC)
 THIRD_PARTY = "third-party-app"
@@ -110,7 +110,7 @@ def test_token_standing_matches_the_session_in_every_state(database: Database) -
 def test_credentials_match_the_session(database: Database) -> None:
     user = add_user(database, "Mixed.Case@example.com", display_name=None)
 
-    async def read() -> list[object]:
+    async def read() -> list[tuple[UserRecord, str] | None]:
         return [
             await database.users.credentials(email)
             for email in ("Mixed.Case@example.com", "mixed.case@example.com", "nobody@example.com")
@@ -126,5 +126,5 @@ def test_credentials_match_the_session(database: Database) -> None:
         row = session.execute(CREDENTIALS.sql, {"email": "Mixed.Case@example.com"}).one()
     assert found == expected
     assert found[0] is not None and found[1] is None and found[2] is None
-    record, password_hash = found[0]  # type: ignore[misc]
+    record, password_hash = found[0]
     assert (record.id, password_hash) == (user, row[9])

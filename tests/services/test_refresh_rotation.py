@@ -75,7 +75,7 @@ class Tokens:
             self.rotate(token, client_id, scope)
         return refusal.value.error
 
-    def stored(self, token: str) -> tuple[object, ...]:
+    def stored(self, token: str) -> tuple[int, tuple[object, ...] | None]:
         """Every row, and this token's columns as stored (None: no such row)."""
         row = refresh_row(self.db, digest(token))
         columns = None
