@@ -25,7 +25,7 @@ from tests.support.event_loop import run
 from tests.support.storage import FRONTEND, add_user
 from userservice.db import clients, refresh_tokens, user_search, users
 from userservice.db.backend import Database
-from userservice.db.codec import decoder, encoder, utc
+from userservice.db.codec import decoder, encoder, read_stamp, utc
 from userservice.db.models import RefreshToken
 from userservice.db.sqlite.compiled import compile_sqlite
 from userservice.db.statement import Statement
@@ -263,3 +263,18 @@ def test_the_port_stores_what_sqlalchemy_stores(database: Database) -> None:
         assert [(row.issued_at, row.expires_at) for row in both] == [
             (MOMENT.replace(tzinfo=None), expires_at.replace(tzinfo=None))
         ] * 2
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2026-01-02", dt.datetime(2026, 1, 2, tzinfo=dt.UTC)),
+        ("2026-01-02 03:04:05", dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
+        ("2026-01-02T03:04:05+02:00", dt.datetime(2026, 1, 2, 1, 4, 5, tzinfo=dt.UTC)),
+    ],
+)
+def test_every_stored_moment_reads_as_aware_utc(text: str, moment: dt.datetime) -> None:
+    """Text with no time of day, or no offset, was written in UTC like every other
+    stored moment: it never reads back naive (which would compare as local time)."""
+    found = read_stamp(text)
+    assert found == moment and found.tzinfo is dt.UTC

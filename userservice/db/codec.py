@@ -34,9 +34,11 @@ def read_stamp(text: str) -> dt.datetime:
     # Appending the offset and parsing once costs a sixth of parse-then-replace
     # (up to 400 of these per admin list page).
     try:
-        return dt.datetime.fromisoformat(text + "+00:00")
+        value = dt.datetime.fromisoformat(text + "+00:00")
     except ValueError:  # text written with an offset of its own
-        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+        value = dt.datetime.fromisoformat(text)
+    # Text without a time of day parses naive: stored in UTC, like everything else.
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _uuid_out(value: uuid.UUID | str) -> str:
