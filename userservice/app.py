@@ -62,14 +62,14 @@ def build_account_service(settings: Settings, db: Database) -> AccountService:
         settings.max_concurrent_hashes,
     )
     throttle = LoginThrottle(settings.login_limit_per_account, settings.login_limit_per_ip)
-    devices = DeviceCookies(db.engine, AtRest.for_settings(settings))
+    devices = DeviceCookies(db, AtRest.for_settings(settings))
     return AccountService(
         db, hasher, throttle, devices, registration_open=settings.registration_open
     )
 
 
 def build_services(settings: Settings, db: Database) -> Services:
-    keys = KeyStore.for_settings(db.engine, settings)
+    keys = KeyStore.for_settings(db, settings)
     accounts = build_account_service(settings, db)
     tokens = TokenService(
         db,

@@ -35,7 +35,7 @@ def _with_store(action: Callable[[KeyStore], int]) -> int:
     try:
         # Like create-admin: a fresh install can rotate before the first `serve`.
         migrate.upgrade(db.engine)
-        store = KeyStore.for_settings(db.engine, settings)
+        store = KeyStore.for_settings(db, settings)
         store.load()  # S11: a key that does not open stops here, before any change
         return action(store)
     except AtRestError as exc:

@@ -87,7 +87,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         elif migrate.current_revision(db.engine) != migrate.head_revision():
             raise CliError("the database schema is not at head: run `userservice db upgrade`")
         # Created once here, before workers fork, so they never race to make keys.
-        KeyStore.for_settings(db.engine, settings).ensure()
+        KeyStore.for_settings(db, settings).ensure()
     except AtRestError as exc:
         raise CliError(str(exc)) from None  # S11: a wrong secret, before any worker starts
     except SQLAlchemyError as exc:

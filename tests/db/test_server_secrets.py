@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from userservice.db.engine import build_engine
+from userservice.db.engine import build_engine, open_database
 from userservice.db.models import ServerSecret
 from userservice.services.at_rest import AtRest
 from userservice.services.devices import DeviceCookies
@@ -21,7 +21,7 @@ SECRET = "a-long-random-key-encryption-secret-0123456789"
 
 def test_replicas_starting_together_share_one_key(db_url: str) -> None:
     engines = [build_engine(db_url) for _ in range(REPLICAS)]
-    replicas = [DeviceCookies(engine, AtRest(SECRET)) for engine in engines]
+    replicas = [DeviceCookies(open_database(engine), AtRest(SECRET)) for engine in engines]
     start = threading.Barrier(REPLICAS)
 
     def boot(replica: DeviceCookies) -> None:

@@ -26,6 +26,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from tests.conftest import ISSUER, PASSWORD, bearer
 from tests.support.server import running_server
+from tests.support.wiring import storage_of
 from userservice.db.signing_keys import load_keys
 from userservice.security.basic import parse_basic
 from userservice.security.jwt import KeyMaterial, KeyRing, generate_key
@@ -62,7 +63,7 @@ def sign_raw(header: dict[str, Any], claims: dict[str, Any], pem: str) -> str:
 @pytest.fixture
 def keys(app: FastAPI, client: TestClient) -> dict[str, KeyMaterial]:
     """The service's own signing keys, by algorithm."""
-    return {m.alg: m for m in load_keys(app.state.services.accounts.db.engine) if not m.retired}
+    return {m.alg: m for m in load_keys(storage_of(app)) if not m.retired}
 
 
 @pytest.fixture

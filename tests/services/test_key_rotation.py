@@ -18,13 +18,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
 from tests.conftest import ISSUER, bearer, login, register
+from tests.support.wiring import engine_of, storage_of
 from userservice.app import create_app
-from userservice.db.engine import build_engine
+from userservice.db.engine import build_engine, open_database
 from userservice.db.models import SigningKey
 from userservice.db.signing_keys import load_stored
 from userservice.security.jwt import LEEWAY_SECONDS, TokenInvalid
 from userservice.services.keys import KeyStore, key_state, settings_grace_seconds
 from userservice.settings import Settings
+from userservice.wiring import wired
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 RELOAD = 2.0  # a replica's reload interval in these tests (production: 60 s)
@@ -37,12 +39,12 @@ def kid_of(token: str) -> str:
 
 
 def store(app: FastAPI) -> KeyStore:
-    keys: KeyStore = app.state.services.authenticator.keys
+    keys: KeyStore = wired(app).authenticator.keys
     return keys
 
 
 def engine(app: FastAPI) -> Engine:
-    db_engine: Engine = app.state.services.accounts.db.engine
+    db_engine: Engine = engine_of(app)
     return db_engine
 
 
@@ -60,7 +62,7 @@ def me(client: TestClient, token: str) -> int:
 def age_retired_keys(app: FastAPI, seconds: float) -> None:
     """Pretend the retired keys were retired `seconds` earlier than they were."""
     with engine(app).begin() as conn:
-        for key in load_stored(engine(app)):
+        for key in load_stored(storage_of(app)):
             if key.retired_at is not None:
                 conn.execute(
                     update(SigningKey)
@@ -160,7 +162,7 @@ def test_replica_verifies_a_new_kid_without_waiting(
 
 
 def test_unknown_kid_reloads_are_rate_limited(app: FastAPI, client: TestClient) -> None:
-    keys = KeyStore(engine(app))
+    keys = KeyStore(storage_of(app))
     keys.load()
     assert keys.maybe_reload_for("garbage") is False  # the first miss reloads
     rotation = store(app).rotate()
@@ -196,7 +198,7 @@ def test_after_the_grace_the_old_key_is_gone_and_refused(
         # The next rotation deletes the rows of keys past their grace.
         rotation = store(app).rotate()
         assert old_kid in rotation.removed
-        assert old_kid not in {k.kid for k in load_stored(engine(app))}
+        assert old_kid not in {k.kid for k in load_stored(storage_of(app))}
         assert me(client, before) == 401
 
 
@@ -210,7 +212,7 @@ def test_ring_drops_a_key_at_the_end_of_its_grace_without_a_reload(
     keys = store(app)
     keys.rotate()
     ring = keys.ring
-    retired = next(k for k in load_stored(engine(app)) if k.kid == kid_of(token))
+    retired = next(k for k in load_stored(storage_of(app)) if k.kid == kid_of(token))
     assert retired.retired_at is not None
     end = (retired.retired_at + dt.timedelta(seconds=keys.grace_seconds)).timestamp()
     claims = {"issuer": ISSUER, "audience": ISSUER, "typ": "at+jwt"}
@@ -232,12 +234,12 @@ def test_key_states_and_grace(make_settings: Callable[..., Settings]) -> None:
     longer = make_settings(access_token_ttl_seconds=7200, signing_key_reload_seconds=10)
     assert settings_grace_seconds(longer) == 7200 + 10 + LEEWAY_SECONDS
 
-    db_engine = build_engine(settings.resolved_database_url())
+    db = open_database(build_engine(settings.resolved_database_url()))
     try:
-        keys = KeyStore.for_settings(db_engine, settings)
+        keys = KeyStore.for_settings(db, settings)
         at = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
         keys.rotate(now=at)
-        states = {k.kid: key_state(k, at, keys.grace_seconds) for k in load_stored(db_engine)}
+        states = {k.kid: key_state(k, at, keys.grace_seconds) for k in load_stored(db)}
         assert sorted(states.values()) == ["active", "active", "retiring", "retiring"]
         edge = at + dt.timedelta(seconds=keys.grace_seconds)
         later = {k.state for k in keys.describe(now=edge) if k.until is not None}
@@ -245,7 +247,7 @@ def test_key_states_and_grace(make_settings: Callable[..., Settings]) -> None:
         # Rotating again at that moment removes exactly the two keys past their grace.
         assert len(keys.rotate(now=edge).removed) == 2
     finally:
-        db_engine.dispose()
+        db.dispose()
 
 
 def test_readyz_needs_an_active_key_for_each_algorithm(app: FastAPI, client: TestClient) -> None:

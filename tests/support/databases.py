@@ -12,14 +12,15 @@ from sqlalchemy import Engine
 
 from tests.support.postgres import PostgresServer
 from userservice.db import migrate
-from userservice.db.engine import build_engine
+from userservice.db.engine import build_engine, open_database
 from userservice.services.keys import KeyStore
 
 
 def _prepare(engine: Engine) -> None:
     migrate.upgrade(engine)
-    KeyStore(engine).ensure()
-    engine.dispose()
+    db = open_database(engine)
+    KeyStore(db).ensure()
+    db.dispose()
 
 
 class SqliteTemplates:

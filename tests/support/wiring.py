@@ -12,12 +12,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from sqlalchemy import Engine
 
+from userservice.db.ports import Storage
 from userservice.wiring import Services, services, wired
 
 
 def engine_of(app: FastAPI) -> Engine:
     """The engine behind the app's storage, for tests that arrange or inspect rows."""
     return wired(app).accounts.db.engine
+
+
+def storage_of(app: FastAPI) -> Storage:
+    """The storage ports behind the app, for tests that arrange or inspect rows."""
+    return wired(app).accounts.db
 
 
 def override(app: FastAPI, **parts: Any) -> Services:

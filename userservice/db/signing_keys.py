@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select, update
 
-from userservice.db.engine import as_utc
+from userservice.db.codec import utc as as_utc
 from userservice.db.models import SigningKey
+from userservice.db.ports import Storage
 from userservice.security.jwt import KeyMaterial
 
 
@@ -31,9 +31,9 @@ class NewKey:
     stored_pem: str  # what the row is to hold: the PEM or its envelope
 
 
-def load_stored(engine: Engine) -> list[StoredKey]:
+def load_stored(db: Storage) -> list[StoredKey]:
     """Every key row, oldest first (kid breaks ties, so "newest" is deterministic)."""
-    with Session(engine) as session:
+    with db.unit_of_work(read_only=True) as session:
         rows = session.scalars(select(SigningKey).order_by(SigningKey.created_at, SigningKey.kid))
         return [
             StoredKey(
@@ -47,23 +47,23 @@ def load_stored(engine: Engine) -> list[StoredKey]:
         ]
 
 
-def load_keys(engine: Engine) -> list[KeyMaterial]:
+def load_keys(db: Storage) -> list[KeyMaterial]:
     """Rows as key material, for tests of a database without an at-rest secret."""
     return [
         KeyMaterial(k.kid, k.alg, k.private_pem, retired=k.retired_at is not None)
-        for k in load_stored(engine)
+        for k in load_stored(db)
     ]
 
 
-def save_key(engine: Engine, key: NewKey, now: dt.datetime) -> None:
-    with Session(engine) as session, session.begin():
+def save_key(db: Storage, key: NewKey, now: dt.datetime) -> None:
+    with db.unit_of_work() as session:
         session.add(_row(key, now))
 
 
-def reseal_keys(engine: Engine, changes: Mapping[str, tuple[str, str]]) -> None:
+def reseal_keys(db: Storage, changes: Mapping[str, tuple[str, str]]) -> None:
     """kid -> (stored value, replacement), in one transaction. A row whose value
     changed meanwhile (another replica resealed it first) is left as it is."""
-    with Session(engine) as session, session.begin():
+    with db.unit_of_work() as session:
         for kid, (old, replacement) in changes.items():
             session.execute(
                 update(SigningKey)
@@ -73,7 +73,7 @@ def reseal_keys(engine: Engine, changes: Mapping[str, tuple[str, str]]) -> None:
 
 
 def replace_keys(
-    engine: Engine,
+    db: Storage,
     new: Iterable[NewKey],
     now: dt.datetime,
     retired_by: dt.datetime,
@@ -83,7 +83,7 @@ def replace_keys(
     Returns (retired kids, deleted kids)."""
     keys = list(new)
     algs = {k.alg for k in keys}
-    with Session(engine) as session, session.begin():
+    with db.unit_of_work() as session:
         retired = list(
             session.scalars(
                 update(SigningKey)

@@ -13,8 +13,7 @@ import secrets
 import time
 import uuid
 
-from sqlalchemy import Engine
-
+from userservice.db.ports import Storage
 from userservice.db.server_secrets import get_or_create, replace_value
 from userservice.security.device_cookie import (
     DeviceClaim,
@@ -33,8 +32,8 @@ log = logging.getLogger("userservice.devices")
 
 
 class DeviceCookies:
-    def __init__(self, engine: Engine, at_rest: AtRest) -> None:
-        self._engine = engine
+    def __init__(self, db: Storage, at_rest: AtRest) -> None:
+        self._db = db
         self._at_rest = at_rest
         self._key: bytes | None = None
 
@@ -43,10 +42,10 @@ class DeviceCookies:
         event loop): a key that does not open stops the start (AtRestError)."""
         row = f"server secret {KEY_NAME}"
         fresh = self._at_rest.protect(_b64(secrets.token_bytes(32)), row)
-        stored = get_or_create(self._engine, KEY_NAME, fresh)
+        stored = get_or_create(self._db, KEY_NAME, fresh)
         key = self._at_rest.reveal(stored, row)
         if self._at_rest.needs_sealing(stored):
-            replace_value(self._engine, KEY_NAME, stored, self._at_rest.protect(key, row))
+            replace_value(self._db, KEY_NAME, stored, self._at_rest.protect(key, row))
             log.info("encrypted the server secret %s stored in plaintext", KEY_NAME)
         self._key = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
 

@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Engine
-
+from userservice.db.ports import Storage
 from userservice.db.signing_keys import (
     NewKey,
     StoredKey,
@@ -121,13 +120,13 @@ def _material(key: StoredKey, grace: float, at_rest: AtRest) -> KeyMaterial:
 class KeyStore:
     def __init__(
         self,
-        engine: Engine,
+        db: Storage,
         *,
         grace_seconds: float = grace_seconds(_LONGEST_TTL_SECONDS, RELOAD_INTERVAL_SECONDS),
         reload_seconds: float = RELOAD_INTERVAL_SECONDS,
         at_rest: AtRest | None = None,
     ) -> None:
-        self._engine = engine
+        self._db = db
         self._at_rest = at_rest or AtRest()
         self.grace_seconds = grace_seconds
         self.reload_seconds = reload_seconds
@@ -138,9 +137,9 @@ class KeyStore:
         self._kid_reload_at = -math.inf
 
     @classmethod
-    def for_settings(cls, engine: Engine, settings: Settings) -> KeyStore:
+    def for_settings(cls, db: Storage, settings: Settings) -> KeyStore:
         return cls(
-            engine,
+            db,
             grace_seconds=settings_grace_seconds(settings),
             reload_seconds=settings.signing_key_reload_seconds,
             at_rest=AtRest.for_settings(settings),
@@ -178,7 +177,7 @@ class KeyStore:
             return self._load_locked()
 
     def _load_locked(self) -> KeyRing:
-        stored = load_stored(self._engine)
+        stored = load_stored(self._db)
         self._ring = KeyRing([_material(k, self.grace_seconds, self._at_rest) for k in stored])
         self._loaded_at = time.monotonic()
         return self._ring
@@ -203,7 +202,7 @@ class KeyStore:
         now = _utcnow()
         missing = [alg for alg in SIGNING_ALGORITHMS if not ring.has_signing_key(alg)]
         for alg in missing:
-            save_key(self._engine, self._new_key(alg), now)
+            save_key(self._db, self._new_key(alg), now)
         return self.load() if missing else ring
 
     def _new_key(self, alg: str) -> NewKey:
@@ -214,11 +213,11 @@ class KeyStore:
     def _seal_plaintext(self) -> None:
         changes = {
             k.kid: (k.private_pem, self._at_rest.protect(k.private_pem, _row_name(k.kid)))
-            for k in load_stored(self._engine)
+            for k in load_stored(self._db)
             if self._at_rest.needs_sealing(k.private_pem)
         }
         if changes:
-            reseal_keys(self._engine, changes)
+            reseal_keys(self._db, changes)
             log.info("encrypted %d signing keys stored in plaintext", len(changes))
 
     def signing_ring(self) -> KeyRing:
@@ -258,7 +257,7 @@ class KeyStore:
         self.load()  # a key that does not open stops the rotation before any change
         new = [self._new_key(alg) for alg in SIGNING_ALGORITHMS]
         cutoff = at - dt.timedelta(seconds=self.grace_seconds)
-        retired, removed = replace_keys(self._engine, new, at, cutoff)
+        retired, removed = replace_keys(self._db, new, at, cutoff)
         self.load()
         return Rotation(
             created=[(k.kid, k.alg) for k in new],
@@ -277,7 +276,7 @@ class KeyStore:
                 state=key_state(k, at, self.grace_seconds),
                 until=verify_until(k, self.grace_seconds),
             )
-            for k in load_stored(self._engine)
+            for k in load_stored(self._db)
         ]
 
 
