@@ -9,10 +9,10 @@ moved here out of Authlib: its grants are synchronous (a worker-thread hop per
 token request) and brought a second client authentication with them. Authlib's
 AuthorizationServer serves only the authorization endpoint (oauth/server.py).
 
-Client authentication, client_credentials, the password grant and refresh run on
-the event loop (the password grant's argon2 verify on the hasher's own threads);
-the code exchange takes one worker-thread hop for its unit of work
-(oauth/code_exchange.py), and revocation writes through a Session in a thread."""
+Client authentication, client_credentials, the password grant, refresh,
+revocation and introspection run on the event loop (the password grant's argon2
+verify on the hasher's own threads); the code exchange takes one worker-thread
+hop for its unit of work (oauth/code_exchange.py)."""
 
 from __future__ import annotations
 
