@@ -122,3 +122,13 @@ class RefreshState:
     issued_at: dt.datetime
     expires_at: dt.datetime
     revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """A browser session as stored, with its user as stored now."""
+
+    user: UserRecord
+    auth_time: int
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime

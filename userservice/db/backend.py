@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from userservice.db.clients import ClientReads
 from userservice.db.refresh_tokens import RefreshTokens
+from userservice.db.sessions import SessionReads
 from userservice.db.statement import Params, Row, Statement, Succession
 from userservice.db.user_search import UserSearch
 from userservice.db.users import UserReads
@@ -35,6 +36,7 @@ class Database(abc.ABC):
         self.clients = ClientReads(self)
         self.refresh_tokens = RefreshTokens(self)
         self.user_search = UserSearch(self)
+        self.sessions = SessionReads(self)
 
     @abc.abstractmethod
     async def fetch(self, statement: Statement, params: Params) -> list[Row]:

@@ -15,6 +15,7 @@ from userservice.records import (
     RefreshState,
     Rotated,
     RotationRequest,
+    SessionState,
     StoredClient,
     TokenKey,
     TokenStanding,
@@ -47,6 +48,10 @@ class UserSearchPort(Protocol):
     ) -> list[UserRecord]: ...
 
 
+class SessionLookups(Protocol):
+    async def find(self, id_digest: str) -> SessionState | None: ...
+
+
 class Storage(Protocol):
     """Everything a service may ask of the database."""
 
@@ -58,6 +63,8 @@ class Storage(Protocol):
     def refresh_tokens(self) -> RefreshTokenStore: ...
     @property
     def user_search(self) -> UserSearchPort: ...
+    @property
+    def sessions(self) -> SessionLookups: ...
 
     def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[Any]:
         """One transaction of a cold path, yielding an ORM Session for db/'s

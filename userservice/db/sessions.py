@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Engine, bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from userservice.db.engine import as_utc
 from userservice.db.models import BrowserSession, User
-from userservice.db.users import _RECORD_COLUMNS, _record
-from userservice.records import UserRecord
+from userservice.db.statement import Runner, Statement
+from userservice.db.users import _RECORD_COLUMNS
+from userservice.records import SessionState, UserRecord
 
 # Prebuilt Core statement: every page view (and every /oauth/authorize call) reads
 # the session and its user in one round trip, without an ORM Session.
@@ -27,17 +27,22 @@ _SESSION_AND_USER = (
 )
 
 
-def lookup_session(
-    engine: Engine, id_digest: str
-) -> tuple[UserRecord, int, dt.datetime, dt.datetime] | None:
-    """(user, auth_time, last_seen_at, expires_at), or None for an unknown id (or a
-    session whose user was deleted: the row went with it, ON DELETE CASCADE)."""
-    with engine.connect() as conn:
-        row = conn.execute(_SESSION_AND_USER, {"id_digest": id_digest}).first()
-    if row is None:
-        return None
-    values = tuple(row)
-    return _record(values), int(values[9]), as_utc(values[10]), as_utc(values[11])
+_LOOKUP = Statement(_SESSION_AND_USER)
+
+
+class SessionReads:
+    """The sessions port's hot read, written once for every backend."""
+
+    def __init__(self, db: Runner) -> None:
+        self._db = db
+
+    async def find(self, id_digest: str) -> SessionState | None:
+        """None for an unknown id, or a session whose user was deleted (the row
+        went with it, ON DELETE CASCADE)."""
+        row = await self._db.fetch_one(_LOOKUP, {"id_digest": id_digest})
+        if row is None:
+            return None
+        return SessionState(UserRecord(*row[:9]), int(row[9]), row[10], row[11])
 
 
 class SessionRepository:
@@ -77,12 +82,6 @@ class SessionRepository:
 
     def delete(self, id_digest: str) -> None:
         self.session.execute(delete(BrowserSession).where(BrowserSession.id_digest == id_digest))
-
-    def delete_for_user(self, user_id: uuid.UUID) -> int:
-        result = self.session.execute(
-            delete(BrowserSession).where(BrowserSession.user_id == user_id)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
 
     def delete_stale_for_user(
         self, user_id: uuid.UUID, now: dt.datetime, idle_before: dt.datetime

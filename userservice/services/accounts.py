@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import anyio
 
-from userservice.db.engine import Database
 from userservice.db.models import User
+from userservice.db.ports import Storage
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.user_search import search_users_in
 from userservice.db.users import (
@@ -69,7 +69,7 @@ def _revocation_mark() -> int:
 class AccountService:
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         hasher: PasswordHasher,
         throttle: LoginThrottle,
         devices: DeviceCookies,

@@ -7,8 +7,9 @@ import secrets
 from dataclasses import dataclass
 
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID, ClientRepository
-from userservice.db.engine import Database, as_utc
+from userservice.db.codec import utc as as_utc
 from userservice.db.models import OAuthClient, utcnow
+from userservice.db.ports import Storage
 from userservice.errors import Conflict, InvalidClientMetadata, NotFound
 from userservice.records import StoredClient
 from userservice.security.secrets import digest, new_token
@@ -102,7 +103,7 @@ def _new_secret() -> tuple[str, str]:
 
 
 class ClientService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Storage) -> None:
         self.db = db
 
     def create(self, changes: ClientChanges, *, actor: object = None) -> IssuedClient:

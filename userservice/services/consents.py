@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from userservice.db.authorization_codes import CodeRepository, ConsentRepository
 from userservice.db.clients import ClientRepository
-from userservice.db.engine import Database, as_utc
+from userservice.db.codec import utc as as_utc
+from userservice.db.ports import Storage
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.errors import NotFound
 from userservice.services.audit import audit
@@ -25,7 +26,7 @@ class GrantView:
 
 
 class ConsentService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Storage) -> None:
         self.db = db
 
     def covers(self, user_id: uuid.UUID, client_id: str, scope: str) -> bool:

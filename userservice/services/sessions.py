@@ -14,8 +14,8 @@ from enum import Enum
 
 import anyio
 
-from userservice.db.engine import Database
-from userservice.db.sessions import SessionRepository, lookup_session
+from userservice.db.ports import Storage
+from userservice.db.sessions import SessionRepository
 from userservice.records import UserRecord
 from userservice.security.secrets import digest, new_token
 from userservice.services.audit import audit
@@ -45,7 +45,7 @@ def well_formed(raw_id: str | None) -> bool:
 
 
 class SessionService:
-    def __init__(self, db: Database, idle_ttl: int, absolute_ttl: int) -> None:
+    def __init__(self, db: Storage, idle_ttl: int, absolute_ttl: int) -> None:
         self.db = db
         self.idle_ttl = dt.timedelta(seconds=idle_ttl)
         self.absolute_ttl = dt.timedelta(seconds=absolute_ttl)
@@ -72,7 +72,7 @@ class SessionService:
         session) runs in a worker thread (an SQLite writer may wait on busy_timeout)."""
         if not well_formed(raw_id):
             return None
-        found, follow, id_digest = await self.db.run_lookup(lambda _engine: self._inspect(raw_id))
+        found, follow, id_digest = await self._inspect(raw_id)
         if follow is not _Follow.NOTHING:
             await anyio.to_thread.run_sync(self._follow_up, follow, id_digest)
         return found
@@ -84,14 +84,19 @@ class SessionService:
         with self.db.unit_of_work() as session:
             SessionRepository(session).delete(digest(raw_id))
 
-    def _inspect(self, raw_id: str | None) -> tuple[BrowserSession | None, _Follow, str]:
+    async def _inspect(self, raw_id: str | None) -> tuple[BrowserSession | None, _Follow, str]:
         if raw_id is None or not well_formed(raw_id):
             return None, _Follow.NOTHING, ""
         id_digest = digest(raw_id)
-        row = lookup_session(self.db.engine, id_digest)
-        if row is None:
+        state = await self.db.sessions.find(id_digest)
+        if state is None:
             return None, _Follow.NOTHING, id_digest
-        user, auth_time, last_seen_at, expires_at = row
+        user, auth_time, last_seen_at, expires_at = (
+            state.user,
+            state.auth_time,
+            state.last_seen_at,
+            state.expires_at,
+        )
         now = dt.datetime.now(dt.UTC)
         if now >= expires_at or now - last_seen_at > self.idle_ttl:
             return None, _Follow.DELETE, id_digest

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from userservice.db.engine import Database
+from userservice.db.ports import Storage
 from userservice.records import NewRefreshToken, StoredClient, UserRecord
 from userservice.security.secrets import digest, new_token
 from userservice.services.access_tokens import AccessTokenSigner, Grant, TokenSettings
@@ -58,7 +58,7 @@ def _new_jti() -> str:
 
 
 class TokenService:
-    def __init__(self, db: Database, keys: KeyStore, settings: TokenSettings) -> None:
+    def __init__(self, db: Storage, keys: KeyStore, settings: TokenSettings) -> None:
         self.db = db
         self.keys = keys
         self.settings = settings
