@@ -109,3 +109,33 @@ def test_only_the_wiring_module_reads_the_app_state() -> None:
     ]
     assert readers == []
     assert _APP_STATE.search(STATE_READER.read_text(encoding="utf-8"))
+
+
+def test_tests_reach_the_wiring_through_its_helpers() -> None:
+    """Tests read the wired parts through tests/support/wiring.py and swap them with
+    dependency overrides; none reaches into the application's state."""
+    tests = Path(__file__).resolve().parent
+    readers = [
+        str(path.relative_to(tests.parent))
+        for path in sorted(tests.rglob("*.py"))
+        if path != Path(__file__).resolve() and _APP_STATE.search(path.read_text(encoding="utf-8"))
+    ]
+    assert readers == []
+
+
+def test_domain_code_imports_nothing_from_sqlalchemy() -> None:
+    """Services and the OAuth layer call the storage ports (db/ports.py); SQL,
+    connections and sessions stay in db/."""
+    assert offending(("services", "oauth"), ("sqlalchemy",)) == {}
+
+
+def test_only_the_engine_module_asks_which_database_it_is() -> None:
+    """The backend is chosen once (db/engine.py open_database); no caller branches on
+    the dialect."""
+    asking = re.compile(r"dialect\.name|is_sqlite|get_backend_name")
+    askers = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if asking.search(path.read_text(encoding="utf-8"))
+    ]
+    assert askers == ["userservice/db/engine.py"]

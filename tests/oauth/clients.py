@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import PASSWORD
+from tests.support.wiring import engine_of
 from userservice.db.models import OAuthClient, RefreshToken, User
 from userservice.security.secrets import digest
 
@@ -37,7 +38,7 @@ def add_client(
 ) -> str:
     """Register a client; a secret is stored only as its SHA-256 digest, as the
     service itself does (C4)."""
-    engine = app.state.services.accounts.db.engine
+    engine = engine_of(app)
     with Session(engine) as session, session.begin():
         session.add(
             OAuthClient(
@@ -107,7 +108,7 @@ def set_refresh_times(
         values["issued_at"] = issued_at
     if expires_at is not None:
         values["expires_at"] = expires_at
-    engine = app.state.services.accounts.db.engine
+    engine = engine_of(app)
     with Session(engine) as session, session.begin():
         result = session.execute(
             update(RefreshToken).where(RefreshToken.digest == digest(token)).values(**values)
@@ -117,13 +118,13 @@ def set_refresh_times(
 
 def set_user(app: FastAPI, email: str = EMAIL, **values: Any) -> None:
     """Change a user's row directly (disable it, move its revocation mark)."""
-    engine = app.state.services.accounts.db.engine
+    engine = engine_of(app)
     with Session(engine) as session, session.begin():
         session.execute(update(User).where(User.email == email).values(**values))
 
 
 def refresh_row(app: FastAPI, token: str) -> RefreshToken | None:
-    engine = app.state.services.accounts.db.engine
+    engine = engine_of(app)
     with Session(engine, expire_on_commit=False) as session:
         row = session.scalars(select(RefreshToken).where(RefreshToken.digest == digest(token)))
         return row.first()

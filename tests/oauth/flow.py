@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tests.conftest import PASSWORD, register
+from tests.support.wiring import engine_of
 from userservice.db.models import OAuthClient
 from userservice.security.secrets import digest
 
@@ -41,7 +42,7 @@ def add_app(
 ) -> str:
     """A client allowed the code flow; public (auth method `none`) unless confidential."""
     app = cast(FastAPI, client.app)
-    engine = app.state.services.accounts.db.engine
+    engine = engine_of(app)
     with Session(engine) as session, session.begin():
         session.add(
             OAuthClient(

@@ -9,13 +9,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tests.oauth.flow import hidden, signed_in
+from tests.support.wiring import engine_of
 from userservice.db.models import OAuthClient
 
 AFTER = "https://rp.example/signed-out"
 
 
 def _setup(app: FastAPI, client: TestClient) -> None:
-    with Session(app.state.services.accounts.db.engine) as session, session.begin():
+    with Session(engine_of(app)) as session, session.begin():
         session.add(
             OAuthClient(
                 client_id="rp",

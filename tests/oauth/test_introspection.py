@@ -20,6 +20,7 @@ from tests.oauth.clients import (
     public_first_party,
 )
 from userservice.services.client_metadata import ClientChanges
+from userservice.wiring import wired
 
 INACTIVE = {"active": False}
 
@@ -32,7 +33,7 @@ def introspect(client: TestClient, token: str, client_id: str = "backend") -> ht
 
 def resource_server(app: FastAPI, client_id: str = "gateway", *, on: bool = True) -> str:
     """A confidential client that an administrator marks as a resource server."""
-    if on and client_id not in {c.client_id for c in app.state.services.clients.list()}:
+    if on and client_id not in {c.client_id for c in wired(app).clients.list()}:
         add_client(
             app,
             client_id,
@@ -41,7 +42,7 @@ def resource_server(app: FastAPI, client_id: str = "gateway", *, on: bool = True
             grant_types=("client_credentials",),
             scope="openid",
         )
-    app.state.services.clients.update(client_id, ClientChanges(resource_server=on))
+    wired(app).clients.update(client_id, ClientChanges(resource_server=on))
     return client_id
 
 
@@ -140,7 +141,7 @@ def test_s4_authentication_claims_of_the_token_are_in_the_answer(
     """auth_time (RFC 9470 §6), acr and amr travel with the token to the resource
     server that decides whether the login is recent or strong enough."""
     resource_server(app)
-    tokens = app.state.services.tokens
+    tokens = wired(app).tokens
     claims = jwt_claims(user["tokens"]["access_token"])
     claims.update(auth_time=claims["iat"] - 30, acr="1", amr=["pwd"])
     signed = tokens.keys.sign(claims, tokens.settings.alg, "at+jwt")
@@ -245,7 +246,7 @@ def test_deleting_a_client_ends_the_access_tokens_it_holds(
     issued = client.post("/oauth/token", data=form, headers=basic_auth("backend", SECRET))
     access = issued.json()["access_token"]
     assert client.get("/users/me", headers=bearer(access)).status_code == 200
-    app.state.services.clients.delete("backend")
+    wired(app).clients.delete("backend")
     assert client.get("/users/me", headers=bearer(access)).status_code == 401
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.orm import Session
+
 from userservice.records import (
     NewRefreshToken,
     RefreshState,
@@ -23,6 +25,8 @@ from userservice.records import (
 )
 
 T = TypeVar("T")
+# What a cold path's unit of work hands to db/'s repositories.
+UnitOfWork = Session
 
 
 class UserLookups(Protocol):
@@ -66,7 +70,7 @@ class Storage(Protocol):
     @property
     def sessions(self) -> SessionLookups: ...
 
-    def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[Any]:
+    def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[UnitOfWork]:
         """One transaction of a cold path, yielding an ORM Session for db/'s
         repositories: committed when the block ends, rolled back on error."""
         ...

@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 import anyio
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN
-from sqlalchemy.orm import Session
 
 from userservice.db.authorization_codes import CodeRepository, ConsentRepository
-from userservice.db.engine import Database, as_utc
+from userservice.db.codec import utc as as_utc
 from userservice.db.models import AuthorizationCode
+from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.revoked_tokens import deny
 from userservice.db.users import UserRepository, user_record
@@ -64,7 +64,7 @@ def _refusal(row: AuthorizationCode, redirect_uri: str | None, verifier: str) ->
 
 
 class CodeExchange:
-    def __init__(self, db: Database, tokens: TokenService, id_tokens: IdTokenService) -> None:
+    def __init__(self, db: Storage, tokens: TokenService, id_tokens: IdTokenService) -> None:
         self.db = db
         self.tokens = tokens
         self.id_tokens = id_tokens
@@ -106,7 +106,7 @@ class CodeExchange:
 
     def _claim(
         self,
-        session: Session,
+        session: UnitOfWork,
         code_digest: str,
         client: StoredClient,
         redirect_uri: str | None,
@@ -144,7 +144,7 @@ class CodeExchange:
         return _Redeemed(issuance, row.auth_time, row.nonce)
 
 
-def _revoke_bought(session: Session, row: AuthorizationCode, now: dt.datetime) -> None:
+def _revoke_bought(session: UnitOfWork, row: AuthorizationCode, now: dt.datetime) -> None:
     # B5 / RFC 6749 §4.1.2: a code used twice was stolen; what it bought dies.
     if row.token_family_id is not None:
         RefreshTokenRepository(session).revoke_family(row.token_family_id, now)

@@ -14,8 +14,8 @@ from authlib.oidc.core.grants import OpenIDCode
 
 from userservice.db.authorization_codes import CodeRepository
 from userservice.db.clients import MAX_CLIENT_ID_LENGTH, ClientRepository
-from userservice.db.engine import Database
 from userservice.db.models import AuthorizationCode
+from userservice.db.ports import Storage
 from userservice.oauth.adapter import SnapshotRequest, StarletteAuthorizationServer
 from userservice.oauth.authorization_request import (
     AuthorizationRequestChecks,
@@ -28,7 +28,7 @@ CODE_TTL = dt.timedelta(minutes=5)  # B8: at most 10 minutes (RFC 6749 §4.1.2)
 
 
 class OAuthServer(StarletteAuthorizationServer):
-    def __init__(self, db: Database, issuer: str) -> None:
+    def __init__(self, db: Storage, issuer: str) -> None:
         super().__init__(scopes_supported=None)
         self.db = db
         self.issuer = issuer

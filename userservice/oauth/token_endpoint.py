@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
-from userservice.db.engine import Database
+from userservice.db.ports import Storage
 from userservice.errors import AuthenticationFailed, OAuthError
 from userservice.oauth.code_exchange import CodeExchange
 from userservice.oauth.params import MAX_VALUE_LENGTH, requested_scope, required
@@ -57,7 +57,7 @@ def token_body(issued: IssuedTokens) -> dict[str, Any]:
 class TokenEndpoint:
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         accounts: AccountService,
         tokens: TokenService,
         status: TokenStatus,
