@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -19,9 +20,11 @@ from tests.oauth.clients import (
     assert_oauth_error,
     basic_auth,
     confidential_first_party,
+    jwt_claims,
     public_first_party,
     refresh_row,
     set_refresh_times,
+    set_user,
 )
 from tests.support.server import running_server
 from userservice.settings import Settings
@@ -254,3 +257,17 @@ def test_revoking_an_own_access_token_stops_it_at_once(
     assert response.status_code == 200
     assert client.get("/users/me", headers=bearer(access)).status_code == 401
     assert revoke(client, access).status_code == 200  # twice is fine (RFC 7009 §2.2)
+
+
+def test_refreshed_access_token_is_not_older_than_the_revocation_mark(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    mark = int(time.time()) + 30
+    set_user(app, tokens_valid_after=mark)
+    response = refresh(client, user["tokens"]["refresh_token"])
+    assert response.status_code == 200, response.text
+    assert jwt_claims(response.json()["access_token"])["iat"] == mark
+
+
+def test_unknown_token_is_invalid_grant(client: TestClient, user: dict[str, Any]) -> None:
+    assert_invalid_grant(refresh(client, "not-a-token-we-issued"))
