@@ -148,6 +148,11 @@ def create_app(settings: Settings) -> FastAPI:
         install_openapi_security(app, api_routers, "/oauth/token")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    _add_middleware(app, settings)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     if settings.cors_origins:
         # A12: CORS only for configured origins, and only where browsers need it.
         app.add_middleware(
@@ -169,7 +174,6 @@ def create_app(settings: Settings) -> FastAPI:
         ProxyHeadersMiddleware,
         trusted_hosts=settings.trusted_proxies or [],
     )
-    return app
 
 
 def create_app_from_env() -> FastAPI:

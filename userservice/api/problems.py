@@ -129,76 +129,90 @@ def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]
     ]
 
 
+async def _domain_error(request: Request, exc: errors.DomainError) -> JSONResponse:
+    if isinstance(exc, errors.OAuthError):
+        return oauth_error(exc.error, exc.detail, exc.status)
+    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.Throttled):
+        headers["Retry-After"] = str(exc.retry_after)
+    headers.update(challenge_headers(exc))
+    if isinstance(exc, errors.ServiceUnavailable):
+        headers["Retry-After"] = "1"
+    return problem(status, exc.code, exc.detail, headers=headers)
+
+
+async def _bearer_refused(request: Request, exc: BearerRefused) -> JSONResponse:
+    return bearer_error(exc)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    found = _clean_validation_errors(exc)
+    if any(e["type"] == "json_invalid" for e in found):
+        return problem(400, "malformed_body", "The request body is not valid JSON.")
+    return problem(422, "validation_error", "The request is not valid.", errors=found)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    # 400 here is FastAPI's "error parsing the body" (e.g. JSON that is not UTF-8).
+    code = {
+        400: "malformed_body",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+    }.get(exc.status_code, "http_error")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := allowed_methods(request.app, request.scope)):
+        headers["Allow"] = ", ".join(allowed)
+    form = request.scope.get("state", {}).get(ERROR_FORM, ErrorForm.PROBLEM)
+    return refusal(form, exc.status_code, code, str(exc.detail), headers)
+
+
+async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    # R2/R3/H3: a locked or unreachable database is temporary; never a 500, and
+    # never access granted.
+    log.warning("database unavailable: %s", type(exc.orig).__name__)
+    return problem(
+        503,
+        "database_unavailable",
+        "The database is busy or unreachable; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    log.error("database error: %s", type(exc.orig).__name__)
+    return problem(
+        503,
+        "database_error",
+        "The database could not complete the request.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    state = request.scope.get("state", {})
+    request_id = state.get("request_id", "")
+    log.exception("unhandled error (request %s)", request_id)
+    # This handler runs outside SecurityMiddleware: add its headers here (F6).
+    headers = {k.decode(): v.decode() for k, v in state.get("security_headers", [])}
+    # H1: generic body; details stay in the log, found again by the request id.
+    return problem(
+        500, "internal_error", "Something went wrong.", headers=headers, request_id=request_id
+    )
+
+
+_HANDLERS: tuple[tuple[type[Exception], Any], ...] = (
+    (errors.DomainError, _domain_error),
+    (BearerRefused, _bearer_refused),
+    (RequestValidationError, _validation_error),
+    (StarletteHTTPException, _http_error),
+    (OperationalError, _database_unavailable),
+    (DBAPIError, _database_error),
+    (Exception, _unexpected),
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(errors.DomainError)
-    async def domain_error(request: Request, exc: errors.DomainError) -> JSONResponse:
-        if isinstance(exc, errors.OAuthError):
-            return oauth_error(exc.error, exc.detail, exc.status)
-        status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 400)
-        headers: dict[str, str] = {}
-        if isinstance(exc, errors.Throttled):
-            headers["Retry-After"] = str(exc.retry_after)
-        headers.update(challenge_headers(exc))
-        if isinstance(exc, errors.ServiceUnavailable):
-            headers["Retry-After"] = "1"
-        return problem(status, exc.code, exc.detail, headers=headers)
-
-    @app.exception_handler(BearerRefused)
-    async def bearer_refused(request: Request, exc: BearerRefused) -> JSONResponse:
-        return bearer_error(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        found = _clean_validation_errors(exc)
-        if any(e["type"] == "json_invalid" for e in found):
-            return problem(400, "malformed_body", "The request body is not valid JSON.")
-        return problem(422, "validation_error", "The request is not valid.", errors=found)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # 400 here is FastAPI's "error parsing the body" (e.g. JSON that is not UTF-8).
-        code = {
-            400: "malformed_body",
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "body_too_large",
-        }.get(exc.status_code, "http_error")
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405 and (allowed := allowed_methods(request.app, request.scope)):
-            headers["Allow"] = ", ".join(allowed)
-        form = request.scope.get("state", {}).get(ERROR_FORM, ErrorForm.PROBLEM)
-        return refusal(form, exc.status_code, code, str(exc.detail), headers)
-
-    @app.exception_handler(OperationalError)
-    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        # R2/R3/H3: a locked or unreachable database is temporary; never a 500, and
-        # never access granted.
-        log.warning("database unavailable: %s", type(exc.orig).__name__)
-        return problem(
-            503,
-            "database_unavailable",
-            "The database is busy or unreachable; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
-
-    @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        log.error("database error: %s", type(exc.orig).__name__)
-        return problem(
-            503,
-            "database_error",
-            "The database could not complete the request.",
-            headers={"Retry-After": "1"},
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        state = request.scope.get("state", {})
-        request_id = state.get("request_id", "")
-        log.exception("unhandled error (request %s)", request_id)
-        # This handler runs outside SecurityMiddleware: add its headers here (F6).
-        headers = {k.decode(): v.decode() for k, v in state.get("security_headers", [])}
-        # H1: generic body; details stay in the log, found again by the request id.
-        return problem(
-            500, "internal_error", "Something went wrong.", headers=headers, request_id=request_id
-        )
+    for exception, handler in _HANDLERS:
+        app.add_exception_handler(exception, handler)
