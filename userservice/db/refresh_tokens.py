@@ -186,10 +186,6 @@ class RefreshTokenRepository:
     def insert(self, token: NewRefreshToken) -> None:
         self.session.execute(_INSERT.sql, asdict(token))
 
-    def get_by_digest(self, digest: str) -> RefreshToken | None:
-        query = select(RefreshToken).where(RefreshToken.digest == digest)
-        return self.session.scalars(query).first()
-
     def revoke_family(self, family_id: uuid.UUID, now: dt.datetime) -> None:
         self.session.execute(_REVOKE_FAMILY.sql, {"family": family_id, "now": now})
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, RSAKey
 
 SIGNING_ALGORITHMS = ("ES256", "RS256")
 MAX_TOKEN_LENGTH = 8192
@@ -82,7 +82,6 @@ class KeyRing:
             self._keys[material.kid] = (material, key)
             if not material.retired:
                 self._active[material.alg] = material.kid
-        self.public_set = KeySet([k for _, k in self._keys.values()])
         self._verified: dict[tuple[str, str, str, str], _Verified] = {}
         self._verified_lock = threading.Lock()
 

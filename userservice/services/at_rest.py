@@ -29,10 +29,6 @@ class AtRest:
         secret = settings.key_encryption_secret
         return cls(secret.get_secret_value() if secret is not None else None)
 
-    @property
-    def enabled(self) -> bool:
-        return self._envelope is not None
-
     def needs_sealing(self, stored: str) -> bool:
         return self._envelope is not None and not is_envelope(stored)
 
