@@ -13,14 +13,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.support.accounts import ISSUER, PASSWORD, login, make_admin, register
 from tests.support.databases import PostgresTemplates, SqliteTemplates
 from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
 from userservice.app import create_app
 from userservice.settings import Settings
 from userservice.wiring import Services, wired
-
-ISSUER = "https://testserver"
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="session")
@@ -99,33 +97,6 @@ def services(app: FastAPI) -> Services:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, base_url="https://testserver") as test_client:
         yield test_client
-
-
-def register(
-    client: TestClient, email: str, password: str = PASSWORD, **extra: Any
-) -> dict[str, Any]:
-    response = client.post("/users", json={"email": email, "password": password, **extra})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def login(client: TestClient, email: str, password: str = PASSWORD, **form: str) -> dict[str, Any]:
-    response = client.post(
-        "/oauth/token",
-        data={"grant_type": "password", "username": email, "password": password, **form},
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def make_admin(app: FastAPI, email: str, password: str = PASSWORD) -> None:
-    wired(app).accounts.register(email, password, "Admin", admin=True)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ISSUER, PASSWORD, bearer
+from tests.support.accounts import ISSUER, PASSWORD, bearer
 from tests.support.server import free_port
 from userservice import __version__, cli
 from userservice.app import create_app

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import ISSUER, PASSWORD
+from tests.support.accounts import ISSUER, PASSWORD
 from tests.support.browser import launch, require_chromium, served_with_user
 from tests.support.databases import SqliteTemplates
 

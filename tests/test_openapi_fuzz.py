@@ -43,7 +43,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import PASSWORD, bearer, login, make_admin, register
+from tests.support.accounts import PASSWORD, bearer, login, make_admin, register
 
 CHECKS = [
     not_a_server_error,

@@ -24,7 +24,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from tests.conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 from tests.support.serve_process import (
     START_TIMEOUT,
     Served,

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, bearer, login, register
+from tests.support.accounts import PASSWORD, bearer, login, register
 from userservice.api.openapi_security import policy_operation
 from userservice.services.policy import POLICY
 

@@ -20,7 +20,7 @@ from tests.api.admin_clients_support import (
     refused,
     rows,
 )
-from tests.conftest import bearer
+from tests.support.accounts import bearer
 
 
 @pytest.fixture

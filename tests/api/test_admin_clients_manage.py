@@ -24,8 +24,8 @@ from tests.api.admin_clients_support import (
     try_secret,
 )
 from tests.api.test_admin import admin_routes
-from tests.conftest import PASSWORD, bearer
 from tests.oauth.clients import assert_oauth_error, basic_auth
+from tests.support.accounts import PASSWORD, bearer
 from tests.support.wiring import engine_of
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 from userservice.db.models import RefreshToken

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.api.admin_clients_support import WEB_APP, create, refused, rows
-from tests.conftest import bearer
 from tests.oauth.clients import basic_auth
+from tests.support.accounts import bearer
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 
 GATEWAY = {

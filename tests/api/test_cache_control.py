@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from tests.api.admin_clients_support import BACKEND, create
-from tests.conftest import PASSWORD, bearer, login, register
 from tests.oauth.clients import basic_auth
+from tests.support.accounts import PASSWORD, bearer, login, register
 
 # Public documents: the same for every caller, and nothing personal in them.
 CACHEABLE = {

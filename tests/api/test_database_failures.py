@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, bearer, login, register
+from tests.support.accounts import PASSWORD, bearer, login, register
 from tests.support.databases import PostgresTemplates
 from tests.support.wiring import engine_of
 from userservice.app import create_app

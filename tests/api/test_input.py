@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, bearer, register
+from tests.support.accounts import PASSWORD, bearer, register
 from userservice.app import create_app
 from userservice.settings import Settings
 from userservice.wiring import wired

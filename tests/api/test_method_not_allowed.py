@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import bearer
+from tests.support.accounts import bearer
 from userservice.app import create_app
 from userservice.settings import Settings
 

@@ -25,8 +25,8 @@ from tests.api.support_callers import (
 )
 from tests.api.test_admin import walk_routes
 from tests.api.test_scope_policy import assert_first_party_only, assert_insufficient_scope
-from tests.conftest import PASSWORD, bearer, login, make_admin, register
 from tests.oauth.flow import EMAIL, signed_in
+from tests.support.accounts import PASSWORD, bearer, login, make_admin, register
 from userservice.api.openapi_security import policy_operation
 from userservice.services.policy import POLICY, PUBLIC, Caller, Rule
 from userservice.services.scopes import SCOPES

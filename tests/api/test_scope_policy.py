@@ -18,8 +18,8 @@ from tests.api.support_callers import (
     first_party_headers,
     third_party_token,
 )
-from tests.conftest import PASSWORD, bearer, register
 from tests.oauth.clients import jwt_claims
+from tests.support.accounts import PASSWORD, bearer, register
 from userservice.app import create_app
 from userservice.settings import Settings
 

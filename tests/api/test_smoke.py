@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, bearer
+from tests.support.accounts import PASSWORD, bearer
 
 
 def test_register_login_and_read_me_with_bearer_and_basic(

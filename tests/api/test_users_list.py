@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.api.test_database_failures import _break_database
-from tests.conftest import bearer
+from tests.support.accounts import bearer
 from tests.support.wiring import override
 from userservice.api.schemas import UserOut, UserPage, user_page_json
 from userservice.db.models import User

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import ISSUER, register
+from tests.support.accounts import ISSUER, register
 from tests.test_cli import run_cli
 from userservice.app import create_app
 from userservice.settings import Settings

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tests.conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 from tests.support.wiring import engine_of
 from userservice.db.models import OAuthClient, RefreshToken, User
 from userservice.security.secrets import digest

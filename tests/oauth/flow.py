@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.conftest import PASSWORD, register
+from tests.support.accounts import PASSWORD, register
 from tests.support.wiring import engine_of
 from userservice.db.models import OAuthClient
 from userservice.security.secrets import digest

@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ISSUER, register
 from tests.oauth.error_checks import assert_safe_description
 from tests.oauth.flow import (
     EMAIL,
@@ -23,6 +22,7 @@ from tests.oauth.flow import (
     query,
     signed_in,
 )
+from tests.support.accounts import ISSUER, register
 from userservice.app import create_app
 from userservice.settings import Settings
 

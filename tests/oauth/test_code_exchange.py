@@ -19,7 +19,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from tests.conftest import bearer
 from tests.oauth.flow import (
     REDIRECT,
     SECRET,
@@ -33,6 +32,7 @@ from tests.oauth.flow import (
     redeem,
     signed_in,
 )
+from tests.support.accounts import bearer
 from tests.support.server import running_server
 from userservice.db.models import AuthorizationCode
 from userservice.oauth.server import CODE_TTL

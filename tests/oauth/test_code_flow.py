@@ -23,7 +23,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy.orm import Session
 
-from tests.conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 from tests.support.server import running_server
 from userservice.cli import main as cli_main
 from userservice.db.models import OAuthClient

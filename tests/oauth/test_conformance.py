@@ -12,11 +12,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import ISSUER, PASSWORD, register
 from tests.oauth import flow
 from tests.oauth.clients import EMAIL, SECRET, add_client, basic_auth, password_form
 from tests.oauth.error_checks import assert_safe_description
 from tests.oauth.flow import add_app, assert_error_page, authorize_url, get, query, signed_in
+from tests.support.accounts import ISSUER, PASSWORD, register
 
 # Every grant type with a registered name that a client could try (RFC 6749, RFC 8628,
 # RFC 7523, RFC 7522, RFC 8693, OIDC CIBA): discovery must list exactly those that work.

@@ -33,10 +33,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PASSWORD, login, register
 from tests.oauth import flow
 from tests.oauth.clients import SECRET, add_client, basic_auth
 from tests.oauth.error_checks import ECHO_MARK, assert_safe_description
+from tests.support.accounts import PASSWORD, login, register
 
 EXAMPLES = 400
 SMOKE_EXAMPLES = 8

@@ -9,7 +9,6 @@ import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, bearer, login, register
 from tests.oauth.clients import (
     SECRET,
     add_client,
@@ -19,6 +18,7 @@ from tests.oauth.clients import (
     password_form,
     public_first_party,
 )
+from tests.support.accounts import PASSWORD, bearer, login, register
 from userservice.services.client_metadata import ClientChanges
 from userservice.wiring import wired
 

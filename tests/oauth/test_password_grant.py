@@ -16,7 +16,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, bearer, login, make_admin, register
 from tests.oauth.clients import (
     EMAIL,
     SECRET,
@@ -30,6 +29,7 @@ from tests.oauth.clients import (
     public_first_party,
     user_basic,
 )
+from tests.support.accounts import PASSWORD, bearer, login, make_admin, register
 from userservice.app import create_app
 from userservice.settings import Settings
 

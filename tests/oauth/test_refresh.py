@@ -13,7 +13,6 @@ import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, bearer, login, register
 from tests.oauth.clients import (
     EMAIL,
     SECRET,
@@ -26,6 +25,7 @@ from tests.oauth.clients import (
     set_refresh_times,
     set_user,
 )
+from tests.support.accounts import PASSWORD, bearer, login, register
 from tests.support.server import running_server
 from userservice.settings import Settings
 

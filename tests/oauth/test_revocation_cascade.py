@@ -17,8 +17,8 @@ from tests.api.support_callers import (
     basic_headers,
     third_party_token,
 )
-from tests.conftest import bearer
 from tests.oauth.flow import obtain_code, redeem
+from tests.support.accounts import bearer
 
 
 def _works(client: TestClient, access_token: str) -> bool:

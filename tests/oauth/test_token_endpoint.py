@@ -14,7 +14,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import login, make_admin
 from tests.oauth.clients import (
     SECRET,
     add_client,
@@ -24,6 +23,7 @@ from tests.oauth.clients import (
     public_first_party,
 )
 from tests.oauth.flow import add_app, obtain_code, redeem, sign_in, signed_in
+from tests.support.accounts import login, make_admin
 
 CODE_GRANT = ("authorization_code", "refresh_token")
 

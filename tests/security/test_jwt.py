@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey, RSAKey
 
-from tests.conftest import ISSUER, PASSWORD, bearer
+from tests.support.accounts import ISSUER, PASSWORD, bearer
 from tests.support.server import running_server
 from tests.support.wiring import storage_of
 from userservice.db.signing_keys import load_keys

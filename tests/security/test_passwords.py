@@ -12,7 +12,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from tests.conftest import ISSUER, PASSWORD, login, register
+from tests.support.accounts import ISSUER, PASSWORD, login, register
 from userservice.app import create_app
 from userservice.db.engine import build_engine
 from userservice.security.passwords import PasswordHasher, normalize_password

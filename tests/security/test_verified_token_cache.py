@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, bearer
+from tests.support.accounts import PASSWORD, bearer
 from userservice.security import jwt as jwt_module
 from userservice.security.jwt import (
     LEEWAY_SECONDS,

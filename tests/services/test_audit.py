@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD, login, register
+from tests.support.accounts import PASSWORD, login, register
 from userservice.services.audit import audit
 
 

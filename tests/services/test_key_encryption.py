@@ -12,8 +12,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from tests.conftest import bearer, login, register
 from tests.services.test_key_rotation import engine, kid_of, store
+from tests.support.accounts import bearer, login, register
 from tests.support.server import free_port
 from tests.test_cli import _assert_one_line_error, run_cli
 from userservice.app import create_app

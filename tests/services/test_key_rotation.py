@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
-from tests.conftest import ISSUER, bearer, login, register
+from tests.support.accounts import ISSUER, bearer, login, register
 from tests.support.wiring import engine_of, storage_of
 from userservice.app import create_app
 from userservice.db.engine import build_engine, open_database

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from tests.conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 from tests.support.wiring import engine_of
 from userservice.db.models import BrowserSession
 from userservice.security.secrets import digest

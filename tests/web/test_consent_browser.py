@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.conftest import ISSUER, PASSWORD
+from tests.support.accounts import ISSUER, PASSWORD
 from tests.support.browser import launch, require_chromium, tls_server
 from tests.support.databases import SqliteTemplates
 from tests.support.wiring import engine_of

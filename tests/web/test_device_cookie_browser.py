@@ -16,7 +16,7 @@ import pytest
 import trustme
 from fastapi.testclient import TestClient
 
-from tests.conftest import ISSUER, PASSWORD
+from tests.support.accounts import ISSUER, PASSWORD
 from tests.support.browser import launch, require_chromium, spki_pin
 from tests.support.databases import SqliteTemplates
 from tests.support.server import running_server

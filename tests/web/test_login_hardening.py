@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import register
+from tests.support.accounts import register
 from tests.web.support import (
     EMAIL,
     SESSION,

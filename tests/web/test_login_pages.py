@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 from tests.web.support import (
     CSRF,
     EMAIL,

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from tests.conftest import bearer
+from tests.support.accounts import bearer
 from tests.support.postgres import terminate_other_sessions
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
