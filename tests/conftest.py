@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import ISSUER, PASSWORD, login, make_admin, register
+from tests.support.callers import add_third_party
 from tests.support.databases import PostgresTemplates, SqliteTemplates
+from tests.support.oauth_flow import signed_in
 from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
 from userservice.app import create_app
 from userservice.settings import Settings
@@ -117,10 +119,6 @@ def admin(app: FastAPI, client: TestClient) -> dict[str, Any]:
 @pytest.fixture
 def with_app(client: TestClient) -> TestClient:
     """The user, signed in on the hosted pages, with a third-party app registered."""
-    # Imported here: those helpers import this module.
-    from tests.api.support_callers import add_third_party
-    from tests.oauth.flow import signed_in
-
     signed_in(client)
     add_third_party(client)
     return client

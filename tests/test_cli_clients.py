@@ -15,8 +15,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.oauth.clients import assert_oauth_error, basic_auth
 from tests.support.accounts import ISSUER
+from tests.support.oauth_clients import assert_oauth_error, basic_auth
 from tests.test_cli import _assert_one_line_error, run_cli
 from userservice.app import create_app
 from userservice.cli import main as cli_main

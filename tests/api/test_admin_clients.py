@@ -12,7 +12,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.admin_clients_support import (
+from tests.support.accounts import bearer
+from tests.support.admin_clients import (
     BACKEND,
     INFO_FIELDS,
     WEB_APP,
@@ -20,7 +21,6 @@ from tests.api.admin_clients_support import (
     refused,
     rows,
 )
-from tests.support.accounts import bearer
 
 
 @pytest.fixture

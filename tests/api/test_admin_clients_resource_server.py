@@ -11,9 +11,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.admin_clients_support import WEB_APP, create, refused, rows
-from tests.oauth.clients import basic_auth
 from tests.support.accounts import bearer
+from tests.support.admin_clients import WEB_APP, create, refused, rows
+from tests.support.oauth_clients import basic_auth
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 
 GATEWAY = {

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
-from tests.api.admin_clients_support import BACKEND, create
-from tests.oauth.clients import basic_auth
 from tests.support.accounts import PASSWORD, bearer, login, register
+from tests.support.admin_clients import BACKEND, create
+from tests.support.oauth_clients import basic_auth
 
 # Public documents: the same for every caller, and nothing personal in them.
 CACHEABLE = {

@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.oauth.clients import user_basic
 from tests.support.accounts import register
+from tests.support.oauth_clients import user_basic
 from userservice.app import create_app
 from userservice.settings import Settings
 

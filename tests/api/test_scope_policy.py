@@ -12,14 +12,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.support_callers import (
+from tests.support.accounts import PASSWORD, bearer, register
+from tests.support.callers import (
     THIRD_PARTY,
     basic_headers,
     first_party_headers,
     third_party_token,
 )
-from tests.oauth.clients import jwt_claims
-from tests.support.accounts import PASSWORD, bearer, register
+from tests.support.oauth_clients import jwt_claims
 from userservice.app import create_app
 from userservice.settings import Settings
 

@@ -9,8 +9,9 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.oauth.error_checks import assert_safe_description
-from tests.oauth.flow import (
+from tests.support.accounts import ISSUER, register
+from tests.support.oauth_errors import assert_safe_description
+from tests.support.oauth_flow import (
     EMAIL,
     REDIRECT,
     add_app,
@@ -22,7 +23,6 @@ from tests.oauth.flow import (
     query,
     signed_in,
 )
-from tests.support.accounts import ISSUER, register
 from userservice.app import create_app
 from userservice.settings import Settings
 

@@ -9,8 +9,8 @@ import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.oauth.clients import SECRET, add_client, basic_auth
 from tests.support.accounts import bearer
+from tests.support.oauth_clients import SECRET, add_client, basic_auth
 
 
 def _service(app: FastAPI, client_id: str = "reporting", scope: str = "users:read") -> str:

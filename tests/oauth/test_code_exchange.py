@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from tests.oauth.flow import (
+from tests.support.accounts import bearer
+from tests.support.oauth_flow import (
     REDIRECT,
     SECRET,
     add_app,
@@ -32,7 +33,6 @@ from tests.oauth.flow import (
     redeem,
     signed_in,
 )
-from tests.support.accounts import bearer
 from tests.support.server import running_server
 from userservice.db.models import AuthorizationCode
 from userservice.oauth.server import CODE_TTL

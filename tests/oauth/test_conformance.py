@@ -12,11 +12,18 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.oauth import flow
-from tests.oauth.clients import EMAIL, SECRET, add_client, basic_auth, password_form
-from tests.oauth.error_checks import assert_safe_description
-from tests.oauth.flow import add_app, assert_error_page, authorize_url, get, query, signed_in
+from tests.support import oauth_flow
 from tests.support.accounts import ISSUER, PASSWORD, register
+from tests.support.oauth_clients import EMAIL, SECRET, add_client, basic_auth, password_form
+from tests.support.oauth_errors import assert_safe_description
+from tests.support.oauth_flow import (
+    add_app,
+    assert_error_page,
+    authorize_url,
+    get,
+    query,
+    signed_in,
+)
 
 # Every grant type with a registered name that a client could try (RFC 6749, RFC 8628,
 # RFC 7523, RFC 7522, RFC 8693, OIDC CIBA): discovery must list exactly those that work.
@@ -39,7 +46,7 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
 def _back(response: httpx.Response) -> dict[str, str]:
     assert response.status_code == 302, (response.status_code, response.text)
     location = response.headers["location"]
-    assert location.startswith(flow.REDIRECT + "?"), location
+    assert location.startswith(oauth_flow.REDIRECT + "?"), location
     return query(location)
 
 
@@ -92,8 +99,8 @@ def _attempt(client: TestClient, grant: str) -> httpx.Response:
     for it."""
     auth = basic_auth(SERVICE, SECRET)
     if grant == "authorization_code":
-        code, verifier = flow.obtain_code(client, "code-app")
-        return flow.redeem(client, code, verifier, "code-app", secret=flow.SECRET)
+        code, verifier = oauth_flow.obtain_code(client, "code-app")
+        return oauth_flow.redeem(client, code, verifier, "code-app", secret=oauth_flow.SECRET)
     form: dict[str, str] = {"grant_type": grant}
     if grant == "password":
         form = password_form()

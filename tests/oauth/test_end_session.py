@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.oauth.flow import hidden, signed_in
+from tests.support.oauth_flow import hidden, signed_in
 from tests.support.wiring import engine_of
 from userservice.db.models import OAuthClient
 

@@ -33,10 +33,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.oauth import flow
-from tests.oauth.clients import SECRET, add_client, basic_auth
-from tests.oauth.error_checks import ECHO_MARK, assert_safe_description
+from tests.support import oauth_flow
 from tests.support.accounts import PASSWORD, login, register
+from tests.support.oauth_clients import SECRET, add_client, basic_auth
+from tests.support.oauth_errors import ECHO_MARK, assert_safe_description
 
 EXAMPLES = 400
 SMOKE_EXAMPLES = 8
@@ -102,13 +102,13 @@ class World:
         self.ran += 1
 
     def code(self) -> tuple[str, str]:
-        return flow.obtain_code(self.client, "photo-app")
+        return oauth_flow.obtain_code(self.client, "photo-app")
 
 
 @pytest.fixture
 def world(app: FastAPI, client: TestClient) -> Iterator[World]:
-    flow.add_app(client, "photo-app", first_party=True)
-    flow.add_app(client, "third-app", name="Third")
+    oauth_flow.add_app(client, "photo-app", first_party=True)
+    oauth_flow.add_app(client, "third-app", name="Third")
     add_client(
         app,
         SERVICE,
@@ -118,8 +118,8 @@ def world(app: FastAPI, client: TestClient) -> Iterator[World]:
         scope="openid profile email offline_access",
         first_party=True,
     )
-    flow.signed_in(client)
-    tokens = login(client, flow.EMAIL)
+    oauth_flow.signed_in(client)
+    tokens = login(client, oauth_flow.EMAIL)
     register(client, "other@example.com")
     anonymous = TestClient(app, base_url="https://testserver")
     yield World(
@@ -198,10 +198,10 @@ def _authorize_base(draw: st.DrawFn) -> dict[str, str]:
     return {
         "response_type": "code",
         "client_id": draw(st.sampled_from(["photo-app", "third-app"])),
-        "redirect_uri": flow.REDIRECT,
+        "redirect_uri": oauth_flow.REDIRECT,
         "scope": draw(st.sampled_from(["openid", "openid profile email", "openid offline_access"])),
         "state": "st-1",
-        "code_challenge": flow.pkce()[1],
+        "code_challenge": oauth_flow.pkce()[1],
         "code_challenge_method": "S256",
         **extra,
     }
@@ -209,7 +209,7 @@ def _authorize_base(draw: st.DrawFn) -> dict[str, str]:
 
 def _unregistered_redirect(pairs: list[tuple[str, str]]) -> bool:
     # An empty value counts as omitted (RFC 6749 §3.1): the registered one is used.
-    return any(k == "redirect_uri" and v and v != flow.REDIRECT for k, v in pairs)
+    return any(k == "redirect_uri" and v and v != oauth_flow.REDIRECT for k, v in pairs)
 
 
 def _run_authorize(world: World, data: st.DataObject, method: str) -> None:
@@ -235,7 +235,7 @@ def _token_base(world: World, draw: st.DrawFn, grant: str) -> tuple[dict[str, st
     if grant == "password":
         form = {
             "grant_type": grant,
-            "username": flow.EMAIL,
+            "username": oauth_flow.EMAIL,
             "password": PASSWORD,
             "scope": "openid",
         }
@@ -250,7 +250,7 @@ def _token_base(world: World, draw: st.DrawFn, grant: str) -> tuple[dict[str, st
         "grant_type": grant,
         "code": code,
         "code_verifier": verifier,
-        "redirect_uri": flow.REDIRECT,
+        "redirect_uri": oauth_flow.REDIRECT,
         "client_id": "photo-app",
     }, ""
 

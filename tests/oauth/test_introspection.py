@@ -9,7 +9,8 @@ import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.oauth.clients import (
+from tests.support.accounts import PASSWORD, bearer, login, register
+from tests.support.oauth_clients import (
     SECRET,
     add_client,
     basic_auth,
@@ -18,7 +19,6 @@ from tests.oauth.clients import (
     password_form,
     public_first_party,
 )
-from tests.support.accounts import PASSWORD, bearer, login, register
 from userservice.services.client_metadata import ClientChanges
 from userservice.wiring import wired
 

@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.oauth.clients import EMAIL, password_form, user_basic
 from tests.support.accounts import PASSWORD, register
+from tests.support.oauth_clients import EMAIL, password_form, user_basic
 from userservice.app import create_app
 from userservice.settings import Settings
 

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.oauth.flow import add_app, authorize_url, challenge_of, decide, login_via, query
 from tests.support.accounts import PASSWORD, bearer, register
+from tests.support.oauth_flow import add_app, authorize_url, challenge_of, decide, login_via, query
 
 REDIRECT = "https://rp.example/cb"
 VERIFIER = "verifier-" + "k" * 50

@@ -16,7 +16,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.oauth.clients import (
+from tests.support.accounts import PASSWORD, bearer, login, make_admin, register
+from tests.support.oauth_clients import (
     EMAIL,
     SECRET,
     add_client,
@@ -29,7 +30,6 @@ from tests.oauth.clients import (
     public_first_party,
     user_basic,
 )
-from tests.support.accounts import PASSWORD, bearer, login, make_admin, register
 from userservice.app import create_app
 from userservice.settings import Settings
 

@@ -13,7 +13,8 @@ import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.oauth.clients import (
+from tests.support.accounts import PASSWORD, bearer, login, register
+from tests.support.oauth_clients import (
     EMAIL,
     SECRET,
     assert_oauth_error,
@@ -25,7 +26,6 @@ from tests.oauth.clients import (
     set_refresh_times,
     set_user,
 )
-from tests.support.accounts import PASSWORD, bearer, login, register
 from tests.support.server import running_server
 from userservice.settings import Settings
 

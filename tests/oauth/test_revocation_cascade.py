@@ -12,13 +12,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.support_callers import (
+from tests.support.accounts import bearer
+from tests.support.callers import (
     THIRD_PARTY,
     basic_headers,
     third_party_token,
 )
-from tests.oauth.flow import obtain_code, redeem
-from tests.support.accounts import bearer
+from tests.support.oauth_flow import obtain_code, redeem
 
 
 def _works(client: TestClient, access_token: str) -> bool:

@@ -14,7 +14,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.oauth.clients import (
+from tests.support.accounts import login, make_admin
+from tests.support.oauth_clients import (
     SECRET,
     add_client,
     assert_oauth_error,
@@ -22,8 +23,7 @@ from tests.oauth.clients import (
     password_form,
     public_first_party,
 )
-from tests.oauth.flow import add_app, obtain_code, redeem, sign_in, signed_in
-from tests.support.accounts import login, make_admin
+from tests.support.oauth_flow import add_app, obtain_code, redeem, sign_in, signed_in
 
 CODE_GRANT = ("authorization_code", "refresh_token")
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.web.support import SESSION, web_login
+from tests.support.pages import SESSION, web_login
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import register
-from tests.web.support import EMAIL, SESSION, attributes, set_cookies, web_login
+from tests.support.pages import EMAIL, SESSION, attributes, set_cookies, web_login
 from userservice.app import create_app
 from userservice.security.device_cookie import DeviceClaim, make_device_cookie, new_nonce
 from userservice.settings import Settings

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from tests.support.accounts import ISSUER, PASSWORD
 from tests.support.browser import launch, require_chromium, spki_pin
 from tests.support.databases import SqliteTemplates
+from tests.support.pages import csrf_token
 from tests.support.server import running_server
-from tests.web.support import csrf_token
 from userservice.app import create_app
 from userservice.settings import Settings
 from userservice.web.browser import DEVICE_COOKIE

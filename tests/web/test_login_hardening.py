@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import register
-from tests.web.support import (
+from tests.support.pages import (
     EMAIL,
     SESSION,
     XSS,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD
-from tests.web.support import (
+from tests.support.pages import (
     CSRF,
     EMAIL,
     SESSION,

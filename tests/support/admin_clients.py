@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.oauth.clients import basic_auth
+from tests.support.oauth_clients import basic_auth
 from tests.support.wiring import engine_of
 from userservice.db.models import OAuthClient
 

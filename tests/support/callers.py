@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.oauth.clients import add_client, basic_auth, user_basic
-from tests.oauth.flow import EMAIL, REDIRECT, add_app, obtain_code, redeem
 from tests.support.accounts import PASSWORD, bearer, login
+from tests.support.oauth_clients import add_client, basic_auth, user_basic
+from tests.support.oauth_flow import EMAIL, REDIRECT, add_app, obtain_code, redeem
 
 THIRD_PARTY = "photo-app"
 THIRD_PARTY_SCOPES = "openid profile profile:write email offline_access"
