@@ -1,7 +1,7 @@
 """What every database backend offers (db/sqlite/, db/postgres/): the hot paths'
 statements, run the fastest way that database allows, and a unit of work for
 the cold paths. Which backend serves a deployment is decided once, by
-db/storage.py; nothing else asks which database it is."""
+db/engine.py open_database; nothing else asks which database it is."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The rotation's rules are the claim's WHERE (one conditional UPDATE ... RETURNING),
 written once here; each backend runs the claim and the successor's insert
-atomically its own way (db/backend.py Succession). Of concurrent redemptions
+atomically its own way (db/statement.py Succession). Of concurrent redemptions
 exactly one claim matches (the UPDATE takes the row's lock before it reads), and a
 refused claim changes nothing: an expired, foreign or over-scoped attempt retires
 nothing."""

@@ -190,7 +190,7 @@ class TokenEndpoint:
         except BaseException:
             if early is not None:
                 # Left to finish, not cancelled: a cancel landing inside a PostgreSQL
-                # read closes that connection (db/async_reads.py), which callers
+                # read closes that connection (db/postgres/async_reads.py), which callers
                 # with bad credentials could otherwise force at will.
                 self._detached.add(early)
                 early.add_done_callback(self._forget)
