@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -21,51 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import ISSUER, PASSWORD, bearer
+from tests.support.cli import TIMEOUT, assert_one_line_error, command_env, run_cli
 from tests.support.server import free_port
 from userservice import __version__, cli
 from userservice.app import create_app
 from userservice.db import migrate
 from userservice.healthcheck import LISTENER_FILE, healthz_url
 from userservice.settings import Settings
-
-TIMEOUT = 60
-
-
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("USERSERVICE_")}
-    env.update(
-        USERSERVICE_DATA_DIR=str(data_dir),
-        USERSERVICE_ENV_FILE="/dev/null",
-        USERSERVICE_LOG_LEVEL="warning",
-    )
-    env.update(extra)
-    return env
-
-
-def run_cli(
-    data_dir: Path, *args: str, stdin: str = "", **env: str
-) -> subprocess.CompletedProcess[str]:
-    # cwd is the data directory's parent: no stray .env from the repository is read.
-    return subprocess.run(
-        [sys.executable, "-m", "userservice", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=_env(data_dir, **env),
-        cwd=data_dir.parent,
-        timeout=TIMEOUT,
-        check=False,
-    )
-
-
-def _assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("userservice: error:")
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -171,12 +132,12 @@ def test_create_admin_refuses_a_weak_password(data_dir: Path) -> None:
 
 def test_bad_database_url_is_a_one_line_error(data_dir: Path) -> None:
     result = run_cli(data_dir, "db", "upgrade", USERSERVICE_DATABASE_URL="mysql://x")
-    _assert_one_line_error(result, "mysql")
+    assert_one_line_error(result, "mysql")
 
 
 def test_bad_setting_value_is_a_one_line_error(data_dir: Path) -> None:
     result = run_cli(data_dir, "db", "current", USERSERVICE_ACCESS_TOKEN_TTL_SECONDS="abc")
-    _assert_one_line_error(result, "USERSERVICE_ACCESS_TOKEN_TTL_SECONDS")
+    assert_one_line_error(result, "USERSERVICE_ACCESS_TOKEN_TTL_SECONDS")
 
 
 def test_env_file_named_by_userservice_env_file_is_read(data_dir: Path, tmp_path: Path) -> None:
@@ -184,12 +145,12 @@ def test_env_file_named_by_userservice_env_file_is_read(data_dir: Path, tmp_path
     env_file = tmp_path / "custom.env"
     env_file.write_text("USERSERVICE_DATABASE_URL=mysql://from-env-file\n")
     result = run_cli(data_dir, "db", "current", USERSERVICE_ENV_FILE=str(env_file))
-    _assert_one_line_error(result, "mysql")
+    assert_one_line_error(result, "mysql")
 
 
 def test_serve_with_unreadable_certificate_is_a_one_line_error(data_dir: Path) -> None:
     result = run_cli(data_dir, "serve", "--cert", "/nonexistent", "--key", "/nonexistent")
-    _assert_one_line_error(result, "/nonexistent")
+    assert_one_line_error(result, "/nonexistent")
 
 
 def test_serve_on_a_port_in_use_is_a_one_line_error(data_dir: Path) -> None:
@@ -198,7 +159,7 @@ def test_serve_on_a_port_in_use_is_a_one_line_error(data_dir: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli(data_dir, "serve", "--host", "127.0.0.1", "--port", str(port))
-    _assert_one_line_error(result, str(port))
+    assert_one_line_error(result, str(port))
 
 
 # --- `userservice healthcheck` and the Docker image that uses it ---------------------
@@ -210,7 +171,7 @@ def _serving(data_dir: Path, *args: str) -> Iterator[int]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "userservice", "serve", "--port", str(port), *args],
-        env=_env(data_dir),
+        env=command_env(data_dir),
         cwd=data_dir.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

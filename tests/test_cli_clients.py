@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import ISSUER
+from tests.support.cli import assert_one_line_error, run_cli
 from tests.support.oauth_clients import assert_oauth_error, basic_auth
-from tests.test_cli import _assert_one_line_error, run_cli
 from userservice.app import create_app
 from userservice.cli import main as cli_main
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
@@ -137,8 +137,8 @@ def test_create_list_show_rotate_delete_end_to_end(
 
     assert ok_json(cli("delete", client_id)) == {"deleted": client_id}
     assert_oauth_error(try_secret(web, client_id, new), 401, "invalid_client")
-    _assert_one_line_error(cli("show", client_id), "No such client")
-    _assert_one_line_error(cli("delete", client_id), "No such client")
+    assert_one_line_error(cli("show", client_id), "No such client")
+    assert_one_line_error(cli("delete", client_id), "No such client")
 
 
 def test_third_party_web_app_and_public_native_app(main: Callable[..., Outcome]) -> None:
@@ -220,7 +220,7 @@ def test_errors_are_one_line_exit_2_and_store_nothing(main: Callable[..., Outcom
 
 def test_a_bad_database_is_a_one_line_error(tmp_path: Path) -> None:
     result = run_cli(tmp_path / "data", "clients", "list", USERSERVICE_DATABASE_URL="mysql://x")
-    _assert_one_line_error(result, "mysql")
+    assert_one_line_error(result, "mysql")
 
 
 def test_s4_resource_server_mark_from_the_command_line(main: Callable[..., Outcome]) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from tests.services.test_key_rotation import kid_of
 from tests.support.accounts import bearer, login, register
-from tests.test_cli import run_cli
+from tests.support.cli import run_cli
+from tests.support.oauth_clients import kid_of
 from userservice.app import create_app
 from userservice.db.engine import build_engine
 from userservice.db.models import SigningKey

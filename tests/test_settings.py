@@ -14,7 +14,7 @@ from typing import Any, get_args, get_origin
 import pytest
 from pydantic import ValidationError
 
-from tests.test_cli import _assert_one_line_error, run_cli
+from tests.support.cli import assert_one_line_error, run_cli
 from userservice import cli
 from userservice.settings import Settings
 
@@ -206,21 +206,21 @@ def test_the_real_command_prints_one_line_for_bad_settings(
     argv: list[str], env: dict[str, str], tmp_path: Path
 ) -> None:
     result = run_cli(tmp_path / "data", *argv, **env)
-    _assert_one_line_error(result, *env)
+    assert_one_line_error(result, *env)
     assert not (tmp_path / "data").exists()
 
 
 def test_a_named_env_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing.env"
     result = run_cli(tmp_path / "data", "db", "current", USERSERVICE_ENV_FILE=str(missing))
-    _assert_one_line_error(result, "USERSERVICE_ENV_FILE", str(missing))
+    assert_one_line_error(result, "USERSERVICE_ENV_FILE", str(missing))
 
 
 def test_a_bad_data_dir_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     result = run_cli(tmp_path / "data", "db", "upgrade", USERSERVICE_DATA_DIR=str(blocker / "x"))
-    _assert_one_line_error(result, "USERSERVICE_DATA_DIR")
+    assert_one_line_error(result, "USERSERVICE_DATA_DIR")
 
 
 # --- README's table is the Settings class -----------------------------------------------

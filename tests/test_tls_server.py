@@ -25,12 +25,12 @@ import trustme
 from cryptography import x509
 
 from tests.support.accounts import PASSWORD
+from tests.support.cli import command_env
 from tests.support.serve_process import (
     START_TIMEOUT,
     Served,
     serve,
     serve_command,
-    serve_env,
     trusting,
 )
 from tests.support.server import free_port
@@ -298,7 +298,7 @@ def test_default_certificate_is_made_once_and_reused_replacing_the_old_pair(
 def test_a_bad_extra_name_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
     result = subprocess.run(
         serve_command(free_port()),
-        env=serve_env(
+        env=command_env(
             tmp_path / "data", USERSERVICE_TLS_EXTRA_NAMES='["id.example.test", "*.bad"]'
         ),
         cwd=tmp_path,

@@ -7,18 +7,16 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, bearer, login, register
-from userservice.api.openapi_security import policy_operation
-from userservice.services.policy import POLICY
+from tests.support.routes import admin_routes, walk_routes
 
 FORBIDDEN_IN_BODIES = ("argon2", "password_hash", "$argon2id$")
 
@@ -47,33 +45,6 @@ def no_secrets_in_any_response(client: TestClient) -> Iterator[list[httpx.Respon
         text = response.text
         for needle in (*FORBIDDEN_IN_BODIES, *digests):
             assert needle not in text, f"{response.request.url} leaked {needle[:12]}…"
-
-
-def walk_routes(routes: Iterable[Any]) -> Iterator[Any]:
-    """Every endpoint with its effective dependencies. FastAPI >= 0.16x keeps included
-    routers as lazy `_IncludedRouter` entries whose `effective_route_contexts()` carry
-    the prefixed path and the include-level dependencies; Mounts and sub-routers
-    expose `.routes`. Duck-typed so that a router nested either way is found."""
-    for route in routes:
-        contexts = getattr(route, "effective_route_contexts", None)
-        if callable(contexts):
-            yield from walk_routes(list(contexts()))
-            continue
-        if isinstance(route, APIRoute) or getattr(route, "dependant", None) is not None:
-            yield route
-        nested = getattr(route, "routes", None)
-        if nested:
-            yield from walk_routes(nested)
-
-
-def admin_routes(app: FastAPI) -> list[tuple[str, str]]:
-    found = set()
-    for route in walk_routes(app.routes):
-        operation = policy_operation(route)
-        if operation is not None and POLICY[operation].admin:
-            for method in route.methods:
-                found.add((method, route.path_format))
-    return sorted(found)
 
 
 def concrete(path: str) -> str:

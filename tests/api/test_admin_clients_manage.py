@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.api.test_admin import admin_routes
 from tests.support.accounts import PASSWORD, bearer
 from tests.support.admin_clients import (
     BACKEND,
@@ -26,6 +25,7 @@ from tests.support.admin_clients import (
     try_secret,
 )
 from tests.support.oauth_clients import assert_oauth_error, basic_auth
+from tests.support.routes import admin_routes
 from tests.support.wiring import engine_of
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 from userservice.db.models import RefreshToken

@@ -5,31 +5,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, bearer, login, register
-from tests.support.databases import PostgresTemplates
-from tests.support.wiring import engine_of
+from tests.support.databases import break_database
 from userservice.app import create_app
 from userservice.db import migrate
 from userservice.db.engine import build_engine
 from userservice.settings import Settings
-
-
-def _break_database(db_url: str, request: pytest.FixtureRequest) -> None:
-    if db_url.startswith("sqlite"):
-        path = Path(db_url.removeprefix("sqlite:///"))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        path.mkdir()  # a directory where the file was: every connect now fails
-        # Pooled connections still hold the unlinked file open; drop them.
-        engine_of(request.getfixturevalue("app")).dispose()
-        return
-    templates: PostgresTemplates = request.getfixturevalue("pg_templates")
-    templates.drop(db_url.rsplit("/", 1)[1])  # WITH (FORCE): ends our connections too
 
 
 def test_token_validation_with_the_database_down_is_503_not_access(
@@ -39,7 +24,7 @@ def test_token_validation_with_the_database_down_is_503_not_access(
     503, /healthz stays 200."""
     register(client, "down@example.com")
     token = login(client, "down@example.com")["access_token"]
-    _break_database(db_url, request)
+    break_database(db_url, request)
     me = client.get("/users/me", headers=bearer(token))
     assert me.status_code == 503
     assert me.headers["retry-after"]

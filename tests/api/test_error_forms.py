@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_input import MB, assert_problem
 from tests.support.accounts import PASSWORD
 from tests.support.oauth_clients import assert_oauth_error
+from tests.support.problems import MB, assert_problem
 
 OAUTH_FORM_ENDPOINTS = ["/oauth/token", "/oauth/revoke", "/oauth/introspect"]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -13,21 +13,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, bearer, register
+from tests.support.problems import MB, assert_problem
 from userservice.app import create_app
 from userservice.settings import Settings
 from userservice.wiring import wired
-
-MB = 1024 * 1024
-
-
-def assert_problem(response: httpx.Response) -> dict[str, Any]:
-    """RFC 9457 problem details with our stable fields."""
-    assert response.headers["content-type"] == "application/problem+json", response.text
-    body: dict[str, Any] = response.json()
-    assert body["status"] == response.status_code
-    assert isinstance(body["code"], str) and body["code"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
 
 
 def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:

@@ -17,16 +17,17 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.test_admin import walk_routes
-from tests.api.test_scope_policy import assert_first_party_only, assert_insufficient_scope
 from tests.support.accounts import PASSWORD, bearer, login, make_admin, register
 from tests.support.callers import (
     add_third_party,
+    assert_first_party_only,
+    assert_insufficient_scope,
     basic_headers,
     service_headers,
     third_party_token,
 )
 from tests.support.oauth_flow import EMAIL, signed_in
+from tests.support.routes import walk_routes
 from userservice.api.openapi_security import policy_operation
 from userservice.services.policy import POLICY, PUBLIC, Caller, Rule
 from userservice.services.scopes import SCOPES

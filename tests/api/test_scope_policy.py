@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -15,6 +14,8 @@ from fastapi.testclient import TestClient
 from tests.support.accounts import PASSWORD, bearer, register
 from tests.support.callers import (
     THIRD_PARTY,
+    assert_first_party_only,
+    assert_insufficient_scope,
     basic_headers,
     first_party_headers,
     third_party_token,
@@ -26,20 +27,6 @@ from userservice.settings import Settings
 
 def _third(client: TestClient, scope: str) -> dict[str, str]:
     return bearer(third_party_token(client, scope)["access_token"])
-
-
-def assert_insufficient_scope(response: httpx.Response, scope: str) -> None:
-    assert response.status_code == 403, response.text
-    challenge = response.headers["www-authenticate"]
-    assert 'error="insufficient_scope"' in challenge
-    assert f'scope="{scope}"' in challenge
-    assert response.json()["code"] == "insufficient_scope"
-
-
-def assert_first_party_only(response: httpx.Response) -> None:
-    assert response.status_code == 403, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == "first_party_only"
 
 
 def test_openid_alone_reads_no_profile(with_app: TestClient) -> None:

@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.test_database_failures import _break_database
 from tests.support.accounts import bearer
+from tests.support.databases import break_database
 from tests.support.wiring import override
 from userservice.api.schemas import UserOut, UserPage, user_page_json
 from userservice.db.models import User
@@ -247,7 +247,7 @@ def test_a_database_failure_is_503_problem_not_500(
     override(app, authenticator=_Given(principal))
     headers = bearer("given")
     assert client.get("/users", params=params, headers=headers).status_code == 200
-    _break_database(db_url, request)
+    break_database(db_url, request)
     response = client.get("/users", params=params, headers=headers)
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import ISSUER, register
-from tests.test_cli import run_cli
+from tests.support.cli import run_cli
 from userservice.app import create_app
 from userservice.settings import Settings
 

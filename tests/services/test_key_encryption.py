@@ -12,10 +12,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from tests.services.test_key_rotation import engine, kid_of, store
 from tests.support.accounts import bearer, login, register
+from tests.support.cli import assert_one_line_error, run_cli
+from tests.support.oauth_clients import kid_of
 from tests.support.server import free_port
-from tests.test_cli import _assert_one_line_error, run_cli
+from tests.support.wiring import engine_of, keys_of
 from userservice.app import create_app
 from userservice.settings import Settings
 
@@ -26,7 +27,7 @@ SETTING = "USERSERVICE_KEY_ENCRYPTION_SECRET"
 
 def _dump(client: TestClient) -> list[str]:
     """What a database dump shows of the secret columns."""
-    with engine(client.app).connect() as conn:  # type: ignore[arg-type]
+    with engine_of(client.app).connect() as conn:  # type: ignore[arg-type]
         keys = conn.execute(text("SELECT private_key_pem FROM signing_keys")).scalars().all()
         shared = conn.execute(text("SELECT value FROM server_secrets")).scalars().all()
     return [*keys, *shared]
@@ -39,7 +40,7 @@ def test_a_dump_shows_no_private_key_when_a_secret_is_set(
     with TestClient(create_app(settings), base_url="https://testserver") as client:
         register(client, "ada@example.com")
         before = login(client, "ada@example.com")["access_token"]
-        store(client.app).rotate()  # type: ignore[arg-type]
+        keys_of(client.app).rotate()  # type: ignore[arg-type]
         after = login(client, "ada@example.com")["access_token"]
         assert kid_of(before) != kid_of(after)
         for token in (before, after):
@@ -86,12 +87,12 @@ def test_rotation_works_with_a_secret_and_a_wrong_one_stops_with_one_line(
     assert all(row.startswith("enc:v1:") for row in rows)
 
     wrong = run_cli(data_dir, "keys", "rotate", **{SETTING: OTHER_SECRET})
-    _assert_one_line_error(wrong, SETTING)
+    assert_one_line_error(wrong, SETTING)
     missing = run_cli(data_dir, "keys", "list")
-    _assert_one_line_error(missing, SETTING)
+    assert_one_line_error(missing, SETTING)
     port = str(free_port())
     serve = run_cli(data_dir, "serve", "--no-tls", "--port", port, **{SETTING: OTHER_SECRET})
-    _assert_one_line_error(serve, SETTING)
+    assert_one_line_error(serve, SETTING)
     # Nothing was replaced or added behind the operator's back.
     assert _key_rows(data_dir) == rows
 
@@ -105,7 +106,7 @@ def test_a_key_that_does_not_open_does_not_break_a_running_server(
     with TestClient(create_app(settings), base_url="https://testserver") as client:
         register(client, "ada@example.com")
         token = login(client, "ada@example.com")["access_token"]
-        with engine(client.app).begin() as conn:  # type: ignore[arg-type]
+        with engine_of(client.app).begin() as conn:  # type: ignore[arg-type]
             conn.execute(
                 text(
                     "INSERT INTO signing_keys (kid, alg, private_key_pem, created_at)"
@@ -113,7 +114,7 @@ def test_a_key_that_does_not_open_does_not_break_a_running_server(
                 ),
                 {"now": dt.datetime.now(dt.UTC)},
             )
-        keys = store(client.app)  # type: ignore[arg-type]
+        keys = keys_of(client.app)  # type: ignore[arg-type]
         keys._loaded_at = 0.0  # due for its periodic reload
         assert login(client, "ada@example.com")["access_token"]
         assert client.get("/users/me", headers=bearer(token)).status_code == 200

@@ -15,10 +15,11 @@ from contextlib import contextmanager
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, update
+from sqlalchemy import update
 
 from tests.support.accounts import ISSUER, bearer, login, register
-from tests.support.wiring import engine_of, storage_of
+from tests.support.oauth_clients import kid_of
+from tests.support.wiring import engine_of, keys_of, storage_of
 from userservice.app import create_app
 from userservice.db.engine import build_engine, open_database
 from userservice.db.models import SigningKey
@@ -26,26 +27,9 @@ from userservice.db.signing_keys import load_stored
 from userservice.security.jwt import LEEWAY_SECONDS, TokenInvalid
 from userservice.services.keys import KeyStore, key_state, settings_grace_seconds
 from userservice.settings import Settings
-from userservice.wiring import wired
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 RELOAD = 2.0  # a replica's reload interval in these tests (production: 60 s)
-
-
-def kid_of(token: str) -> str:
-    head = token.split(".")[0]
-    kid: str = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"]
-    return kid
-
-
-def store(app: FastAPI) -> KeyStore:
-    keys: KeyStore = wired(app).authenticator.keys
-    return keys
-
-
-def engine(app: FastAPI) -> Engine:
-    db_engine: Engine = engine_of(app)
-    return db_engine
 
 
 def jwks_kids(client: TestClient) -> set[str]:
@@ -61,7 +45,7 @@ def me(client: TestClient, token: str) -> int:
 
 def age_retired_keys(app: FastAPI, seconds: float) -> None:
     """Pretend the retired keys were retired `seconds` earlier than they were."""
-    with engine(app).begin() as conn:
+    with engine_of(app).begin() as conn:
         for key in load_stored(storage_of(app)):
             if key.retired_at is not None:
                 conn.execute(
@@ -87,9 +71,9 @@ def test_rotation_new_tokens_use_new_key_old_tokens_keep_working(
         register(client, "ada@example.com")
         before = login(client, "ada@example.com")["access_token"]
         old_kid = kid_of(before)
-        assert old_kid == store(app).ring.active_kid(alg)
+        assert old_kid == keys_of(app).ring.active_kid(alg)
 
-        rotation = store(app).rotate()
+        rotation = keys_of(app).rotate()
 
         created = {a: k for k, a in rotation.created}
         assert set(created) == {"ES256", "RS256"}
@@ -107,7 +91,7 @@ def test_rotation_new_tokens_use_new_key_old_tokens_keep_working(
 
 
 def test_jwks_never_has_private_members(client: TestClient, app: FastAPI) -> None:
-    store(app).rotate()
+    keys_of(app).rotate()
     keys = client.get("/oauth/jwks").json()["keys"]
     assert {k["kty"] for k in keys} == {"EC", "RSA"} and len(keys) == 4
     for key in keys:
@@ -127,9 +111,9 @@ def test_replica_signs_with_the_new_key_within_its_reload_interval(
     with replica(settings) as (first, client), replica(settings) as (second, other):
         register(client, "ada@example.com")
         old_kid = kid_of(login(other, "ada@example.com")["access_token"])
-        store(second).load()  # a known starting point for the replica's interval
+        keys_of(second).load()  # a known starting point for the replica's interval
 
-        rotation = store(first).rotate()
+        rotation = keys_of(first).rotate()
         new_kid = {a: k for k, a in rotation.created}["ES256"]
 
         # Within its interval the replica still signs with the key it loaded ...
@@ -151,10 +135,10 @@ def test_replica_verifies_a_new_kid_without_waiting(
     with replica(settings) as (first, client), replica(settings) as (second, other):
         register(client, "ada@example.com")
         # The replica's first (and only) load happened before the rotation.
-        assert store(second).ring.active_kid("ES256") == store(first).ring.active_kid("ES256")
-        store(first).rotate()
+        assert keys_of(second).ring.active_kid("ES256") == keys_of(first).ring.active_kid("ES256")
+        keys_of(first).rotate()
         token = login(client, "ada@example.com")["access_token"]
-        assert not store(second).ring.knows(kid_of(token))
+        assert not keys_of(second).ring.knows(kid_of(token))
         assert me(other, token) == 200
         assert kid_of(token) in jwks_kids(other)
         # Having reloaded, the replica now signs with the new key as well.
@@ -165,11 +149,11 @@ def test_unknown_kid_reloads_are_rate_limited(app: FastAPI, client: TestClient) 
     keys = KeyStore(storage_of(app))
     keys.load()
     assert keys.maybe_reload_for("garbage") is False  # the first miss reloads
-    rotation = store(app).rotate()
+    rotation = keys_of(app).rotate()
     # A second miss within the limit does not reach the database, so the new key
     # stays unknown to this store for now: garbage kids cannot hammer the database.
     assert keys.maybe_reload_for(rotation.created[0][0]) is False
-    assert store(app).maybe_reload_for(rotation.created[0][0]) is True
+    assert keys_of(app).maybe_reload_for(rotation.created[0][0]) is True
 
 
 def test_after_the_grace_the_old_key_is_gone_and_refused(
@@ -181,22 +165,22 @@ def test_after_the_grace_the_old_key_is_gone_and_refused(
         register(client, "ada@example.com")
         before = login(client, "ada@example.com")["access_token"]
         old_kid = kid_of(before)
-        store(app).rotate()
+        keys_of(app).rotate()
         assert me(client, before) == 200
 
         # Just inside the grace: still published and accepted.
         age_retired_keys(app, grace - 60)
-        store(app).load()
+        keys_of(app).load()
         assert old_kid in jwks_kids(client) and me(client, before) == 200
 
         age_retired_keys(app, 120)
-        store(app).load()
+        keys_of(app).load()
         assert old_kid not in jwks_kids(client)
         assert me(client, before) == 401
-        assert [k.kid for k in store(app).describe() if k.state == "retired"] != []
+        assert [k.kid for k in keys_of(app).describe() if k.state == "retired"] != []
 
         # The next rotation deletes the rows of keys past their grace.
-        rotation = store(app).rotate()
+        rotation = keys_of(app).rotate()
         assert old_kid in rotation.removed
         assert old_kid not in {k.kid for k in load_stored(storage_of(app))}
         assert me(client, before) == 401
@@ -209,7 +193,7 @@ def test_ring_drops_a_key_at_the_end_of_its_grace_without_a_reload(
     time inside the ring (pure, `now` passed in)."""
     register(client, "ada@example.com")
     token = login(client, "ada@example.com")["access_token"]
-    keys = store(app)
+    keys = keys_of(app)
     keys.rotate()
     ring = keys.ring
     retired = next(k for k in load_stored(storage_of(app)) if k.kid == kid_of(token))
@@ -251,15 +235,15 @@ def test_key_states_and_grace(make_settings: Callable[..., Settings]) -> None:
 
 
 def test_readyz_needs_an_active_key_for_each_algorithm(app: FastAPI, client: TestClient) -> None:
-    store(app).rotate()
+    keys_of(app).rotate()
     assert client.get("/readyz").status_code == 200
-    with engine(app).begin() as conn:
+    with engine_of(app).begin() as conn:
         conn.execute(
             update(SigningKey)
             .where(SigningKey.alg == "RS256", SigningKey.retired_at.is_(None))
             .values(retired_at=dt.datetime.now(dt.UTC))
         )
-    store(app).load()
+    keys_of(app).load()
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["signing_keys"] == "missing"

@@ -1,11 +1,13 @@
 """Callers of every kind for the access-policy tests: the user in person (Basic), a
 first-party token (password grant), third-party tokens (authorization code with
-PKCE, for any scope set), a service client's own token, and an admin."""
+PKCE, for any scope set), a service client's own token, and an admin; and the two
+refusals a caller meets (a missing scope, first-party only)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, bearer, login
@@ -55,3 +57,17 @@ def service_headers(client: TestClient, scope: str = "users:read") -> dict[str, 
     )
     assert response.status_code == 200, response.text
     return bearer(response.json()["access_token"])
+
+
+def assert_insufficient_scope(response: httpx.Response, scope: str) -> None:
+    assert response.status_code == 403, response.text
+    challenge = response.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge
+    assert f'scope="{scope}"' in challenge
+    assert response.json()["code"] == "insufficient_scope"
+
+
+def assert_first_party_only(response: httpx.Response) -> None:
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "first_party_only"

@@ -8,9 +8,11 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy import Engine
 
 from tests.support.postgres import PostgresServer
+from tests.support.wiring import engine_of
 from userservice.db import migrate
 from userservice.db.engine import build_engine, open_database
 from userservice.services.keys import KeyStore
@@ -61,3 +63,18 @@ class PostgresTemplates:
         name = f"e_{uuid.uuid4().hex[:16]}"
         self._admin(f"CREATE DATABASE {name}")
         return self.server.url(name), name
+
+
+def break_database(db_url: str, request: pytest.FixtureRequest) -> None:
+    """Take the test's database away under the running app: every later connection
+    fails, as when the server is down or the file is gone."""
+    if db_url.startswith("sqlite"):
+        path = Path(db_url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.mkdir()  # a directory where the file was: every connect now fails
+        # Pooled connections still hold the unlinked file open; drop them.
+        engine_of(request.getfixturevalue("app")).dispose()
+        return
+    templates: PostgresTemplates = request.getfixturevalue("pg_templates")
+    templates.drop(db_url.rsplit("/", 1)[1])  # WITH (FORCE): ends our connections too

@@ -149,10 +149,18 @@ def user_basic(email: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {raw}"}
 
 
+def _jwt_part(token: str, index: int) -> dict[str, Any]:
+    part = token.split(".")[index]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
 def jwt_claims(token: str) -> dict[str, Any]:
     """The unverified payload of a JWT, to read what the server put in it."""
-    payload = token.split(".")[1]
-    claims: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
-    return claims
+    return _jwt_part(token, 1)
+
+
+def kid_of(token: str) -> str:
+    """The key id in a JWT's unverified header: which signing key the server used."""
+    kid: str = _jwt_part(token, 0)["kid"]
+    return kid

@@ -3,7 +3,6 @@ waited for with a verifying client, and stopped by its PID."""
 
 from __future__ import annotations
 
-import os
 import signal
 import ssl
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cli import command_env
 from tests.support.server import free_port
 
 START_TIMEOUT = 60.0
@@ -35,17 +35,6 @@ class Served:
 def trusting(ca: Path) -> ssl.SSLContext:
     """A verifying client context (Python's defaults) that trusts only the given CA file."""
     return ssl.create_default_context(cafile=str(ca))
-
-
-def serve_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("USERSERVICE_")}
-    env.update(
-        USERSERVICE_DATA_DIR=str(data_dir),
-        USERSERVICE_ENV_FILE="/dev/null",
-        USERSERVICE_LOG_LEVEL="warning",
-        **extra,
-    )
-    return env
 
 
 def serve_command(port: int, *args: str) -> list[str]:
@@ -67,7 +56,7 @@ def serve(
     port = free_port()
     process = subprocess.Popen(
         serve_command(port, *args),
-        env=serve_env(data_dir, **(env or {})),
+        env=command_env(data_dir, **(env or {})),
         cwd=data_dir.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

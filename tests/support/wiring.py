@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy import Engine
 
 from userservice.db.ports import Storage
+from userservice.services.keys import KeyStore
 from userservice.wiring import Services, services, wired
 
 
@@ -24,6 +25,12 @@ def engine_of(app: FastAPI) -> Engine:
 def storage_of(app: FastAPI) -> Storage:
     """The storage ports behind the app, for tests that arrange or inspect rows."""
     return wired(app).accounts.db
+
+
+def keys_of(app: FastAPI) -> KeyStore:
+    """The app's signing keys, for tests that rotate them or read their state."""
+    keys: KeyStore = wired(app).authenticator.keys
+    return keys
 
 
 def override(app: FastAPI, **parts: Any) -> Services:
