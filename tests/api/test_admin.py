@@ -3,7 +3,6 @@ route, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -16,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, bearer, login, register
+from tests.support.oauth_clients import refresh, user_basic
 from tests.support.routes import admin_routes, walk_routes
 
 FORBIDDEN_IN_BODIES = ("argon2", "password_hash", "$argon2id$")
@@ -49,17 +49,6 @@ def no_secrets_in_any_response(client: TestClient) -> Iterator[list[httpx.Respon
 
 def concrete(path: str) -> str:
     return path.replace("{user_id}", str(uuid.uuid4())).replace("{client_id}", "some-client")
-
-
-def basic(email: str, password: str = PASSWORD) -> dict[str, str]:
-    raw = base64.b64encode(f"{email}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
-
-
-def refresh(client: TestClient, refresh_token: str) -> httpx.Response:
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    response: httpx.Response = client.post("/oauth/token", data=form)
-    return response
 
 
 def admin_id(client: TestClient, admin: dict[str, Any]) -> str:
@@ -203,7 +192,7 @@ def test_disable_refuses_existing_tokens_refresh_and_basic_at_once(
     assert response.json()["is_active"] is False
     assert client.get("/users/me", headers=user_auth).status_code == 401
     assert refresh(client, user["tokens"]["refresh_token"]).json()["error"] == "invalid_grant"
-    assert client.get("/users/me", headers=basic(user["email"])).status_code == 401
+    assert client.get("/users/me", headers=user_basic(user["email"], PASSWORD)).status_code == 401
     denied = client.post(
         "/oauth/token",
         data={"grant_type": "password", "username": user["email"], "password": PASSWORD},
@@ -212,7 +201,7 @@ def test_disable_refuses_existing_tokens_refresh_and_basic_at_once(
 
     enabled = client.patch(f"/users/{user['id']}", json={"is_active": True}, headers=auth)
     assert enabled.status_code == 200 and enabled.json()["is_active"] is True
-    assert client.get("/users/me", headers=basic(user["email"])).status_code == 200
+    assert client.get("/users/me", headers=user_basic(user["email"], PASSWORD)).status_code == 200
     fresh = login(client, user["email"])
     assert client.get("/users/me", headers=bearer(fresh["access_token"])).status_code == 200
 
@@ -232,7 +221,7 @@ def test_grant_and_revoke_admin_takes_effect_on_next_request(
     assert client.get("/users", headers=promoted).status_code == 403
     assert client.delete(f"/users/{uuid.uuid4()}", headers=promoted).status_code == 403
     assert client.get("/users/me", headers=promoted).status_code == 200
-    basic_demoted = client.get("/users", headers=basic(user["email"]))
+    basic_demoted = client.get("/users", headers=user_basic(user["email"], PASSWORD))
     assert basic_demoted.status_code == 403
 
 

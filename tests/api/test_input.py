@@ -12,22 +12,16 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.support.accounts import PASSWORD, bearer, register
+from tests.support.accounts import PASSWORD, bearer, register, user_count
 from tests.support.problems import MB, assert_problem
 from userservice.app import create_app
 from userservice.settings import Settings
-from userservice.wiring import wired
 
 
 def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
     started = time.perf_counter()
     response = call()
     return response, time.perf_counter() - started
-
-
-def user_count(app: FastAPI) -> int:
-    found = wired(app).accounts.search(email=None, name=None, after=None, limit=1000)
-    return len(found)
 
 
 # --- G3: search input ------------------------------------------------------------------

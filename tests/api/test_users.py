@@ -11,10 +11,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.support.accounts import PASSWORD, bearer, login, register
+from tests.support.accounts import PASSWORD, bearer, login, register, user_count
 from userservice.app import create_app
 from userservice.settings import Settings
-from userservice.wiring import wired
 
 
 def token_request(client: TestClient, **form: str) -> httpx.Response:
@@ -28,11 +27,6 @@ def password_grant(client: TestClient, email: str, password: str) -> httpx.Respo
 
 def refresh_grant(client: TestClient, refresh_token: str) -> httpx.Response:
     return token_request(client, grant_type="refresh_token", refresh_token=refresh_token)
-
-
-def user_count(app: FastAPI) -> int:
-    users = wired(app).accounts.search(email=None, name=None, after=None, limit=1000)
-    return len(users)
 
 
 # --- registration ---------------------------------------------------------------

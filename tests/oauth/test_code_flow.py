@@ -5,10 +5,8 @@ session that signs in and consents, and ID-token validation against our JWKS."""
 from __future__ import annotations
 
 import json
-import re
 import ssl
 from collections.abc import Iterator
-from html import unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,14 +22,12 @@ from joserfc.jwk import KeySet
 from sqlalchemy.orm import Session
 
 from tests.support.accounts import PASSWORD
+from tests.support.oauth_flow import REDIRECT, SECRET, hidden
 from tests.support.server import running_server
 from userservice.cli import main as cli_main
 from userservice.db.models import OAuthClient
 from userservice.security.secrets import digest
 from userservice.settings import Settings
-
-REDIRECT = "https://app.example/callback"
-SECRET = "app-secret-0123456789abcdefghijklmnop"
 
 
 @pytest.fixture
@@ -80,25 +76,19 @@ def _register_app(settings: Settings, engine_url: str) -> None:
     engine.dispose()
 
 
-def _hidden(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, f"no {name} in page"
-    return unescape(match.group(1))
-
-
 def _browser_signs_in_and_consents(browser: httpx.Client, authorize_url: str, allow: bool) -> str:
     """What a person's browser does; returns the redirect back to the app."""
     first = browser.get(authorize_url)
     assert first.status_code == 303 and first.headers["location"].startswith("/login")
     form = browser.get(first.headers["location"])
-    csrf = _hidden(form.text, "csrf_token")
+    csrf = hidden(form.text, "csrf_token")
     signed_in = browser.post(
         "/login",
         data={
             "email": "ada@example.com",
             "password": PASSWORD,
             "csrf_token": csrf,
-            "next": _hidden(form.text, "next"),
+            "next": hidden(form.text, "next"),
         },
     )
     assert signed_in.status_code == 303, signed_in.text
@@ -108,7 +98,7 @@ def _browser_signs_in_and_consents(browser: httpx.Client, authorize_url: str, al
     decision = browser.post(
         signed_in.headers["location"],
         data={
-            "csrf_token": _hidden(consent.text, "csrf_token"),
+            "csrf_token": hidden(consent.text, "csrf_token"),
             "decision": "allow" if allow else "deny",
         },
     )

@@ -22,18 +22,13 @@ from tests.support.oauth_clients import (
     confidential_first_party,
     jwt_claims,
     public_first_party,
+    refresh,
     refresh_row,
     set_refresh_times,
     set_user,
 )
 from tests.support.server import running_server
 from userservice.settings import Settings
-
-
-def refresh(client: TestClient, token: str, **extra: str) -> httpx.Response:
-    form = {"grant_type": "refresh_token", "refresh_token": token, **extra}
-    response: httpx.Response = client.post("/oauth/token", data=form)
-    return response
 
 
 def revoke(client: TestClient, token: str | None, **extra: str) -> httpx.Response:

@@ -39,3 +39,8 @@ def bearer(token: str) -> dict[str, str]:
 
 def make_admin(app: FastAPI, email: str, password: str = PASSWORD) -> None:
     wired(app).accounts.register(email, password, "Admin", admin=True)
+
+
+def user_count(app: FastAPI) -> int:
+    """How many accounts exist: a refused request must not have created one."""
+    return len(wired(app).accounts.search(email=None, name=None, after=None, limit=1000))

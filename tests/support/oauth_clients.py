@@ -1,4 +1,6 @@
-"""Insert OAuth client registrations for tests, straight into the app's database."""
+"""OAuth clients for tests: registrations inserted straight into the app's database,
+the credentials and token requests a client sends, and reading what the server
+answers (OAuth errors, a JWT's claims and key id)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from urllib.parse import quote_plus
 
 import httpx
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -128,6 +131,13 @@ def refresh_row(app: FastAPI, token: str) -> RefreshToken | None:
     with Session(engine, expire_on_commit=False) as session:
         row = session.scalars(select(RefreshToken).where(RefreshToken.digest == digest(token)))
         return row.first()
+
+
+def refresh(client: TestClient, token: str, **extra: str) -> httpx.Response:
+    """The refresh_token grant, as a client sends it (RFC 6749 §6)."""
+    form = {"grant_type": "refresh_token", "refresh_token": token, **extra}
+    response: httpx.Response = client.post("/oauth/token", data=form)
+    return response
 
 
 def password_form(email: str = EMAIL, password: str = PASSWORD, **extra: str) -> dict[str, str]:
