@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from userservice.db.clients import ClientReads
 from userservice.db.refresh_tokens import RefreshTokens
+from userservice.db.revoked_tokens import DenyList
 from userservice.db.sessions import SessionReads
 from userservice.db.statement import Params, Row, Statement, Succession
 from userservice.db.user_search import UserSearch
@@ -37,6 +38,7 @@ class Database(abc.ABC):
         self.refresh_tokens = RefreshTokens(self)
         self.user_search = UserSearch(self)
         self.sessions = SessionReads(self)
+        self.deny_list = DenyList(self)
 
     @abc.abstractmethod
     async def fetch(self, statement: Statement, params: Params) -> list[Row]:

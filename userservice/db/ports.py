@@ -56,6 +56,10 @@ class SessionLookups(Protocol):
     async def find(self, id_digest: str) -> SessionState | None: ...
 
 
+class DenyListStore(Protocol):
+    async def deny(self, jti: str, expires_at: dt.datetime) -> None: ...
+
+
 class Storage(Protocol):
     """Everything a service may ask of the database."""
 
@@ -69,6 +73,8 @@ class Storage(Protocol):
     def user_search(self) -> UserSearchPort: ...
     @property
     def sessions(self) -> SessionLookups: ...
+    @property
+    def deny_list(self) -> DenyListStore: ...
 
     def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[UnitOfWork]:
         """One transaction of a cold path, yielding an ORM Session for db/'s

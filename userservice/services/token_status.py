@@ -7,7 +7,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 from userservice.db.ports import Storage
-from userservice.db.revoked_tokens import deny, prune
 from userservice.records import StoredClient
 from userservice.security.secrets import digest
 from userservice.services.access_tokens import AccessTokenCheck
@@ -44,15 +43,9 @@ class TokenStatus:
             return False
         if claims.get("client_id") == client.client_id:
             expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
-            await self.db.run_lookup(lambda _engine: self._deny(str(claims["jti"]), expires))
+            await self.db.deny_list.deny(str(claims["jti"]), expires)
             audit("token.revoked", user=claims.get("sub"), client=client.client_id, kind="access")
         return True
-
-    def _deny(self, jti: str, expires: dt.datetime) -> None:
-        with self.db.unit_of_work() as session:
-            # Rows of tokens that expired anyway are no longer needed.
-            prune(session, dt.datetime.now(dt.UTC))
-            deny(session, jti, expires)
 
     async def introspect(
         self,
