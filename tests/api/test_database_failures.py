@@ -7,10 +7,13 @@ import sqlite3
 from collections.abc import Callable
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tests.support.accounts import PASSWORD, bearer, login, register
 from tests.support.databases import break_database
+from tests.support.wiring import override
 from userservice.app import create_app
 from userservice.db import migrate
 from userservice.db.engine import build_engine
@@ -69,3 +72,18 @@ def test_a_locked_sqlite_database_answers_503_with_retry_after(
     assert response.headers["retry-after"]
     again = client.post("/users", json={"email": "late@example.com", "password": PASSWORD})
     assert again.status_code == 201
+
+
+class _NoConnectionInTime:
+    async def from_bearer(self, _token: str) -> None:
+        raise PoolTimeout("QueuePool limit reached, connection timed out")
+
+
+def test_a_pool_with_no_free_connection_is_503_not_500(client: TestClient, app: FastAPI) -> None:
+    """R2: the pool's own timeout (every connection busy) is as temporary as a
+    locked database."""
+    override(app, authenticator=_NoConnectionInTime())
+    response = client.get("/users/me", headers=bearer("any"))
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    assert response.json()["code"] == "database_unavailable"

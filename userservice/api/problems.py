@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from userservice import errors
@@ -168,10 +169,10 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     return refusal(form, exc.status_code, code, str(exc.detail), headers)
 
 
-async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-    # R2/R3/H3: a locked or unreachable database is temporary; never a 500, and
-    # never access granted.
-    log.warning("database unavailable: %s", type(exc.orig).__name__)
+async def _database_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+    # R2/R3/H3: a locked or unreachable database, or a pool with no connection
+    # free in time, is temporary; never a 500, and never access granted.
+    log.warning("database unavailable: %s", type(getattr(exc, "orig", exc)).__name__)
     return problem(
         503,
         "database_unavailable",
@@ -208,6 +209,7 @@ _HANDLERS: tuple[tuple[type[Exception], Any], ...] = (
     (RequestValidationError, _validation_error),
     (StarletteHTTPException, _http_error),
     (OperationalError, _database_unavailable),
+    (PoolTimeout, _database_unavailable),
     (DBAPIError, _database_error),
     (Exception, _unexpected),
 )

@@ -8,11 +8,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from userservice.db.backend import Database as Database
-from userservice.db.codec import utc
 from userservice.db.postgres.connect import postgres_engine
 from userservice.db.sqlite.connect import sqlite_engine
-
-as_utc = utc
 
 
 class DatabaseConfigError(ValueError):

@@ -11,9 +11,6 @@ from sqlalchemy.engine import URL, Connection
 from userservice.security.files import private_file
 
 SQLITE_WRITE = "userservice_sqlite_write"
-# For one-statement reads through the pool: no BEGIN/COMMIT around a single
-# SELECT, which is atomic on its own (the sqlite3 module's old default).
-SINGLE_READ_OPTION = "userservice_single_read"
 # Files SQLite (and our writer lock) keep beside the database.
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal", ".writer-lock")
 
@@ -54,10 +51,8 @@ def _begin(conn: Connection) -> None:
     # that reads first and writes later must upgrade its lock, and SQLite answers
     # "database is locked" at once when another writer got there first, without
     # waiting (busy_timeout does not apply to that upgrade).
-    options = conn.get_execution_options()
-    if options.get(SINGLE_READ_OPTION):
-        return
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(SQLITE_WRITE) else "BEGIN")
+    write = conn.get_execution_options().get(SQLITE_WRITE)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _private_sqlite_files(path: str) -> None:
