@@ -46,8 +46,8 @@ _RECORD_COLUMNS = (
     User.updated_at,
     User.tokens_valid_after,
 )
-# Prebuilt Core statements for the authentication hot path: no ORM identity map,
-# no Session, and SQLAlchemy's compiled cache is hit on every call.
+# Core statements for the authentication hot path, built at import and compiled once
+# per backend (db/statement.py): no ORM identity map, no Session.
 #
 # One round trip for the bearer check: the user row, whether the token's client is a
 # first-party one (NULL: the client is gone, and its tokens with it), and whether the

@@ -57,7 +57,7 @@ class TokenStatus:
         {"active": false}: no hint why, so introspection cannot be used as an oracle.
         An access token's check runs on the event loop like the bearer check (or was
         started before the caller was known: `prefetched`, its introspect_access);
-        a refresh token's is a short read (inline on SQLite, in a thread otherwise)."""
+        a refresh token's is one read through the refresh-token port, also on the loop."""
         if self.is_access_token(token):
             answer = await (prefetched or self.introspect_access(token))
             return answer if visible_to(answer, client) else INACTIVE
