@@ -139,3 +139,41 @@ def test_only_the_engine_module_asks_which_database_it_is() -> None:
         if asking.search(path.read_text(encoding="utf-8"))
     ]
     assert askers == ["userservice/db/engine.py"]
+
+
+TESTS = Path(__file__).resolve().parent
+SUPPORT = TESTS / "support"
+
+
+def _test_modules() -> list[Path]:
+    return sorted(path for path in TESTS.rglob("*.py") if "__pycache__" not in path.parts)
+
+
+def test_shared_test_helpers_live_only_in_tests_support() -> None:
+    """Beside tests/support/, a test folder holds test files, fixtures (conftest.py)
+    and packages' __init__.py: a reader knows where a helper is, and finds it once."""
+    stray = [
+        str(path.relative_to(TESTS.parent))
+        for path in _test_modules()
+        if SUPPORT not in path.parents
+        and not path.name.startswith("test_")
+        and path.name not in {"conftest.py", "__init__.py"}
+    ]
+    assert stray == []
+
+
+def test_no_test_file_imports_another_test_file_or_a_conftest() -> None:
+    """What two test files share moves to tests/support/; fixtures reach tests through
+    pytest, never through an import of a conftest or of another test file."""
+    importing: dict[str, list[str]] = {}
+    for path in _test_modules():
+        found = imported(path.read_text(encoding="utf-8"), "tests")
+        wrong = sorted(
+            name
+            for name in found
+            if within(name, "tests")
+            and any(part.startswith("test_") or part == "conftest" for part in name.split("."))
+        )
+        if wrong:
+            importing[str(path.relative_to(TESTS.parent))] = wrong
+    assert importing == {}

@@ -1,6 +1,6 @@
 """Helpers for the authorization-code tests: client rows, a signed-in browser
 session on the TestClient (https://testserver), authorize URLs with PKCE S256,
-consent, and code redemption. Copied in spirit from test_code_flow.py."""
+consent, and code redemption."""
 
 from __future__ import annotations
 
