@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.accounts import bearer
 from tests.support.databases import break_database
+from tests.support.storage import session_page
 from tests.support.wiring import override
 from userservice.api.schemas import UserOut, UserPage, user_page_json
 from userservice.db.models import User
@@ -73,7 +74,7 @@ def people(services: Services, admin: dict[str, Any]) -> list[str]:
                     tokens_valid_after=0,
                 )
             )
-    everyone = services.accounts.search(email=None, name=None, after=None, limit=1000)
+    everyone = session_page(services.accounts.db, email=None, name=None, after=None, limit=1000)
     return [u.email for u in everyone]
 
 
@@ -119,8 +120,13 @@ def test_response_is_byte_identical_to_the_old_route(
         response = get(client, admin, **params)
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
-        found = accounts.search(
-            email=params.get("email"), name=params.get("name"), after=after, limit=limit + 1
+        email = params.get("email")
+        found = session_page(
+            accounts.db,
+            email=email.lower() if email else None,
+            name=params.get("name"),
+            after=after,
+            limit=limit + 1,
         )
         more = len(found) > limit
         expected = old_body(found[:limit], cursor_of(found[limit - 1].email) if more else None)
@@ -241,7 +247,7 @@ def test_a_database_failure_is_503_problem_not_500(
     """The admin check would fail first with the database gone (503 too): here the
     principal is given, so that the page's own read meets the broken database (an
     inline read, and on SQLite a read in a worker thread when a filter is set)."""
-    user = wired(app).accounts.search(email="root@", name=None, after=None, limit=1)[0]
+    user = session_page(wired(app).accounts.db, email="root@", name=None, after=None, limit=1)[0]
     principal = Principal(user, frozenset({"admin"}), None, Caller.FIRST_PARTY, None)
 
     override(app, authenticator=_Given(principal))

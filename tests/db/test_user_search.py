@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy.dialects import sqlite
 
 from tests.support.event_loop import run
+from tests.support.storage import session_page as orm_page
 from userservice.db.backend import Database
 from userservice.db.models import User
 from userservice.db.postgres.backend import compile_pg
 from userservice.db.sqlite.compiled import compile_sqlite
-from userservice.db.user_search import _BY_SHAPE, like_escape, search_users_in
+from userservice.db.user_search import _BY_SHAPE, like_escape
 from userservice.records import UserRecord
 
 # (email, display name): LIKE metacharacters, near-misses that a wildcard would
@@ -74,8 +75,7 @@ def db(database: Database) -> Database:
 def session_page(
     db: Database, email: str | None, name: str | None, after: str | None, limit: int
 ) -> list[UserRecord]:
-    with db.unit_of_work(read_only=True) as session:
-        return search_users_in(session, email=email, name=name, after_email=after, limit=limit)
+    return orm_page(db, email=email, name=name, after=after, limit=limit)
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from joserfc.jwk import ECKey, RSAKey
 from tests.support.accounts import ISSUER, PASSWORD, bearer
 from tests.support.server import running_server
 from tests.support.wiring import storage_of
-from userservice.db.signing_keys import load_keys
+from userservice.db.signing_keys import load_stored
 from userservice.security.basic import parse_basic
 from userservice.security.jwt import KeyMaterial, KeyRing, generate_key
 from userservice.settings import Settings
@@ -63,7 +63,11 @@ def sign_raw(header: dict[str, Any], claims: dict[str, Any], pem: str) -> str:
 @pytest.fixture
 def keys(app: FastAPI, client: TestClient) -> dict[str, KeyMaterial]:
     """The service's own signing keys, by algorithm."""
-    return {m.alg: m for m in load_keys(storage_of(app)) if not m.retired}
+    return {
+        k.alg: KeyMaterial(k.kid, k.alg, k.private_pem)
+        for k in load_stored(storage_of(app))
+        if k.retired_at is None
+    }
 
 
 @pytest.fixture

@@ -15,6 +15,9 @@ from userservice.db.backend import Database
 from userservice.db.codec import utc
 from userservice.db.engine import build_engine, open_database
 from userservice.db.models import OAuthClient, RefreshToken, User
+from userservice.db.ports import Storage
+from userservice.db.user_search import search_params, search_statement
+from userservice.records import UserRecord
 
 # Created by migration 0001: first-party, with every grant type.
 FRONTEND = "userservice-frontend"
@@ -73,3 +76,15 @@ def refresh_row(db: Database, token_digest: str) -> RefreshToken | None:
 def refresh_rows(db: Database) -> int:
     with db.unit_of_work(read_only=True) as session:
         return len(session.scalars(select(RefreshToken.id)).all())
+
+
+def session_page(
+    db: Storage, *, email: str | None, name: str | None, after: str | None, limit: int
+) -> list[UserRecord]:
+    """The admin list page through an ORM Session and SQLAlchemy's type processing:
+    what the user-search port's page must equal."""
+    shape, params = search_params(email=email, name=name, after_email=after, limit=limit)
+    statement = search_statement(email=shape[0], name=shape[1], after=shape[2])
+    with db.unit_of_work(read_only=True) as session:
+        rows = [tuple(row) for row in session.execute(statement, params)]
+    return [UserRecord(*row[:6], utc(row[6]), utc(row[7]), row[8]) for row in rows]

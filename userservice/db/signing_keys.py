@@ -11,7 +11,6 @@ from sqlalchemy import delete, select, update
 from userservice.db.codec import utc as as_utc
 from userservice.db.models import SigningKey
 from userservice.db.ports import Storage
-from userservice.security.jwt import KeyMaterial
 
 
 @dataclass(frozen=True)
@@ -45,14 +44,6 @@ def load_stored(db: Storage) -> list[StoredKey]:
             )
             for r in rows
         ]
-
-
-def load_keys(db: Storage) -> list[KeyMaterial]:
-    """Rows as key material, for tests of a database without an at-rest secret."""
-    return [
-        KeyMaterial(k.kid, k.alg, k.private_pem, retired=k.retired_at is not None)
-        for k in load_stored(db)
-    ]
 
 
 def save_key(db: Storage, key: NewKey, now: dt.datetime) -> None:

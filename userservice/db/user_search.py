@@ -17,11 +17,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from sqlalchemy import Integer, Select, String, bindparam, func, select
-from sqlalchemy.orm import Session
 
 from userservice.db.models import User
 from userservice.db.statement import Runner, Statement
-from userservice.db.users import _RECORD_COLUMNS, _record
+from userservice.db.users import _RECORD_COLUMNS
 from userservice.records import UserRecord
 
 # SQLAlchemy's autoescape=True needs the value while the statement is built; with
@@ -106,16 +105,3 @@ class UserSearch:
         shape, params = search_params(email=email, name=name, after_email=after_email, limit=limit)
         run = self._db.scan if shape[0] or shape[1] else self._db.fetch
         return [UserRecord(*row) for row in await run(_BY_SHAPE[shape], params)]
-
-
-def search_users_in(
-    session: Session,
-    *,
-    email: str | None,
-    name: str | None,
-    after_email: str | None,
-    limit: int,
-) -> list[UserRecord]:
-    """The same page inside a unit of work (through SQLAlchemy's type processing)."""
-    shape, params = search_params(email=email, name=name, after_email=after_email, limit=limit)
-    return [_record(tuple(row)) for row in session.execute(_STATEMENTS[shape], params)]

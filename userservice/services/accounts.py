@@ -13,7 +13,6 @@ import anyio
 from userservice.db.models import User
 from userservice.db.ports import Storage
 from userservice.db.refresh_tokens import RefreshTokenRepository
-from userservice.db.user_search import search_users_in
 from userservice.db.users import (
     UserRepository,
     user_record,
@@ -279,18 +278,6 @@ class AccountService:
                 is_admin=changes.is_admin,
             )
             return user_record(user)
-
-    def search(
-        self, *, email: str | None, name: str | None, after: str | None, limit: int
-    ) -> list[UserRecord]:
-        with self.db.unit_of_work(read_only=True) as session:
-            return search_users_in(
-                session,
-                email=email.lower() if email else None,
-                name=name,
-                after_email=after,
-                limit=limit,
-            )
 
     async def search_async(
         self, *, email: str | None, name: str | None, after: str | None, limit: int
