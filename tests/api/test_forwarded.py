@@ -17,6 +17,9 @@ FORWARDED = {
     "X-Forwarded-Proto": "http",
     "X-Forwarded-Host": "evil.example",
 }
+# A login through the proxy over HTTPS: over http the token endpoint refuses
+# before any password is checked (C14).
+FORWARDED_LOGIN = {**FORWARDED, "X-Forwarded-Proto": "https"}
 # The peer the app sees: settings accept only IP addresses or networks as proxies.
 PEER = ("10.0.0.5", 50000)
 
@@ -28,8 +31,9 @@ def _logged_ip(
     caplog.set_level(logging.INFO, logger="userservice.audit")
     app = create_app(make_settings(**overrides))
     with TestClient(app, base_url="https://testserver", client=PEER) as client:
-        response = client.post("/oauth/token", data=BAD_LOGIN, headers=FORWARDED)
+        response = client.post("/oauth/token", data=BAD_LOGIN, headers=FORWARDED_LOGIN)
         assert response.status_code == 400
+        assert response.json()["error"] == "invalid_grant"
         metadata = client.get("/.well-known/oauth-authorization-server", headers=FORWARDED)
         assert metadata.json()["issuer"] == "https://testserver"
     line = next(r.getMessage() for r in caplog.records if "login.failed" in r.getMessage())
@@ -64,3 +68,15 @@ def test_throttling_keys_on_the_real_peer_not_on_a_spoofed_header(
         ]
     assert statuses[:3] == [400, 400, 400]
     assert statuses[3:] == [429, 429]
+
+
+def test_c14_a_trusted_proxy_reporting_http_gets_no_token(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Behind a trusted proxy the scheme is the proxy's word: a client that reached it
+    over http sent its credentials in clear, and gets an error, not a token."""
+    app = create_app(make_settings(trusted_proxies=[PEER[0]]))
+    with TestClient(app, base_url="https://testserver", client=PEER) as client:
+        response = client.post("/oauth/token", data=BAD_LOGIN, headers=FORWARDED)
+    assert response.status_code == 400
+    assert response.json()["error"] == "insecure_transport"
