@@ -99,7 +99,8 @@ def test_limit_and_every_filter_are_bound_parameters() -> None:
         assert ("%(after_email)s" in sql) is after
         assert sql.count("ESCAPE '/'") == email + name
         compiled = compile_sqlite(statement.sql)
-        assert "LIMIT ? OFFSET ?" in compiled.sql
+        assert "LIMIT :limit OFFSET :param_1" in compiled.sql
+        assert (":email" in compiled.sql) is email
         wanted = ("email",) * email + ("name",) * name + ("after_email",) * after
         assert compiled.names == (*wanted, "limit", "param_1")
         assert compiled.defaults == {"param_1": 0}

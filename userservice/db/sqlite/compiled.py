@@ -1,5 +1,6 @@
-"""Hot statements compiled once for SQLite's qmark style, with the codec's
-encoders for their parameters and decoders for their columns (db/codec.py)."""
+"""Hot statements compiled once for SQLite, with the codec's encoders for their
+parameters and decoders for their columns (db/codec.py). Parameters are named
+(`:user_id`): a name used several times in a statement is encoded once."""
 
 from __future__ import annotations
 
@@ -19,23 +20,23 @@ from sqlalchemy.types import TypeEngine
 from userservice.db.codec import Convert, encoder, row_decoder
 from userservice.db.statement import Params, Row, Statement, Succession
 
-_DIALECT = sqlite_dialect.dialect()
+_DIALECT = sqlite_dialect.dialect(paramstyle="named")
 
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
     sql: str
-    names: tuple[str, ...]  # of the qmark parameters, in order
+    names: tuple[str, ...]  # each parameter once
     encoders: tuple[Convert | None, ...]
     defaults: dict[str, object]  # e.g. SQLite's `LIMIT ? OFFSET ?`: the offset, 0
     decode: Callable[[Row], Row]
 
-    def bind(self, params: Params) -> tuple[object, ...]:
-        values = []
+    def bind(self, params: Params) -> dict[str, object]:
+        values: dict[str, object] = {}
         for name, encode in zip(self.names, self.encoders, strict=True):
             value = params[name] if name in params else self.defaults[name]
-            values.append(value if encode is None or value is None else encode(value))
-        return tuple(values)
+            values[name] = value if encode is None or value is None else encode(value)
+        return values
 
     def run(self, conn: sqlite3.Connection, params: Params) -> list[Row]:
         bound = self.bind(params)
@@ -47,13 +48,15 @@ class Compiled:
 
 def compile_sqlite(sql: ClauseElement) -> Compiled:
     compiled = cast(SQLCompiler, sql.compile(dialect=_DIALECT))
-    names = tuple(compiled.positiontup or ())
+    # Rendered names, each once (an anonymous bind, e.g. OFFSET's, renders as param_1).
+    binds = {name: bind for bind, name in compiled.bind_names.items()}
+    names = tuple(binds)
     columns = getattr(sql, "exported_columns", ())
     types = cast(list[TypeEngine[Any]], [column.type for column in columns])
     return Compiled(
         compiled.string,
         names,
-        tuple(encoder(compiled.binds[name].type) for name in names),
+        tuple(encoder(binds[name].type) for name in names),
         {key: value for key, value in compiled.params.items() if value is not None},
         row_decoder(types),
     )
