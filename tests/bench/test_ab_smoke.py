@@ -41,9 +41,12 @@ def test_summary_takes_medians_and_flags_more_than_five_percent_cpu() -> None:
     assert bearer["before"] == {"cpu_us_per_request": 110.0, "rps": 1000.0}
     assert bearer["after"] == {"cpu_us_per_request": 116.0, "rps": 1000.0}
     assert bearer["cpu_change_pct"] == 5.5
+    # Per round +15.0 %, +58.3 %, +5.5 %: the verdict follows the pairs' median.
+    assert bearer["paired_change_pct"] == 15.0
     assert bearer["within_tolerance"] is False
     assert bearer["errors"] == 1
     assert summary["login"]["cpu_change_pct"] == 2.5
+    assert summary["login"]["paired_change_pct"] == 2.5
     assert summary["login"]["within_tolerance"] is True
 
 
