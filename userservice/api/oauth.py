@@ -12,7 +12,7 @@ from userservice.api.problems import NO_STORE, oauth_error
 from userservice.api.schemas import OAuthErrorBody, TokenResponse
 from userservice.errors import OAuthError, Throttled
 from userservice.oauth.params import client_credentials, parse_form, require_secure_transport
-from userservice.wiring import ServicesDep, client_ip
+from userservice.wiring import ServicesDep, client_ip, services_for
 
 router = APIRouter(tags=["oauth"])
 
@@ -86,7 +86,10 @@ async def _form(request: Request) -> dict[str, str]:
     openapi_extra=_FORM_BODY,
     summary="Token endpoint (RFC 6749): every grant",
 )
-async def token(request: Request, svc: ServicesDep) -> Response:
+async def token(request: Request) -> Response:
+    # The container without a dependency to resolve: the OAuth endpoints are hot
+    # paths, like the bearer guard (wiring.services_for honours overrides).
+    svc = await services_for(request)
     endpoint = svc.token_endpoint
     try:
         # C14: credentials and tokens never cross cleartext HTTP (loopback aside).
@@ -113,7 +116,10 @@ async def token(request: Request, svc: ServicesDep) -> Response:
     openapi_extra=_REVOKE_BODY,
     summary="Token revocation (RFC 7009)",
 )
-async def revoke(request: Request, svc: ServicesDep) -> Response:
+async def revoke(request: Request) -> Response:
+    # The container without a dependency to resolve: the OAuth endpoints are hot
+    # paths, like the bearer guard (wiring.services_for honours overrides).
+    svc = await services_for(request)
     endpoint = svc.token_endpoint
     try:
         params = await _form(request)
@@ -149,7 +155,10 @@ class IntrospectionResponse(BaseModel):
     openapi_extra=_REVOKE_BODY,
     summary="Token introspection (RFC 7662); confidential clients only",
 )
-async def introspect(request: Request, svc: ServicesDep) -> Response:
+async def introspect(request: Request) -> Response:
+    # The container without a dependency to resolve: the OAuth endpoints are hot
+    # paths, like the bearer guard (wiring.services_for honours overrides).
+    svc = await services_for(request)
     endpoint = svc.token_endpoint
     try:
         params = await _form(request)

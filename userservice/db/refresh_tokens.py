@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, fields
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Table, bindparam, select, true, update
+from sqlalchemy import Boolean, Table, bindparam, literal_column, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -87,7 +87,11 @@ _CLAIM = (
         _TOKENS.c.client_id == bindparam("client_id"),  # C7: only its own client
         _TOKENS.c.expires_at > bindparam("now"),
         _TOKENS.c.issued_at > bindparam("idle_cutoff"),
-        ScopeCovers(_TOKENS.c.scope, bindparam("requested")),
+        # Most refreshes ask for no narrowing: then no JSON is parsed at all.
+        or_(
+            bindparam("requested") == literal_column("'[]'"),
+            ScopeCovers(_TOKENS.c.scope, bindparam("requested")),
+        ),
         select(_USERS.c.id)
         .where(_USERS.c.id == _TOKENS.c.user_id, _USERS.c.is_active == true())
         .exists(),
