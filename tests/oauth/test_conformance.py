@@ -14,7 +14,14 @@ from fastapi.testclient import TestClient
 
 from tests.support import oauth_flow
 from tests.support.accounts import ISSUER, PASSWORD, register
-from tests.support.oauth_clients import EMAIL, SECRET, add_client, basic_auth, password_form
+from tests.support.oauth_clients import (
+    EMAIL,
+    SECRET,
+    add_client,
+    add_service_client,
+    basic_auth,
+    password_form,
+)
 from tests.support.oauth_errors import assert_safe_description
 from tests.support.oauth_flow import (
     add_app,
@@ -206,14 +213,7 @@ def test_client_credentials_without_scope_gets_the_registered_scopes(
 ) -> None:
     """RFC 6749 §3.3: the documented default is the client's whole registration."""
     registered = "openid users:read"
-    add_client(
-        app,
-        "reporting",
-        secret=SECRET,
-        auth_method="client_secret_basic",
-        grant_types=("client_credentials",),
-        scope=registered,
-    )
+    add_service_client(app, scope=registered)
     for form in (
         {"grant_type": "client_credentials"},
         {"grant_type": "client_credentials", "scope": ""},

@@ -13,6 +13,7 @@ from tests.support.accounts import PASSWORD, bearer, login, register
 from tests.support.oauth_clients import (
     SECRET,
     add_client,
+    add_service_client,
     basic_auth,
     confidential_first_party,
     jwt_claims,
@@ -86,14 +87,7 @@ def test_s4_another_clients_access_token_is_exactly_inactive(
     """S4 (RFC 7662 §4): a client learns nothing about tokens issued to others, not
     even that they are live, nor the user's email."""
     confidential_first_party(app, "backend")
-    add_client(
-        app,
-        "reporting",
-        secret=SECRET,
-        auth_method="client_secret_basic",
-        grant_types=("client_credentials",),
-        scope="users:read",
-    )
+    add_service_client(app, scope="users:read")
     service = client.post(
         "/oauth/token",
         data={"grant_type": "client_credentials", "scope": "users:read"},

@@ -18,6 +18,7 @@ from tests.support.accounts import login, make_admin
 from tests.support.oauth_clients import (
     SECRET,
     add_client,
+    add_service_client,
     assert_oauth_error,
     basic_auth,
     password_form,
@@ -147,14 +148,7 @@ def thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_password_refresh_and_client_credentials_stay_on_the_event_loop(
     app: FastAPI, client: TestClient, user: dict[str, Any], thread_hops: list[str]
 ) -> None:
-    add_client(
-        app,
-        "reporting",
-        secret=SECRET,
-        auth_method="client_secret_basic",
-        grant_types=("client_credentials",),
-        scope="users:read",
-    )
+    add_service_client(app, scope="users:read")
     thread_hops.clear()
     tokens = login(client, user["email"])
     refreshed = client.post(

@@ -174,3 +174,15 @@ def kid_of(token: str) -> str:
     """The key id in a JWT's unverified header: which signing key the server used."""
     kid: str = _jwt_part(token, 0)["kid"]
     return kid
+
+
+def add_service_client(app: FastAPI, *, scope: str, client_id: str = "reporting") -> None:
+    """A confidential client acting for itself (client_credentials, Basic auth)."""
+    add_client(
+        app,
+        client_id,
+        secret=SECRET,
+        auth_method="client_secret_basic",
+        grant_types=("client_credentials",),
+        scope=scope,
+    )
