@@ -27,6 +27,11 @@ BAD_TEXT = {
     "login_limit_per_account": "ten a minute",
     "login_limit_per_ip": "10/fortnight",
     "key_encryption_secret": "too-short",
+    "app_name": "",
+    "mail_limit_per_address": "3 an hour",
+    "mail_limit_per_ip": "30/eon",
+    "mail_url": "gopher://mail.example.com",
+    "mail_from": "nobody",
 }
 # Values checked where they are used, with their own one-line error.
 CHECKED_ON_USE = {

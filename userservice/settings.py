@@ -8,8 +8,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -135,6 +137,47 @@ class Settings(BaseSettings):
     )
 
     registration_open: bool = Field(default=True, description="self-registration")
+    registration_reveals_accounts: bool = Field(
+        default=True,
+        description="`POST /users` answers 409 for an address that has an account (frontends "
+        "can say so); false: 202 for every address, with the same mails (the hosted "
+        "`/register` page never reveals it)",
+    )
+    require_verified_email: bool = Field(
+        default=False,
+        description="refuse sign-in until the account's address is verified (false: "
+        "unverified accounts sign in, with `email_verified` false)",
+    )
+    app_name: str = Field(
+        default="userservice",
+        min_length=1,
+        max_length=100,
+        description="the name shown on the hosted pages and in mails",
+    )
+    email_verification_ttl_seconds: int = Field(
+        default=24 * 3600, ge=300, description="lifetime of an email verification link"
+    )
+    password_reset_ttl_seconds: int = Field(
+        default=30 * 60, ge=300, le=24 * 3600, description="lifetime of a password reset link"
+    )
+    mail_limit_per_address: str = Field(
+        default="3/hour",
+        description="verification and reset mails asked for one address per window",
+    )
+    mail_limit_per_ip: str = Field(
+        default="30/hour",
+        description="verification, reset and sign-up requests per client address per window",
+    )
+    mail_url: str = Field(
+        default="console:",
+        description="where mail goes: `console:` (the service's log), "
+        "`smtp://user:password@host:587` (STARTTLS) or `smtps://…:465` (implicit TLS); "
+        "`?tls=none` for a loopback relay only",
+    )
+    mail_from: str = Field(
+        default="userservice <no-reply@localhost>",
+        description="the From header of every mail",
+    )
     basic_auth_enabled: bool = Field(
         default=True, description="HTTP Basic fallback on protected routes"
     )
@@ -199,7 +242,12 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL without a trailing slash")
         return value
 
-    @field_validator("login_limit_per_account", "login_limit_per_ip")
+    @field_validator(
+        "login_limit_per_account",
+        "login_limit_per_ip",
+        "mail_limit_per_address",
+        "mail_limit_per_ip",
+    )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         from limits import parse
@@ -208,6 +256,22 @@ class Settings(BaseSettings):
             parse(value)
         except ValueError:
             raise ValueError(f"{value!r} is not a rate limit such as 10/5minutes") from None
+        return value
+
+    @field_validator("mail_url")
+    @classmethod
+    def _mail_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value == "console:" or (parts.scheme in ("smtp", "smtps") and parts.hostname):
+            return value
+        raise ValueError("must be `console:`, `smtp://[user:password@]host[:port]` or `smtps://…`")
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        _name, address = parseaddr(value)
+        if "@" not in address or any(c in value for c in "\r\n"):
+            raise ValueError("must be an address, such as `Example <no-reply@example.com>`")
         return value
 
     @field_validator("cors_origins")

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Uuid,
     false,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -59,6 +60,8 @@ class User(Base):
     )
     # Access tokens whose `iat` is earlier are refused (password change, disable).
     tokens_valid_after: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The language the user last chose on the pages (BCP 47); mails follow it.
+    locale: Mapped[str | None] = mapped_column(String(35))
 
     __table_args__ = (Index("ix_users_display_name", "display_name"),)
 
@@ -212,4 +215,57 @@ class ServerSecret(Base):
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class AccountToken(Base):
+    __tablename__ = "account_tokens"
+
+    # Single-use links mailed to a user (verify an address, reset a password). Only
+    # the SHA-256 of the token is stored: a leaked table opens no account.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # The address the link was sent to: it proves that address and no other.
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxMail(Base):
+    __tablename__ = "mail_outbox"
+
+    # Written in the same transaction as the change that causes the mail, delivered
+    # after commit by a sender: a rolled-back change sends nothing, a committed one
+    # is never lost.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The Message-ID header: a resend after a crash carries the same one.
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    recipient: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(32))
+    # The whole RFC 5322 message, rendered when queued.
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A sender's lease: past it, another sender may take the message over.
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the server refused the message for good (a 5xx reply).
+    failed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (
+        Index(
+            "ix_mail_outbox_pending",
+            "next_attempt_at",
+            sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
     )
