@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,3 +133,15 @@ class SessionState:
     auth_time: int
     last_seen_at: dt.datetime
     expires_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMail:
+    """A mail to queue: which kind (a pair of templates), to whom, in which language,
+    and the values its templates show (links among them)."""
+
+    kind: str
+    to: str
+    locale: str
+    values: Mapping[str, str]
+    user_id: uuid.UUID | None = None
