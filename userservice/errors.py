@@ -53,6 +53,19 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class InvalidAccountToken(DomainError):
+    """A mailed link that is unknown, used, expired, tampered with or meant for
+    something else: one answer for all of them (400), and nothing changes."""
+
+    code = "invalid_token"
+
+
+class EmailNotVerified(Forbidden):
+    """The right password for an account that must verify its address first."""
+
+    code = "email_not_verified"
+
+
 class InvalidToken(AuthenticationFailed):
     """A presented access token that is not (or no longer) valid (RFC 6750 §3.1)."""
 
