@@ -145,3 +145,28 @@ class OutgoingMail:
     locale: str
     values: Mapping[str, str]
     user_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMail:
+    """An outbox row as queued: the whole message, rendered once, so a resend after a
+    crash is byte for byte the same mail with the same Message-ID."""
+
+    message_id: str
+    recipient: str
+    kind: str
+    content: str
+    user_id: uuid.UUID | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMail:
+    """An outbox row a sender holds the lease on; `attempt` counts this one."""
+
+    id: int
+    message_id: str
+    recipient: str
+    kind: str
+    content: str
+    attempt: int

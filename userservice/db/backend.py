@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from userservice.db.clients import ClientReads
+from userservice.db.outbox import Outbox
 from userservice.db.refresh_tokens import RefreshTokens
 from userservice.db.revoked_tokens import DenyList
 from userservice.db.sessions import SessionReads
@@ -39,6 +40,7 @@ class Database(abc.ABC):
         self.user_search = UserSearch(self)
         self.sessions = SessionReads(self)
         self.deny_list = DenyList(self)
+        self.outbox = Outbox(self)
 
     @abc.abstractmethod
     async def fetch(self, statement: Statement, params: Params) -> list[Row]:

@@ -13,7 +13,9 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session
 
 from userservice.records import (
+    ClaimedMail,
     NewRefreshToken,
+    QueuedMail,
     RefreshState,
     Rotated,
     RotationRequest,
@@ -60,6 +62,19 @@ class DenyListStore(Protocol):
     async def deny(self, jti: str, expires_at: dt.datetime) -> None: ...
 
 
+class OutboxStore(Protocol):
+    def add(
+        self, uow: UnitOfWork, mail: QueuedMail, *, after_commit: Callable[[], None] | None = None
+    ) -> None: ...
+    async def claim(
+        self, now: dt.datetime, lease: dt.datetime, limit: int
+    ) -> list[ClaimedMail]: ...
+    async def delivered(self, mail: ClaimedMail, now: dt.datetime) -> None: ...
+    async def retry(self, mail: ClaimedMail, at: dt.datetime, error: str) -> None: ...
+    async def failed(self, mail: ClaimedMail, now: dt.datetime, error: str) -> None: ...
+    async def release(self, mail: ClaimedMail) -> None: ...
+
+
 class Storage(Protocol):
     """Everything a service may ask of the database."""
 
@@ -75,6 +90,8 @@ class Storage(Protocol):
     def sessions(self) -> SessionLookups: ...
     @property
     def deny_list(self) -> DenyListStore: ...
+    @property
+    def outbox(self) -> OutboxStore: ...
 
     def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[UnitOfWork]:
         """One transaction of a cold path, yielding an ORM Session for db/'s

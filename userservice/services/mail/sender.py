@@ -1,0 +1,162 @@
+"""The sender: claims queued mails in batches, hands each to the transport, and
+records how it went. Woken right after a queue() commits; it also polls, for mail
+queued by other workers and for retries that fall due."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from userservice.db.ports import OutboxStore
+from userservice.records import ClaimedMail
+from userservice.services.mail.transport import MailNotSent, MailRefused, Transport
+
+# Kind, ids and outcome only: a mail's content carries single-use links (L16).
+log = logging.getLogger("userservice.outbox")
+_jitter = secrets.SystemRandom()
+
+
+@dataclass(frozen=True, slots=True)
+class SenderTiming:
+    poll_seconds: float = 5.0
+    batch: int = 10
+    # Longer than a batch can take (each SMTP attempt times out in 20 s): a lease
+    # that ran out under a live sender would let a second sender send it again.
+    lease_seconds: float = 600.0
+    first_retry_seconds: float = 30.0
+    max_retry_seconds: float = 3600.0
+    # About a day of attempts at the cap: the links inside have expired by then.
+    max_attempts: int = 30
+    stop_seconds: float = 30.0
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class MailSender:
+    def __init__(
+        self,
+        outbox: OutboxStore,
+        transport: Transport,
+        timing: SenderTiming = SenderTiming(),
+        clock: Callable[[], dt.datetime] = _now,
+    ) -> None:
+        self.outbox = outbox
+        self.transport = transport
+        self.timing = timing
+        self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Deliver soon: called by queue() once its unit of work has committed, on
+        whichever thread committed it."""
+        loop, event = self._loop, self._event
+        if loop is None or event is None:
+            return  # not running: the next start claims whatever is pending
+        with contextlib.suppress(RuntimeError):  # the loop has closed meanwhile
+            loop.call_soon_threadsafe(event.set)
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(self._event), name="mail-sender")
+
+    async def stop(self) -> None:
+        """Finish the message in hand, give the rest of the batch back, and end."""
+        task, event = self._task, self._event
+        if task is None or event is None:
+            return
+        self._stopping = True
+        event.set()
+        try:
+            await asyncio.wait_for(task, self.timing.stop_seconds)
+        except TimeoutError:
+            # The rows in hand keep their lease and are sent again once it runs
+            # out, with the same Message-ID.
+            log.warning("mail sender did not stop within %s s", self.timing.stop_seconds)
+        finally:
+            self._task = self._loop = self._event = None
+
+    async def _run(self, event: asyncio.Event) -> None:
+        while not self._stopping:
+            event.clear()
+            try:
+                claimed = await self.run_once()
+            except Exception as exc:  # e.g. the database is down: try at the next poll
+                log.warning("mail sender could not claim: %s", type(exc).__name__)
+                claimed = 0
+            if claimed >= self.timing.batch:
+                continue  # a full batch: more may be waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), self.timing.poll_seconds)
+
+    async def run_once(self) -> int:
+        """Claim one batch and try each message; how many were claimed."""
+        now = self._clock()
+        lease = now + dt.timedelta(seconds=self.timing.lease_seconds)
+        claimed = await self.outbox.claim(now, lease, self.timing.batch)
+        for index, mail in enumerate(claimed):
+            if self._stopping:
+                for untried in claimed[index:]:
+                    await self.outbox.release(untried)
+                break
+            await self._deliver(mail)
+        return len(claimed)
+
+    async def _deliver(self, mail: ClaimedMail) -> None:
+        try:
+            await self.transport.send(mail)
+        except MailRefused as exc:
+            await self.outbox.failed(mail, self._clock(), str(exc))
+            _report(logging.ERROR, mail, "failed", str(exc))
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, MailNotSent) else type(exc).__name__
+            if mail.attempt >= self.timing.max_attempts:
+                reason = f"gave up after {mail.attempt} attempts: {error}"
+                await self.outbox.failed(mail, self._clock(), reason)
+                _report(logging.ERROR, mail, "failed", error)
+                return
+            at = self._clock() + dt.timedelta(seconds=self.backoff(mail.attempt))
+            await self.outbox.retry(mail, at, error)
+            _report(logging.WARNING, mail, "retry", error)
+        else:
+            # Sent before it is recorded: a crash in between sends it once more,
+            # with the same Message-ID, rather than losing it.
+            await self.outbox.delivered(mail, self._clock())
+            _report(logging.INFO, mail, "sent", None)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before the next attempt: doubling from the first retry, capped,
+        and spread (half to all of it) so that a server coming back is not met by
+        every worker's queue at the same moment."""
+        timing = self.timing
+        ceiling = min(timing.max_retry_seconds, timing.first_retry_seconds * 2 ** (attempt - 1))
+        return _jitter.uniform(ceiling / 2, ceiling)
+
+
+def _report(level: int, mail: ClaimedMail, outcome: str, error: str | None) -> None:
+    # A server's reply text may quote the address: only its code is logged; the
+    # whole reply is kept in the row's last_error.
+    code = error.split()[0] if error else None
+    log.log(
+        level,
+        "mail kind=%s id=%s message_id=%s attempt=%s outcome=%s%s",
+        mail.kind,
+        mail.id,
+        mail.message_id,
+        mail.attempt,
+        outcome,
+        f" error={code}" if code else "",
+    )
