@@ -6,99 +6,37 @@ import contextlib
 import datetime as dt
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from userservice.errors import AuthenticationFailed, NotFound, Throttled
+from userservice.i18n import N_
 from userservice.security.password_policy import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from userservice.services.login_limits import BrowserLogin
 from userservice.web.browser import (
-    CSRF_FIELD,
     DEVICE_COOKIE,
     SESSION_COOKIE,
     CsrfRejected,
-    check_csrf,
     clear_session_cookie,
     current_session,
     issue_csrf,
     login_url,
     safe_next,
-    same_origin,
     set_device_cookie,
     set_session_cookie,
 )
-from userservice.web.templating import PAGE_HEADERS, render
+from userservice.web.forms import checked_form as _checked_form
+from userservice.web.forms import error_page as _error
+from userservice.web.forms import redirect as _redirect
+from userservice.web.templating import render
 from userservice.wiring import ServicesDep, client_ip
 
 router = APIRouter(include_in_schema=False)
 
-MAX_FORM_FIELDS = 16
 MAX_EMAIL_LENGTH = 320
-LOGIN_FAILED = "Incorrect email or password."
-
-
-class _BadForm(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _redirect(location: str) -> RedirectResponse:
-    # A7 (RFC 9700 §4.12): 303 makes the browser follow with a GET; a 307 would
-    # replay the POSTed password to wherever `location` points.
-    return RedirectResponse(location, status_code=303, headers=PAGE_HEADERS)
-
-
-async def _read_form(request: Request) -> dict[str, str]:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
-        # Our forms never send anything else; with no token in it, the CSRF check
-        # answers 403 (a cross-site text/plain or multipart POST is one such).
-        return {}
-    body = await request.body()
-    try:
-        pairs = parse_qsl(
-            body.decode("utf-8"),
-            keep_blank_values=True,
-            max_num_fields=MAX_FORM_FIELDS,
-            errors="strict",  # %ff is not text; never pass U+FFFD on as an email
-        )
-    except (UnicodeDecodeError, ValueError):
-        raise _BadForm(400, "The form could not be read.") from None
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if name in form:
-            # A repeated field could carry a second value past a check (G4).
-            raise _BadForm(400, "The form could not be read.")
-        form[name] = value
-    return form
-
-
-async def _checked_form(request: Request, failure_title: str) -> dict[str, str] | Response:
-    """Every POST form: same origin (F4), a readable form, and the CSRF token.
-    Returns the form, or the error page to send instead."""
-    if not same_origin(request):
-        raise CsrfRejected("This form was sent from another site.")
-    try:
-        form = await _read_form(request)
-    except _BadForm as exc:
-        return _error(request, exc.status, failure_title, exc.message)
-    check_csrf(request, form.get(CSRF_FIELD))
-    return form
-
-
-def _error(request: Request, status: int, title: str, message: str, **headers: str) -> Response:
-    return render(
-        request,
-        "error.html",
-        {"title": title, "message": message},
-        status_code=status,
-        headers=headers,
-    )
+LOGIN_FAILED = N_("Incorrect email or password.")
 
 
 def _login_page(
@@ -109,12 +47,14 @@ def _login_page(
     error: str | None = None,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    reset: bool = False,
 ) -> Response:
     context: dict[str, Any] = {
         "email": email[:MAX_EMAIL_LENGTH],
         "next": next_path or "",
         "error": error,
         "action": "/login",
+        "reset": reset,
     }
     cookies = Response()
     context["csrf_token"] = issue_csrf(cookies, request)
@@ -130,12 +70,14 @@ async def login_form(request: Request, svc: ServicesDep) -> Response:
     if not forced and await current_session(request, svc.sessions) is not None:
         return _redirect(next_path or "/account")
     hint = request.query_params.get("login_hint", "")
-    return _login_page(request, email=hint, next_path=next_path)
+    # After a password reset: say that it worked (the reset itself signs no one in).
+    reset = request.query_params.get("reset") == "1"
+    return _login_page(request, email=hint, next_path=next_path, reset=reset)
 
 
 @router.post("/login")
 async def login_submit(request: Request, svc: ServicesDep) -> Response:
-    form = await _checked_form(request, "Sign-in failed")
+    form = await _checked_form(request, N_("Sign-in failed"))
     if isinstance(form, Response):
         return form
     email = form.get("email", "")
@@ -166,7 +108,7 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
             request,
             email=email,
             next_path=next_path,
-            error="Too many sign-in attempts. Wait a little and try again.",
+            error=N_("Too many sign-in attempts. Wait a little and try again."),
             status=429,
             headers={"Retry-After": str(exc.retry_after)},
         )
@@ -198,7 +140,7 @@ async def logout_confirm(request: Request, svc: ServicesDep) -> Response:
 
 @router.post("/logout")
 async def logout_submit(request: Request, svc: ServicesDep) -> Response:
-    form = await _checked_form(request, "Sign-out failed")
+    form = await _checked_form(request, N_("Sign-out failed"))
     if isinstance(form, Response):
         return form
     raw_id = request.cookies.get(SESSION_COOKIE)
@@ -233,7 +175,7 @@ async def account(request: Request, svc: ServicesDep) -> Response:
 async def revoke_grant(request: Request, client_id: str, svc: ServicesDep) -> Response:
     """A9: withdraw an app's access from the account page (same as the API's
     DELETE /users/me/grants/{client_id})."""
-    form = await _checked_form(request, "Could not withdraw access")
+    form = await _checked_form(request, N_("Could not withdraw access"))
     if isinstance(form, Response):
         return form
     session = await current_session(request, svc.sessions)
@@ -248,5 +190,5 @@ async def revoke_grant(request: Request, client_id: str, svc: ServicesDep) -> Re
 async def csrf_rejected(request: Request, exc: Exception) -> Response:
     """Exception handler for CsrfRejected: an HTML 403 for the pages and the
     consent form, instead of the API's problem JSON."""
-    message = exc.detail if isinstance(exc, CsrfRejected) else "Forbidden."
-    return _error(request, 403, "This request was refused", message)
+    message = exc.detail if isinstance(exc, CsrfRejected) else N_("Forbidden.")
+    return _error(request, 403, N_("This request was refused"), message)
