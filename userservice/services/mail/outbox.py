@@ -40,9 +40,13 @@ class MailOutbox:
         return queued.message_id
 
     def link(self, path: str, **query: str) -> str:
-        """An absolute link into this service for a mail: always under the
-        configured public URL, never the request's Host header, which an attacker
-        can set to make a reset link point at their own server (L13)."""
-        if not path.startswith("/") or path.startswith("//"):
-            raise ValueError(f"not a path on this service: {path!r}")
-        return f"{self.issuer}{path}" + (f"?{urlencode(query)}" if query else "")
+        return public_link(self.issuer, path, **query)
+
+
+def public_link(issuer: str, path: str, **query: str) -> str:
+    """An absolute link into this service for a mail: always under the configured
+    public URL, never the request's Host header, which an attacker can set to make
+    a reset link point at their own server (L13)."""
+    if not path.startswith("/") or path.startswith("//"):
+        raise ValueError(f"not a path on this service: {path!r}")
+    return f"{issuer.rstrip('/')}{path}" + (f"?{urlencode(query)}" if query else "")

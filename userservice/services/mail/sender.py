@@ -73,13 +73,18 @@ class MailSender:
         self._stopping = False
         self._task = asyncio.create_task(self._run(self._event), name="mail-sender")
 
+    def request_stop(self) -> None:
+        """Stop after the message in hand; the rest of its batch is given back."""
+        self._stopping = True
+        if self._event is not None:
+            self._event.set()
+
     async def stop(self) -> None:
         """Finish the message in hand, give the rest of the batch back, and end."""
-        task, event = self._task, self._event
-        if task is None or event is None:
+        task = self._task
+        if task is None:
             return
-        self._stopping = True
-        event.set()
+        self.request_stop()
         try:
             await asyncio.wait_for(task, self.timing.stop_seconds)
         except TimeoutError:
@@ -128,7 +133,7 @@ class MailSender:
                 await self.outbox.failed(mail, self._clock(), reason)
                 _report(logging.ERROR, mail, "failed", error)
                 return
-            at = self._clock() + dt.timedelta(seconds=self.backoff(mail.attempt))
+            at = self._clock() + dt.timedelta(seconds=backoff(self.timing, mail.attempt))
             await self.outbox.retry(mail, at, error)
             _report(logging.WARNING, mail, "retry", error)
         else:
@@ -137,13 +142,13 @@ class MailSender:
             await self.outbox.delivered(mail, self._clock())
             _report(logging.INFO, mail, "sent", None)
 
-    def backoff(self, attempt: int) -> float:
-        """Seconds before the next attempt: doubling from the first retry, capped,
-        and spread (half to all of it) so that a server coming back is not met by
-        every worker's queue at the same moment."""
-        timing = self.timing
-        ceiling = min(timing.max_retry_seconds, timing.first_retry_seconds * 2 ** (attempt - 1))
-        return _jitter.uniform(ceiling / 2, ceiling)
+
+def backoff(timing: SenderTiming, attempt: int) -> float:
+    """Seconds before the next attempt: doubling from the first retry, capped, and
+    spread (half to all of it) so that a server coming back is not met by every
+    worker's queue at the same moment."""
+    ceiling = min(timing.max_retry_seconds, timing.first_retry_seconds * 2 ** (attempt - 1))
+    return _jitter.uniform(ceiling / 2, ceiling)
 
 
 def _report(level: int, mail: ClaimedMail, outcome: str, error: str | None) -> None:
