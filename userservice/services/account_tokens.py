@@ -40,6 +40,10 @@ class AccountTokens:
             Purpose.RESET_PASSWORD: dt.timedelta(seconds=reset_ttl),
         }
 
+    def lifetime(self, purpose: Purpose) -> int:
+        """Seconds a new token of `purpose` stays usable."""
+        return int(self._ttl[purpose].total_seconds())
+
     def issue(self, uow: UnitOfWork, purpose: Purpose, user_id: uuid.UUID, email: str) -> str:
         """A new token for `email`'s link, stored in the caller's unit of work (it
         exists only if the mail carrying it is queued too)."""

@@ -6,12 +6,13 @@ import datetime as dt
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
 
 from userservice.db.models import User
-from userservice.db.ports import Storage
+from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.users import (
     UserRepository,
@@ -19,6 +20,7 @@ from userservice.db.users import (
 )
 from userservice.errors import (
     AuthenticationFailed,
+    EmailNotVerified,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -30,6 +32,7 @@ from userservice.records import UserRecord
 from userservice.security.password_policy import password_problem
 from userservice.security.passwords import PasswordHasher
 from userservice.security.throttle import LoginThrottle
+from userservice.services.account_tokens import discard_resets
 from userservice.services.audit import audit
 from userservice.services.devices import DeviceCookies
 from userservice.services.emails import normalize_email
@@ -42,6 +45,12 @@ from userservice.services.login_limits import (
 UNSET = object()
 # The credentials row and hash; None: no such account.
 _Credentials = tuple[UserRecord, str] | None
+# Run inside registration's unit of work with the new account (a mail to queue).
+AfterRegister = Callable[[UnitOfWork, UserRecord], None]
+UNVERIFIED = (
+    "Verify your email address first: open the link in the mail we sent you, "
+    "or ask for a new mail (POST /users/verification, or the sign-in page)."
+)
 
 
 @dataclass(frozen=True)
@@ -74,27 +83,36 @@ class AccountService:
         devices: DeviceCookies,
         *,
         registration_open: bool,
+        require_verified_email: bool = False,
     ) -> None:
         self.db = db
         self.hasher = hasher
         self.throttle = throttle
         self.devices = devices
         self.registration_open = registration_open
+        self.require_verified_email = require_verified_email
 
-    def _checked_password(self, password: str, email: str) -> str:
+    def checked_password(self, password: str, email: str) -> str:
+        """The hash of an acceptable new password; WeakPassword otherwise."""
         problem = password_problem(password, email=email)
         if problem:
             raise WeakPassword(problem)
         return self.hasher.hash(password)
 
     def register(
-        self, email: str, password: str, display_name: str | None, *, admin: bool = False
+        self,
+        email: str,
+        password: str,
+        display_name: str | None,
+        *,
+        admin: bool = False,
+        then: AfterRegister | None = None,
     ) -> UserRecord:
         if not self.registration_open and not admin:
             raise RegistrationClosed("Self-registration is closed on this server.")
         normalized = normalize_email(email)
         # Hash before opening the transaction: no lock is held for the ~20 ms of argon2.
-        password_hash = self._checked_password(password, normalized)
+        password_hash = self.checked_password(password, normalized)
         with self.db.unit_of_work() as session:
             user = UserRepository(session).add(
                 User(
@@ -109,7 +127,10 @@ class AccountService:
                 )
             )
             audit("user.registered", user=user.id, admin=admin)
-            return user_record(user)
+            record = user_record(user)
+            if then is not None:
+                then(session, record)
+            return record
 
     async def authenticate(
         self, email: str, password: str, ip: str, *, browser: BrowserLogin | None = None
@@ -149,6 +170,11 @@ class AccountService:
             self.throttle.released(windows)
             raise
         self.throttle.succeeded(windows)
+        if self.require_verified_email and not record.email_verified:
+            # Told only to whoever knows the password: nobody else learns that the
+            # account exists (L7).
+            audit("login.refused", user=record.id, ip=ip, reason="email_unverified")
+            raise EmailNotVerified(UNVERIFIED)
         audit("login.succeeded", user=record.id, ip=ip)
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).
@@ -199,7 +225,7 @@ class AccountService:
             self._require_current_password(user_id, changes.current_password)
         if changes.new_password is not None:
             email_for_check = new_email or self.get(user_id).email
-            new_hash = self._checked_password(changes.new_password, email_for_check)
+            new_hash = self.checked_password(changes.new_password, email_for_check)
         with self.db.unit_of_work() as session:
             users = UserRepository(session)
             user = users.get_for_update(user_id)
@@ -212,15 +238,19 @@ class AccountService:
                 user.email_verified = False
                 audit("user.email_changed", user=user_id)
             if new_hash is not None:
-                user.password_hash = new_hash
-                # E7: a password change ends every other session and token.
-                user.tokens_valid_after = _revocation_mark()
-                RefreshTokenRepository(session).revoke_all_for_user(
-                    user_id, dt.datetime.now(dt.UTC)
-                )
-                audit("user.password_changed", user=user_id, tokens="revoked")
+                self.apply_new_password(session, user, new_hash)
             users.flush_changes()
             return user_record(user)
+
+    def apply_new_password(self, uow: UnitOfWork, user: User, new_hash: str) -> None:
+        """Every route that sets a password goes through here, in its unit of work."""
+        user.password_hash = new_hash
+        # E7: a password change ends every session and token issued before it.
+        user.tokens_valid_after = _revocation_mark()
+        RefreshTokenRepository(uow).revoke_all_for_user(user.id, dt.datetime.now(dt.UTC))
+        # E8: and every reset link still in a mailbox.
+        discard_resets(uow, user.id)
+        audit("user.password_changed", user=user.id, tokens="revoked")
 
     def _require_current_password(self, user_id: uuid.UUID, current: str | None) -> None:
         record = self.get(user_id)

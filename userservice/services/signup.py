@@ -1,0 +1,68 @@
+"""Sign-up: a new, unverified account and the mail that verifies it.
+
+The answer never tells whether the address already had an account unless the
+caller asked for that (the JSON API's default contract, 201 or 409): a taken
+address costs the same password hash and queues a mail too, to its owner, saying
+someone tried to sign up with it and how to reset the password (L1). The
+existing account and its password are left exactly as they were."""
+
+from __future__ import annotations
+
+from userservice.db.account_tokens import addressee
+from userservice.db.ports import Storage, UnitOfWork
+from userservice.errors import EmailTaken
+from userservice.records import UserRecord
+from userservice.services.account_mail import Mailer, mail_locale
+from userservice.services.account_tokens import Purpose
+from userservice.services.accounts import AccountService
+from userservice.services.audit import audit
+from userservice.services.emails import normalize_email
+
+ACTION = "signup"
+
+
+class SignUp:
+    def __init__(self, db: Storage, accounts: AccountService, mailer: Mailer) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.mailer = mailer
+
+    def register(
+        self,
+        email: str,
+        password: str,
+        display_name: str | None,
+        *,
+        ip: str,
+        locale: str,
+        reveal: bool,
+    ) -> UserRecord | None:
+        """The new account; None when the address was taken and `reveal` is off
+        (EmailTaken when it is on)."""
+        self.mailer.throttle.check_source(ip)
+
+        def welcome(uow: UnitOfWork, user: UserRecord) -> None:
+            self.mailer.link(
+                uow, "verify_email", Purpose.VERIFY_EMAIL, (user.id, user.email), locale
+            )
+
+        try:
+            return self.accounts.register(email, password, display_name, then=welcome)
+        except EmailTaken:
+            if reveal:
+                audit("signup.refused", reason="email_taken", ip=ip)
+                raise
+        self._tell_owner(normalize_email(email), ip, locale)
+        return None
+
+    def _tell_owner(self, address: str, ip: str, locale: str) -> None:
+        audit("signup.existing_address", ip=ip)
+        if not self.mailer.throttle.allow_mail(ACTION, address):
+            audit("mail.throttled", action=ACTION, ip=ip)
+            return
+        with self.db.unit_of_work() as uow:
+            owner = addressee(uow, address)
+            if owner is None:
+                return  # deleted in between: nobody to tell
+            language = mail_locale(owner.locale, locale)
+            self.mailer.link(uow, "signup_existing", Purpose.RESET_PASSWORD, owner, language)
