@@ -4,6 +4,7 @@ login, refusing chosen recipients with 550."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 import threading
@@ -54,9 +55,12 @@ def _part(message: EmailMessage, subtype: str) -> str:
 
 @dataclass
 class Inbox:
-    """aiosmtpd's handler: keeps every message, refuses `refuse` at RCPT."""
+    """aiosmtpd's handler: keeps every message, refuses `refuse` at RCPT, and takes
+    `delay` seconds to accept each message (a slow server, for a sender to be
+    caught mid-batch)."""
 
     refuse: set[str] = field(default_factory=set)
+    delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     _arrived: threading.Condition = field(default_factory=threading.Condition)
 
@@ -69,6 +73,7 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(self.delay)
         raw = cast(bytes, envelope.original_content or envelope.content)
         message = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
         item = Received(str(envelope.mail_from), list(envelope.rcpt_tos), message)
