@@ -20,6 +20,7 @@ from userservice.api.openapi_security import install_openapi_security
 from userservice.api.problems import install_error_handlers
 from userservice.db import migrate
 from userservice.db.engine import Database, build_engine, open_database
+from userservice.i18n import Catalogs
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
 from userservice.security.passwords import PasswordHasher
@@ -33,6 +34,7 @@ from userservice.services.consents import ConsentService
 from userservice.services.devices import DeviceCookies
 from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
+from userservice.services.mail import MailOutbox
 from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
 from userservice.services.token_status import TokenStatus
@@ -84,6 +86,7 @@ def build_services(settings: Settings, db: Database) -> Services:
     )
     status = TokenStatus(db, keys, settings.issuer, settings.refresh_token_idle_ttl_seconds)
     id_tokens = IdTokenService(keys, settings.issuer, settings.id_token_ttl_seconds)
+    catalogs = Catalogs.load()
     return Services(
         settings=settings,
         keys=keys,
@@ -98,6 +101,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         token_endpoint=TokenEndpoint(db, accounts, tokens, status, id_tokens),
         oauth_server=OAuthServer(db, settings.issuer),
         readiness=Readiness(partial(migrate.revision_of, db), migrate.head_revision(), keys),
+        mail=MailOutbox.for_settings(db, settings, catalogs),
     )
 
 
@@ -115,7 +119,10 @@ def create_app(settings: Settings) -> FastAPI:
         # Everything built so far (modules, routes, models) lives as long as the
         # process: keep it out of the cyclic collector's full passes.
         gc.freeze()
+        # L10: mail queued before this start (or by a worker that died) goes out now.
+        await services.mail.sender.start()
         yield
+        await services.mail.sender.stop()
         accounts.hasher.close()
         await db.close_async()
         db.dispose()

@@ -19,6 +19,7 @@ from userservice.services.authn import Authenticator
 from userservice.services.clients import ClientService
 from userservice.services.consents import ConsentService
 from userservice.services.keys import KeyStore
+from userservice.services.mail import MailOutbox
 from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
 from userservice.services.tokens import TokenService
@@ -42,6 +43,7 @@ class Services:
     token_endpoint: TokenEndpoint
     oauth_server: OAuthServer
     readiness: Readiness
+    mail: MailOutbox
 
 
 def install(app: FastAPI, built: Services) -> None:
