@@ -70,6 +70,7 @@ def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "issuer": ISSUER,
             "login_limit_per_account": "1000/minute",
             "login_limit_per_ip": "1000/minute",
+            "mail_limit_per_ip": "1000/minute",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -7,7 +7,7 @@ import binascii
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from userservice.api.deps import allowed, user_allowed
 from userservice.api.schemas import (
@@ -20,11 +20,12 @@ from userservice.api.schemas import (
     user_page_json,
 )
 from userservice.errors import Forbidden, InvalidInput, NotFound
+from userservice.i18n import negotiate
 from userservice.services.accounts import UNSET, AdminChanges, ProfileChanges
 from userservice.services.authn import Principal, ServicePrincipal
 from userservice.services.policy import POLICY
 from userservice.services.scopes import reveals_email
-from userservice.wiring import ServicesDep
+from userservice.wiring import ServicesDep, client_ip
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -36,23 +37,59 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 router = APIRouter(prefix="/users", tags=["users"])
+_JSON = "application/json"
 SearchText = Annotated[str | None, Query(max_length=320, pattern=r"^[^\x00]*$")]
+
+
+# L1: in the non-revealing mode every address gets these bytes, taken or not.
+SIGNUP_ACCEPTED = (
+    b'{"detail":"Check your mail: a message with the next step is on its way to the address."}'
+)
+_SIGNUP_ACCEPTED_DOC: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "With `registration_reveals_accounts` off: the same answer for every "
+        "address, whether it already had an account or not.",
+        "content": {
+            "application/json": {
+                "example": {
+                    "detail": "Check your mail: a message with the next step is on its way "
+                    "to the address."
+                }
+            }
+        },
+    }
+}
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=_problems(400, 403, 409, 413, 422, 429),
+    responses={**_SIGNUP_ACCEPTED_DOC, **_problems(400, 403, 409, 413, 422, 429)},
     summary="Register a new account",
 )
-def register(body: RegisterRequest, svc: ServicesDep, response: Response) -> UserOut:
-    user = svc.accounts.register(body.email, body.password, body.display_name)
+def register(
+    body: RegisterRequest, request: Request, svc: ServicesDep, response: Response
+) -> UserOut | Response:
+    """Creates an unverified account and mails it a verification link. 409 when the
+    address has an account; with `registration_reveals_accounts` off, 202 for every
+    address instead (the owner of a taken one gets a mail saying so). Throttled per
+    client address."""
+    reveal = svc.settings.registration_reveals_accounts
+    user = svc.signup.register(
+        body.email,
+        body.password,
+        body.display_name,
+        ip=client_ip(request),
+        locale=negotiate(None, None, request.headers.get("accept-language")),
+        reveal=reveal,
+    )
+    if not reveal or user is None:
+        return Response(SIGNUP_ACCEPTED, status_code=202, media_type=_JSON)
     response.headers["Location"] = f"/users/{user.id}"
     return UserOut.of(user)
 
 
-_JSON = "application/json"
 ReadMe = Annotated[Principal, Depends(user_allowed("read_me"))]
 UpdateMe = Annotated[Principal, Depends(user_allowed("update_me"))]
 DeleteMe = Annotated[Principal, Depends(user_allowed("delete_me"))]

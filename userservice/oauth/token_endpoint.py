@@ -23,7 +23,7 @@ from typing import Any
 
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 from userservice.db.ports import Storage
-from userservice.errors import AuthenticationFailed, OAuthError
+from userservice.errors import AuthenticationFailed, EmailNotVerified, OAuthError
 from userservice.oauth.code_exchange import CodeExchange
 from userservice.oauth.params import MAX_VALUE_LENGTH, requested_scope, required
 from userservice.records import StoredClient
@@ -146,6 +146,9 @@ class TokenEndpoint:
         scope = requested_scope(params)
         try:
             user = await self.accounts.authenticate(username, password, ip)
+        except EmailNotVerified as exc:
+            # The right password: say what to do (L7).
+            raise OAuthError("invalid_grant", exc.detail) from None
         except AuthenticationFailed:
             raise OAuthError("invalid_grant", "Invalid email or password.") from None
         # The password was checked just now: that is when the user authenticated.

@@ -114,6 +114,11 @@ POLICY: dict[str, Rule] = {
 PUBLIC = frozenset(
     {
         "register",
+        # The mail journeys (api/account_mail.py): a mailed token is the credential.
+        "request_verification",
+        "confirm_verification",
+        "request_password_reset",
+        "confirm_password_reset",
         "token",
         "revoke",
         "introspect",

@@ -33,6 +33,12 @@ class Verification:
             self.mailer.link(uow, "verify_email", Purpose.VERIFY_EMAIL, holder, language)
         audit("verification.requested", user=holder.user_id, ip=ip)
 
+    def check(self, token: str) -> None:
+        """InvalidAccountToken unless the link can still verify; the token stays
+        unused (mail scanners open links: only a POST uses one)."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            self.mailer.tokens.check(uow, Purpose.VERIFY_EMAIL, token)
+
     def confirm(self, token: str) -> None:
         """Mark the address verified. The token proves only the address it was sent
         to: after an email change it proves nothing (E8)."""
