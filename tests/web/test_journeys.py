@@ -1,0 +1,218 @@
+"""The mail journeys' hosted pages (web/journeys.py): sign up, verify, forgot and
+reset password, driven as a browser would. One page for every address (L1, L2),
+a GET never uses a token, a used/expired/foreign token gets a clear page and
+changes nothing (E8), a reset ends every session and signs nobody in (L4), the
+page protections hold (F4, F6), and no input gives a 500; on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.support.accounts import PASSWORD, login, register
+from tests.support.journeys import last_token, mails
+from tests.support.pages import (
+    XSS,
+    check_page_headers,
+    csrf_token,
+    session_opens,
+    web_login,
+)
+from userservice.app import create_app
+from userservice.settings import Settings
+
+NEW_PASSWORD = "a brand new passphrase"
+FORMS = ["/register", "/forgot-password", "/verify-email/resend"]
+
+
+def submit(
+    client: TestClient, page: str, action: str | None = None, **fields: str
+) -> httpx.Response:
+    """GET the form at `page`, POST it (with its CSRF token) to `action`."""
+    html = client.get(page).text
+    form = {"csrf_token": csrf_token(html), **fields}
+    return client.post(action or page.split("?")[0], data=form, follow_redirects=False)
+
+
+def hidden_token(html: str) -> str:
+    found = re.search(r'name="token" value="([^"]*)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def sign_up_page(client: TestClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    return submit(client, "/register", email=email, password=password, display_name="Ada")
+
+
+def test_sign_up_verify_and_sign_in(client: TestClient, app: FastAPI) -> None:
+    response = sign_up_page(client, "ada@example.com")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/register/sent"
+    assert client.get("/register/sent").status_code == 200
+    token = last_token(app, "ada@example.com", "verify_email")
+    page = client.get(f"/verify-email?token={token}")
+    # A GET shows a button and uses nothing (mail scanners open links).
+    assert page.status_code == 200 and hidden_token(page.text) == token
+    assert client.get(f"/verify-email?token={token}").status_code == 200
+    done = submit(client, f"/verify-email?token={token}", token=token)
+    assert done.status_code == 200 and 'href="/login"' in done.text
+    again = submit(client, f"/verify-email?token={token}", token=token)
+    assert again.status_code == 400 and "/verify-email/resend" in again.text
+    tokens = login(client, "ada@example.com", scope="openid profile email")
+    me = client.get("/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.json()["email_verified"] is True
+
+
+def test_a_taken_address_gets_the_same_page(client: TestClient, app: FastAPI) -> None:
+    register(client, "ada@example.com")
+    taken = sign_up_page(client, "ada@example.com", "somebody else's passphrase")
+    fresh = sign_up_page(client, "bob@example.com")
+    assert (taken.status_code, taken.headers["location"]) == (
+        fresh.status_code,
+        fresh.headers["location"],
+    )
+    assert client.get(taken.headers["location"]).text == client.get(fresh.headers["location"]).text
+    assert len(mails(app, "ada@example.com", "signup_existing")) == 1
+    login(client, "ada@example.com")  # the existing password is untouched
+
+
+def test_form_errors_are_tied_to_their_fields(client: TestClient) -> None:
+    response = sign_up_page(client, "not an address", "password")
+    assert response.status_code == 400
+    assert 'aria-describedby="email-error"' in response.text
+    assert 'id="email-error"' in response.text and 'role="alert"' in response.text
+    weak = sign_up_page(client, "ada@example.com", "password")
+    assert weak.status_code == 400
+    assert re.search(
+        r'aria-describedby="password-hint password-error"\s*aria-invalid="true"', weak.text
+    )
+
+
+@pytest.mark.parametrize("page", ["/forgot-password", "/verify-email/resend"])
+def test_asking_for_a_mail_gets_one_page_for_every_address(
+    client: TestClient, app: FastAPI, page: str
+) -> None:
+    register(client, "ada@example.com")
+    answers = [submit(client, page, email=e) for e in ("ada@example.com", "nobody@example.com")]
+    assert {(a.status_code, a.headers["location"]) for a in answers} == {
+        (303, answers[0].headers["location"])
+    }
+    assert client.get(answers[0].headers["location"]).status_code == 200
+    assert not mails(app, "nobody@example.com")
+
+
+def test_forgot_password_takes_about_the_same_time(client: TestClient) -> None:
+    register(client, "ada@example.com")
+    html = client.get("/forgot-password").text
+    form = {"csrf_token": csrf_token(html)}
+
+    def timed(email: str) -> float:
+        start = time.perf_counter()
+        client.post("/forgot-password", data={**form, "email": email}, follow_redirects=False)
+        return time.perf_counter() - start
+
+    pairs = [(timed("ada@example.com"), timed(f"n{i}@example.com")) for i in range(3)]
+    known, unknown = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+    # The mail is queued, never sent inline: milliseconds either way.
+    assert abs(known - unknown) < 0.05, pairs
+
+
+def test_reset_ends_sessions_and_signs_nobody_in(client: TestClient, app: FastAPI) -> None:
+    register(client, "ada@example.com")
+    assert web_login(client).status_code == 303
+    session = client.cookies.get("__Host-session")
+    assert session and session_opens(app, session)
+    submit(client, "/forgot-password", email="ada@example.com")
+    token = last_token(app, "ada@example.com", "reset_password")
+    form_page = client.get(f"/reset-password?token={token}")
+    assert form_page.status_code == 200 and hidden_token(form_page.text) == token
+    weak = submit(client, f"/reset-password?token={token}", token=token, password="password")
+    assert weak.status_code == 400 and 'id="password-error"' in weak.text
+    done = submit(client, f"/reset-password?token={token}", token=token, password=NEW_PASSWORD)
+    assert done.status_code == 303 and done.headers["location"] == "/login?reset=1"
+    assert "__Host-session" not in done.headers.get("set-cookie", "")
+    assert not session_opens(app, session)
+    assert client.get("/account", follow_redirects=False).status_code == 303
+    used = client.get(f"/reset-password?token={token}")
+    assert used.status_code == 400 and 'href="/forgot-password"' in used.text
+    login(client, "ada@example.com", NEW_PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "token", ["", "x", "A" * 43, "A" * 5000, "%00" * 43, "%ff%fe", "%C3%BC" * 43, XSS]
+)
+def test_bad_tokens_get_a_clear_page(client: TestClient, token: str) -> None:
+    for path in ("/verify-email", "/reset-password"):
+        response = client.get(f"{path}?token={token}")
+        assert response.status_code == 400
+        assert "<script>" not in response.text
+        assert 'role="alert"' in response.text
+
+
+@pytest.mark.parametrize("value", ["A" * 43, "a\x00b", "ü" * 400, XSS, "A" * 100_000])
+def test_no_input_gives_a_500(client: TestClient, value: str) -> None:
+    register(client, "ada@example.com")
+    for page, fields in (
+        ("/register", {"email": value, "password": value, "display_name": value}),
+        ("/forgot-password", {"email": value}),
+        ("/verify-email/resend", {"email": value}),
+        ("/verify-email", {"token": value}),
+        ("/reset-password", {"token": value, "password": value}),
+    ):
+        html = client.get("/forgot-password").text
+        response = client.post(
+            page, data={"csrf_token": csrf_token(html), **fields}, follow_redirects=False
+        )
+        assert response.status_code < 500, (page, response.text)
+        assert "<script>alert" not in response.text
+
+
+def test_non_utf8_forms_are_refused_cleanly(client: TestClient) -> None:
+    html = client.get("/forgot-password").text
+    body = f"csrf_token={csrf_token(html)}&email=%ff%fe%00".encode()
+    for page in ("/register", "/forgot-password", "/verify-email", "/reset-password"):
+        response = client.post(
+            page, content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert response.status_code == 400, page
+
+
+@pytest.mark.parametrize("page", [*FORMS, "/verify-email", "/reset-password"])
+def test_posts_need_the_csrf_token_and_our_origin(client: TestClient, page: str) -> None:
+    client.get("/forgot-password")  # holds a CSRF cookie
+    missing = client.post(page, data={"email": "ada@example.com"}, follow_redirects=False)
+    assert missing.status_code == 403
+    html = client.get("/forgot-password").text
+    foreign = client.post(
+        page,
+        data={"csrf_token": csrf_token(html), "email": "ada@example.com"},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert foreign.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path", [*FORMS, "/register/sent", "/forgot-password/sent", "/verify-email?token=x"]
+)
+def test_pages_keep_their_protections(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    check_page_headers(response)
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_page_requests_are_throttled_per_client(make_settings: Callable[..., Settings]) -> None:
+    app = create_app(make_settings(mail_limit_per_ip="2/hour"))
+    with TestClient(app, base_url="https://testserver") as client:
+        for email in ("a@example.com", "b@example.com"):
+            assert submit(client, "/forgot-password", email=email).status_code == 303
+        refused = submit(client, "/forgot-password", email="c@example.com")
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
