@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from userservice import __version__
-from userservice.api import admin_clients, docs, grants, health, oauth, oidc, users
+from userservice.api import account_mail, admin_clients, docs, grants, health, oauth, oidc, users
 from userservice.api.middleware import ScopedCORSMiddleware, SecurityMiddleware
 from userservice.api.openapi_security import install_openapi_security
 from userservice.api.problems import install_error_handlers
@@ -23,9 +23,12 @@ from userservice.db.engine import Database, build_engine, open_database
 from userservice.i18n import Catalogs
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
+from userservice.security.mail_limits import MailThrottle
 from userservice.security.passwords import PasswordHasher
 from userservice.security.throttle import LoginThrottle
 from userservice.services.access_tokens import TokenSettings
+from userservice.services.account_mail import Mailer
+from userservice.services.account_tokens import AccountTokens
 from userservice.services.accounts import AccountService
 from userservice.services.at_rest import AtRest
 from userservice.services.authn import Authenticator
@@ -35,18 +38,32 @@ from userservice.services.devices import DeviceCookies
 from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
+from userservice.services.password_reset import PasswordReset
 from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
+from userservice.services.signup import SignUp
 from userservice.services.token_status import TokenStatus
 from userservice.services.tokens import TokenService
+from userservice.services.verification import Verification
 from userservice.settings import Settings
-from userservice.web import authorize, end_session, pages
+from userservice.web import authorize, end_session, journeys, pages
 from userservice.web.browser import CsrfRejected
 from userservice.wiring import Services, install
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 # Pages people navigate to: their own CSP, and never CORS (A12).
-PAGE_PATHS = ("/login", "/logout", "/account", "/consent", "/oauth/authorize", "/oauth/logout")
+PAGE_PATHS = (
+    "/login",
+    "/logout",
+    "/account",
+    "/consent",
+    "/oauth/authorize",
+    "/oauth/logout",
+    "/register",
+    "/verify-email",
+    "/forgot-password",
+    "/reset-password",
+)
 DESCRIPTION = """
 User management secured by OAuth 2.0 / OpenID Connect.
 
@@ -66,7 +83,12 @@ def build_account_service(settings: Settings, db: Database) -> AccountService:
     throttle = LoginThrottle(settings.login_limit_per_account, settings.login_limit_per_ip)
     devices = DeviceCookies(db, AtRest.for_settings(settings))
     return AccountService(
-        db, hasher, throttle, devices, registration_open=settings.registration_open
+        db,
+        hasher,
+        throttle,
+        devices,
+        registration_open=settings.registration_open,
+        require_verified_email=settings.require_verified_email,
     )
 
 
@@ -87,6 +109,15 @@ def build_services(settings: Settings, db: Database) -> Services:
     status = TokenStatus(db, keys, settings.issuer, settings.refresh_token_idle_ttl_seconds)
     id_tokens = IdTokenService(keys, settings.issuer, settings.id_token_ttl_seconds)
     catalogs = Catalogs.load()
+    mail = MailOutbox.for_settings(db, settings, catalogs)
+    mailer = Mailer(
+        AccountTokens(
+            verification_ttl=settings.email_verification_ttl_seconds,
+            reset_ttl=settings.password_reset_ttl_seconds,
+        ),
+        mail,
+        MailThrottle(settings.mail_limit_per_address, settings.mail_limit_per_ip),
+    )
     return Services(
         settings=settings,
         keys=keys,
@@ -101,7 +132,10 @@ def build_services(settings: Settings, db: Database) -> Services:
         token_endpoint=TokenEndpoint(db, accounts, tokens, status, id_tokens),
         oauth_server=OAuthServer(db, settings.issuer),
         readiness=Readiness(partial(migrate.revision_of, db), migrate.head_revision(), keys),
-        mail=MailOutbox.for_settings(db, settings, catalogs),
+        mail=mail,
+        signup=SignUp(db, accounts, mailer),
+        verification=Verification(db, mailer),
+        password_reset=PasswordReset(db, accounts, mailer),
     )
 
 
@@ -141,13 +175,21 @@ def create_app(settings: Settings) -> FastAPI:
 
     install_error_handlers(app)
 
-    api_routers = (users.router, admin_clients.router, oauth.router, oidc.router, grants.router)
+    api_routers = (
+        users.router,
+        account_mail.router,
+        admin_clients.router,
+        oauth.router,
+        oidc.router,
+        grants.router,
+    )
     for router in api_routers:
         app.include_router(router)
     app.include_router(authorize.router)
     app.include_router(end_session.router)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(journeys.router)
     # Before the generic DomainError handler: a refused form gets an HTML page.
     app.add_exception_handler(CsrfRejected, pages.csrf_rejected)
     if settings.docs_enabled:
@@ -171,7 +213,16 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         SecurityMiddleware,
         max_body=settings.max_body_bytes,
         max_form_body=settings.max_form_body_bytes,
-        form_paths=("/oauth/", "/login", "/logout", "/consent"),
+        form_paths=(
+            "/oauth/",
+            "/login",
+            "/logout",
+            "/consent",
+            "/register",
+            "/verify-email",
+            "/forgot-password",
+            "/reset-password",
+        ),
         docs_paths=("/docs",),
         page_paths=PAGE_PATHS,
         hsts=True,

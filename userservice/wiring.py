@@ -20,9 +20,12 @@ from userservice.services.clients import ClientService
 from userservice.services.consents import ConsentService
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
+from userservice.services.password_reset import PasswordReset
 from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
+from userservice.services.signup import SignUp
 from userservice.services.tokens import TokenService
+from userservice.services.verification import Verification
 from userservice.settings import Settings
 
 
@@ -44,6 +47,10 @@ class Services:
     oauth_server: OAuthServer
     readiness: Readiness
     mail: MailOutbox
+    # The mail journeys: sign-up, address verification, password reset.
+    signup: SignUp
+    verification: Verification
+    password_reset: PasswordReset
 
 
 def install(app: FastAPI, built: Services) -> None:
