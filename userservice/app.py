@@ -39,6 +39,7 @@ from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
 from userservice.services.password_reset import PasswordReset
+from userservice.services.preferences import PreferenceService
 from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
 from userservice.services.signup import SignUp
@@ -46,8 +47,9 @@ from userservice.services.token_status import TokenStatus
 from userservice.services.tokens import TokenService
 from userservice.services.verification import Verification
 from userservice.settings import Settings
-from userservice.web import authorize, end_session, journeys, pages
+from userservice.web import authorize, end_session, journeys, language, pages
 from userservice.web.browser import CsrfRejected
+from userservice.web.templating import page_templates
 from userservice.wiring import Services, install
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -59,6 +61,7 @@ PAGE_PATHS = (
     "/consent",
     "/oauth/authorize",
     "/oauth/logout",
+    "/language",
     "/register",
     "/verify-email",
     "/forgot-password",
@@ -136,6 +139,8 @@ def build_services(settings: Settings, db: Database) -> Services:
         signup=SignUp(db, accounts, mailer),
         verification=Verification(db, mailer),
         password_reset=PasswordReset(db, accounts, mailer),
+        preferences=PreferenceService(db),
+        pages=page_templates(catalogs, settings.app_name),
     )
 
 
@@ -190,6 +195,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(journeys.router)
+    app.include_router(language.router)
     # Before the generic DomainError handler: a refused form gets an HTML page.
     app.add_exception_handler(CsrfRejected, pages.csrf_rejected)
     if settings.docs_enabled:
@@ -218,6 +224,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             "/login",
             "/logout",
             "/consent",
+            "/language",
             "/register",
             "/verify-email",
             "/forgot-password",

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from userservice.i18n import Templates
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
 from userservice.services.accounts import AccountService
@@ -21,6 +22,7 @@ from userservice.services.consents import ConsentService
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
 from userservice.services.password_reset import PasswordReset
+from userservice.services.preferences import PreferenceService
 from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
 from userservice.services.signup import SignUp
@@ -51,6 +53,9 @@ class Services:
     signup: SignUp
     verification: Verification
     password_reset: PasswordReset
+    preferences: PreferenceService
+    # The hosted pages in every language (web/templating.py renders them).
+    pages: Templates
 
 
 def install(app: FastAPI, built: Services) -> None:

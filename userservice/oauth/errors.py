@@ -12,38 +12,40 @@ import re
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 
+from userservice.i18n import N_
+
 _ALLOWED = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,200}")
 
 DESCRIPTIONS: dict[str, str] = {
-    "invalid_request": (
+    "invalid_request": N_(
         "The request is missing a required parameter, repeats or malforms one, "
         "or uses more than one client authentication method."
     ),
-    "invalid_client": "Client authentication failed.",
-    "invalid_grant": (
+    "invalid_client": N_("Client authentication failed."),
+    "invalid_grant": N_(
         "The grant or refresh token is invalid, expired, revoked, or was issued "
         "to another client or redirect URI."
     ),
-    "unauthorized_client": "This client may not use this grant or response type.",
-    "unsupported_grant_type": "The grant type is not supported.",
-    "unsupported_response_type": "The response type is not supported; use code.",
-    "invalid_scope": "The requested scope is invalid or exceeds what this client may get.",
-    "access_denied": "The request was denied.",
-    "login_required": "The user must sign in.",
-    "consent_required": "The user must consent.",
-    "interaction_required": "The user must interact with the authorization server.",
-    "account_selection_required": "The user must choose an account.",
-    "request_not_supported": "The request parameter is not supported.",
-    "request_uri_not_supported": "The request_uri parameter is not supported.",
-    "registration_not_supported": "The registration parameter is not supported.",
-    "invalid_token": "The access token is missing, invalid, or expired.",
-    "insufficient_scope": "The access token lacks the scope this request needs.",
-    "unsupported_token_type": "The token type is not supported.",
-    "insecure_transport": "OAuth requires HTTPS.",
-    "slow_down": "Too many requests; retry later.",
-    "temporarily_unavailable": "The service is busy; retry later.",
+    "unauthorized_client": N_("This client may not use this grant or response type."),
+    "unsupported_grant_type": N_("The grant type is not supported."),
+    "unsupported_response_type": N_("The response type is not supported; use code."),
+    "invalid_scope": N_("The requested scope is invalid or exceeds what this client may get."),
+    "access_denied": N_("The request was denied."),
+    "login_required": N_("The user must sign in."),
+    "consent_required": N_("The user must consent."),
+    "interaction_required": N_("The user must interact with the authorization server."),
+    "account_selection_required": N_("The user must choose an account."),
+    "request_not_supported": N_("The request parameter is not supported."),
+    "request_uri_not_supported": N_("The request_uri parameter is not supported."),
+    "registration_not_supported": N_("The registration parameter is not supported."),
+    "invalid_token": N_("The access token is missing, invalid, or expired."),
+    "insufficient_scope": N_("The access token lacks the scope this request needs."),
+    "unsupported_token_type": N_("The token type is not supported."),
+    "insecure_transport": N_("OAuth requires HTTPS."),
+    "slow_down": N_("Too many requests; retry later."),
+    "temporarily_unavailable": N_("The service is busy; retry later."),
 }
-_OTHER = "The request could not be processed."
+_OTHER = N_("The request could not be processed.")
 
 
 def error_description(error: str, text: str | None = None) -> str:

@@ -6,18 +6,19 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from userservice.errors import OAuthError
+from userservice.i18n import N_
 from userservice.records import StoredClient, UserRecord
 
 # In the words the consent page shows: what the user actually lets an app do.
 SCOPES: dict[str, str] = {
-    "openid": "Know who you are (your account id)",
-    "profile": "See your display name",
-    "profile:write": "Change your display name",
-    "email": "See your email address and whether it is verified",
-    "offline_access": "Keep access while you are away (refresh tokens)",
-    "users:read": "Look up other users' profiles",
-    "users:write": "Change other users' accounts",
-    "admin": "Administer this service",
+    "openid": N_("Know who you are (your account id)"),
+    "profile": N_("See your display name"),
+    "profile:write": N_("Change your display name"),
+    "email": N_("See your email address and whether it is verified"),
+    "offline_access": N_("Keep access while you are away (refresh tokens)"),
+    "users:read": N_("Look up other users' profiles"),
+    "users:write": N_("Change other users' accounts"),
+    "admin": N_("Administer this service"),
 }
 
 # Scopes that let a token act beyond its own user: only administrators may hold them.

@@ -13,6 +13,7 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from userservice.i18n import N_
 from userservice.oauth.adapter import MalformedRequest, RequestSnapshot, snapshot
 from userservice.oauth.errors import error_description
 from userservice.oauth.models import AuthorizingUser
@@ -25,12 +26,14 @@ from userservice.wiring import ServicesDep
 router = APIRouter(include_in_schema=False)
 
 
-def _error_page(request: Request, message: str, status: int = 400) -> Response:
+def _error_page(
+    request: Request, message: str, status: int = 400, *, detail: str | None = None
+) -> Response:
     # A1/A2: before client and redirect URI are validated, errors stay on our side.
     return render(
         request,
         "error.html",
-        {"title": "This sign-in link is not valid", "message": message},
+        {"title": N_("This sign-in link is not valid"), "message": message, "detail": detail},
         status_code=status,
     )
 
@@ -64,7 +67,8 @@ async def authorize(request: Request, svc: ServicesDep) -> Response:
     try:
         snap = await snapshot(request)
     except MalformedRequest as exc:
-        return _error_page(request, str(exc))
+        # The reason is for the app's developer: shown as it is, in English.
+        return _error_page(request, N_("The request could not be read."), detail=str(exc))
     session = await current_session(request, svc.sessions)
     user = AuthorizingUser(session.user, session.auth_time) if session else None
     try:

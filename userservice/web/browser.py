@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from userservice.errors import Forbidden
+from userservice.i18n import N_
 from userservice.services.devices import LIFETIME_SECONDS
 from userservice.services.sessions import BrowserSession, SessionService
 
@@ -112,13 +113,13 @@ def check_csrf(request: Request, form_value: str | None) -> None:
     """Raise CsrfRejected (403) unless the POST comes from our own origin and the
     form field matches the cookie (F4; OWASP CSRF cheat sheet: token + Origin)."""
     if not same_origin(request):
-        raise CsrfRejected("This form was sent from another site.")
+        raise CsrfRejected(N_("This form was sent from another site."))
     cookie = request.cookies.get(CSRF_COOKIE, "")
     value = form_value or ""
     if not (_well_formed(cookie) and _well_formed(value)):
-        raise CsrfRejected("The form has expired. Reload the page and try again.")
+        raise CsrfRejected(N_("The form has expired. Reload the page and try again."))
     if not hmac.compare_digest(cookie.encode(), value.encode()):
-        raise CsrfRejected("The form has expired. Reload the page and try again.")
+        raise CsrfRejected(N_("The form has expired. Reload the page and try again."))
 
 
 def same_origin(request: Request) -> bool:

@@ -11,6 +11,7 @@ from authlib.common.urls import add_params_to_uri
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from userservice.i18n import N_
 from userservice.oauth.adapter import MalformedRequest, snapshot
 from userservice.security.jwt import TokenInvalid
 from userservice.web.browser import (
@@ -27,12 +28,12 @@ router = APIRouter(include_in_schema=False)
 PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
 
 
-def _error(request: Request, message: str) -> Response:
+def _error(request: Request, message: str, *, detail: str | None = None) -> Response:
     # Like /oauth/authorize: an unvalidated return URI is never followed (open redirect).
     return render(
         request,
         "error.html",
-        {"title": "Sign-out link not valid", "message": message},
+        {"title": N_("Sign-out link not valid"), "message": message, "detail": detail},
         status_code=400,
     )
 
@@ -45,10 +46,10 @@ def _client_of(svc: Services, values: dict[str, str]) -> str | Exception | None:
         try:
             claims = svc.keys.ring.signed_claims(hint)
         except TokenInvalid:
-            return ValueError("The id_token_hint was not issued here.")
+            return ValueError(N_("The id_token_hint was not issued here."))
         audience = claims.get("aud")
         if client_id and audience != client_id:
-            return ValueError("The id_token_hint belongs to another client.")
+            return ValueError(N_("The id_token_hint belongs to another client."))
         client_id = audience if isinstance(audience, str) else None
     return client_id
 
@@ -58,9 +59,10 @@ async def end_session(request: Request, svc: ServicesDep) -> Response:
     try:
         snap = await snapshot(request)
     except MalformedRequest as exc:
-        return _error(request, str(exc))
+        # The reason is for the app's developer: shown as it is, in English.
+        return _error(request, N_("The request could not be read."), detail=str(exc))
     if snap.values.repeated():
-        return _error(request, "A parameter is repeated.")
+        return _error(request, N_("A parameter is repeated."))
     values = {name: snap.values[name] for name in PARAMS if snap.values.get(name)}
     client_id = _client_of(svc, values)
     if isinstance(client_id, Exception):
@@ -69,7 +71,7 @@ async def end_session(request: Request, svc: ServicesDep) -> Response:
     if target:
         client = await svc.clients.registration(client_id or "")
         if client is None or target not in client.post_logout_redirect_uris:
-            return _error(request, "That return address is not registered for the app.")
+            return _error(request, N_("That return address is not registered for the app."))
     if request.method == "GET":
         return await _confirm(request, svc, values)
     check_csrf(request, snap.form.get("csrf_token", ""))
