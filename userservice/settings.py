@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from userservice.security.smtp_url import smtp_server
+
 LIST_SYNTAX = "a JSON list or comma-separated values"
 # An origin as browsers send it in the Origin header (RFC 6454 section 6.2).
 _ORIGIN = re.compile(r"(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
@@ -262,7 +264,10 @@ class Settings(BaseSettings):
     @classmethod
     def _mail_url(cls, value: str) -> str:
         parts = urlsplit(value)
-        if value == "console:" or (parts.scheme in ("smtp", "smtps") and parts.hostname):
+        if value == "console:":
+            return value
+        if parts.scheme in ("smtp", "smtps") and parts.hostname:
+            smtp_server(value)  # L15: no clear text beyond this machine
             return value
         raise ValueError("must be `console:`, `smtp://[user:password@]host[:port]` or `smtps://…`")
 

@@ -10,8 +10,9 @@ import time
 
 from tests.support.mail import rows
 from userservice.db.engine import build_engine, open_database
+from userservice.security.smtp_url import smtp_server
 from userservice.services.mail.sender import MailSender, SenderTiming
-from userservice.services.mail.transport import SmtpTransport, smtp_server
+from userservice.services.mail.transport import SmtpTransport
 
 DEADLINE_SECONDS = 60.0
 BATCH = 5

@@ -20,15 +20,13 @@ from tests.support.smtp import WAIT_SECONDS, Inbox, smtp_server
 from userservice.db.backend import Database
 from userservice.db.engine import build_engine, open_database
 from userservice.records import ClaimedMail
+from userservice.security.smtp_url import smtp_server as parse_smtp_url
 from userservice.services.mail.outbox import MailOutbox
 from userservice.services.mail.sender import SenderTiming, backoff
 from userservice.services.mail.transport import (
     ConsoleTransport,
     SmtpTransport,
     Transport,
-)
-from userservice.services.mail.transport import (
-    smtp_server as parse_smtp_url,
 )
 
 T = TypeVar("T")

@@ -11,22 +11,22 @@ import ssl
 from collections.abc import Callable
 
 import pytest
+from pydantic import ValidationError
 
 from tests.support.mail import MAIL_FROM, composer, notice
 from tests.support.server import free_port
 from tests.support.smtp import Inbox, Tls, smtp_server
 from userservice.records import ClaimedMail, OutgoingMail
+from userservice.security.smtp_url import SmtpServer
+from userservice.security.smtp_url import smtp_server as parse_smtp_url
 from userservice.services.mail.transport import (
     ConsoleTransport,
     MailNotSent,
     MailRefused,
-    SmtpServer,
     SmtpTransport,
     transport_for,
 )
-from userservice.services.mail.transport import (
-    smtp_server as parse_smtp_url,
-)
+from userservice.settings import Settings
 
 LINK = "https://testserver/verify-email?token=s3cret-t0ken"
 ENVELOPE_FROM = "no-reply@acme.test"
@@ -163,3 +163,11 @@ def test_console_is_the_default_and_logs_the_whole_readable_mail(
     assert f"Message-ID: {mail.message_id}" in logged
     assert "To: bob@example.com" in logged
     assert "此邮件由 Acme 自动发送" in logged
+
+
+@pytest.mark.parametrize("url", ["smtp://mail.acme.test?tls=none", "smtp://mail.acme.test?x=1"])
+def test_a_mail_url_without_tls_to_another_host_is_refused_at_startup(url: str) -> None:
+    """L15: the setting itself is refused, so `serve` stops with one line."""
+    with pytest.raises(ValidationError, match="tls"):
+        Settings(_env_file=None, mail_url=url)  # type: ignore[call-arg]
+    assert Settings(_env_file=None, mail_url="smtp://[::1]:25?tls=none")  # type: ignore[call-arg]
