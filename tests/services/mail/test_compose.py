@@ -83,7 +83,7 @@ def test_an_unsupported_language_gets_the_default(catalogs: Catalogs, asked: str
 
 
 def test_values_are_escaped_in_html_and_kept_as_written_in_text(catalogs: Catalogs) -> None:
-    """L14 (F7): a display name is text in both parts, never markup."""
+    """L14: a display name is text in both parts, never markup."""
     _queued, message = compose(catalogs, notice(name="<img src=https://evil.test/x>&co"))
     assert "Hello <img src=https://evil.test/x>&co," in part(message, "plain")
     html = part(message, "html")

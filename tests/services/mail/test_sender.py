@@ -175,6 +175,8 @@ class StopsAfterFirst:
 
 
 def test_a_stopping_sender_gives_back_the_rest_of_its_batch(database: Database) -> None:
+    """L19: a shutdown mid-batch finishes the mail in hand and frees the others at
+    once, rather than leaving them to wait for the lease to run out."""
     with smtp_server() as server:
         transport = StopsAfterFirst(smtp_to(server.port))
         outbox = transport.outbox = outbox_for(database, transport, SenderTiming(poll_seconds=60))

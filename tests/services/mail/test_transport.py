@@ -9,10 +9,12 @@ import datetime as dt
 import logging
 import ssl
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from tests.support.cli import assert_one_line_error, run_cli
 from tests.support.mail import MAIL_FROM, composer, notice
 from tests.support.server import free_port
 from tests.support.smtp import Inbox, Tls, smtp_server
@@ -94,9 +96,10 @@ def test_a_wrong_login_is_a_failed_attempt_not_a_refusal(tls: Tls) -> None:
     """The server refusing our credentials says nothing about the message: it is
     kept and tried again once the setting is fixed."""
     with smtp_server(tls=tls, login=("mailer", "right")) as server:
-        with pytest.raises(MailNotSent, match="535"):
-            send(server.url(login="mailer:wrong@"), claimed(), tls.client_context)
+        with pytest.raises(MailNotSent, match="535") as failed:
+            send(server.url(login="mailer:wr0ng-pw@"), claimed(), tls.client_context)
         assert server.inbox.received == []
+    assert "wr0ng-pw" not in str(failed.value)  # L18: the stored error and its log line
 
 
 def test_a_5xx_reply_to_the_recipient_is_a_refusal() -> None:
@@ -171,3 +174,10 @@ def test_a_mail_url_without_tls_to_another_host_is_refused_at_startup(url: str) 
     with pytest.raises(ValidationError, match="tls"):
         Settings(_env_file=None, mail_url=url)  # type: ignore[call-arg]
     assert Settings(_env_file=None, mail_url="smtp://[::1]:25?tls=none")  # type: ignore[call-arg]
+
+
+def test_l18_a_refused_mail_url_is_reported_without_its_password(tmp_path: Path) -> None:
+    secret_url = "smtp://mailer:hunter2-pw@mail.acme.test:587?tls=none"
+    result = run_cli(tmp_path / "data", "db", "upgrade", USERSERVICE_MAIL_URL=secret_url)
+    assert_one_line_error(result, "USERSERVICE_MAIL_URL", "loopback")
+    assert "hunter2-pw" not in result.stderr + result.stdout
