@@ -5,6 +5,7 @@ verified-address requirement (L7), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import threading
@@ -19,6 +20,7 @@ from sqlalchemy import update
 
 from tests.support.accounts import PASSWORD, bearer, login, register
 from tests.support.journeys import last_token, link_in, mails
+from tests.support.oauth_flow import add_app, obtain_code, redeem, sign_in
 from tests.support.problems import assert_problem
 from tests.support.server import running_server
 from userservice.app import create_app
@@ -62,6 +64,15 @@ def assert_invalid_token(response: httpx.Response) -> None:
     assert assert_problem(response)["code"] == "invalid_token"
 
 
+def claims(jwt: str) -> dict[str, Any]:
+    """A token's payload, unverified: the test only reads what was issued."""
+    payload = jwt.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
 def me(client: TestClient, access_token: str) -> dict[str, Any]:
     response = client.get("/users/me", headers=bearer(access_token))
     assert response.status_code == 200, response.text
@@ -84,6 +95,12 @@ def test_registration_mails_a_link_that_verifies_the_address(
     assert me(client, tokens["access_token"])["email_verified"] is True
     info = client.get("/oauth/userinfo", headers=bearer(tokens["access_token"]))
     assert info.json()["email_verified"] is True
+    # The ID token of a code flow started now says so too.
+    add_app(client, first_party=True)
+    sign_in(client, email="ada@example.com")
+    code, verifier = obtain_code(client, scope="openid email")
+    id_token = redeem(client, code, verifier).json()["id_token"]
+    assert claims(id_token)["email_verified"] is True
     assert_invalid_token(confirm_verification(client, token))  # E8: single-use
 
 

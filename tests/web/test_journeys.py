@@ -216,3 +216,20 @@ def test_page_requests_are_throttled_per_client(make_settings: Callable[..., Set
             assert submit(client, "/forgot-password", email=email).status_code == 303
         refused = submit(client, "/forgot-password", email="c@example.com")
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+
+
+def test_the_sign_in_page_says_how_to_verify_when_required(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings(require_verified_email=True))
+    with TestClient(app, base_url="https://testserver") as client:
+        register(client, "ada@example.com")
+        refused = web_login(client)
+        assert refused.status_code == 200 and 'href="/verify-email/resend"' in refused.text
+        assert "__Host-session" not in refused.headers.get("set-cookie", "")
+        # L7: only the right password learns the account's state.
+        wrong = web_login(client, password="not the password")
+        assert 'href="/verify-email/resend"' not in wrong.text
+        token = last_token(app, "ada@example.com", "verify_email")
+        submit(client, f"/verify-email?token={token}", token=token)
+        assert web_login(client).status_code == 303

@@ -13,11 +13,13 @@ import datetime as dt
 import re
 import uuid
 from enum import StrEnum
+from typing import NoReturn
 
 from userservice.db.account_tokens import AccountTokenRepository, Holder
 from userservice.db.ports import UnitOfWork
 from userservice.errors import InvalidAccountToken
 from userservice.security.secrets import digest, new_token
+from userservice.services.audit import audit
 
 # new_token(32): 43 URL-safe characters.
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -62,7 +64,7 @@ class AccountTokens:
             else None
         )
         if found is None:
-            raise InvalidAccountToken(LINK_INVALID)
+            _refused(purpose, "check")
         return found
 
     def use(self, uow: UnitOfWork, purpose: Purpose, raw: str) -> Holder:
@@ -74,8 +76,14 @@ class AccountTokens:
             else None
         )
         if found is None:
-            raise InvalidAccountToken(LINK_INVALID)
+            _refused(purpose, "use")
         return found
+
+
+def _refused(purpose: Purpose, step: str) -> NoReturn:
+    # Never the token itself, nor its digest: a log is no place for a credential.
+    audit("account_token.refused", purpose=purpose.value, step=step)
+    raise InvalidAccountToken(LINK_INVALID)
 
 
 def discard_resets(uow: UnitOfWork, user_id: uuid.UUID) -> None:
