@@ -233,3 +233,20 @@ def test_the_sign_in_page_says_how_to_verify_when_required(
         token = last_token(app, "ada@example.com", "verify_email")
         submit(client, f"/verify-email?token={token}", token=token)
         assert web_login(client).status_code == 303
+
+
+def test_pages_and_mails_speak_the_visitors_language(client: TestClient, app: FastAPI) -> None:
+    client.headers["Accept-Language"] = "zh-CN,zh;q=0.9"
+    for path, text in (
+        ("/register", "创建账号"),
+        ("/forgot-password", "发送链接"),
+        ("/verify-email/resend", "重新发送验证邮件"),
+    ):
+        page = client.get(path)
+        assert text in page.text and '<html lang="zh-Hans">' in page.text, path
+    assert sign_up_page(client, "ada@example.com").status_code == 303
+    (mail,) = mails(app, "ada@example.com", "verify_email")
+    assert mail["Content-Language"] == "zh-Hans"
+    assert "验证您在" in str(mail["Subject"])
+    refused = client.get("/reset-password?token=x")
+    assert "此链接无法使用" in refused.text
