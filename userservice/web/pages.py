@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from userservice.errors import AuthenticationFailed, NotFound, Throttled
+from userservice.errors import AuthenticationFailed, EmailNotVerified, NotFound, Throttled
 from userservice.i18n import N_
 from userservice.security.password_policy import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from userservice.services.login_limits import BrowserLogin
@@ -37,6 +37,9 @@ router = APIRouter(include_in_schema=False)
 
 MAX_EMAIL_LENGTH = 320
 LOGIN_FAILED = N_("Incorrect email or password.")
+UNVERIFIED = N_(
+    "Verify your email address first: open the link in the mail we sent you, or ask for a new mail."
+)
 
 
 def _login_page(
@@ -48,6 +51,7 @@ def _login_page(
     status: int = 200,
     headers: dict[str, str] | None = None,
     reset: bool = False,
+    unverified: bool = False,
 ) -> Response:
     context: dict[str, Any] = {
         "email": email[:MAX_EMAIL_LENGTH],
@@ -55,6 +59,7 @@ def _login_page(
         "error": error,
         "action": "/login",
         "reset": reset,
+        "unverified": unverified,
     }
     cookies = Response()
     context["csrf_token"] = issue_csrf(cookies, request)
@@ -98,6 +103,11 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
         # the hasher's own threads. The device cookie picks the failure window (S12).
         user = await svc.accounts.authenticate(
             email, password, client_ip(request), browser=BrowserLogin(device)
+        )
+    except EmailNotVerified:
+        # L7: the right password, so the address may be told how to go on.
+        return _login_page(
+            request, email=email, next_path=next_path, error=UNVERIFIED, unverified=True
         )
     except AuthenticationFailed:
         # E3: one message, status and page for unknown account and wrong password.
