@@ -250,3 +250,13 @@ def test_pages_and_mails_speak_the_visitors_language(client: TestClient, app: Fa
     assert "验证您在" in str(mail["Subject"])
     refused = client.get("/reset-password?token=x")
     assert "此链接无法使用" in refused.text
+
+
+def test_an_account_keeps_the_language_it_signed_up_in(client: TestClient, app: FastAPI) -> None:
+    client.headers["Accept-Language"] = "zh-CN"
+    sign_up_page(client, "ada@example.com")
+    del client.headers["Accept-Language"]
+    # A reset asked for by API without a language still mails in Chinese.
+    client.post("/users/password-reset", json={"email": "ada@example.com"})
+    (mail,) = mails(app, "ada@example.com", "reset_password")
+    assert mail["Content-Language"] == "zh-Hans"

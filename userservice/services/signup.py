@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from userservice.db.account_tokens import addressee
 from userservice.db.ports import Storage, UnitOfWork
+from userservice.db.preferences import PreferenceRepository
 from userservice.errors import EmailTaken
 from userservice.records import UserRecord
 from userservice.services.account_mail import Mailer, mail_locale
@@ -42,6 +43,9 @@ class SignUp:
         self.mailer.throttle.check_source(ip)
 
         def welcome(uow: UnitOfWork, user: UserRecord) -> None:
+            # The language of the sign-up is the account's until it picks another:
+            # its later mails (a reset asked for by API, say) speak it too.
+            PreferenceRepository(uow).set_locale(user.id, locale)
             self.mailer.link(
                 uow, "verify_email", Purpose.VERIFY_EMAIL, (user.id, user.email), locale
             )
