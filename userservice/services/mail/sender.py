@@ -25,14 +25,17 @@ _jitter = secrets.SystemRandom()
 class SenderTiming:
     poll_seconds: float = 5.0
     batch: int = 10
-    # Longer than a batch can take (each SMTP attempt times out in 20 s): a lease
-    # that ran out under a live sender would let a second sender send it again.
-    lease_seconds: float = 600.0
+    # Far longer than a batch normally takes (seconds), so a live sender keeps its
+    # rows: past the lease a second sender may send them again (the same
+    # Message-ID). A crashed sender's rows wait this long for another sender.
+    lease_seconds: float = 120.0
     first_retry_seconds: float = 30.0
     max_retry_seconds: float = 3600.0
     # About a day of attempts at the cap: the links inside have expired by then.
     max_attempts: int = 30
-    stop_seconds: float = 30.0
+    # A shutdown waits this long for the mail in hand (an SMTP attempt may take
+    # its whole timeout); past it the row keeps its lease and is sent again later.
+    stop_seconds: float = 10.0
 
 
 def _now() -> dt.datetime:

@@ -73,12 +73,10 @@ class SmtpTransport:
         self.envelope_from = envelope_from
         self._tls_context = tls_context
         self._timeout = timeout
-        # One delivery at a time per sender: a burst waits for the server, it does
-        # not open a connection per message at once.
-        self._slot = anyio.CapacityLimiter(1)
 
     async def send(self, mail: ClaimedMail) -> None:
-        await anyio.to_thread.run_sync(self._send, mail, limiter=self._slot)
+        # The sender awaits each delivery before the next: one connection at a time.
+        await anyio.to_thread.run_sync(self._send, mail)
 
     def _send(self, mail: ClaimedMail) -> None:
         try:
