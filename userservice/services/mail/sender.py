@@ -9,7 +9,6 @@ import contextlib
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from userservice.db.ports import OutboxStore
@@ -48,12 +47,10 @@ class MailSender:
         outbox: OutboxStore,
         transport: Transport,
         timing: SenderTiming = SenderTiming(),
-        clock: Callable[[], dt.datetime] = _now,
     ) -> None:
         self.outbox = outbox
         self.transport = transport
         self.timing = timing
-        self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -112,7 +109,7 @@ class MailSender:
 
     async def run_once(self) -> int:
         """Claim one batch and try each message; how many were claimed."""
-        now = self._clock()
+        now = _now()
         lease = now + dt.timedelta(seconds=self.timing.lease_seconds)
         claimed = await self.outbox.claim(now, lease, self.timing.batch)
         for index, mail in enumerate(claimed):
@@ -127,22 +124,22 @@ class MailSender:
         try:
             await self.transport.send(mail)
         except MailRefused as exc:
-            await self.outbox.failed(mail, self._clock(), str(exc))
+            await self.outbox.failed(mail, _now(), str(exc))
             _report(logging.ERROR, mail, "failed", str(exc))
         except Exception as exc:
             error = str(exc) if isinstance(exc, MailNotSent) else type(exc).__name__
             if mail.attempt >= self.timing.max_attempts:
                 reason = f"gave up after {mail.attempt} attempts: {error}"
-                await self.outbox.failed(mail, self._clock(), reason)
+                await self.outbox.failed(mail, _now(), reason)
                 _report(logging.ERROR, mail, "failed", error)
                 return
-            at = self._clock() + dt.timedelta(seconds=backoff(self.timing, mail.attempt))
+            at = _now() + dt.timedelta(seconds=backoff(self.timing, mail.attempt))
             await self.outbox.retry(mail, at, error)
             _report(logging.WARNING, mail, "retry", error)
         else:
             # Sent before it is recorded: a crash in between sends it once more,
             # with the same Message-ID, rather than losing it.
-            await self.outbox.delivered(mail, self._clock())
+            await self.outbox.delivered(mail, _now())
             _report(logging.INFO, mail, "sent", None)
 
 
