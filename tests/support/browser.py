@@ -63,14 +63,19 @@ def served_with_user(
 
 
 @contextmanager
-def tls_server(settings: Settings, directory: Path) -> Iterator[tuple[str, str]]:
-    """Serve create_app(settings) over TLS with a throwaway CA; yields (base URL, pin)."""
+def tls_server(
+    settings: Settings, directory: Path, port: int | None = None
+) -> Iterator[tuple[str, str]]:
+    """Serve create_app(settings) over TLS with a throwaway CA (written to
+    `directory`/ca.pem); yields (base URL, pin)."""
     ca = trustme.CA()
     leaf = ca.issue_cert("127.0.0.1", "localhost")
     cert, key = directory / "server.pem", directory / "server.key"
     cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     leaf.private_key_pem.write_to_path(str(key))
-    with running_server(settings, cert=cert, key=key) as base:
+    # For HTTP clients beside the browser: they verify against this CA.
+    ca.cert_pem.write_to_path(str(directory / "ca.pem"))
+    with running_server(settings, cert=cert, key=key, port=port) as base:
         yield base, spki_pin(leaf.cert_chain_pems[0].bytes())
 
 

@@ -23,10 +23,15 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    settings: Settings, *, cert: Path | None = None, key: Path | None = None
+    settings: Settings,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """Serve create_app(settings); yields the base URL (https when cert is given)."""
-    port = free_port()
+    """Serve create_app(settings); yields the base URL (https when cert is given).
+    `port`: one chosen beforehand, when the settings' issuer must name it."""
+    port = port or free_port()
     config = uvicorn.Config(
         create_app(settings),
         host="127.0.0.1",

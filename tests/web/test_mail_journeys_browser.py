@@ -1,0 +1,188 @@
+"""The ways in by mail, walked in a real headless Chromium against a real uvicorn over
+TLS, with every mail delivered by the outbox's sender to a real SMTP server on
+loopback (aiosmtpd) and its link followed: sign up → verify → sign in → forgot
+password → reset → the old session and tokens are dead → sign in with the new
+password. Once in English and once in Simplified Chinese (the browser's language),
+with the mails in the language the person used on the pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.browser import launch, require_chromium
+from tests.support.databases import SqliteTemplates
+from tests.support.deployment import Deployment, deployed
+from userservice.app import create_app
+from userservice.settings import Settings
+
+TIMEOUT_MS = 20_000
+FIRST_PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a different tune on the old violin"
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture
+def deployment(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[Deployment]:
+    with deployed(sqlite_templates.fresh_url(tmp_path), tmp_path) as running:
+        yield running
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("browser_locale", "lang"), [("en-GB", "en"), ("zh-CN", "zh-Hans")])
+def test_sign_up_verify_forget_and_reset_in_chromium(
+    deployment: Deployment, browser_locale: str, lang: str
+) -> None:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    email = f"walker-{lang.lower()}@example.com"
+    with sync_playwright() as p:
+        browser = launch(p, deployment.pin)
+        try:
+            first = browser.new_context(locale=browser_locale)
+            second = browser.new_context(locale=browser_locale)
+            for context in (first, second):
+                context.set_default_timeout(TIMEOUT_MS)
+            _walk(deployment, first.new_page(), second.new_page(), email, lang)
+        finally:
+            browser.close()
+
+
+def _walk(deployment: Deployment, page: Any, other: Any, email: str, lang: str) -> None:
+    from playwright.sync_api import expect
+
+    base = deployment.base
+    chinese = lang == "zh-Hans"
+
+    def in_language() -> None:
+        assert page.evaluate("document.documentElement.lang") == lang
+        heading = page.locator("h1").first.inner_text()
+        assert bool(CJK.search(heading)) == chinese, heading
+
+    # Sign up, from the login page's link.
+    page.goto(f"{base}/login")
+    in_language()
+    page.click("a[href='/register']")
+    assert urlsplit(page.url).path == "/register"
+    in_language()
+    page.fill("#email", email)
+    page.fill("#password", FIRST_PASSWORD)
+    page.click("form[action='/register'] button[type=submit]")
+    assert urlsplit(page.url).path == "/register/sent"
+    in_language()
+
+    # The verification mail arrives over SMTP, in the page's language.
+    verify = deployment.mail(1, email)
+    assert verify.message["Content-Language"] == lang
+    assert bool(CJK.search(verify.message["Subject"])) == chinese
+    assert not deployment.verified(email)
+    page.goto(deployment.link(verify, "/verify-email"))
+    in_language()
+    # Opening the link alone verifies nothing (mail scanners open links).
+    assert not deployment.verified(email)
+    page.click("form[action='/verify-email'] button[type=submit]")
+    in_language()
+    assert deployment.verified(email)
+
+    # Sign in; keep this browser's session and a pair of OAuth tokens to see them die.
+    _sign_in(page, base, email, FIRST_PASSWORD)
+    expect(page.locator("#account-email")).to_have_text(email)
+    tokens = _oauth_tokens(deployment.settings, email, FIRST_PASSWORD)
+
+    # Forgot password, in another browser, from the login page's link.
+    other.goto(f"{base}/login")
+    other.click("a[href='/forgot-password']")
+    other.fill("#email", email)
+    other.click("form[action='/forgot-password'] button[type=submit]")
+    assert urlsplit(other.url).path == "/forgot-password/sent"
+    reset = deployment.mail(2, email)
+    assert reset.message["Content-Language"] == lang
+    other.goto(deployment.link(reset, "/reset-password"))
+    other.fill("#password", NEW_PASSWORD)
+    other.click("form[action='/reset-password'] button[type=submit]")
+    # A reset signs nobody in: back to the login page, which says what happened.
+    assert urlsplit(other.url).path == "/login"
+    expect(other.locator(".notice")).to_be_visible()
+
+    # A notice of the change arrives too.
+    notice = deployment.mail(3, email)
+    assert notice.message["Message-ID"] not in {
+        verify.message["Message-ID"],
+        reset.message["Message-ID"],
+    }
+
+    # The first browser's session and the OAuth tokens are gone.
+    page.goto(f"{base}/account")
+    assert urlsplit(page.url).path == "/login"
+    _tokens_are_dead(deployment.settings, tokens)
+
+    # The old password no longer works; the new one does.
+    _sign_in(other, base, email, FIRST_PASSWORD)
+    assert urlsplit(other.url).path == "/login"
+    _sign_in(other, base, email, NEW_PASSWORD)
+    expect(other.locator("#account-email")).to_have_text(email)
+    # The same reset link does not work twice: a clear page, and no form to send.
+    response = other.goto(deployment.link(reset, "/reset-password"))
+    assert response is not None and response.status == 400
+    expect(other.locator("#password")).to_have_count(0)
+    in_language_of(other, lang)
+    _sign_in_fails_with(deployment.settings, email, FIRST_PASSWORD)
+
+
+def in_language_of(page: Any, lang: str) -> None:
+    assert page.evaluate("document.documentElement.lang") == lang
+
+
+def _sign_in(page: Any, base: str, email: str, password: str) -> None:
+    page.goto(f"{base}/login?force=1")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("form[action='/login'] button[type=submit]")
+
+
+def _in_process(settings: Settings) -> TestClient:
+    # A second instance on the same database and keys: tokens it issues are the
+    # served instance's tokens (what another replica would do).
+    return TestClient(create_app(settings), base_url=settings.issuer)
+
+
+def _oauth_tokens(settings: Settings, email: str, password: str) -> dict[str, str]:
+    with _in_process(settings) as client:
+        response = client.post(
+            "/oauth/token",
+            data={"grant_type": "password", "username": email, "password": password},
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, str] = response.json()
+        me = client.get("/users/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+        assert me.status_code == 200, me.text
+        assert me.json()["email_verified"] is True
+        return body
+
+
+def _tokens_are_dead(settings: Settings, tokens: dict[str, str]) -> None:
+    with _in_process(settings) as client:
+        me = client.get("/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert me.status_code == 401, me.text
+        refreshed = client.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        )
+        assert refreshed.status_code == 400, refreshed.text
+        assert refreshed.json()["error"] == "invalid_grant"
+
+
+def _sign_in_fails_with(settings: Settings, email: str, password: str) -> None:
+    with _in_process(settings) as client:
+        response = client.post(
+            "/oauth/token",
+            data={"grant_type": "password", "username": email, "password": password},
+        )
+        assert response.status_code == 400, response.text
