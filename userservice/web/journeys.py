@@ -23,7 +23,6 @@ from userservice.errors import (
     WeakPassword,
 )
 from userservice.i18n import N_
-from userservice.security.password_policy import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from userservice.services.account_tokens import well_formed
 from userservice.services.emails import MAX_EMAIL_LENGTH
 from userservice.web.browser import issue_csrf
@@ -89,22 +88,17 @@ async def register_submit(request: Request, svc: ServicesDep) -> Response:
     errors: dict[str, str] = {}
     if email is None:
         errors["email"] = BAD_EMAIL
-    if not password or len(password) > MAX_PASSWORD_LENGTH:
+    if not password:
         errors["password"] = NO_PASSWORD
     if name is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         errors["display_name"] = BAD_NAME
     if not errors:
-        assert email is not None
+        address, ip, locale = email or "", client_ip(request), page_locale(request)
         try:
             # argon2 runs off the event loop, for a taken address as for a new one.
             await anyio.to_thread.run_sync(
                 lambda: svc.signup.register(
-                    email,
-                    password,
-                    name,
-                    ip=client_ip(request),
-                    locale=page_locale(request),
-                    reveal=False,
+                    address, password, name, ip=ip, locale=locale, reveal=False
                 )
             )
         except InvalidInput as exc:
@@ -258,12 +252,14 @@ async def reset_submit(request: Request, svc: ServicesDep) -> Response:
     if not well_formed(token):
         return _page(request, "reset_password.html", {"token": "", "valid": False}, status=400)
     error: str | None = None
-    if not password or len(password) > MAX_PASSWORD_LENGTH:
+    if not password:
         error = NO_PASSWORD
     else:
+        locale = page_locale(request)
         try:
+            # The password policy bounds the length before any hash (E1).
             await anyio.to_thread.run_sync(
-                lambda: svc.password_reset.confirm(token, password, locale=page_locale(request))
+                lambda: svc.password_reset.confirm(token, password, locale=locale)
             )
         except InvalidAccountToken:
             return _page(request, "reset_password.html", {"token": "", "valid": False}, status=400)
