@@ -24,6 +24,9 @@ SERVICE_SETTINGS = {
     "USERSERVICE_TRUSTED_PROXIES": '["127.0.0.1"]',
     "USERSERVICE_LOGIN_LIMIT_PER_IP": "1000000/minute",
     "USERSERVICE_LOGIN_LIMIT_PER_ACCOUNT": "1000000/minute",
+    # The register scenario signs up from one address: sign-ups are limited per
+    # client like the other requests that send mail.
+    "USERSERVICE_MAIL_LIMIT_PER_IP": "1000000/minute",
 }
 
 
