@@ -3,12 +3,11 @@ they write to, the links they mail, and the one place their requests are limited
 
 A mail is queued in the unit of work of the change that causes it, with the token
 its link carries: both commit, or neither does. Links are built by the outbox from
-the configured public URL, never from the request's Host header."""
+the configured public URL, never from the request's Host header (L3)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
 
 from userservice.db.account_tokens import Addressee
 from userservice.db.ports import UnitOfWork
@@ -18,21 +17,15 @@ from userservice.security.mail_limits import MailThrottle
 from userservice.services.account_tokens import AccountTokens, Purpose
 from userservice.services.audit import audit
 from userservice.services.emails import normalize_email
+from userservice.services.mail import MailOutbox
 
 PAGES = {Purpose.VERIFY_EMAIL: "/verify-email", Purpose.RESET_PASSWORD: "/reset-password"}
-
-
-class MailQueue(Protocol):
-    """The outbox (services/mail/outbox.py MailOutbox)."""
-
-    def queue(self, uow: UnitOfWork, mail: OutgoingMail) -> str: ...
-    def link(self, path: str, **query: str) -> str: ...
 
 
 class Mailer:
     """Queues the journeys' mails: a link carrying a fresh token, or a notice."""
 
-    def __init__(self, tokens: AccountTokens, queue: MailQueue, throttle: MailThrottle) -> None:
+    def __init__(self, tokens: AccountTokens, queue: MailOutbox, throttle: MailThrottle) -> None:
         self.tokens = tokens
         self.queue = queue
         self.throttle = throttle
