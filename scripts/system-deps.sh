@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real: a PostgreSQL 15 server,
-# Chromium, and wrk (the load generator of bench/). Installed when missing
+# Chromium, wrk (the load generator of bench/), and Node's npm (it installs the
+# pinned axe-core of the accessibility test). Installed when missing
 # (as root); otherwise a loud failure.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ missing=()
 { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v npm >/dev/null || missing+=(nodejs npm)
 getent passwd postgres >/dev/null || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -23,3 +25,4 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 [ -x /usr/bin/chromium ] || { echo "chromium did not install" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk did not install" >&2; exit 1; }
+command -v npm >/dev/null || { echo "npm did not install" >&2; exit 1; }

@@ -1,0 +1,112 @@
+"""Every hosted page, opened in Chromium as a visitor reaches it, in each language:
+the walk the accessibility test (tests/web/test_accessibility_browser.py) and the
+screenshots (scripts/screenshots.py) share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.support.accounts import ISSUER, PASSWORD, register
+from tests.support.browser import tls_server
+from tests.support.oauth_flow import add_app, authorize_url
+from userservice.app import create_app
+from userservice.settings import Settings
+
+EMAIL = "ada@example.com"
+APP_NAME = "Example ID"
+# What each language's browser asks for (Accept-Language from the context locale).
+BROWSER_LOCALES = {"en": "en-US", "zh-Hans": "zh-CN"}
+TIMEOUT_MS = 20_000
+
+
+@dataclass(frozen=True)
+class Stop:
+    name: str
+    open: Callable[[Any, str], None]  # (Playwright page, base URL)
+    signed_in: bool = False
+
+
+def _goto(path: str) -> Callable[[Any, str], None]:
+    def open_page(page: Any, base: str) -> None:
+        page.goto(base + path)
+
+    return open_page
+
+
+def _failed_login(page: Any, base: str) -> None:
+    page.goto(base + "/login")
+    page.fill("#email", EMAIL)
+    page.fill("#password", "not the password")
+    page.locator("main button[type=submit]").click()
+    page.wait_for_selector("#form-error")
+
+
+STOPS = (
+    Stop("login", _goto("/login")),
+    Stop("login-error", _failed_login),
+    Stop("login-after-reset", _goto("/login?reset=1")),
+    Stop("register", _goto("/register")),
+    Stop("register-sent", _goto("/register/sent")),
+    Stop("verify-email", _goto("/verify-email?token=x")),
+    Stop("verify-email-resend", _goto("/verify-email/resend")),
+    Stop("verify-email-sent", _goto("/verify-email/sent")),
+    Stop("forgot-password", _goto("/forgot-password")),
+    Stop("forgot-password-sent", _goto("/forgot-password/sent")),
+    Stop("reset-password", _goto("/reset-password?token=x")),
+    Stop("error", _goto("/oauth/authorize")),
+    Stop("account", _goto("/account"), signed_in=True),
+    Stop("consent", _goto(authorize_url(scope="openid profile email")), signed_in=True),
+    Stop("logout", _goto("/logout"), signed_in=True),
+    Stop("end-session", _goto("/oauth/logout"), signed_in=True),
+)
+
+
+@contextmanager
+def tour_server(database_url: str, directory: Path) -> Iterator[tuple[str, str]]:
+    """A TLS server holding one user and one third-party app; yields (base, pin)."""
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        data_dir=directory,
+        issuer=ISSUER,
+        app_name=APP_NAME,
+    )
+    with TestClient(create_app(settings), base_url=ISSUER) as client:
+        register(client, EMAIL, display_name="Ada Lovelace")
+        add_app(client, name="Photo App")
+    with tls_server(settings, directory) as served:
+        yield served
+
+
+def sign_in(page: Any, base: str) -> None:
+    page.goto(base + "/login")
+    page.fill("#email", EMAIL)
+    page.fill("#password", PASSWORD)
+    page.locator("main button[type=submit]").click()
+    page.wait_for_url(base + "/account")
+
+
+def tour(browser: Any, base: str, locale: str) -> Iterator[tuple[Stop, Any]]:
+    """Open every stop in a browser whose language is `locale`; yields (stop, page)
+    with the page loaded. Signed-out stops come first, then one sign-in."""
+    context = browser.new_context(
+        locale=BROWSER_LOCALES[locale], viewport={"width": 720, "height": 900}
+    )
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        signed_in = False
+        for stop in sorted(STOPS, key=lambda s: s.signed_in):
+            if stop.signed_in and not signed_in:
+                sign_in(page, base)
+                signed_in = True
+            stop.open(page, base)
+            yield stop, page
+    finally:
+        context.close()
