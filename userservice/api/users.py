@@ -8,6 +8,9 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from userservice.api.deps import allowed, user_allowed
 from userservice.api.schemas import (
@@ -36,7 +39,21 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-router = APIRouter(prefix="/users", tags=["users"])
+# Paths of their own one segment under /users (api/account_mail.py): a request for
+# a method they do not serve is a 405 with their Allow (RFC 9110 §15.5.6), not an
+# id that is no UUID.
+NAMED_PATHS = frozenset({"verification", "password-reset"})
+
+
+class _UserRoute(APIRoute):
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and child.get("path_params", {}).get("user_id") in NAMED_PATHS:
+            return Match.NONE, {}
+        return match, child
+
+
+router = APIRouter(prefix="/users", tags=["users"], route_class=_UserRoute)
 _JSON = "application/json"
 SearchText = Annotated[str | None, Query(max_length=320, pattern=r"^[^\x00]*$")]
 
