@@ -65,7 +65,8 @@ def install(app: FastAPI, built: Services) -> None:
 
 def wired(app: FastAPI) -> Services:
     """The container create_app built for `app`, for tests that need a wired part
-    itself (routes take `ServicesDep`, which a test overrides instead)."""
+    itself (routes take `ServicesDep`, which a test overrides instead), and for
+    web/templating.render, which exception handlers call too (no Depends there)."""
     found: Services = app.state.services
     return found
 
