@@ -13,13 +13,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from tests.support.oauth_flow import add_app, authorize_url, hidden
 from tests.support.pages import EMAIL, attributes, csrf_token, set_cookies, web_login
+from tests.support.wiring import engine_of
 from userservice.app import create_app
+from userservice.db.models import User
 from userservice.settings import Settings
-from userservice.wiring import Services
 
 LANG = "__Host-lang"
 ZH = {"accept-language": "zh-CN,zh;q=0.9,en;q=0.5"}
@@ -173,25 +176,25 @@ def test_the_switch_overrides_ui_locales_where_it_returns(client: TestClient) ->
 
 
 def test_a_signed_in_choice_is_kept_on_the_account(
-    client: TestClient, user: dict[str, Any], services: Services
+    app: FastAPI, client: TestClient, user: dict[str, Any]
 ) -> None:
     web_login(client)
-    assert services.preferences.locale(user_id(user)) != "zh-Hans"
+    assert stored_locale(app, user) != "zh-Hans"
     assert choose(client, "zh-Hans", "/account").status_code == 303
-    assert services.preferences.locale(user_id(user)) == "zh-Hans"
+    assert stored_locale(app, user) == "zh-Hans"
     account = client.get("/account")
     assert html_lang(account) == "zh-Hans" and "您的账号" in account.text
     choose(client, "en", "/account")
-    assert services.preferences.locale(user_id(user)) == "en"
+    assert stored_locale(app, user) == "en"
 
 
 def test_a_signed_out_choice_touches_no_account(
-    client: TestClient, user: dict[str, Any], services: Services
+    app: FastAPI, client: TestClient, user: dict[str, Any]
 ) -> None:
-    before = services.preferences.locale(user_id(user))
+    before = stored_locale(app, user)
     assert before != "zh-Hans"
     assert choose(client, "zh-Hans").status_code == 303
-    assert services.preferences.locale(user_id(user)) == before
+    assert stored_locale(app, user) == before
 
 
 def test_every_page_carries_the_switch_with_a_token(client: TestClient) -> None:
@@ -251,5 +254,8 @@ def test_a_login_error_is_tied_to_both_fields(client: TestClient, user: dict[str
     assert "aria-invalid" not in fresh.text
 
 
-def user_id(user: dict[str, Any]) -> uuid.UUID:
-    return uuid.UUID(user["id"])
+def stored_locale(app: FastAPI, user: dict[str, Any]) -> str | None:
+    with Session(engine_of(app)) as session:
+        found = session.get(User, uuid.UUID(user["id"]))
+        assert found is not None
+        return found.locale

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from userservice.db.models import User
@@ -25,9 +25,3 @@ class PreferenceRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0))
-
-    def locale(self, user_id: uuid.UUID) -> str | None:
-        found: str | None = self.session.execute(
-            select(User.locale).where(User.id == user_id)
-        ).scalar_one_or_none()
-        return found

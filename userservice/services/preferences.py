@@ -24,7 +24,3 @@ class PreferenceService:
             changed = PreferenceRepository(session).set_locale(user_id, locale)
         if changed:
             audit("user.locale_changed", user=user_id, locale=locale)
-
-    def locale(self, user_id: uuid.UUID) -> str | None:
-        with self.db.unit_of_work(read_only=True) as session:
-            return PreferenceRepository(session).locale(user_id)
