@@ -82,7 +82,7 @@ def request_locale(request: Request) -> str:
 @router.post(
     "/verification",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**_ACCEPTED_DOC, **_problems(422, 429)},
+    responses={**_ACCEPTED_DOC, **_problems(400, 413, 422, 429)},
     summary="Send a new email verification link",
 )
 def request_verification(body: AddressRequest, request: Request, svc: ServicesDep) -> Response:
@@ -95,7 +95,7 @@ def request_verification(body: AddressRequest, request: Request, svc: ServicesDe
 @router.post(
     "/verification/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_problems(400, 422),
+    responses=_problems(400, 413, 422),
     summary="Verify an email address with the mailed token",
 )
 def confirm_verification(body: VerificationConfirm, svc: ServicesDep) -> Response:
@@ -108,7 +108,7 @@ def confirm_verification(body: VerificationConfirm, svc: ServicesDep) -> Respons
 @router.post(
     "/password-reset",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**_ACCEPTED_DOC, **_problems(422, 429)},
+    responses={**_ACCEPTED_DOC, **_problems(400, 413, 422, 429)},
     summary="Send a password reset link",
 )
 def request_password_reset(body: AddressRequest, request: Request, svc: ServicesDep) -> Response:
@@ -121,7 +121,7 @@ def request_password_reset(body: AddressRequest, request: Request, svc: Services
 @router.post(
     "/password-reset/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_problems(400, 422),
+    responses=_problems(400, 413, 422),
     summary="Set a new password with the mailed token",
 )
 def confirm_password_reset(
