@@ -294,37 +294,3 @@ def test_unverified_accounts_cannot_sign_in_when_required(
         assert "verif" not in wrong.json()["error_description"]
         confirm_verification(client, last_token(app, "ada@example.com", "verify_email"))
         login(client, "ada@example.com")
-
-
-def test_non_revealing_registration_answers_202_for_every_address(
-    make_settings: Callable[..., Settings],
-) -> None:
-    app = create_app(make_settings(registration_reveals_accounts=False))
-    with TestClient(app, base_url="https://testserver") as client:
-        body = {"email": "ada@example.com", "password": PASSWORD}
-        first = client.post("/users", json=body)
-        taken = client.post("/users", json={**body, "password": "somebody else's words"})
-        other = client.post("/users", json={**body, "email": "bob@example.com"})
-        answers = {
-            (r.status_code, r.content, r.headers.get("location")) for r in (first, taken, other)
-        }
-        assert answers == {(202, first.content, None)}
-        assert len(mails(app, "ada@example.com", "verify_email")) == 1
-        assert len(mails(app, "ada@example.com", "signup_existing")) == 1
-        assert len(mails(app, "bob@example.com", "verify_email")) == 1
-        login(client, "ada@example.com")  # the first password, unchanged
-
-
-def test_registration_is_throttled_per_client(make_settings: Callable[..., Settings]) -> None:
-    app = create_app(make_settings(mail_limit_per_ip="2/hour"))
-    with TestClient(app, base_url="https://testserver") as client:
-        register(client, "a@example.com")
-        assert (
-            client.post("/users", json={"email": "a@example.com", "password": PASSWORD}).status_code
-            == 409
-        )
-        refused = client.post("/users", json={"email": "c@example.com", "password": PASSWORD})
-        assert refused.status_code == 429 and assert_problem(refused)["code"] == "too_many_attempts"
-        assert int(refused.headers["retry-after"]) > 0
-        reset = client.post("/users/password-reset", json={"email": "a@example.com"})
-        assert reset.status_code == 429  # one window for every mail request of a client
