@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
@@ -250,3 +251,31 @@ def test_logs_show_kind_id_and_outcome_but_no_mail(
     assert {"retry", "sent", "failed"} <= set(outcomes)
     assert "error=ConnectionRefusedError" in others and "error=550" in others
     assert "mailbox unavailable" not in others  # a reply's text may quote the address
+
+
+def test_a_lifespan_on_a_second_event_loop_leaves_the_running_sender_alone(
+    database: Database,
+) -> None:
+    """An ASGI host may run the app's lifespan twice, in two event loops (test
+    harnesses do): the second start and stop neither fail nor stop the sender that
+    the first loop runs, and mail keeps going out."""
+    with smtp_server() as server:
+        outbox = outbox_for(database, smtp_to(server.port), SenderTiming(poll_seconds=0.05))
+        first = asyncio.new_event_loop()
+        thread = threading.Thread(target=first.run_forever, daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(outbox.sender.start(), first).result(WAIT_SECONDS)
+
+            async def second_lifespan() -> None:
+                await outbox.sender.start()
+                await outbox.sender.stop()
+
+            asyncio.run(second_lifespan())
+            queue_committed(outbox, notice("after@example.com"))
+            assert server.inbox.wait_for(1)[0].recipients == ["after@example.com"]
+            asyncio.run_coroutine_threadsafe(outbox.sender.stop(), first).result(WAIT_SECONDS)
+        finally:
+            first.call_soon_threadsafe(first.stop)
+            thread.join(WAIT_SECONDS)
+            first.close()

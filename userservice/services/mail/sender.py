@@ -66,7 +66,10 @@ class MailSender:
             loop.call_soon_threadsafe(event.set)
 
     async def start(self) -> None:
-        if self._task is not None:
+        if self._task is not None and self._loop is not None and not self._loop.is_closed():
+            # Running already, maybe on another event loop: an ASGI host may run the
+            # app's lifespan in a second loop beside the first (test harnesses do).
+            # One sender per app is enough; that loop's stop() leaves it alone.
             return
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
@@ -82,8 +85,8 @@ class MailSender:
     async def stop(self) -> None:
         """Finish the message in hand, give the rest of the batch back, and end."""
         task = self._task
-        if task is None:
-            return
+        if task is None or self._loop is not asyncio.get_running_loop():
+            return  # not started, or started by (and stopped with) another loop
         self.request_stop()
         try:
             await asyncio.wait_for(task, self.timing.stop_seconds)
