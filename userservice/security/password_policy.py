@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from userservice.i18n.languages import N_
 from userservice.security.passwords import normalize_password
 
 MIN_LENGTH = 8
@@ -22,14 +23,16 @@ def password_problem(password: str, *, email: str | None = None) -> str | None:
     """Why the password is unacceptable, or None when it is fine."""
     normalized = normalize_password(password)
     if len(normalized) < MIN_LENGTH:
-        return f"Password must have at least {MIN_LENGTH} characters."
+        # Literal messages, so that the pages can show them translated (the
+        # numbers are MIN_LENGTH and MAX_LENGTH; a test keeps them in step).
+        return N_("Password must have at least 8 characters.")
     if len(normalized) > MAX_LENGTH:
-        return f"Password must have at most {MAX_LENGTH} characters."
+        return N_("Password must have at most 1024 characters.")
     folded = normalized.casefold()
     if folded in _common_passwords():
-        return "This password is too common; choose another."
+        return N_("This password is too common; choose another.")
     if email and folded in (email.casefold(), email.split("@", 1)[0].casefold()):
-        return "Password must not be your email address."
+        return N_("Password must not be your email address.")
     if len(set(normalized)) == 1:
-        return "Password must not repeat one character."
+        return N_("Password must not repeat one character.")
     return None
