@@ -45,6 +45,7 @@ from userservice.services.sessions import SessionService
 from userservice.services.signup import SignUp
 from userservice.services.token_status import TokenStatus
 from userservice.services.tokens import TokenService
+from userservice.services.user_admin import UserAdministration
 from userservice.services.verification import Verification
 from userservice.settings import Settings
 from userservice.web import authorize, end_session, journeys, language, pages
@@ -125,6 +126,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         settings=settings,
         keys=keys,
         accounts=accounts,
+        user_admin=UserAdministration(db),
         tokens=tokens,
         authenticator=Authenticator(db, keys, accounts, settings.issuer),
         clients=ClientService(db),

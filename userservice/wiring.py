@@ -27,6 +27,7 @@ from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
 from userservice.services.signup import SignUp
 from userservice.services.tokens import TokenService
+from userservice.services.user_admin import UserAdministration
 from userservice.services.verification import Verification
 from userservice.settings import Settings
 
@@ -40,6 +41,7 @@ class Services:
     settings: Settings
     keys: KeyStore
     accounts: AccountService
+    user_admin: UserAdministration
     tokens: TokenService
     authenticator: Authenticator
     clients: ClientService

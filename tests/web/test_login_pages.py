@@ -25,7 +25,8 @@ from tests.support.pages import (
     set_cookies,
     web_login,
 )
-from userservice.services.accounts import AdminChanges, ProfileChanges
+from userservice.services.accounts import ProfileChanges
+from userservice.services.user_admin import AdminChanges, UserAdministration
 from userservice.wiring import Services, wired
 
 
@@ -184,7 +185,7 @@ def test_disable_and_password_change_end_sessions(
     assert client.get("/account", follow_redirects=False).status_code == 303
     assert web_login(client, password="a much newer passphrase").status_code == 303
     assert client.get("/account", follow_redirects=False).status_code == 200
-    accounts.admin_update(uuid.uuid4(), user_id, AdminChanges(is_active=False))
+    UserAdministration(accounts.db).update(uuid.uuid4(), user_id, AdminChanges(is_active=False))
     assert client.get("/account", follow_redirects=False).status_code == 303
 
 

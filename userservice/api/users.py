@@ -24,10 +24,11 @@ from userservice.api.schemas import (
 )
 from userservice.errors import Forbidden, InvalidInput, NotFound
 from userservice.i18n import negotiate
-from userservice.services.accounts import UNSET, AdminChanges, ProfileChanges
+from userservice.services.accounts import UNSET, ProfileChanges
 from userservice.services.authn import Principal, ServicePrincipal
 from userservice.services.policy import POLICY
 from userservice.services.scopes import reveals_email
+from userservice.services.user_admin import AdminChanges
 from userservice.wiring import ServicesDep, client_ip
 
 
@@ -197,7 +198,7 @@ async def list_users(
     # async: as a `def` route, threadpool hand-offs and GIL contention set this
     # page's p99 (profiled). The read runs inline only where it takes microseconds
     # (db/user_search.py).
-    users = await svc.accounts.search_async(
+    users = await svc.user_admin.search(
         email=email, name=name, after=_decode_cursor(cursor), limit=limit + 1
     )
     page, more = users[:limit], len(users) > limit
@@ -222,7 +223,7 @@ def admin_update_user(
         is_admin=body.is_admin,
         display_name=body.display_name if "display_name" in body.model_fields_set else UNSET,
     )
-    return UserOut.of(svc.accounts.admin_update(admin.user.id, user_id, changes))
+    return UserOut.of(svc.user_admin.update(admin.user.id, user_id, changes))
 
 
 @router.delete(

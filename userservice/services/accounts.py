@@ -61,17 +61,17 @@ class ProfileChanges:
     current_password: str | None = None
 
 
-@dataclass(frozen=True)
-class AdminChanges:
-    is_active: bool | None = None
-    is_admin: bool | None = None
-    display_name: str | object | None = UNSET
-
-
 def _revocation_mark() -> int:
     # Tokens carry whole-second `iat`s; a mark at the next second refuses every
     # token issued up to now, and new tokens are stamped iat >= mark (tokens.py).
     return math.floor(time.time()) + 1
+
+
+def revoke_everything(uow: UnitOfWork, user: User) -> None:
+    """End every access token, refresh token and browser session issued to the
+    user so far, in the caller's unit of work (password set, account disabled)."""
+    user.tokens_valid_after = _revocation_mark()
+    RefreshTokenRepository(uow).revoke_all_for_user(user.id, dt.datetime.now(dt.UTC))
 
 
 class AccountService:
@@ -246,8 +246,7 @@ class AccountService:
         """Every route that sets a password goes through here, in its unit of work."""
         user.password_hash = new_hash
         # E7: a password change ends every session and token issued before it.
-        user.tokens_valid_after = _revocation_mark()
-        RefreshTokenRepository(uow).revoke_all_for_user(user.id, dt.datetime.now(dt.UTC))
+        revoke_everything(uow, user)
         # E8: and every reset link still in a mailbox.
         discard_resets(uow, user.id)
         audit("user.password_changed", user=user.id, tokens="revoked")
@@ -277,45 +276,3 @@ class AccountService:
             if not UserRepository(session).delete(user_id):
                 raise NotFound("No such user.")
         audit("user.deleted", user=user_id, by=actor_id)
-
-    def admin_update(
-        self, actor_id: uuid.UUID, user_id: uuid.UUID, changes: AdminChanges
-    ) -> UserRecord:
-        with self.db.unit_of_work() as session:
-            users = UserRepository(session)
-            user = users.get_for_update(user_id)
-            if user is None:
-                raise NotFound("No such user.")
-            if user_id == actor_id and (changes.is_admin is False or changes.is_active is False):
-                raise InvalidInput("Admins cannot demote or disable themselves.")
-            if changes.display_name is not UNSET:
-                user.display_name = changes.display_name  # type: ignore[assignment]
-            if changes.is_admin is not None:
-                user.is_admin = changes.is_admin
-            if changes.is_active is not None and changes.is_active != user.is_active:
-                user.is_active = changes.is_active
-                if not changes.is_active:
-                    user.tokens_valid_after = _revocation_mark()
-                    RefreshTokenRepository(session).revoke_all_for_user(
-                        user_id, dt.datetime.now(dt.UTC)
-                    )
-            users.flush_changes()
-            audit(
-                "admin.user_updated",
-                actor=actor_id,
-                user=user_id,
-                is_active=changes.is_active,
-                is_admin=changes.is_admin,
-            )
-            return user_record(user)
-
-    async def search_async(
-        self, *, email: str | None, name: str | None, after: str | None, limit: int
-    ) -> list[UserRecord]:
-        """search for the event loop (GET /users): no Session."""
-        return await self.db.user_search.page(
-            email=email.lower() if email else None,
-            name=name,
-            after_email=after,
-            limit=limit,
-        )

@@ -1,0 +1,62 @@
+"""Administration of other users' accounts: search and changes by an admin."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from userservice.db.ports import Storage
+from userservice.db.users import UserRepository, user_record
+from userservice.errors import InvalidInput, NotFound
+from userservice.records import UserRecord
+from userservice.services.accounts import UNSET, revoke_everything
+from userservice.services.audit import audit
+
+
+@dataclass(frozen=True)
+class AdminChanges:
+    is_active: bool | None = None
+    is_admin: bool | None = None
+    display_name: str | object | None = UNSET
+
+
+class UserAdministration:
+    def __init__(self, db: Storage) -> None:
+        self.db = db
+
+    def update(self, actor_id: uuid.UUID, user_id: uuid.UUID, changes: AdminChanges) -> UserRecord:
+        with self.db.unit_of_work() as session:
+            users = UserRepository(session)
+            user = users.get_for_update(user_id)
+            if user is None:
+                raise NotFound("No such user.")
+            if user_id == actor_id and (changes.is_admin is False or changes.is_active is False):
+                raise InvalidInput("Admins cannot demote or disable themselves.")
+            if changes.display_name is not UNSET:
+                user.display_name = changes.display_name  # type: ignore[assignment]
+            if changes.is_admin is not None:
+                user.is_admin = changes.is_admin
+            if changes.is_active is not None and changes.is_active != user.is_active:
+                user.is_active = changes.is_active
+                if not changes.is_active:
+                    revoke_everything(session, user)
+            users.flush_changes()
+            audit(
+                "admin.user_updated",
+                actor=actor_id,
+                user=user_id,
+                is_active=changes.is_active,
+                is_admin=changes.is_admin,
+            )
+            return user_record(user)
+
+    async def search(
+        self, *, email: str | None, name: str | None, after: str | None, limit: int
+    ) -> list[UserRecord]:
+        """For the event loop (GET /users): one keyset page, no Session."""
+        return await self.db.user_search.page(
+            email=email.lower() if email else None,
+            name=name,
+            after_email=after,
+            limit=limit,
+        )
