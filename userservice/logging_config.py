@@ -5,6 +5,39 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+# Query parameters that carry a secret: mailed single-use links (E8), and tokens or
+# codes a client should never put in a URL (C12) but might. The access log keeps
+# the parameter's name and drops its value (L16): a log is read by more people
+# than the database is.
+SECRET_QUERY_NAMES = frozenset(
+    {"token", "access_token", "refresh_token", "id_token_hint", "code", "client_secret"}
+)
+REDACTED = "REDACTED"
+
+
+def redacted_path(path: str) -> str:
+    """`path?query` with the values of secret parameters replaced."""
+    base, mark, query = path.partition("?")
+    if not mark:
+        return path
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(name in SECRET_QUERY_NAMES for name, _ in pairs):
+        return path
+    kept = [(name, REDACTED if name in SECRET_QUERY_NAMES else value) for name, value in pairs]
+    return f"{base}?{urlencode(kept)}"
+
+
+class RedactQuerySecrets(logging.Filter):
+    """On uvicorn's access log, whose record args are (client, method, path with
+    query, HTTP version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], redacted_path(args[2]), args[3], args[4])
+        return True
 
 
 class UTCFormatter(logging.Formatter):
@@ -27,6 +60,7 @@ def log_config(level: str) -> dict[str, Any]:
                 "use_colors": False,
             },
         },
+        "filters": {"redact_query_secrets": {"()": RedactQuerySecrets}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
@@ -36,6 +70,7 @@ def log_config(level: str) -> dict[str, Any]:
             "access": {
                 "class": "logging.StreamHandler",
                 "formatter": "access",
+                "filters": ["redact_query_secrets"],
                 "stream": "ext://sys.stdout",
             },
         },
