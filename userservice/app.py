@@ -181,7 +181,14 @@ def create_app(settings: Settings) -> FastAPI:
     install(app, services)
 
     install_error_handlers(app)
+    _add_routes(app, settings)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    _add_middleware(app, settings)
+    return app
+
+
+def _add_routes(app: FastAPI, settings: Settings) -> None:
     api_routers = (
         users.router,
         account_mail.router,
@@ -192,21 +199,20 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for router in api_routers:
         app.include_router(router)
-    app.include_router(authorize.router)
-    app.include_router(end_session.router)
-    app.include_router(health.router)
-    app.include_router(pages.router)
-    app.include_router(journeys.router)
-    app.include_router(language.router)
+    for router in (
+        authorize.router,
+        end_session.router,
+        health.router,
+        pages.router,
+        journeys.router,
+        language.router,
+    ):
+        app.include_router(router)
     # Before the generic DomainError handler: a refused form gets an HTML page.
     app.add_exception_handler(CsrfRejected, pages.csrf_rejected)
     if settings.docs_enabled:
         app.include_router(docs.router)
         install_openapi_security(app, api_routers, "/oauth/token")
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    _add_middleware(app, settings)
-    return app
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
