@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from tests.support.browser import launch, require_chromium
 from tests.support.databases import SqliteTemplates
 from tests.support.deployment import Deployment, deployed
+from tests.support.smtp import Received
 from userservice.app import create_app
 from userservice.settings import Settings
 
@@ -58,86 +59,89 @@ def test_sign_up_verify_forget_and_reset_in_chromium(
 def _walk(deployment: Deployment, page: Any, other: Any, email: str, lang: str) -> None:
     from playwright.sync_api import expect
 
-    base = deployment.base
-    chinese = lang == "zh-Hans"
+    verify = _sign_up_and_verify(deployment, page, email, lang)
+    # Sign in; keep this browser's session and a pair of OAuth tokens to see them die.
+    _sign_in(page, deployment.base, email, FIRST_PASSWORD)
+    expect(page.locator("#account-email")).to_have_text(email)
+    tokens = _oauth_tokens(deployment.settings, email, FIRST_PASSWORD)
+    reset_link = _forget_and_reset(deployment, other, email, lang)
 
-    def in_language() -> None:
-        assert page.evaluate("document.documentElement.lang") == lang
-        heading = page.locator("h1").first.inner_text()
-        assert bool(CJK.search(heading)) == chinese, heading
+    # A notice of the change arrives too.
+    notice = deployment.mail(3, email)
+    assert notice.message["Message-ID"] != verify.message["Message-ID"]
 
-    # Sign up, from the login page's link.
-    page.goto(f"{base}/login")
-    in_language()
+    # The first browser's session and the OAuth tokens are gone.
+    page.goto(f"{deployment.base}/account")
+    assert urlsplit(page.url).path == "/login"
+    _tokens_are_dead(deployment.settings, tokens)
+
+    # The old password no longer works; the new one does.
+    _sign_in(other, deployment.base, email, FIRST_PASSWORD)
+    assert urlsplit(other.url).path == "/login"
+    _sign_in(other, deployment.base, email, NEW_PASSWORD)
+    expect(other.locator("#account-email")).to_have_text(email)
+    # The same reset link does not work twice: a clear page, and no form to send.
+    response = other.goto(reset_link)
+    assert response is not None and response.status == 400
+    expect(other.locator("#password")).to_have_count(0)
+    _in_language(other, lang)
+    _sign_in_fails_with(deployment.settings, email, FIRST_PASSWORD)
+
+
+def _in_language(page: Any, lang: str) -> None:
+    assert page.evaluate("document.documentElement.lang") == lang
+    heading = page.locator("h1").first.inner_text()
+    assert bool(CJK.search(heading)) == (lang == "zh-Hans"), heading
+
+
+def _sign_up_and_verify(deployment: Deployment, page: Any, email: str, lang: str) -> Received:
+    """Sign up from the login page's link; verify through the mailed link."""
+    page.goto(f"{deployment.base}/login")
+    _in_language(page, lang)
     page.click("a[href='/register']")
     assert urlsplit(page.url).path == "/register"
-    in_language()
+    _in_language(page, lang)
     page.fill("#email", email)
     page.fill("#password", FIRST_PASSWORD)
     page.click("form[action='/register'] button[type=submit]")
     assert urlsplit(page.url).path == "/register/sent"
-    in_language()
+    _in_language(page, lang)
 
     # The verification mail arrives over SMTP, in the page's language.
     verify = deployment.mail(1, email)
     assert verify.message["Content-Language"] == lang
-    assert bool(CJK.search(verify.message["Subject"])) == chinese
+    assert bool(CJK.search(verify.message["Subject"])) == (lang == "zh-Hans")
     assert not deployment.verified(email)
     page.goto(deployment.link(verify, "/verify-email"))
-    in_language()
+    _in_language(page, lang)
     # Opening the link alone verifies nothing (mail scanners open links).
     assert not deployment.verified(email)
     page.click("form[action='/verify-email'] button[type=submit]")
-    in_language()
+    _in_language(page, lang)
     assert deployment.verified(email)
+    return verify
 
-    # Sign in; keep this browser's session and a pair of OAuth tokens to see them die.
-    _sign_in(page, base, email, FIRST_PASSWORD)
-    expect(page.locator("#account-email")).to_have_text(email)
-    tokens = _oauth_tokens(deployment.settings, email, FIRST_PASSWORD)
 
-    # Forgot password, in another browser, from the login page's link.
-    other.goto(f"{base}/login")
+def _forget_and_reset(deployment: Deployment, other: Any, email: str, lang: str) -> str:
+    """Forgot password, in another browser, from the login page's link; returns the
+    reset link, used once."""
+    from playwright.sync_api import expect
+
+    other.goto(f"{deployment.base}/login")
     other.click("a[href='/forgot-password']")
     other.fill("#email", email)
     other.click("form[action='/forgot-password'] button[type=submit]")
     assert urlsplit(other.url).path == "/forgot-password/sent"
     reset = deployment.mail(2, email)
     assert reset.message["Content-Language"] == lang
-    other.goto(deployment.link(reset, "/reset-password"))
+    link = deployment.link(reset, "/reset-password")
+    other.goto(link)
     other.fill("#password", NEW_PASSWORD)
     other.click("form[action='/reset-password'] button[type=submit]")
     # A reset signs nobody in: back to the login page, which says what happened.
     assert urlsplit(other.url).path == "/login"
     expect(other.locator(".notice")).to_be_visible()
-
-    # A notice of the change arrives too.
-    notice = deployment.mail(3, email)
-    assert notice.message["Message-ID"] not in {
-        verify.message["Message-ID"],
-        reset.message["Message-ID"],
-    }
-
-    # The first browser's session and the OAuth tokens are gone.
-    page.goto(f"{base}/account")
-    assert urlsplit(page.url).path == "/login"
-    _tokens_are_dead(deployment.settings, tokens)
-
-    # The old password no longer works; the new one does.
-    _sign_in(other, base, email, FIRST_PASSWORD)
-    assert urlsplit(other.url).path == "/login"
-    _sign_in(other, base, email, NEW_PASSWORD)
-    expect(other.locator("#account-email")).to_have_text(email)
-    # The same reset link does not work twice: a clear page, and no form to send.
-    response = other.goto(deployment.link(reset, "/reset-password"))
-    assert response is not None and response.status == 400
-    expect(other.locator("#password")).to_have_count(0)
-    in_language_of(other, lang)
-    _sign_in_fails_with(deployment.settings, email, FIRST_PASSWORD)
-
-
-def in_language_of(page: Any, lang: str) -> None:
-    assert page.evaluate("document.documentElement.lang") == lang
+    return link
 
 
 def _sign_in(page: Any, base: str, email: str, password: str) -> None:
