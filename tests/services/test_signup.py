@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +16,8 @@ from tests.support.accounts import PASSWORD, login
 from tests.support.journeys import link_in, mails
 from userservice.app import create_app
 from userservice.errors import EmailTaken, Throttled, WeakPassword
+from userservice.records import UserRecord
+from userservice.services.user_admin import AdminChanges
 from userservice.settings import Settings
 from userservice.wiring import Services, wired
 
@@ -91,7 +94,7 @@ def test_sign_up_is_throttled_per_client(make_settings: Callable[..., Settings])
             sign_up(svc, "c@example.com")
         # Another client is not held back.
         assert svc.signup.register(
-            "d@example.com", PASSWORD, None, ip="192.0.2.9", locale="en", reveal=False
+            "d@example.com", PASSWORD, None, ip="198.51.100.9", locale="en", reveal=False
         )
 
 
@@ -103,3 +106,17 @@ def test_owner_mails_are_throttled_per_address(make_settings: Callable[..., Sett
         for _ in range(4):
             assert sign_up(svc, "ada@example.com") is None
         assert len(mails(app, "ada@example.com", "signup_existing")) == 2
+
+
+def test_a_disabled_account_gets_no_reset_link_by_any_route(
+    client: TestClient, services: Services
+) -> None:
+    created = sign_up(services, "ada@example.com")
+    assert isinstance(created, UserRecord)
+    services.user_admin.update(uuid.uuid4(), created.id, AdminChanges(is_active=False))
+    # The same answer as for any address; no mail that would reset the password of
+    # an account an administrator disabled, neither by sign-up nor by reset request.
+    assert sign_up(services, "ada@example.com") is None
+    services.password_reset.request("ada@example.com", ip="192.0.2.1", locale="en")
+    assert not mails(client.app, "ada@example.com", "signup_existing")  # type: ignore[arg-type]
+    assert not mails(client.app, "ada@example.com", "reset_password")  # type: ignore[arg-type]

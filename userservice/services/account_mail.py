@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from userservice.db.account_tokens import Addressee
+from userservice.db.account_tokens import Addressee, addressee
 from userservice.db.ports import UnitOfWork
 from userservice.i18n import LOCALES
 from userservice.records import OutgoingMail
@@ -61,6 +61,15 @@ class Mailer:
             audit("mail.throttled", action=action, ip=ip)
             return None
         return address
+
+
+def reset_recipient(uow: UnitOfWork, address: str) -> Addressee | None:
+    """The account a password reset link may be mailed to: the active account of
+    the normalized `address`. A disabled one gets none by any route (a reset
+    request, a sign-up with its address): the link would set a password of an
+    account an administrator closed."""
+    holder = addressee(uow, address)
+    return holder if holder is not None and holder.is_active else None
 
 
 def mail_locale(stored: str | None, asked: str) -> str:

@@ -8,11 +8,10 @@ mail; it does not sign anyone in (L4)."""
 
 from __future__ import annotations
 
-from userservice.db.account_tokens import addressee
 from userservice.db.ports import Storage
 from userservice.db.users import UserRepository
 from userservice.errors import InvalidAccountToken
-from userservice.services.account_mail import Mailer, mail_locale
+from userservice.services.account_mail import Mailer, mail_locale, reset_recipient
 from userservice.services.account_tokens import LINK_INVALID, Purpose
 from userservice.services.accounts import AccountService
 from userservice.services.audit import audit
@@ -31,8 +30,8 @@ class PasswordReset:
         if address is None:
             return
         with self.db.unit_of_work() as uow:
-            holder = addressee(uow, address)
-            if holder is None or not holder.is_active:
+            holder = reset_recipient(uow, address)
+            if holder is None:
                 audit("password_reset.not_sent", ip=ip)
                 return
             language = mail_locale(holder.locale, locale)

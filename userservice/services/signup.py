@@ -3,17 +3,17 @@
 The answer never tells whether the address already had an account unless the
 caller asked for that (the JSON API's default contract, 201 or 409): a taken
 address costs the same password hash and queues a mail too, to its owner, saying
-someone tried to sign up with it and how to reset the password (L1). The
-existing account and its password are left exactly as they were."""
+someone tried to sign up with it and how to reset the password (L1), unless the
+account is disabled (no reset link reaches one by any route). The existing account
+and its password are left exactly as they were."""
 
 from __future__ import annotations
 
-from userservice.db.account_tokens import addressee
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.preferences import PreferenceRepository
 from userservice.errors import EmailTaken
 from userservice.records import UserRecord
-from userservice.services.account_mail import Mailer, mail_locale
+from userservice.services.account_mail import Mailer, mail_locale, reset_recipient
 from userservice.services.account_tokens import Purpose
 from userservice.services.accounts import AccountService
 from userservice.services.audit import audit
@@ -61,12 +61,16 @@ class SignUp:
 
     def _tell_owner(self, address: str, ip: str, locale: str) -> None:
         audit("signup.existing_address", ip=ip)
-        if not self.mailer.throttle.allow_mail(ACTION, address):
-            audit("mail.throttled", action=ACTION, ip=ip)
-            return
+        allowed = self.mailer.throttle.allow_mail(ACTION, address)
+        # The lookup runs whether or not a mail may go, so that a full window of the
+        # address does not make its answer faster than a new address's (L2).
         with self.db.unit_of_work() as uow:
-            owner = addressee(uow, address)
-            if owner is None:
-                return  # deleted in between: nobody to tell
-            language = mail_locale(owner.locale, locale)
-            self.mailer.link(uow, "signup_existing", Purpose.RESET_PASSWORD, owner, language)
+            owner = reset_recipient(uow, address)
+            if not allowed:
+                audit("mail.throttled", action=ACTION, ip=ip)
+            elif owner is None:
+                # Deleted in between, or disabled: no reset link for either.
+                audit("signup.owner_not_told", ip=ip)
+            else:
+                language = mail_locale(owner.locale, locale)
+                self.mailer.link(uow, "signup_existing", Purpose.RESET_PASSWORD, owner, language)
