@@ -16,9 +16,11 @@ from fastapi.testclient import TestClient
 from tests.support.accounts import ISSUER, PASSWORD, login, make_admin, register
 from tests.support.callers import add_third_party
 from tests.support.databases import PostgresTemplates, SqliteTemplates
+from tests.support.mail import keeping_transport_for
 from tests.support.oauth_flow import signed_in
 from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
 from userservice.app import create_app
+from userservice.services.mail import outbox as mail_outbox
 from userservice.settings import Settings
 from userservice.wiring import Services, wired
 
@@ -59,6 +61,13 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iter
     url, name = pg.fresh_url()
     yield url
     pg.drop(name)
+
+
+@pytest.fixture(autouse=True)
+def mail_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every app a test creates keeps the mails it sends (tests.support.journeys
+    reads them), since the outbox erases a mail once it is delivered."""
+    monkeypatch.setattr(mail_outbox, "transport_for", keeping_transport_for)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.support.event_loop import run
 from tests.support.mail import rows
@@ -184,3 +184,56 @@ def test_a_claim_skips_rows_another_sender_is_claiming(database: Database) -> No
         holder.join()
     assert [m.message_id for m in got] == ["<2@acme.test>", "<3@acme.test>"]
     assert [m.message_id for m in claim(database)] == ["<1@acme.test>"]
+
+
+def test_a_settled_row_keeps_no_content(database: Database) -> None:
+    """L12: a mailed link is a credential; once a mail is sent or refused for good,
+    its row keeps who, what kind and how it went, never the message (a backup or a
+    replica would otherwise hold every recent reset link)."""
+    add(database, 1, 2, 3)
+    linked = "Subject: x\r\n\r\nhttps://acme.test/reset-password?token=3Dt0ken token=t0ken\r\n"
+    with database.unit_of_work() as uow:
+        uow.execute(update(OutboxMail).values(content=linked))
+    sent, refused, retried = claim(database)
+
+    async def settle() -> None:
+        await database.outbox.delivered(sent, NOW)
+        await database.outbox.failed(refused, NOW, "550 no such user")
+        await database.outbox.retry(retried, NOW, "421 later")
+
+    run(database, settle)
+    one, two, three = rows(database)
+    for row in (one, two):
+        assert "token=" not in row.content and row.content == ""
+    assert (one.message_id, one.kind, one.recipient) == (
+        "<1@acme.test>",
+        "notice",
+        queued(1).recipient,
+    )
+    assert (two.message_id, two.last_error) == ("<2@acme.test>", "550 no such user")
+    assert one.sent_at == two.failed_at == NOW
+    assert three.content == linked  # still to be sent
+
+
+def test_a_lease_is_renewed_only_while_the_claim_still_holds_it(database: Database) -> None:
+    """L11: before each mail of a batch a sender renews that mail's lease; a claim
+    whose lease ran out, that another sender took over, or that is settled
+    renews nothing, so its sender skips the mail rather than send it twice."""
+    add(database, 1, 2, 3)
+    held, expired, settled = claim(database)
+    later = NOW + dt.timedelta(minutes=5)
+    longer = later + dt.timedelta(minutes=10)
+
+    async def renew(mail: ClaimedMail, now: dt.datetime) -> bool:
+        return await database.outbox.renew(mail, now, now + dt.timedelta(minutes=10))
+
+    assert run(database, lambda: renew(held, later)) is True
+    assert rows(database)[0].claimed_until == longer
+    # Past its lease: no longer the sender's, even before another claims it.
+    assert run(database, lambda: renew(expired, LEASE + dt.timedelta(seconds=1))) is False
+    run(database, lambda: database.outbox.delivered(settled, later))
+    assert run(database, lambda: renew(settled, later)) is False
+    [taken] = claim(database, LEASE + dt.timedelta(seconds=1))
+    assert taken.id == expired.id
+    assert run(database, lambda: renew(expired, LEASE + dt.timedelta(seconds=2))) is False
+    assert run(database, lambda: renew(taken, LEASE + dt.timedelta(seconds=2))) is True

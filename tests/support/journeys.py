@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from tests.support.mail import Kept
 from userservice.db.models import OutboxMail
 from userservice.wiring import wired
 
@@ -17,15 +18,20 @@ _LINK = re.compile(r"https://testserver/[a-z-]+\?token=[A-Za-z0-9_-]+")
 
 
 def mails(app: FastAPI, to: str | None = None, kind: str | None = None) -> list[EmailMessage]:
-    """The queued mails, oldest first, as the sender would deliver them."""
-    query = select(OutboxMail.content, OutboxMail.recipient, OutboxMail.kind).order_by(
-        OutboxMail.id
-    )
-    with wired(app).accounts.db.unit_of_work(read_only=True) as session:
+    """The queued mails, oldest first, as the sender delivers them: a delivered
+    one as the app's transport kept it (the outbox erases it once sent)."""
+    query = select(
+        OutboxMail.message_id, OutboxMail.content, OutboxMail.recipient, OutboxMail.kind
+    ).order_by(OutboxMail.id)
+    services = wired(app)
+    with services.accounts.db.unit_of_work(read_only=True) as session:
         rows = session.execute(query).all()
+    transport = services.mail.sender.transport
+    sent = transport.sent if isinstance(transport, Kept) else {}
     found = []
-    for content, recipient, row_kind in rows:
+    for message_id, stored, recipient, row_kind in rows:
         if (to is None or recipient == to) and (kind is None or row_kind == kind):
+            content = sent.get(message_id, stored)
             message = message_from_string(content, policy=policy.default)
             assert isinstance(message, EmailMessage)
             found.append(message)

@@ -17,17 +17,35 @@ from userservice.db.codec import utc
 from userservice.db.models import OutboxMail
 from userservice.db.ports import Storage
 from userservice.i18n import Catalogs
-from userservice.records import OutgoingMail
+from userservice.records import ClaimedMail, OutgoingMail
+from userservice.services.at_rest import AtRest
 from userservice.services.mail.compose import TEMPLATE_DIR, MailComposer
 from userservice.services.mail.outbox import MailOutbox
 from userservice.services.mail.sender import MailSender, SenderTiming
-from userservice.services.mail.transport import Transport
+from userservice.services.mail.transport import Transport, transport_for
 
 TEST_TEMPLATES = Path(__file__).parent / "mail_templates"
 MAIL_FROM = "Acme Accounts <no-reply@acme.test>"
 APP_NAME = "Acme"
 # Quick enough for a test to watch several attempts.
 QUICK = SenderTiming(poll_seconds=0.05, first_retry_seconds=0.05, max_retry_seconds=0.2)
+
+
+class Kept:
+    """An app's transport that also keeps each mail it is handed, for a test to read
+    after the sender has delivered it: the outbox erases a settled mail (L12)."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.sent: dict[str, str] = {}  # Message-ID -> the message as sent
+
+    async def send(self, mail: ClaimedMail) -> None:
+        self.sent[mail.message_id] = mail.content
+        await self.inner.send(mail)
+
+
+def keeping_transport_for(mail_url: str, mail_from: str) -> Transport:
+    return Kept(transport_for(mail_url, mail_from))
 
 
 def composer(catalogs: Catalogs | None = None) -> MailComposer:
@@ -40,9 +58,15 @@ def composer(catalogs: Catalogs | None = None) -> MailComposer:
 
 
 def outbox_for(
-    db: Storage, transport: Transport, timing: SenderTiming = QUICK, issuer: str = ISSUER
+    db: Storage,
+    transport: Transport,
+    timing: SenderTiming = QUICK,
+    issuer: str = ISSUER,
+    at_rest: AtRest | None = None,
 ) -> MailOutbox:
-    return MailOutbox(db, composer(), MailSender(db.outbox, transport, timing), issuer=issuer)
+    at_rest = at_rest or AtRest()
+    sender = MailSender(db.outbox, transport, timing, at_rest=at_rest)
+    return MailOutbox(db, composer(), sender, issuer=issuer, at_rest=at_rest)
 
 
 def notice(

@@ -8,7 +8,18 @@ import datetime as dt
 from collections.abc import Callable
 from typing import cast
 
-from sqlalchemy import Integer, Table, bindparam, event, literal_column, null, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    event,
+    literal_column,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -45,11 +56,15 @@ _CLAIM = Statement(
     .values(claimed_until=bindparam("lease", type_=_MOMENT), attempts=_C.attempts + _ONE)
     .returning(_C.id, _C.message_id, _C.recipient, _C.kind, _C.content, _C.attempts)
 )
+# A settled mail's links are still live credentials for a while (a reset link
+# for half an hour): the row keeps who, what kind and the outcome, and erases the
+# message, so a backup or a replica of the database shows no link (L12).
+_ERASED: ColumnClause[str] = literal_column("''", Text)
 # Sent is sent, whoever holds the lease now: record it even if the lease ran out.
 _DELIVERED = Statement(
     update(_MAIL)
     .where(_C.id == bindparam("id"), _C.sent_at.is_(None))
-    .values(sent_at=bindparam("now", type_=_MOMENT), claimed_until=null())
+    .values(sent_at=bindparam("now", type_=_MOMENT), claimed_until=null(), content=_ERASED)
 )
 # The other outcomes apply only while the attempt is still the row's latest: a
 # sender whose lease ran out must not reschedule a row another sender now holds.
@@ -70,7 +85,18 @@ _FAILED = Statement(
         failed_at=bindparam("now", type_=_MOMENT),
         claimed_until=null(),
         last_error=bindparam("error"),
+        content=_ERASED,
     )
+)
+# Before each mail of its batch a sender extends that mail's lease, and keeps
+# extending it while the mail is in hand: a slow server must not let the lease
+# run out, or another sender claims the mail and sends it a second time (L11).
+# A lease that has run out is not revived, even if nobody has claimed the row yet.
+_RENEW = Statement(
+    update(_MAIL)
+    .where(*_still_ours, _C.failed_at.is_(None), _C.claimed_until > bindparam("now", type_=_MOMENT))
+    .values(claimed_until=bindparam("lease", type_=_MOMENT))
+    .returning(_C.id)
 )
 # A sender that stops before trying a claimed row gives it back untried.
 _RELEASE = Statement(
@@ -108,6 +134,11 @@ class Outbox:
     async def claim(self, now: dt.datetime, lease: dt.datetime, limit: int) -> list[ClaimedMail]:
         rows = await self._db.write(_CLAIM, {"now": now, "lease": lease, "limit": limit})
         return sorted((ClaimedMail(*row) for row in rows), key=lambda mail: mail.id)
+
+    async def renew(self, mail: ClaimedMail, now: dt.datetime, lease: dt.datetime) -> bool:
+        """Extend the lease to `lease`; False if this claim no longer holds the row."""
+        params = {"id": mail.id, "attempt": mail.attempt, "now": now, "lease": lease}
+        return bool(await self._db.write(_RENEW, params))
 
     async def delivered(self, mail: ClaimedMail, now: dt.datetime) -> None:
         await self._db.write(_DELIVERED, {"id": mail.id, "now": now})

@@ -22,6 +22,7 @@ from userservice.db.backend import Database
 from userservice.db.engine import build_engine, open_database
 from userservice.records import ClaimedMail
 from userservice.security.smtp_url import smtp_server as parse_smtp_url
+from userservice.services.at_rest import AtRest
 from userservice.services.mail.outbox import MailOutbox
 from userservice.services.mail.sender import SenderTiming, backoff
 from userservice.services.mail.transport import (
@@ -88,6 +89,7 @@ def test_mail_goes_out_only_when_its_unit_of_work_commits(database: Database) ->
     [row] = rows(database)
     assert row.message_id == message_id == received.message["Message-ID"]
     assert row.sent_at is not None and (row.attempts, row.last_error) == (1, None)
+    assert row.content == ""  # L12: a sent mail's link is not kept
     assert received.recipients == ["bob@example.com"]
     assert received.link("/verify-email") == LINK
     assert LINK in received.html
@@ -220,6 +222,61 @@ def test_two_senders_send_each_mail_exactly_once(
         received = [r.message["Message-ID"] for r in server.inbox.received]
     assert sorted(received) == sorted(ids)
     assert [(r.attempts, r.sent_at is not None) for r in rows(database)] == [(1, True)] * count
+
+
+def test_a_server_slower_than_the_lease_gets_each_mail_once(
+    database: Database, second_database: Database
+) -> None:
+    """L11: each mail of a batch takes longer than the lease (a slow server), so the
+    rest of the batch passes to the other sender while the first is still busy:
+    before each mail a sender renews its lease, skipping a mail it no longer
+    holds, and keeps the lease of the mail in hand alive while it is sent."""
+    count = 4
+    timing = SenderTiming(poll_seconds=0.02, batch=count, lease_seconds=0.6)
+    with smtp_server(inbox=Inbox(delay=1.0)) as server:
+        one = outbox_for(database, smtp_to(server.port), timing)
+        two = outbox_for(second_database, smtp_to(server.port), timing)
+        ids = queue_committed(one, *[notice(f"user{n}@example.com") for n in range(count)])
+
+        async def body() -> None:
+            await asyncio.to_thread(server.inbox.wait_for, count, 30)
+            await until(lambda: all(r.sent_at for r in rows(database)))
+            await asyncio.sleep(1.5)  # a second copy would arrive meanwhile
+
+        running([one, two], body)
+        received = [r.message["Message-ID"] for r in server.inbox.received]
+    assert sorted(received) == sorted(ids)
+
+
+def test_a_pending_mail_is_encrypted_and_a_sent_one_erased(database: Database) -> None:
+    """L12: with an at-rest secret (S11) the outbox holds a pending mail sealed to its
+    row, so a copy of the database shows no link; the sender opens it to send, and
+    a sent mail's content is erased."""
+    at_rest = AtRest("an at-rest secret of the operator")
+    with smtp_server() as server:
+        outbox = outbox_for(database, smtp_to(server.port), at_rest=at_rest)
+        queue_committed(outbox, notice(link=LINK))
+        [pending] = rows(database)
+        assert pending.content.startswith("enc:v1:") and SECRET not in pending.content
+        running([outbox], lambda: until(lambda: rows(database)[0].sent_at is not None))
+        [received] = server.inbox.received
+    assert received.link("/verify-email") == LINK
+    assert received.message["Message-ID"] == pending.message_id
+    assert rows(database)[0].content == ""
+
+
+def test_a_mail_sealed_under_another_secret_is_not_sent(database: Database) -> None:
+    """S11: a row that does not open with the configured secret is a failed attempt
+    that names the setting, never a mail sent with ciphertext."""
+    with smtp_server() as server:
+        sealing = outbox_for(database, smtp_to(server.port), at_rest=AtRest("the old secret"))
+        queue_committed(sealing, notice(link=LINK))
+        other = outbox_for(database, smtp_to(server.port), at_rest=AtRest("another secret"))
+        running([other], lambda: until(lambda: rows(database)[0].attempts >= 2))
+        assert server.inbox.received == []
+    [row] = rows(database)
+    assert row.sent_at is None and row.failed_at is None
+    assert row.last_error is not None and "USERSERVICE_KEY_ENCRYPTION_SECRET" in row.last_error
 
 
 def test_logs_show_kind_id_and_outcome_but_no_mail(

@@ -9,10 +9,11 @@ import contextlib
 import datetime as dt
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from userservice.db.ports import OutboxStore
 from userservice.records import ClaimedMail
+from userservice.services.at_rest import AtRest, AtRestError
 from userservice.services.mail.transport import MailNotSent, MailRefused, Transport
 
 # Kind, ids and outcome only: a mail's content carries single-use links (L16).
@@ -24,9 +25,8 @@ _jitter = secrets.SystemRandom()
 class SenderTiming:
     poll_seconds: float = 5.0
     batch: int = 10
-    # Far longer than a batch normally takes (seconds), so a live sender keeps its
-    # rows: past the lease a second sender may send them again (the same
-    # Message-ID). A crashed sender's rows wait this long for another sender.
+    # Taken for the whole batch, renewed before each mail and while it is being
+    # sent (L11). A crashed sender's rows wait this long for another sender.
     lease_seconds: float = 120.0
     first_retry_seconds: float = 30.0
     max_retry_seconds: float = 3600.0
@@ -47,10 +47,13 @@ class MailSender:
         outbox: OutboxStore,
         transport: Transport,
         timing: SenderTiming = SenderTiming(),
+        *,
+        at_rest: AtRest | None = None,
     ) -> None:
         self.outbox = outbox
         self.transport = transport
         self.timing = timing
+        self.at_rest = at_rest or AtRest()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -113,19 +116,47 @@ class MailSender:
     async def run_once(self) -> int:
         """Claim one batch and try each message; how many were claimed."""
         now = _now()
-        lease = now + dt.timedelta(seconds=self.timing.lease_seconds)
-        claimed = await self.outbox.claim(now, lease, self.timing.batch)
+        claimed = await self.outbox.claim(now, self._lease(now), self.timing.batch)
         for index, mail in enumerate(claimed):
             if self._stopping:
                 for untried in claimed[index:]:
                     await self.outbox.release(untried)
                 break
-            await self._deliver(mail)
+            now = _now()
+            # The batch's lease may have run out during the mails before this one
+            # (a slow server): another sender may hold this mail now (L11).
+            if await self.outbox.renew(mail, now, self._lease(now)):
+                await self._deliver(mail)
+            else:
+                _report(logging.WARNING, mail, "skipped", None)
         return len(claimed)
+
+    def _lease(self, now: dt.datetime) -> dt.datetime:
+        return now + dt.timedelta(seconds=self.timing.lease_seconds)
+
+    async def _send_holding(self, mail: ClaimedMail) -> None:
+        """Send, renewing the lease while the transport works: one slow mail (an SMTP
+        step may take its whole timeout) must not outlast the lease either."""
+        try:
+            content = self.at_rest.reveal(mail.content, sealed_row(mail.message_id))
+        except AtRestError as exc:
+            raise MailNotSent(str(exc)) from None
+        sending = asyncio.ensure_future(self.transport.send(replace(mail, content=content)))
+        try:
+            while not sending.done():
+                await asyncio.wait({sending}, timeout=self.timing.lease_seconds / 3)
+                if not sending.done():
+                    now = _now()
+                    # The mail goes out whatever the database says now.
+                    with contextlib.suppress(Exception):
+                        await self.outbox.renew(mail, now, self._lease(now))
+        finally:
+            sending.cancel()  # a stop's timeout: nothing waits for it any more
+        sending.result()
 
     async def _deliver(self, mail: ClaimedMail) -> None:
         try:
-            await self.transport.send(mail)
+            await self._send_holding(mail)
         except MailRefused as exc:
             await self.outbox.failed(mail, _now(), str(exc))
             _report(logging.ERROR, mail, "failed", str(exc))
@@ -144,6 +175,12 @@ class MailSender:
             # with the same Message-ID, rather than losing it.
             await self.outbox.delivered(mail, _now())
             _report(logging.INFO, mail, "sent", None)
+
+
+def sealed_row(message_id: str) -> str:
+    """What a pending mail's content is sealed to (S11): a sealed message copied
+    onto another row does not open."""
+    return f"mail_outbox {message_id}"
 
 
 def backoff(timing: SenderTiming, attempt: int) -> float:
