@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.support.server import free_port
 
@@ -55,12 +55,13 @@ def _part(message: EmailMessage, subtype: str) -> str:
 
 @dataclass
 class Inbox:
-    """aiosmtpd's handler: keeps every message, refuses `refuse` at RCPT, and takes
+    """aiosmtpd's handler: keeps every message, refuses `refuse` at RCPT, takes
     `delay` seconds to accept each message (a slow server, for a sender to be
-    caught mid-batch)."""
+    caught mid-batch), and answers QUIT with `quit_reply` instead of 221."""
 
     refuse: set[str] = field(default_factory=set)
     delay: float = 0.0
+    quit_reply: str | None = None
     received: list[Received] = field(default_factory=list)
     _arrived: threading.Condition = field(default_factory=threading.Condition)
 
@@ -81,6 +82,9 @@ class Inbox:
             self.received.append(item)
             self._arrived.notify_all()
         return "250 Message accepted for delivery"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str | object:
+        return self.quit_reply if self.quit_reply is not None else MISSING
 
     def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[Received]:
         """At least `count` messages, waiting up to `timeout` seconds for them."""
@@ -134,13 +138,15 @@ def smtp_server(
     tls: Tls | None = None,
     implicit_tls: bool = False,
     login: tuple[str, str] | None = None,
+    smtputf8: bool = True,
 ) -> Iterator[SmtpServer]:
     """Serve until the block ends. With `tls`: STARTTLS offered and required (or,
     with `implicit_tls`, TLS from the first byte). With `login`: AUTH required.
+    Without `smtputf8`: no internationalized address accepted (RFC 6531 not offered).
     The same `inbox` and `port` again bring "the same server" back after a stop."""
     inbox = inbox if inbox is not None else Inbox()
     port = port or free_port()
-    options: dict[str, Any] = {"enable_SMTPUTF8": True}
+    options: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if tls is not None and implicit_tls:
         options["ssl_context"] = tls.server_context()
     elif tls is not None:

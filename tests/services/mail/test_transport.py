@@ -109,6 +109,24 @@ def test_a_5xx_reply_to_the_recipient_is_a_refusal() -> None:
     assert str(refused.value) == "550 5.1.1 mailbox unavailable"
 
 
+def test_an_odd_reply_to_quit_after_the_message_was_accepted_is_still_sent() -> None:
+    """L12: once the server has accepted the message, a failure to say goodbye
+    is no failed attempt: counting it so would send the mail again and again."""
+    with smtp_server(inbox=Inbox(quit_reply="421 4.3.0 going down")) as server:
+        send(server.url(query="?tls=none"), claimed())
+        assert len(server.inbox.wait_for(1)) == 1
+
+
+def test_a_non_ascii_address_to_a_server_without_smtputf8_is_refused_for_good() -> None:
+    """L12: the server cannot carry an internationalized address (RFC 6531): no
+    later attempt can help, so the mail fails at once, saying why."""
+    mail = claimed(notice("用户@example.com", link=LINK))
+    with smtp_server(smtputf8=False) as server, pytest.raises(MailRefused) as refused:
+        send(server.url(query="?tls=none"), mail)
+    assert "SMTPUTF8" in str(refused.value)
+    assert server.inbox.received == []
+
+
 def test_no_server_is_a_failed_attempt() -> None:
     with pytest.raises(MailNotSent, match="ConnectionRefusedError"):
         send(f"smtp://127.0.0.1:{free_port()}?tls=none", claimed())

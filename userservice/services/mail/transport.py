@@ -80,17 +80,11 @@ class SmtpTransport:
 
     def _send(self, mail: ClaimedMail) -> None:
         try:
-            with self._connect() as smtp:
-                if self.server.username is not None:
-                    smtp.login(self.server.username, self.server.password or "")
-                # An internationalized address or content needs the server's SMTPUTF8.
-                utf8 = not (mail.content.isascii() and mail.recipient.isascii())
-                smtp.sendmail(
-                    self.envelope_from,
-                    [mail.recipient],
-                    mail.content.encode(),
-                    mail_options=["SMTPUTF8"] if utf8 else [],
-                )
+            smtp = self._connect()
+            try:
+                self._transfer(smtp, mail)
+            finally:
+                _close(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))
             raise _refusal(code, reason) from None
@@ -104,6 +98,25 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError) as exc:
             # OSError covers refused connections, timeouts and certificate failures.
             raise MailNotSent(type(exc).__name__) from None
+
+    def _transfer(self, smtp: smtplib.SMTP, mail: ClaimedMail) -> None:
+        if self.server.username is not None:
+            smtp.login(self.server.username, self.server.password or "")
+        # An internationalized address or content needs the server's SMTPUTF8.
+        utf8 = not (mail.content.isascii() and mail.recipient.isascii())
+        try:
+            smtp.sendmail(
+                self.envelope_from,
+                [mail.recipient],
+                mail.content.encode(),
+                mail_options=["SMTPUTF8"] if utf8 else [],
+            )
+        except smtplib.SMTPNotSupportedError:
+            # This server cannot carry the address (RFC 6531 §3.4): no later attempt
+            # to it can succeed.
+            raise MailRefused(
+                "the mail server does not support SMTPUTF8, which this recipient's address needs"
+            ) from None
 
     def _connect(self) -> smtplib.SMTP:
         server = self.server
@@ -121,6 +134,16 @@ class SmtpTransport:
             smtp.close()
             raise
         return smtp
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    """QUIT, then close. Once DATA was accepted the message is the server's (RFC 5321
+    §4.1.1.4): an odd or missing answer to QUIT must not make it a failed attempt,
+    sent again at the next one."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def _reply(code: int, reason: bytes | str) -> str:
