@@ -249,9 +249,9 @@ def test_a_server_slower_than_the_lease_gets_each_mail_once(
 
 
 def test_a_pending_mail_is_encrypted_and_a_sent_one_erased(database: Database) -> None:
-    """L12: with an at-rest secret (S11) the outbox holds a pending mail sealed to its
-    row, so a copy of the database shows no link; the sender opens it to send, and
-    a sent mail's content is erased."""
+    """L12: with a key encryption secret the outbox holds a pending mail sealed to
+    its row, so a copy of the database shows no link; the sender opens it to send,
+    and a sent mail's content is erased."""
     at_rest = AtRest("an at-rest secret of the operator")
     with smtp_server() as server:
         outbox = outbox_for(database, smtp_to(server.port), at_rest=at_rest)
@@ -266,7 +266,7 @@ def test_a_pending_mail_is_encrypted_and_a_sent_one_erased(database: Database) -
 
 
 def test_a_mail_sealed_under_another_secret_is_not_sent(database: Database) -> None:
-    """S11: a row that does not open with the configured secret is a failed attempt
+    """L12: a row that does not open with the configured secret is a failed attempt
     that names the setting, never a mail sent with ciphertext."""
     with smtp_server() as server:
         sealing = outbox_for(database, smtp_to(server.port), at_rest=AtRest("the old secret"))
