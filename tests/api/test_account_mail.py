@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import itertools
 import json
 import threading
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from tests.support.journeys import last_token, link_in, mails
 from tests.support.oauth_flow import add_app, obtain_code, redeem, sign_in
 from tests.support.problems import assert_problem
 from tests.support.server import running_server
+from tests.support.timing import assert_one_response_time, interleaved
 from userservice.app import create_app
 from userservice.db.models import AccountToken
 from userservice.settings import Settings
@@ -183,6 +185,36 @@ def test_asking_for_a_mail_answers_the_same_for_every_address(
     assert len(mails(app, "ada@example.com", kind)) == (3 if kind == "verify_email" else 2)
     assert not mails(app, "nobody@example.com")
     assert len(mails(app)) == before + 2
+
+
+def test_asking_for_a_mail_answers_at_one_time(make_settings: Callable[..., Settings]) -> None:
+    # L2: a known, unverified, verified or unknown address: every 202 waits for the
+    # same floor, so none tells them apart by its time.
+    app = create_app(make_settings(mail_limit_per_ip="1000/hour"))
+    with TestClient(app, base_url="https://testserver") as client:
+        register(client, "ada@example.com")
+        register(client, "bob@example.com")
+        confirm_verification(client, last_token(app, "bob@example.com", "verify_email"))
+        unknown = itertools.count()
+
+        def ask(path: str, email: str) -> Callable[[], None]:
+            def send() -> None:
+                answer = client.post(path, json={"email": email.format(next(unknown))})
+                assert answer.status_code == 202, answer.text
+
+            return send
+
+        samples = interleaved(
+            5,
+            {
+                "reset known": ask("/users/password-reset", "ada@example.com"),
+                "reset unknown": ask("/users/password-reset", "n{}@example.com"),
+                "verify unverified": ask("/users/verification", "ada@example.com"),
+                "verify verified": ask("/users/verification", "bob@example.com"),
+                "verify unknown": ask("/users/verification", "n{}@example.com"),
+            },
+        )
+    assert_one_response_time(samples)
 
 
 def test_no_new_verification_mail_for_a_verified_address(client: TestClient, app: FastAPI) -> None:

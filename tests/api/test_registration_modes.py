@@ -5,6 +5,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from tests.support.accounts import PASSWORD, login, register
 from tests.support.journeys import mails
 from tests.support.problems import assert_problem
+from tests.support.timing import assert_one_response_time, interleaved
 from userservice.app import create_app
 from userservice.settings import Settings
 
@@ -33,6 +35,31 @@ def test_non_revealing_registration_answers_202_for_every_address(
         assert len(mails(app, "ada@example.com", "signup_existing")) == 1
         assert len(mails(app, "bob@example.com", "verify_email")) == 1
         login(client, "ada@example.com")  # the first password, unchanged
+
+
+def test_non_revealing_registration_answers_at_one_time(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # L1, L2: a taken address (a failed insert, then the owner's mail) and a new one
+    # (the account and its mail) wait for the same floor.
+    app = create_app(
+        make_settings(registration_reveals_accounts=False, mail_limit_per_ip="1000/hour")
+    )
+    with TestClient(app, base_url="https://testserver") as client:
+        fresh = itertools.count()
+
+        def sign_up(email: str) -> Callable[[], None]:
+            def send() -> None:
+                body = {"email": email.format(next(fresh)), "password": PASSWORD}
+                assert client.post("/users", json=body).status_code == 202
+
+            return send
+
+        sign_up("ada@example.com")()
+        samples = interleaved(
+            5, {"taken": sign_up("ada@example.com"), "new": sign_up("new{}@example.com")}
+        )
+    assert_one_response_time(samples)
 
 
 def test_registration_is_throttled_per_client(make_settings: Callable[..., Settings]) -> None:

@@ -38,7 +38,7 @@ def test_an_address_over_its_window_gets_no_more_mail() -> None:
     ],
 )
 def test_a_client_is_its_network(one_network: tuple[str, str, str], elsewhere: str) -> None:
-    # A /64 (IPv6) or /24 (IPv4) is what one subscriber holds, as for logins (S12):
+    # A /64 (IPv6) or /24 (IPv4) is what one subscriber holds, as for logins (L5):
     # rotating addresses within it opens no new window.
     first, second, third = one_network
     throttle = MailThrottle("10/hour", "2/hour")

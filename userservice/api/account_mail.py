@@ -1,6 +1,7 @@
 """/users/verification and /users/password-reset: the mailed-link journeys for
 frontends that bring their own pages. Open to anyone; throttled per client and
-per address (L5). Asking for a mail is answered 202 for every address (L2)."""
+per address (L5). Asking for a mail is answered 202 for every address, no earlier
+than the response floor (L2)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response, status
 from pydantic import ConfigDict, Field
 
-from userservice.api.schemas import Email, Password, Strict
-from userservice.api.users import _problems
+from userservice.api.schemas import Email, Password, Strict, problem_responses
 from userservice.i18n import negotiate
+from userservice.security.response_floor import at_floor
 from userservice.wiring import ServicesDep, client_ip
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -82,20 +83,26 @@ def request_locale(request: Request) -> str:
 @router.post(
     "/verification",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**_ACCEPTED_DOC, **_problems(400, 413, 422, 429)},
+    responses={**_ACCEPTED_DOC, **problem_responses(400, 413, 422, 429)},
     summary="Send a new email verification link",
 )
-def request_verification(body: AddressRequest, request: Request, svc: ServicesDep) -> Response:
+async def request_verification(
+    body: AddressRequest, request: Request, svc: ServicesDep
+) -> Response:
     """Mails a new link to the address when it belongs to an account that is not
-    verified yet. The answer is the same for every address."""
-    svc.verification.request(body.email, ip=client_ip(request), locale=request_locale(request))
+    verified yet. The answer is the same for every address, in the same time."""
+    ip, locale = client_ip(request), request_locale(request)
+    await at_floor(
+        lambda: svc.verification.request(body.email, ip=ip, locale=locale),
+        what="POST /users/verification",
+    )
     return accepted()
 
 
 @router.post(
     "/verification/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_problems(400, 413, 422),
+    responses=problem_responses(400, 413, 422),
     summary="Verify an email address with the mailed token",
 )
 def confirm_verification(body: VerificationConfirm, svc: ServicesDep) -> Response:
@@ -108,20 +115,26 @@ def confirm_verification(body: VerificationConfirm, svc: ServicesDep) -> Respons
 @router.post(
     "/password-reset",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**_ACCEPTED_DOC, **_problems(400, 413, 422, 429)},
+    responses={**_ACCEPTED_DOC, **problem_responses(400, 413, 422, 429)},
     summary="Send a password reset link",
 )
-def request_password_reset(body: AddressRequest, request: Request, svc: ServicesDep) -> Response:
+async def request_password_reset(
+    body: AddressRequest, request: Request, svc: ServicesDep
+) -> Response:
     """Mails a reset link when the address belongs to an account. The answer is the
-    same for every address, in about the same time."""
-    svc.password_reset.request(body.email, ip=client_ip(request), locale=request_locale(request))
+    same for every address, in the same time."""
+    ip, locale = client_ip(request), request_locale(request)
+    await at_floor(
+        lambda: svc.password_reset.request(body.email, ip=ip, locale=locale),
+        what="POST /users/password-reset",
+    )
     return accepted()
 
 
 @router.post(
     "/password-reset/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_problems(400, 413, 422),
+    responses=problem_responses(400, 413, 422),
     summary="Set a new password with the mailed token",
 )
 def confirm_password_reset(

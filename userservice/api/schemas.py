@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from typing_extensions import TypedDict
@@ -163,6 +163,15 @@ class Problem(BaseModel):
     status: int
     code: str = Field(description="Stable machine-readable error code.")
     detail: str
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route's problem answers."""
+    # Problems are sent as application/problem+json: document their schema there too.
+    body = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    return {
+        code: {"model": Problem, "content": {"application/problem+json": body}} for code in codes
+    }
 
 
 class OAuthErrorBody(BaseModel):

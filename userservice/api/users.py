@@ -7,6 +7,7 @@ import binascii
 import uuid
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.routing import APIRoute
 from starlette.routing import Match
@@ -15,30 +16,23 @@ from starlette.types import Scope
 from userservice.api.deps import allowed, user_allowed
 from userservice.api.schemas import (
     AdminUserUpdate,
-    Problem,
     ProfileUpdate,
     RegisterRequest,
     UserOut,
     UserPage,
+    problem_responses,
     user_page_json,
 )
 from userservice.errors import Forbidden, InvalidInput, NotFound
 from userservice.i18n import negotiate
+from userservice.records import UserRecord
+from userservice.security.response_floor import at_floor
 from userservice.services.accounts import UNSET, ProfileChanges
 from userservice.services.authn import Principal, ServicePrincipal
 from userservice.services.policy import POLICY
 from userservice.services.scopes import reveals_email
 from userservice.services.user_admin import AdminChanges
 from userservice.wiring import ServicesDep, client_ip
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    # Problems are sent as application/problem+json: document their schema there too.
-    body = {"schema": {"$ref": "#/components/schemas/Problem"}}
-    return {
-        code: {"model": Problem, "content": {"application/problem+json": body}} for code in codes
-    }
-
 
 # Paths of their own one segment under /users (api/account_mail.py): a request for
 # a method they do not serve is a 405 with their Allow (RFC 9110 §15.5.6), not an
@@ -83,25 +77,29 @@ _SIGNUP_ACCEPTED_DOC: dict[int | str, dict[str, Any]] = {
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={**_SIGNUP_ACCEPTED_DOC, **_problems(400, 403, 409, 413, 422, 429)},
+    responses={**_SIGNUP_ACCEPTED_DOC, **problem_responses(400, 403, 409, 413, 422, 429)},
     summary="Register a new account",
 )
-def register(
+async def register(
     body: RegisterRequest, request: Request, svc: ServicesDep, response: Response
 ) -> UserOut | Response:
     """Creates an unverified account and mails it a verification link. 409 when the
     address has an account; with `registration_reveals_accounts` off, 202 for every
-    address instead (the owner of a taken one gets a mail saying so). Throttled per
-    client address."""
+    address instead (the owner of a taken one gets a mail saying so), at one
+    response time (L2). Throttled per client network."""
     reveal = svc.settings.registration_reveals_accounts
-    user = svc.signup.register(
-        body.email,
-        body.password,
-        body.display_name,
-        ip=client_ip(request),
-        locale=negotiate(None, None, request.headers.get("accept-language")),
-        reveal=reveal,
-    )
+    ip = client_ip(request)
+    locale = negotiate(None, None, request.headers.get("accept-language"))
+
+    def sign_up() -> UserRecord | None:
+        return svc.signup.register(
+            body.email, body.password, body.display_name, ip=ip, locale=locale, reveal=reveal
+        )
+
+    if reveal:
+        user = await anyio.to_thread.run_sync(sign_up)
+    else:
+        user = await at_floor(sign_up, what="POST /users")
     if not reveal or user is None:
         return Response(SIGNUP_ACCEPTED, status_code=202, media_type=_JSON)
     response.headers["Location"] = f"/users/{user.id}"
@@ -119,14 +117,14 @@ def _own_profile(principal: Principal) -> Response:
     return Response(body, media_type=_JSON)
 
 
-@router.get("/me", response_model=UserOut, responses=_problems(401, 403, 429, 503))
+@router.get("/me", response_model=UserOut, responses=problem_responses(401, 403, 429, 503))
 async def read_me(principal: ReadMe) -> Response:
     """Your profile (scope `profile`); the email fields need scope `email`."""
     # The principal was loaded fresh from the database by the auth dependency.
     return _own_profile(principal)
 
 
-@router.patch("/me", response_model=UserOut, responses=_problems(400, 401, 403, 409, 422))
+@router.patch("/me", response_model=UserOut, responses=problem_responses(400, 401, 403, 409, 422))
 def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Response:
     """Change your display name (scope `profile:write`). Changing the email or the
     password is account management: the user in person or a first-party client
@@ -145,7 +143,7 @@ def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Res
     return Response(UserOut.json_of(user, with_email=with_email), media_type=_JSON)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401, 403))
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
 def delete_me(principal: DeleteMe, svc: ServicesDep) -> Response:
     """Delete your account: the user in person or a first-party client, with a login
     at most five minutes old (else 401 `insufficient_user_authentication`, RFC 9470)."""
@@ -153,7 +151,7 @@ def delete_me(principal: DeleteMe, svc: ServicesDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{user_id}", response_model=UserOut, responses=_problems(401, 403, 404, 422))
+@router.get("/{user_id}", response_model=UserOut, responses=problem_responses(401, 403, 404, 422))
 def read_user(user_id: uuid.UUID, principal: ReadUser, svc: ServicesDep) -> Response:
     """Yourself (as `GET /users/me`), or anyone with scope `users:read` (an
     administrator's token, or a service client granted it)."""
@@ -184,7 +182,7 @@ def _decode_cursor(cursor: str | None) -> str | None:
     return decoded
 
 
-@router.get("", response_model=UserPage, responses=_problems(400, 401, 403, 422))
+@router.get("", response_model=UserPage, responses=problem_responses(400, 401, 403, 422))
 async def list_users(
     _admin: Annotated[Principal, Depends(user_allowed("list_users"))],
     svc: ServicesDep,
@@ -210,7 +208,9 @@ async def list_users(
     return Response(user_page_json(page, next_cursor), media_type="application/json")
 
 
-@router.patch("/{user_id}", response_model=UserOut, responses=_problems(400, 401, 403, 404, 422))
+@router.patch(
+    "/{user_id}", response_model=UserOut, responses=problem_responses(400, 401, 403, 404, 422)
+)
 def admin_update_user(
     user_id: uuid.UUID,
     body: AdminUserUpdate,
@@ -227,7 +227,9 @@ def admin_update_user(
 
 
 @router.delete(
-    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_problems(401, 403, 404, 422)
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422),
 )
 def admin_delete_user(
     user_id: uuid.UUID,

@@ -4,9 +4,9 @@ verification link, a password reset (L5).
 Two windows, counted for every request whether or not the address has an account
 (so neither answer tells an account apart): one per client network (the /24 or
 /64 logins group by, S12: rotating addresses within what one subscriber holds
-opens no new window), whose excess is refused (a script sweeping addresses), and one per action and mail address,
-whose excess is dropped without a word (nobody's mailbox is flooded through us,
-and the answer stays the one every address gets).
+opens no new window), whose excess is refused (a script sweeping addresses), and
+one per action and mail address, whose excess is dropped without a word (nobody's
+mailbox is flooded through us, and the answer stays the one every address gets).
 
 Moving windows of the `limits` library in process memory, as for logins
 (security/throttle.py): each worker keeps its own counters."""

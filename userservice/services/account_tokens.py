@@ -18,6 +18,7 @@ from typing import NoReturn
 from userservice.db.account_tokens import AccountTokenRepository, Holder
 from userservice.db.ports import UnitOfWork
 from userservice.errors import InvalidAccountToken
+from userservice.i18n import N_
 from userservice.security.secrets import digest, new_token
 from userservice.services.audit import audit
 
@@ -25,7 +26,8 @@ from userservice.services.audit import audit
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-LINK_INVALID = (
+# The one text of a refused link: the API's problem detail, and the pages' message.
+LINK_INVALID = N_(
     "This link is invalid, expired or already used. Ask for a new mail and use the newest link."
 )
 

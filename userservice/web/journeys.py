@@ -4,12 +4,12 @@ origin check (F4); every answer after a POST is a 303 (A7).
 
 No page tells whether an address has an account (L1, L2): sign-up, a new
 verification mail and a reset request each answer with one page for every
-address. A GET never uses a mailed token (mail scanners prefetch links): it shows
-a button, and the POST uses it."""
+address, no earlier than the response floor. A GET never uses a mailed token
+(mail scanners prefetch links): it shows a button, and the POST uses it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from fastapi import APIRouter, Request
@@ -23,7 +23,8 @@ from userservice.errors import (
     WeakPassword,
 )
 from userservice.i18n import N_
-from userservice.services.account_tokens import well_formed
+from userservice.security.response_floor import at_floor
+from userservice.services.account_tokens import LINK_INVALID, well_formed
 from userservice.services.emails import MAX_EMAIL_LENGTH
 from userservice.web.browser import issue_csrf
 from userservice.web.forms import checked_form, error_page, redirect
@@ -70,6 +71,40 @@ def _email_field(form: dict[str, str]) -> str | None:
     return email if 0 < len(email) <= MAX_EMAIL_LENGTH else None
 
 
+class _MailRequest(Protocol):
+    def __call__(self, email: str, *, ip: str, locale: str) -> None: ...
+
+
+async def _ask_for_mail(
+    request: Request,
+    ask: _MailRequest,
+    form_page: tuple[str, dict[str, Any]],
+    sent: str,
+) -> Response:
+    """A form asking for a mail to an address: the same page after it for every
+    address, at the response floor (L2); the form again for a malformed one."""
+    form = await checked_form(request, N_("The mail could not be sent"))
+    if isinstance(form, Response):
+        return form
+    email = _email_field(form)
+    if email is not None:
+        address, ip, locale = email, client_ip(request), page_locale(request)
+        try:
+            await at_floor(
+                lambda: ask(address, ip=ip, locale=locale), what=f"POST {request.url.path}"
+            )
+        except InvalidInput:
+            email = None
+        except Throttled as exc:
+            return _throttled(request, exc)
+    if email is None:
+        template, context = form_page
+        shown = form.get("email", "")[:MAX_EMAIL_LENGTH]
+        context = {**context, "email": shown, "errors": {"email": BAD_EMAIL}}
+        return _page(request, template, context, status=400)
+    return redirect(sent)
+
+
 # Sign up ----------------------------------------------------------------------
 
 
@@ -96,10 +131,11 @@ async def register_submit(request: Request, svc: ServicesDep) -> Response:
         address, ip, locale = email or "", client_ip(request), page_locale(request)
         try:
             # argon2 runs off the event loop, for a taken address as for a new one.
-            await anyio.to_thread.run_sync(
+            await at_floor(
                 lambda: svc.signup.register(
                     address, password, name, ip=ip, locale=locale, reveal=False
-                )
+                ),
+                what="POST /register",
             )
         except InvalidInput as exc:
             # Only the address or the password can be refused; neither depends on
@@ -130,7 +166,9 @@ async def register_sent(request: Request) -> Response:
 
 
 def _link_refused(request: Request, template: str) -> Response:
-    return _page(request, template, {"state": "invalid", "token": ""}, status=400)
+    # The text of every refused link is the one the services refuse it with (E8).
+    context = {"state": "invalid", "valid": False, "token": "", "refused": LINK_INVALID}
+    return _page(request, template, context, status=400)
 
 
 @router.get("/verify-email")
@@ -163,30 +201,8 @@ async def resend_form(request: Request) -> Response:
 
 @router.post("/verify-email/resend")
 async def resend_submit(request: Request, svc: ServicesDep) -> Response:
-    form = await checked_form(request, N_("The mail could not be sent"))
-    if isinstance(form, Response):
-        return form
-    email = _email_field(form)
-    if email is not None:
-        address, ip, locale = email, client_ip(request), page_locale(request)
-        try:
-            await anyio.to_thread.run_sync(
-                lambda: svc.verification.request(address, ip=ip, locale=locale)
-            )
-        except InvalidInput:
-            email = None
-        except Throttled as exc:
-            return _throttled(request, exc)
-    if email is None:
-        context = {
-            "state": "resend",
-            "token": "",
-            "email": form.get("email", "")[:MAX_EMAIL_LENGTH],
-        }
-        return _page(
-            request, "verify_email.html", {**context, "errors": {"email": BAD_EMAIL}}, status=400
-        )
-    return redirect("/verify-email/sent")
+    form_page = ("verify_email.html", {"state": "resend", "token": ""})
+    return await _ask_for_mail(request, svc.verification.request, form_page, "/verify-email/sent")
 
 
 @router.get("/verify-email/sent")
@@ -204,27 +220,9 @@ async def forgot_form(request: Request) -> Response:
 
 @router.post("/forgot-password")
 async def forgot_submit(request: Request, svc: ServicesDep) -> Response:
-    form = await checked_form(request, N_("The mail could not be sent"))
-    if isinstance(form, Response):
-        return form
-    email = _email_field(form)
-    if email is not None:
-        address, ip, locale = email, client_ip(request), page_locale(request)
-        try:
-            await anyio.to_thread.run_sync(
-                lambda: svc.password_reset.request(address, ip=ip, locale=locale)
-            )
-        except InvalidInput:
-            email = None
-        except Throttled as exc:
-            return _throttled(request, exc)
-    if email is None:
-        context = {
-            "email": form.get("email", "")[:MAX_EMAIL_LENGTH],
-            "errors": {"email": BAD_EMAIL},
-        }
-        return _page(request, "forgot_password.html", context, status=400)
-    return redirect("/forgot-password/sent")
+    form_page: tuple[str, dict[str, Any]] = ("forgot_password.html", {})
+    sent = "/forgot-password/sent"
+    return await _ask_for_mail(request, svc.password_reset.request, form_page, sent)
 
 
 @router.get("/forgot-password/sent")
@@ -239,7 +237,7 @@ async def reset_form(request: Request, svc: ServicesDep) -> Response:
         # A read only: the form is offered for a usable link, which stays unused.
         await anyio.to_thread.run_sync(svc.password_reset.check, token)
     except InvalidAccountToken:
-        return _page(request, "reset_password.html", {"token": "", "valid": False}, status=400)
+        return _link_refused(request, "reset_password.html")
     return _page(request, "reset_password.html", {"token": token, "valid": True})
 
 
@@ -250,7 +248,7 @@ async def reset_submit(request: Request, svc: ServicesDep) -> Response:
         return form
     token, password = form.get("token", ""), form.get("password", "")
     if not well_formed(token):
-        return _page(request, "reset_password.html", {"token": "", "valid": False}, status=400)
+        return _link_refused(request, "reset_password.html")
     error: str | None = None
     if not password:
         error = NO_PASSWORD
@@ -262,7 +260,7 @@ async def reset_submit(request: Request, svc: ServicesDep) -> Response:
                 lambda: svc.password_reset.confirm(token, password, locale=locale)
             )
         except InvalidAccountToken:
-            return _page(request, "reset_password.html", {"token": "", "valid": False}, status=400)
+            return _link_refused(request, "reset_password.html")
         except WeakPassword as exc:
             error = exc.detail
     if error is not None:
