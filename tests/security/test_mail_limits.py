@@ -29,7 +29,6 @@ def test_an_address_over_its_window_gets_no_more_mail() -> None:
     assert throttle.allow_mail("reset", "bob@example.com")  # another address
 
 
-
 @pytest.mark.parametrize(
     ("one_network", "elsewhere"),
     [
