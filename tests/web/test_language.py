@@ -134,6 +134,17 @@ def test_the_return_path_is_escaped_on_the_page(client: TestClient) -> None:
     assert hidden(page.text, "return_to") == "/login?q=a'b&c=d"
 
 
+def test_f8_an_error_page_returns_to_its_path_without_the_refused_request(
+    client: TestClient,
+) -> None:
+    # A refused authorization request must not get its text onto our page through
+    # the switch's return path (the OAuth fuzz found it: a 400 echoed the query).
+    page = client.get("/oauth/authorize?client_id=nobody&response_type=Qz7echo")
+    assert page.status_code == 400
+    assert "Qz7echo" not in page.text
+    assert hidden(page.text, "return_to") == "/oauth/authorize"
+
+
 def test_ui_locales_reaches_the_login_page_through_next(client: TestClient) -> None:
     add_app(client)
     start = client.get(

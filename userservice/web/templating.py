@@ -54,7 +54,7 @@ def render(
         # The language switch is a form on every page, error pages included (F8).
         values["csrf_token"] = issue_csrf(cookies, request)
     next_path = values.get("next") or None
-    values.setdefault("here", _here(request, next_path))
+    values.setdefault("here", _here(request, next_path, status_code))
     locale = page_locale(request, next_path)
     body = wired(request.app).pages.render(locale, name, values)
     page = HTMLResponse(
@@ -68,8 +68,12 @@ def render(
     return page
 
 
-def _here(request: Request, next_path: str | None) -> str:
+def _here(request: Request, next_path: str | None, status_code: int) -> str:
     """Where the language switch brings the browser back: this page by GET."""
+    if status_code >= 400:
+        # An error page repeats nothing of the request it refuses (a crafted link
+        # must not get its text onto our page, F7): the switch returns to the path.
+        return request.url.path
     if request.method == "GET":
         query = request.url.query
         return request.url.path + ("?" + query if query else "")
