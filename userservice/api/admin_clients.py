@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from userservice.api.deps import user_allowed
-from userservice.api.schemas import Problem
+from userservice.api.schemas import problem_responses
 from userservice.services.authn import Principal
 from userservice.services.client_metadata import (
     AUTH_METHODS,
@@ -20,13 +20,6 @@ from userservice.services.clients import ClientRecord, IssuedClient
 from userservice.wiring import ServicesDep
 
 router = APIRouter(prefix="/admin/clients", tags=["admin: OAuth clients"])
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    body = {"schema": {"$ref": "#/components/schemas/Problem"}}
-    return {
-        code: {"model": Problem, "content": {"application/problem+json": body}} for code in codes
-    }
 
 
 # Generous size bounds only (memory); the service applies the real rules and answers
@@ -157,7 +150,7 @@ def _no_store(response: Response) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=ClientIssued,
     response_model_exclude_unset=True,
-    responses=_problems(400, 401, 403, 422),
+    responses=problem_responses(400, 401, 403, 422),
     summary="Register a client (the secret is shown once)",
 )
 def create_client(
@@ -172,14 +165,14 @@ def create_client(
     return ClientIssued.issued(issued)
 
 
-@router.get("", response_model=ClientList, responses=_problems(401, 403))
+@router.get("", response_model=ClientList, responses=problem_responses(401, 403))
 def list_clients(
     _admin: Annotated[Principal, Depends(user_allowed("list_clients"))], svc: ServicesDep
 ) -> ClientList:
     return ClientList(items=[ClientOut.of(record) for record in svc.clients.list()])
 
 
-@router.get("/{client_id}", response_model=ClientOut, responses=_problems(401, 403, 404))
+@router.get("/{client_id}", response_model=ClientOut, responses=problem_responses(401, 403, 404))
 def read_client(
     client_id: str,
     _admin: Annotated[Principal, Depends(user_allowed("read_client"))],
@@ -189,7 +182,9 @@ def read_client(
 
 
 @router.patch(
-    "/{client_id}", response_model=ClientOut, responses=_problems(400, 401, 403, 404, 409, 422)
+    "/{client_id}",
+    response_model=ClientOut,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 def update_client(
     client_id: str,
@@ -206,7 +201,7 @@ def update_client(
     "/{client_id}/secret",
     response_model=ClientIssued,
     response_model_exclude_unset=True,
-    responses=_problems(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409),
     summary="Rotate the secret (the old one stops working at once)",
 )
 def rotate_client_secret(
@@ -223,7 +218,7 @@ def rotate_client_secret(
 @router.delete(
     "/{client_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_problems(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409),
 )
 def delete_client(
     client_id: str,
