@@ -14,7 +14,19 @@ from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from userservice import __version__
-from userservice.api import account_mail, admin_clients, docs, grants, health, oauth, oidc, users
+from userservice.api import (
+    account_mail,
+    admin_clients,
+    docs,
+    grants,
+    health,
+    oauth,
+    oidc,
+    users,
+)
+from userservice.api import email_change as email_change_api
+from userservice.api import privacy as privacy_api
+from userservice.api import sessions as sessions_api
 from userservice.api.middleware import ScopedCORSMiddleware, SecurityMiddleware
 from userservice.api.openapi_security import install_openapi_security
 from userservice.api.problems import install_error_handlers
@@ -31,15 +43,18 @@ from userservice.services.account_mail import Mailer
 from userservice.services.account_tokens import AccountTokens
 from userservice.services.accounts import AccountService
 from userservice.services.at_rest import AtRest
+from userservice.services.audit_log import AuditLog
 from userservice.services.authn import Authenticator
 from userservice.services.clients import ClientService
 from userservice.services.consents import ConsentService
 from userservice.services.devices import DeviceCookies
+from userservice.services.email_change import EmailChange
 from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
 from userservice.services.password_reset import PasswordReset
 from userservice.services.preferences import PreferenceService
+from userservice.services.privacy import Privacy
 from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
 from userservice.services.signup import SignUp
@@ -48,7 +63,8 @@ from userservice.services.tokens import TokenService
 from userservice.services.user_admin import UserAdministration
 from userservice.services.verification import Verification
 from userservice.settings import Settings
-from userservice.web import authorize, end_session, journeys, language, pages
+from userservice.web import account, authorize, end_session, journeys, language, pages
+from userservice.web import email_change as email_change_pages
 from userservice.web.browser import CsrfRejected
 from userservice.web.templating import page_templates
 from userservice.wiring import Services, install
@@ -67,6 +83,8 @@ PAGE_PATHS = (
     "/verify-email",
     "/forgot-password",
     "/reset-password",
+    "/confirm-email-change",
+    "/undo-email-change",
 )
 DESCRIPTION = """
 User management secured by OAuth 2.0 / OpenID Connect.
@@ -118,6 +136,7 @@ def build_services(settings: Settings, db: Database) -> Services:
         AccountTokens(
             verification_ttl=settings.email_verification_ttl_seconds,
             reset_ttl=settings.password_reset_ttl_seconds,
+            undo_ttl=settings.email_change_undo_ttl_seconds,
         ),
         mail,
         MailThrottle(settings.mail_limit_per_address, settings.mail_limit_per_ip),
@@ -142,6 +161,9 @@ def build_services(settings: Settings, db: Database) -> Services:
         verification=Verification(db, mailer),
         password_reset=PasswordReset(db, accounts, mailer),
         preferences=PreferenceService(db),
+        email_change=EmailChange(db, accounts, mailer),
+        privacy=Privacy(db),
+        audit_log=AuditLog(db),
         pages=page_templates(catalogs, settings.app_name),
     )
 
@@ -196,6 +218,9 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         oauth.router,
         oidc.router,
         grants.router,
+        sessions_api.router,
+        email_change_api.router,
+        privacy_api.router,
     )
     for router in api_routers:
         app.include_router(router)
@@ -204,7 +229,9 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         end_session.router,
         health.router,
         pages.router,
+        account.router,
         journeys.router,
+        email_change_pages.router,
         language.router,
     ):
         app.include_router(router)
@@ -237,6 +264,9 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             "/verify-email",
             "/forgot-password",
             "/reset-password",
+            "/account",
+            "/confirm-email-change",
+            "/undo-email-change",
         ),
         docs_paths=("/docs",),
         page_paths=PAGE_PATHS,

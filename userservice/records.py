@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -170,3 +170,17 @@ class ClaimedMail:
     kind: str
     content: str
     attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One security event as it is stored (audit_events) and logged. `details` hold
+    small facts only (a reason, a scope, a purpose): never a secret, a digest or an
+    email address, so that erasing an account's ids and address leaves none behind."""
+
+    event: str
+    user_id: uuid.UUID | None = None
+    actor_id: uuid.UUID | None = None
+    client_id: str | None = None
+    ip: str | None = None
+    details: Mapping[str, str | int | bool] = field(default_factory=dict)

@@ -162,6 +162,17 @@ class Settings(BaseSettings):
     password_reset_ttl_seconds: int = Field(
         default=30 * 60, ge=300, le=24 * 3600, description="lifetime of a password reset link"
     )
+    email_change_undo_ttl_seconds: int = Field(
+        default=7 * 86400,
+        ge=3600,
+        le=30 * 86400,
+        description="lifetime of the undo link mailed to the old address after an email change",
+    )
+    audit_retention_days: int = Field(
+        default=400,
+        ge=1,
+        description="days an audit event is kept before `userservice prune` deletes it",
+    )
     mail_limit_per_address: str = Field(
         default="3/hour",
         description="verification and reset mails asked for one address per window",

@@ -16,13 +16,16 @@ from userservice.i18n import Templates
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
 from userservice.services.accounts import AccountService
+from userservice.services.audit_log import AuditLog
 from userservice.services.authn import Authenticator
 from userservice.services.clients import ClientService
 from userservice.services.consents import ConsentService
+from userservice.services.email_change import EmailChange
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
 from userservice.services.password_reset import PasswordReset
 from userservice.services.preferences import PreferenceService
+from userservice.services.privacy import Privacy
 from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
 from userservice.services.signup import SignUp
@@ -56,6 +59,10 @@ class Services:
     verification: Verification
     password_reset: PasswordReset
     preferences: PreferenceService
+    # The account page's operations: a new address, the user's data, the audit trail.
+    email_change: EmailChange
+    privacy: Privacy
+    audit_log: AuditLog
     # The hosted pages in every language (web/templating.py renders them).
     pages: Templates
 

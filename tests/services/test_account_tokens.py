@@ -17,7 +17,7 @@ from userservice.db.models import AccountToken
 from userservice.errors import InvalidAccountToken
 from userservice.services.account_tokens import AccountTokens, Purpose, well_formed
 
-TOKENS = AccountTokens(verification_ttl=86400, reset_ttl=1800)
+TOKENS = AccountTokens(verification_ttl=86400, reset_ttl=1800, undo_ttl=86400)
 
 
 def stored(db: Database) -> list[AccountToken]:

@@ -37,7 +37,7 @@ from userservice.wiring import ServicesDep, client_ip
 # Paths of their own one segment under /users (api/account_mail.py): a request for
 # a method they do not serve is a 405 with their Allow (RFC 9110 §15.5.6), not an
 # id that is no UUID.
-NAMED_PATHS = frozenset({"verification", "password-reset"})
+NAMED_PATHS = frozenset({"verification", "password-reset", "email-change"})
 
 
 class _UserRoute(APIRoute):
@@ -144,10 +144,11 @@ def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Res
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
-def delete_me(principal: DeleteMe, svc: ServicesDep) -> Response:
-    """Delete your account: the user in person or a first-party client, with a login
-    at most five minutes old (else 401 `insufficient_user_authentication`, RFC 9470)."""
-    svc.accounts.delete(principal.user.id, actor_id=principal.user.id)
+def delete_me(principal: DeleteMe, request: Request, svc: ServicesDep) -> Response:
+    """Delete your account and erase your personal data everywhere (L7): the user in
+    person or a first-party client, with a login at most five minutes old (else 401
+    `insufficient_user_authentication`, RFC 9470)."""
+    svc.privacy.erase(principal.user.id, actor_id=principal.user.id, ip=client_ip(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -234,7 +235,10 @@ def admin_update_user(
 def admin_delete_user(
     user_id: uuid.UUID,
     admin: Annotated[Principal, Depends(user_allowed("admin_delete_user"))],
+    request: Request,
     svc: ServicesDep,
 ) -> Response:
-    svc.accounts.delete(user_id, actor_id=admin.user.id)
+    """Admin: delete an account, erasing its personal data as the user's own
+    deletion does (L7)."""
+    svc.privacy.erase(user_id, actor_id=admin.user.id, ip=client_ip(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

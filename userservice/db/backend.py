@@ -14,6 +14,7 @@ import anyio
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from userservice.db.audit import AuditWrites
 from userservice.db.clients import ClientReads
 from userservice.db.outbox import Outbox
 from userservice.db.refresh_tokens import RefreshTokens
@@ -41,6 +42,7 @@ class Database(abc.ABC):
         self.sessions = SessionReads(self)
         self.deny_list = DenyList(self)
         self.outbox = Outbox(self)
+        self.audit = AuditWrites(self)
 
     @abc.abstractmethod
     async def fetch(self, statement: Statement, params: Params) -> list[Row]:

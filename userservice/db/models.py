@@ -182,6 +182,12 @@ class BrowserSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # What the account page shows and ends a session by: random, so it names the
+    # session without being (or deriving from) its secret.
+    handle: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
+    # Personal data (erased with the account): shown so the user can tell sessions apart.
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    ip: Mapped[str | None] = mapped_column(String(64))
 
 
 class RevokedAccessToken(Base):
@@ -269,3 +275,26 @@ class OutboxMail(Base):
             postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
         ),
     )
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    # Security events kept in the database as well as the log, so an administrator
+    # and the user's own export can see them. No foreign keys: the trail outlives
+    # the user (pseudonymised) and the client it names.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    # The account the event is about; the actor when someone else (an administrator) acted.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    # Small facts of the event (a reason, a scope) as a JSON object: never a secret, a
+    # digest or an address. Text, not JSON: the hot write binds it without the ORM.
+    details: Mapped[str] = mapped_column(Text, default="{}")
+
+    __table_args__ = (Index("ix_audit_events_user_id_id", "user_id", "id"),)

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session
 
 from userservice.records import (
+    AuditEntry,
     ClaimedMail,
     NewRefreshToken,
     QueuedMail,
@@ -76,6 +77,10 @@ class OutboxStore(Protocol):
     async def release(self, mail: ClaimedMail) -> None: ...
 
 
+class AuditStore(Protocol):
+    async def add(self, entry: AuditEntry) -> None: ...
+
+
 class Storage(Protocol):
     """Everything a service may ask of the database."""
 
@@ -93,6 +98,8 @@ class Storage(Protocol):
     def deny_list(self) -> DenyListStore: ...
     @property
     def outbox(self) -> OutboxStore: ...
+    @property
+    def audit(self) -> AuditStore: ...
 
     def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[UnitOfWork]:
         """One transaction of a cold path, yielding an ORM Session for db/'s

@@ -19,7 +19,12 @@ from userservice.services.audit import audit
 from userservice.services.emails import normalize_email
 from userservice.services.mail import MailOutbox
 
-PAGES = {Purpose.VERIFY_EMAIL: "/verify-email", Purpose.RESET_PASSWORD: "/reset-password"}
+PAGES = {
+    Purpose.VERIFY_EMAIL: "/verify-email",
+    Purpose.RESET_PASSWORD: "/reset-password",
+    Purpose.CHANGE_EMAIL: "/confirm-email-change",
+    Purpose.UNDO_EMAIL_CHANGE: "/undo-email-change",
+}
 
 
 class Mailer:

@@ -35,13 +35,19 @@ LINK_INVALID = N_(
 class Purpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"  # noqa: S105 (a purpose's name, no secret)
+    # Proves the new address of an email change (the token's email is the new one).
+    CHANGE_EMAIL = "change_email"
+    # Mailed to the old address after a change (the token's email is the old one).
+    UNDO_EMAIL_CHANGE = "undo_email_change"
 
 
 class AccountTokens:
-    def __init__(self, *, verification_ttl: int, reset_ttl: int) -> None:
+    def __init__(self, *, verification_ttl: int, reset_ttl: int, undo_ttl: int) -> None:
         self._ttl = {
             Purpose.VERIFY_EMAIL: dt.timedelta(seconds=verification_ttl),
             Purpose.RESET_PASSWORD: dt.timedelta(seconds=reset_ttl),
+            Purpose.CHANGE_EMAIL: dt.timedelta(seconds=verification_ttl),
+            Purpose.UNDO_EMAIL_CHANGE: dt.timedelta(seconds=undo_ttl),
         }
 
     def lifetime(self, purpose: Purpose) -> int:

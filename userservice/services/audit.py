@@ -8,6 +8,11 @@ no secret (password, token, digest) is ever passed here.
 from __future__ import annotations
 
 import logging
+import uuid
+
+from userservice.db.audit import add_event
+from userservice.db.ports import Storage, UnitOfWork
+from userservice.records import AuditEntry
 
 log = logging.getLogger("userservice.audit")
 
@@ -23,3 +28,50 @@ def audit(event: str, **fields: object) -> None:
     if log.isEnabledFor(logging.INFO):
         parts = " ".join(f"{k}={_clean(v)}" for k, v in fields.items() if v is not None)
         log.info("%s %s", event, parts)
+
+
+def _log_entry(entry: AuditEntry) -> None:
+    audit(
+        entry.event,
+        user=entry.user_id,
+        by=entry.actor_id,
+        client=entry.client_id,
+        ip=entry.ip,
+        **entry.details,
+    )
+
+
+def record(
+    uow: UnitOfWork,
+    event: str,
+    *,
+    user: uuid.UUID | None,
+    actor: uuid.UUID | None = None,
+    client: str | None = None,
+    ip: str | None = None,
+    **details: str | int | bool,
+) -> None:
+    """A security event stored in the caller's unit of work (it exists only if the
+    change it records commits) and logged. `user`: the account it is about;
+    `actor`: whoever else acted (an administrator). `details` must hold no secret,
+    digest or email address (see records.AuditEntry)."""
+    entry = AuditEntry(event, user, actor, client, ip, details)
+    add_event(uow, entry)
+    _log_entry(entry)
+
+
+async def record_now(
+    db: Storage,
+    event: str,
+    *,
+    user: uuid.UUID | None,
+    actor: uuid.UUID | None = None,
+    client: str | None = None,
+    ip: str | None = None,
+    **details: str | int | bool,
+) -> None:
+    """The same for an event with no unit of work of its own (a login attempt):
+    committed by itself, on the event loop without a thread hop."""
+    entry = AuditEntry(event, user, actor, client, ip, details)
+    await db.audit.add(entry)
+    _log_entry(entry)

@@ -92,6 +92,13 @@ POLICY: dict[str, Rule] = {
     "delete_me": Rule(ACCOUNT_OWNER, recent_auth=True),
     "list_grants": Rule(ACCOUNT_OWNER),
     "revoke_grant": Rule(ACCOUNT_OWNER),
+    # The account page's operations as JSON (api/sessions.py, api/email_change.py,
+    # api/privacy.py): account management, so never a third-party app's.
+    "list_sessions": Rule(ACCOUNT_OWNER),
+    "end_session": Rule(ACCOUNT_OWNER),
+    "end_all_sessions": Rule(ACCOUNT_OWNER),
+    "change_email": Rule(ACCOUNT_OWNER),
+    "export_me": Rule(ACCOUNT_OWNER),
     # Yourself (then read_me's rule applies), or anyone with `users:read`: an
     # administrator's token, or a service client granted it.
     "read_user": Rule(USERS | {Caller.SERVICE}),
@@ -99,6 +106,7 @@ POLICY: dict[str, Rule] = {
     "list_users": ADMIN,
     "admin_update_user": ADMIN,
     "admin_delete_user": ADMIN,
+    "list_user_events": ADMIN,
     "create_client": ADMIN,
     "list_clients": ADMIN,
     "read_client": ADMIN,
@@ -119,6 +127,8 @@ PUBLIC = frozenset(
         "confirm_verification",
         "request_password_reset",
         "confirm_password_reset",
+        "confirm_email_change",
+        "undo_email_change",
         "token",
         "revoke",
         "introspect",
