@@ -222,7 +222,7 @@ class AccountService:
         if isinstance(changes.email, str):
             new_email = normalize_email(changes.email)
         if changes.new_password is not None or new_email is not None:
-            self._require_current_password(user_id, changes.current_password)
+            self.require_current_password(user_id, changes.current_password)
         if changes.new_password is not None:
             email_for_check = new_email or self.get(user_id).email
             new_hash = self.checked_password(changes.new_password, email_for_check)
@@ -251,7 +251,7 @@ class AccountService:
         discard_resets(uow, user.id)
         audit("user.password_changed", user=user.id, tokens="revoked")
 
-    def _require_current_password(self, user_id: uuid.UUID, current: str | None) -> None:
+    def require_current_password(self, user_id: uuid.UUID, current: str | None) -> None:
         record = self.get(user_id)
         with self.db.unit_of_work(read_only=True) as session:
             found = UserRepository(session).credentials(record.email)
