@@ -56,6 +56,10 @@ class SessionRepository:
         auth_time: int,
         now: dt.datetime,
         expires_at: dt.datetime,
+        *,
+        handle: str,
+        user_agent: str | None = None,
+        ip: str | None = None,
     ) -> None:
         self.session.add(
             BrowserSession(
@@ -65,6 +69,9 @@ class SessionRepository:
                 created_at=now,
                 last_seen_at=now,
                 expires_at=expires_at,
+                handle=handle,
+                user_agent=user_agent,
+                ip=ip,
             )
         )
         self.session.flush()
@@ -73,6 +80,26 @@ class SessionRepository:
         value = self.session.scalar(select(User.tokens_valid_after).where(User.id == user_id))
         return None if value is None else int(value)
 
+    def live_for_user(
+        self, user_id: uuid.UUID, now: dt.datetime, idle_before: dt.datetime
+    ) -> list[BrowserSession]:
+        """The user's sessions that would still open a page: within both timeouts
+        and not from before the user's revocation mark (the rules of
+        services/sessions.py's lookup, as one query), newest first."""
+        query = (
+            select(BrowserSession)
+            .join(User, User.id == BrowserSession.user_id)
+            .where(
+                BrowserSession.user_id == user_id,
+                BrowserSession.handle.is_not(None),
+                BrowserSession.expires_at > now,
+                BrowserSession.last_seen_at >= idle_before,
+                BrowserSession.auth_time >= User.tokens_valid_after,
+            )
+            .order_by(BrowserSession.created_at.desc(), BrowserSession.handle)
+        )
+        return list(self.session.scalars(query))
+
     def touch(self, id_digest: str, now: dt.datetime) -> None:
         self.session.execute(
             update(BrowserSession)
@@ -80,8 +107,33 @@ class SessionRepository:
             .values(last_seen_at=now)
         )
 
-    def delete(self, id_digest: str) -> None:
-        self.session.execute(delete(BrowserSession).where(BrowserSession.id_digest == id_digest))
+    def delete(self, id_digest: str) -> uuid.UUID | None:
+        """Delete the session; its user's id, or None when there was none."""
+        owner = self.session.scalar(
+            select(BrowserSession.user_id).where(BrowserSession.id_digest == id_digest)
+        )
+        if owner is None:
+            return None
+        result = self.session.execute(
+            delete(BrowserSession).where(BrowserSession.id_digest == id_digest)
+        )
+        return owner if getattr(result, "rowcount", 0) else None
+
+    def delete_by_handle(self, user_id: uuid.UUID, handle: str) -> bool:
+        # Both columns in the WHERE: a handle of another user's session ends nothing
+        # and answers like an unknown one (L22).
+        result = self.session.execute(
+            delete(BrowserSession).where(
+                BrowserSession.user_id == user_id, BrowserSession.handle == handle
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def delete_all_for_user(self, user_id: uuid.UUID) -> int:
+        result = self.session.execute(
+            delete(BrowserSession).where(BrowserSession.user_id == user_id)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def delete_stale_for_user(
         self, user_id: uuid.UUID, now: dt.datetime, idle_before: dt.datetime

@@ -14,7 +14,7 @@ from userservice.db.codec import utc as as_utc
 from userservice.db.ports import Storage
 from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.errors import NotFound
-from userservice.services.audit import audit
+from userservice.services.audit import record
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,12 @@ class ConsentService:
             consent = ConsentRepository(session).get(user_id, client_id)
             return consent is not None and set(scope.split()) <= set(consent.scope.split())
 
-    def remember(self, user_id: uuid.UUID, client_id: str, scope: str) -> None:
+    def remember(
+        self, user_id: uuid.UUID, client_id: str, scope: str, *, ip: str | None = None
+    ) -> None:
         with self.db.unit_of_work() as session:
             ConsentRepository(session).grant(user_id, client_id, scope)
-        audit("consent.granted", user=user_id, client=client_id, scope=scope)
+            record(session, "consent.granted", user=user_id, client=client_id, ip=ip, scope=scope)
 
     def list(self, user_id: uuid.UUID) -> list[GrantView]:
         with self.db.unit_of_work(read_only=True) as session:
@@ -55,8 +57,9 @@ class ConsentService:
                 )
             return views
 
-    def revoke(self, user_id: uuid.UUID, client_id: str) -> None:
-        """Forget the consent and end that client's tokens for this user."""
+    def revoke(self, user_id: uuid.UUID, client_id: str, *, ip: str | None = None) -> None:
+        """Forget the consent and end that client's tokens for this user (L24):
+        refresh tokens, access tokens and unredeemed codes, in one transaction."""
         now = dt.datetime.now(dt.UTC)
         with self.db.unit_of_work() as session:
             consents = ConsentRepository(session)
@@ -69,4 +72,4 @@ class ConsentService:
             # A code the app got before and has not redeemed yet would buy it new
             # tokens after the withdrawal (S5).
             CodeRepository(session).discard_unredeemed(user_id, client_id)
-        audit("consent.revoked", user=user_id, client=client_id)
+            record(session, "consent.revoked", user=user_id, client=client_id, ip=ip)
