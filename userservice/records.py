@@ -184,3 +184,17 @@ class AuditEntry:
     client_id: str | None = None
     ip: str | None = None
     details: Mapping[str, str | int | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAuditEvent:
+    """One stored event as the trail's readers (the admin API, the export) see it."""
+
+    id: int
+    occurred_at: dt.datetime
+    event: str
+    user_id: uuid.UUID | None
+    actor_id: uuid.UUID | None
+    client_id: str | None
+    ip: str | None
+    details: dict[str, Any]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from userservice.api.deps import user_allowed
@@ -17,7 +17,7 @@ from userservice.services.client_metadata import (
     ClientChanges,
 )
 from userservice.services.clients import ClientRecord, IssuedClient
-from userservice.wiring import ServicesDep
+from userservice.wiring import ServicesDep, client_ip
 
 router = APIRouter(prefix="/admin/clients", tags=["admin: OAuth clients"])
 
@@ -156,10 +156,11 @@ def _no_store(response: Response) -> None:
 def create_client(
     body: ClientCreate,
     admin: Annotated[Principal, Depends(user_allowed("create_client"))],
+    request: Request,
     svc: ServicesDep,
     response: Response,
 ) -> ClientIssued:
-    issued = svc.clients.create(body.changes(), actor=admin.user.id)
+    issued = svc.clients.create(body.changes(), actor=admin.user.id, ip=client_ip(request))
     response.headers["Location"] = f"/admin/clients/{issued.record.client_id}"
     _no_store(response)
     return ClientIssued.issued(issued)
@@ -190,11 +191,14 @@ def update_client(
     client_id: str,
     body: ClientUpdate,
     admin: Annotated[Principal, Depends(user_allowed("update_client"))],
+    request: Request,
     svc: ServicesDep,
 ) -> ClientOut:
     """Partial update with the same rules as registration. The auth method may change
     between the two secret methods, never between public and confidential."""
-    return ClientOut.of(svc.clients.update(client_id, body.changes(), actor=admin.user.id))
+    return ClientOut.of(
+        svc.clients.update(client_id, body.changes(), actor=admin.user.id, ip=client_ip(request))
+    )
 
 
 @router.post(
@@ -207,10 +211,11 @@ def update_client(
 def rotate_client_secret(
     client_id: str,
     admin: Annotated[Principal, Depends(user_allowed("rotate_client_secret"))],
+    request: Request,
     svc: ServicesDep,
     response: Response,
 ) -> ClientIssued:
-    issued = svc.clients.rotate_secret(client_id, actor=admin.user.id)
+    issued = svc.clients.rotate_secret(client_id, actor=admin.user.id, ip=client_ip(request))
     _no_store(response)
     return ClientIssued.issued(issued)
 
@@ -223,8 +228,9 @@ def rotate_client_secret(
 def delete_client(
     client_id: str,
     admin: Annotated[Principal, Depends(user_allowed("delete_client"))],
+    request: Request,
     svc: ServicesDep,
 ) -> Response:
     """Its refresh tokens, codes and consents go with it."""
-    svc.clients.delete(client_id, actor=admin.user.id)
+    svc.clients.delete(client_id, actor=admin.user.id, ip=client_ip(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

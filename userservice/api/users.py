@@ -216,6 +216,7 @@ def admin_update_user(
     user_id: uuid.UUID,
     body: AdminUserUpdate,
     admin: Annotated[Principal, Depends(user_allowed("admin_update_user"))],
+    request: Request,
     svc: ServicesDep,
 ) -> UserOut:
     """Admin: disable/enable (disabling revokes every token), grant or revoke admin."""
@@ -224,7 +225,7 @@ def admin_update_user(
         is_admin=body.is_admin,
         display_name=body.display_name if "display_name" in body.model_fields_set else UNSET,
     )
-    return UserOut.of(svc.user_admin.update(admin.user.id, user_id, changes))
+    return UserOut.of(svc.user_admin.update(admin.user.id, user_id, changes, ip=client_ip(request)))
 
 
 @router.delete(

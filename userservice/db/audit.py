@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from userservice.db.codec import utc
 from userservice.db.models import AuditEvent
 from userservice.db.statement import Runner, Statement
-from userservice.records import AuditEntry
+from userservice.records import AuditEntry, StoredAuditEvent
 
 _EVENTS = cast(Table, AuditEvent.__table__)
 _ADD = Statement(
@@ -55,3 +57,47 @@ def add_event(session: Session, entry: AuditEntry) -> None:
     """The same, inside the unit of work of the change the event records: both
     commit, or neither does."""
     session.execute(_ADD.sql, _params(entry, dt.datetime.now(dt.UTC)))
+
+
+def _entry_of(row: AuditEvent) -> StoredAuditEvent:
+    details = json.loads(row.details or "{}")
+    return StoredAuditEvent(
+        row.id,
+        utc(row.occurred_at),
+        row.event,
+        row.user_id,
+        row.actor_id,
+        row.client_id,
+        row.ip,
+        details if isinstance(details, dict) else {},
+    )
+
+
+def events_about(
+    session: Session, user_id: uuid.UUID, *, after: int | None, limit: int
+) -> list[StoredAuditEvent]:
+    """The events about one account, newest first, keyset-paged by id (O(limit) at
+    any depth through ix_audit_events_user_id_id): those with an id below `after`."""
+    query = select(AuditEvent).where(AuditEvent.user_id == user_id)
+    if after is not None:
+        query = query.where(AuditEvent.id < after)
+    rows = session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))
+    return [_entry_of(row) for row in rows]
+
+
+def pseudonymise(session: Session, user_id: uuid.UUID, pseudonym: uuid.UUID) -> None:
+    """The account's trail kept under a random id no other table knows, with the
+    client addresses it recorded gone: events about it and events it caused as an
+    administrator alike (L27)."""
+    session.execute(
+        update(AuditEvent)
+        .where(AuditEvent.user_id == user_id)
+        .values(user_id=pseudonym, ip=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(AuditEvent)
+        .where(AuditEvent.actor_id == user_id)
+        .values(actor_id=pseudonym, ip=None)
+        .execution_options(synchronize_session=False)
+    )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 import secrets
+import uuid
 from dataclasses import dataclass
 
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID, ClientRepository
 from userservice.db.codec import utc as as_utc
 from userservice.db.models import OAuthClient, utcnow
-from userservice.db.ports import Storage
+from userservice.db.ports import Storage, UnitOfWork
 from userservice.errors import Conflict, InvalidClientMetadata, NotFound
 from userservice.records import StoredClient
 from userservice.security.secrets import digest, new_token
-from userservice.services.audit import audit
+from userservice.services.audit import record
 from userservice.services.client_metadata import (
     UNSET,
     ClientChanges,
@@ -106,7 +107,9 @@ class ClientService:
     def __init__(self, db: Storage) -> None:
         self.db = db
 
-    def create(self, changes: ClientChanges, *, actor: object = None) -> IssuedClient:
+    def create(
+        self, changes: ClientChanges, *, actor: object = None, ip: str | None = None
+    ) -> IssuedClient:
         meta = for_create(changes)
         secret, secret_digest = (None, None) if meta.is_public else _new_secret()
         with self.db.unit_of_work() as session:
@@ -118,16 +121,18 @@ class ClientService:
             )
             _store(row, meta)
             ClientRepository(session).add(row)
-            record = ClientRecord.of(row)
-        audit(
-            "client.registered",
-            client=record.client_id,
-            type=record.client_type,
-            first_party=meta.first_party,
-            resource_server=meta.resource_server,
-            actor=actor,
-        )
-        return IssuedClient(record, secret)
+            created = ClientRecord.of(row)
+            _record(
+                session,
+                "admin.client_created",
+                created.client_id,
+                actor,
+                ip,
+                type=created.client_type,
+                first_party=meta.first_party,
+                resource_server=meta.resource_server,
+            )
+        return IssuedClient(created, secret)
 
     def list(self) -> list[ClientRecord]:
         with self.db.unit_of_work(read_only=True) as session:
@@ -143,7 +148,12 @@ class ClientService:
             return ClientRecord.of(self._find(ClientRepository(session), client_id))
 
     def update(
-        self, client_id: str, changes: ClientChanges, *, actor: object = None
+        self,
+        client_id: str,
+        changes: ClientChanges,
+        *,
+        actor: object = None,
+        ip: str | None = None,
     ) -> ClientRecord:
         with self.db.unit_of_work() as session:
             row = self._find(ClientRepository(session), client_id, lock=True)
@@ -161,23 +171,25 @@ class ClientService:
                     )
             _store(row, meta)
             session.flush()
-            record = ClientRecord.of(row)
-        audit("client.updated", client=client_id, fields=_given(changes), actor=actor)
-        return record
+            updated = ClientRecord.of(row)
+            _record(session, "admin.client_updated", client_id, actor, ip, fields=_given(changes))
+        return updated
 
-    def rotate_secret(self, client_id: str, *, actor: object = None) -> IssuedClient:
+    def rotate_secret(
+        self, client_id: str, *, actor: object = None, ip: str | None = None
+    ) -> IssuedClient:
         with self.db.unit_of_work() as session:
             row = self._find(ClientRepository(session), client_id, lock=True)
             if _metadata(row).is_public:
                 raise Conflict("A public client has no secret to rotate.")
             secret, row.secret_digest = _new_secret()
             session.flush()
-            record = ClientRecord.of(row)
+            rotated = ClientRecord.of(row)
+            _record(session, "admin.client_secret_rotated", client_id, actor, ip)
         # Committed above: the old secret is refused from the next request on.
-        audit("client.secret_rotated", client=client_id, actor=actor)
-        return IssuedClient(record, secret)
+        return IssuedClient(rotated, secret)
 
-    def delete(self, client_id: str, *, actor: object = None) -> None:
+    def delete(self, client_id: str, *, actor: object = None, ip: str | None = None) -> None:
         if client_id == FIRST_PARTY_CLIENT_ID:
             raise Conflict("The built-in first-party client cannot be deleted.")
         with self.db.unit_of_work() as session:
@@ -185,7 +197,7 @@ class ClientService:
                 client_id
             ):
                 raise NotFound("No such client.")
-        audit("client.deleted", client=client_id, actor=actor)
+            _record(session, "admin.client_deleted", client_id, actor, ip)
 
     @staticmethod
     def _find(repo: ClientRepository, client_id: str, *, lock: bool = False) -> OAuthClient:
@@ -195,6 +207,26 @@ class ClientService:
         if found is None:
             raise NotFound("No such client.")
         return found
+
+
+def _record(
+    uow: UnitOfWork,
+    event: str,
+    client_id: str,
+    actor: object,
+    ip: str | None,
+    **details: str | bool,
+) -> None:
+    """An administrator's change of the registry, stored with it (L25): `user` is
+    the administrator's account; a change from the command line names no account."""
+    if isinstance(actor, uuid.UUID):
+        record(uow, event, user=actor, actor=None, client=client_id, ip=ip, **details)
+    elif actor is not None:
+        record(
+            uow, event, user=None, actor=None, client=client_id, ip=ip, via=str(actor), **details
+        )
+    else:
+        record(uow, event, user=None, actor=None, client=client_id, ip=ip, **details)
 
 
 def _given(changes: ClientChanges) -> str:

@@ -10,7 +10,7 @@ from userservice.db.users import UserRepository, user_record
 from userservice.errors import InvalidInput, NotFound
 from userservice.records import UserRecord
 from userservice.services.accounts import UNSET, revoke_everything
-from userservice.services.audit import audit
+from userservice.services.audit import record
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,14 @@ class UserAdministration:
     def __init__(self, db: Storage) -> None:
         self.db = db
 
-    def update(self, actor_id: uuid.UUID, user_id: uuid.UUID, changes: AdminChanges) -> UserRecord:
+    def update(
+        self,
+        actor_id: uuid.UUID,
+        user_id: uuid.UUID,
+        changes: AdminChanges,
+        *,
+        ip: str | None = None,
+    ) -> UserRecord:
         with self.db.unit_of_work() as session:
             users = UserRepository(session)
             user = users.get_for_update(user_id)
@@ -41,12 +48,14 @@ class UserAdministration:
                 if not changes.is_active:
                     revoke_everything(session, user)
             users.flush_changes()
-            audit(
+            # The field names only: a new display name is personal data (L25).
+            record(
+                session,
                 "admin.user_updated",
-                actor=actor_id,
                 user=user_id,
-                is_active=changes.is_active,
-                is_admin=changes.is_admin,
+                actor=actor_id,
+                ip=ip,
+                fields=",".join(_given(changes)),
             )
             return user_record(user)
 
@@ -60,3 +69,15 @@ class UserAdministration:
             after_email=after,
             limit=limit,
         )
+
+
+def _given(changes: AdminChanges) -> list[str]:
+    return [
+        name
+        for name, unset in (
+            ("display_name", changes.display_name is UNSET),
+            ("is_active", changes.is_active is None),
+            ("is_admin", changes.is_admin is None),
+        )
+        if not unset
+    ]
