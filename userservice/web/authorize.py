@@ -21,7 +21,7 @@ from userservice.oauth.server import OAuthServer
 from userservice.services.scopes import describe
 from userservice.web.browser import check_csrf, current_session, issue_csrf, login_url
 from userservice.web.templating import render
-from userservice.wiring import ServicesDep
+from userservice.wiring import ServicesDep, client_ip
 
 router = APIRouter(include_in_schema=False)
 
@@ -112,8 +112,9 @@ async def authorize(request: Request, svc: ServicesDep) -> Response:
         check_csrf(request, snap.form.get("csrf_token", ""))
         approved = user if snap.form.get("decision") == "allow" else None
         if approved is not None:
+            ip = client_ip(request)
             await anyio.to_thread.run_sync(
-                consents.remember, user.record.id, client.client_id, scope
+                lambda: consents.remember(user.record.id, client.client_id, scope, ip=ip)
             )
     response: Response = await anyio.to_thread.run_sync(
         server.create_authorization_response, snap, approved, grant
