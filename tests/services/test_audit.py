@@ -36,7 +36,9 @@ def test_login_success_failure_and_refresh_are_logged_without_secrets(
     )
     text = caplog.text
     assert f"login.succeeded user={created['id']} ip=testclient" in text
-    assert "login.failed account=audit@example.com" in text and "reason=wrong_password" in text
+    # L25: the event names the account, never the typed address.
+    assert f"login.failed user={created['id']}" in text and "reason=wrong_password" in text
+    assert "account=audit@example.com" not in text
     assert "token.issued" in text and "token.refreshed" in text
     assert "token.reuse_detected" in text
     for secret in (PASSWORD, "wrong pw 123", tokens["refresh_token"], tokens["access_token"]):

@@ -105,10 +105,10 @@ async def request_verification(
     responses=problem_responses(400, 413, 422),
     summary="Verify an email address with the mailed token",
 )
-def confirm_verification(body: VerificationConfirm, svc: ServicesDep) -> Response:
+def confirm_verification(body: VerificationConfirm, request: Request, svc: ServicesDep) -> Response:
     """The token of the mailed link (its `token` query parameter). Single-use;
     400 `invalid_token` when it is unknown, used, expired or for something else."""
-    svc.verification.confirm(body.token)
+    svc.verification.confirm(body.token, ip=client_ip(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -143,5 +143,7 @@ def confirm_password_reset(
     """Sets the new password (422 `weak_password` when the policy refuses it; the
     token stays usable). Every session, refresh token and access token of the
     account ends; nobody is signed in. 400 `invalid_token` for a bad token."""
-    svc.password_reset.confirm(body.token, body.password, locale=request_locale(request))
+    svc.password_reset.confirm(
+        body.token, body.password, locale=request_locale(request), ip=client_ip(request)
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

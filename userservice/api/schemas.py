@@ -61,10 +61,41 @@ class RegisterRequest(Strict):
 
 class ProfileUpdate(Strict):
     display_name: DisplayName | None = None
-    email: Email | None = None
+    email: Email | None = Field(
+        default=None,
+        description="Not changed here (422): the address changes through `POST /users/me/email`, "
+        "once the new one is verified.",
+    )
     password: Password | None = Field(default=None, description="The new password.")
     current_password: Password | None = Field(
-        default=None, description="Required to change the password or the email."
+        default=None, description="Required to change the password."
+    )
+
+
+# The token of a mailed link, as its `token` query parameter carries it. Any string is
+# taken and judged by the service: a tampered one of any length gets the same 400
+# invalid_token as an expired one, never a 422 (the body size limit bounds it).
+LinkToken = Annotated[str, Field(description="The `token` query parameter of the mailed link.")]
+_EXAMPLE_LINK_TOKEN = "q3WQm0F2yZ7l0p8t9Xr4cVb6nH1sK5dJ2aE8uY3iO7w"  # noqa: S105 - an example
+
+
+class EmailChangeRequest(Strict):
+    email: Email = Field(description="The new sign-in address.")
+    current_password: Password
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "ada@example.org", "current_password": "correct horse battery"}]
+        },
+    )
+
+
+class EmailChangeLink(Strict):
+    token: LinkToken
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"token": _EXAMPLE_LINK_TOKEN}]}
     )
 
 

@@ -124,17 +124,26 @@ async def read_me(principal: ReadMe) -> Response:
     return _own_profile(principal)
 
 
-@router.patch("/me", response_model=UserOut, responses=problem_responses(400, 401, 403, 409, 422))
+EMAIL_ELSEWHERE = (
+    "The address is not changed here: use POST /users/me/email, which mails a link "
+    "to the new address (the change takes effect once it is used)."
+)
+
+
+@router.patch("/me", response_model=UserOut, responses=problem_responses(400, 401, 403, 422))
 def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Response:
-    """Change your display name (scope `profile:write`). Changing the email or the
-    password is account management: the user in person or a first-party client
-    only, with the current password."""
+    """Change your display name (scope `profile:write`). Changing the password is
+    account management: the user in person or a first-party client only, with the
+    current password. The address changes through `POST /users/me/email` only
+    (422 here, nothing changed)."""
     fields = body.model_fields_set
     if body.email is not None or body.password is not None:
         POLICY["change_credentials"].check(principal)
+    if body.email is not None:
+        # L20: an address takes effect only once it proves itself.
+        raise InvalidInput(EMAIL_ELSEWHERE)
     changes = ProfileChanges(
         display_name=body.display_name if "display_name" in fields else UNSET,
-        email=body.email if body.email is not None else UNSET,
         new_password=body.password,
         current_password=body.current_password,
     )

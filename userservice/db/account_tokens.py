@@ -1,5 +1,5 @@
-"""Single-use account tokens (email verification, password reset), stored only as
-SHA-256 digests.
+"""Single-use account tokens (email verification, password reset, email change and
+its undo), stored only as SHA-256 digests.
 
 A token is used by one conditional UPDATE ... RETURNING: of any number of
 concurrent uses exactly one matches (the UPDATE takes the row's lock before it
@@ -95,13 +95,27 @@ class AccountTokenRepository:
         ).first()
         return None if row is None else (row[0], row[1])
 
-    def discard(self, user_id: uuid.UUID, purpose: str) -> None:
-        """Every token of this purpose the user holds, used or not."""
+    def discard(self, user_id: uuid.UUID, *purposes: str) -> None:
+        """Every token of these purposes the user holds, used or not."""
         self.session.execute(
             delete(AccountToken).where(
-                AccountToken.user_id == user_id, AccountToken.purpose == purpose
+                AccountToken.user_id == user_id, AccountToken.purpose.in_(purposes)
             )
         )
+
+    def pending(self, user_id: uuid.UUID, purpose: str, now: dt.datetime) -> bool:
+        """Whether the user holds an unused, unexpired token of this purpose."""
+        found = self.session.scalar(
+            select(AccountToken.digest)
+            .where(
+                AccountToken.user_id == user_id,
+                AccountToken.purpose == purpose,
+                AccountToken.used_at.is_(None),
+                AccountToken.expires_at > now,
+            )
+            .limit(1)
+        )
+        return found is not None
 
     def prune(self, before: dt.datetime) -> None:
         self.session.execute(delete(AccountToken).where(AccountToken.expires_at < before))

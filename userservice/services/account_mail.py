@@ -1,4 +1,4 @@
-"""What the mail journeys (sign-up, verification, password reset) share: the queue
+"""What the mail journeys (sign-up, verification, password reset, email change) share: the queue
 they write to, the links they mail, and the one place their requests are limited.
 
 A mail is queued in the unit of work of the change that causes it, with the token
@@ -42,12 +42,16 @@ class Mailer:
         purpose: Purpose,
         to: Addressee | tuple[uuid.UUID, str],
         locale: str,
+        **values: str,
     ) -> None:
+        """A mail carrying a new link of `purpose`; the template gets `link`, its
+        lifetime in `minutes` (and whole `hours`), and `values`."""
         user_id, email = to[0], to[1]
         raw = self.tokens.issue(uow, purpose, user_id, email)
         link = self.queue.link(PAGES[purpose], token=raw)
-        minutes = str(self.tokens.lifetime(purpose) // 60)
-        self.notice(uow, kind, (user_id, email), locale, link=link, minutes=minutes)
+        seconds = self.tokens.lifetime(purpose)
+        lifetime = {"minutes": str(seconds // 60), "hours": str(seconds // 3600)}
+        self.notice(uow, kind, (user_id, email), locale, **values, **lifetime, link=link)
 
     def notice(
         self, uow: UnitOfWork, kind: str, to: tuple[uuid.UUID, str], locale: str, **values: str

@@ -1,4 +1,5 @@
-"""The links mailed to a user: verify an address, reset a forgotten password (E8).
+"""The links mailed to a user: verify an address, reset a forgotten password (E8),
+confirm a new address and undo that change (L20, L21).
 
 A token is 256 bits from the OS generator; only its SHA-256 is stored, bound to
 one purpose and to the address the link was sent to, with an expiry. It is used
@@ -97,7 +98,17 @@ def _refused(purpose: Purpose, step: str) -> NoReturn:
 def discard_resets(uow: UnitOfWork, user_id: uuid.UUID) -> None:
     """E8: a reset link dies when the password changes by any route, in the same
     unit of work as the new hash."""
-    AccountTokenRepository(uow).discard(user_id, Purpose.RESET_PASSWORD)
+    discard(uow, user_id, Purpose.RESET_PASSWORD)
+
+
+def discard(uow: UnitOfWork, user_id: uuid.UUID, *purposes: Purpose) -> None:
+    """Every link of these purposes the user holds, in the caller's unit of work."""
+    AccountTokenRepository(uow).discard(user_id, *purposes)
+
+
+def pending(uow: UnitOfWork, user_id: uuid.UUID, purpose: Purpose) -> bool:
+    """Whether a usable link of `purpose` is still in one of the user's mailboxes."""
+    return AccountTokenRepository(uow).pending(user_id, purpose, dt.datetime.now(dt.UTC))
 
 
 def well_formed(raw: str | None) -> bool:

@@ -31,9 +31,10 @@ from userservice.errors import (
 from userservice.records import UserRecord
 from userservice.security.password_policy import password_problem
 from userservice.security.passwords import PasswordHasher
+from userservice.security.secrets import new_token
 from userservice.security.throttle import LoginThrottle
 from userservice.services.account_tokens import discard_resets
-from userservice.services.audit import audit
+from userservice.services.audit import audit, record, record_now
 from userservice.services.devices import DeviceCookies
 from userservice.services.emails import normalize_email
 from userservice.services.login_limits import (
@@ -56,7 +57,6 @@ UNVERIFIED = (
 @dataclass(frozen=True)
 class ProfileChanges:
     display_name: str | object | None = UNSET
-    email: str | object = UNSET
     new_password: str | None = None
     current_password: str | None = None
 
@@ -126,11 +126,11 @@ class AccountService:
                     tokens_valid_after=0,
                 )
             )
-            audit("user.registered", user=user.id, admin=admin)
-            record = user_record(user)
+            record(session, "user.registered", user=user.id, admin=admin)
+            created = user_record(user)
             if then is not None:
-                then(session, record)
-            return record
+                then(session, created)
+            return created
 
     async def authenticate(
         self, email: str, password: str, ip: str, *, browser: BrowserLogin | None = None
@@ -162,7 +162,7 @@ class AccountService:
             audit("login.throttled", account=throttle_key, ip=ip, window=windows.kind)
             raise
         try:
-            record, new_hash = await self._check_password(account, password, throttle_key, ip, read)
+            account_user, new_hash = await self._check_password(account, password, ip, read)
         except AuthenticationFailed:
             self.throttle.failed(windows)
             raise
@@ -170,22 +170,23 @@ class AccountService:
             self.throttle.released(windows)
             raise
         self.throttle.succeeded(windows)
-        if self.require_verified_email and not record.email_verified:
+        if self.require_verified_email and not account_user.email_verified:
             # Told only to whoever knows the password: nobody else learns that the
             # account exists (L7).
-            audit("login.refused", user=record.id, ip=ip, reason="email_unverified")
+            await record_now(
+                self.db, "login.refused", user=account_user.id, ip=ip, reason="email_unverified"
+            )
             raise EmailNotVerified(UNVERIFIED)
-        audit("login.succeeded", user=record.id, ip=ip)
+        await record_now(self.db, "login.succeeded", user=account_user.id, ip=ip)
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).
-            await anyio.to_thread.run_sync(self._store_rehash, record.id, new_hash)
-        return record
+            await anyio.to_thread.run_sync(self._store_rehash, account_user.id, new_hash)
+        return account_user
 
     async def _check_password(
         self,
         account: str | None,
         password: str,
-        throttle_key: str,
         ip: str,
         read: tuple[_Credentials] | None,
     ) -> tuple[UserRecord, str | None]:
@@ -195,15 +196,16 @@ class AccountService:
             found = await self.db.users.credentials(account) if account else None
         if found is None:
             await self.hasher.verify_dummy_async(password)
-            audit("login.failed", account=throttle_key, ip=ip, reason="unknown_account")
+            # user=None: the typed address is no account's and is never stored (L25).
+            await record_now(self.db, "login.failed", user=None, ip=ip, reason="unknown_account")
             raise AuthenticationFailed("Invalid email or password.")
-        record, password_hash = found
+        account_user, password_hash = found
         ok, new_hash = await self.hasher.verify_async(password, password_hash)
-        if not ok or not record.is_active:
+        if not ok or not account_user.is_active:
             reason = "wrong_password" if not ok else "disabled"
-            audit("login.failed", account=throttle_key, user=record.id, ip=ip, reason=reason)
+            await record_now(self.db, "login.failed", user=account_user.id, ip=ip, reason=reason)
             raise AuthenticationFailed("Invalid email or password.")
-        return record, new_hash
+        return account_user, new_hash
 
     def _store_rehash(self, user_id: uuid.UUID, new_hash: str) -> None:
         with self.db.unit_of_work() as session:
@@ -217,15 +219,13 @@ class AccountService:
             return user_record(user)
 
     def update_profile(self, user_id: uuid.UUID, changes: ProfileChanges) -> UserRecord:
+        """The display name, and the password with the current one. The address
+        changes only through services/email_change.py, once the new one proves
+        itself (L20)."""
         new_hash: str | None = None
-        new_email: str | None = None
-        if isinstance(changes.email, str):
-            new_email = normalize_email(changes.email)
-        if changes.new_password is not None or new_email is not None:
-            self.require_current_password(user_id, changes.current_password)
         if changes.new_password is not None:
-            email_for_check = new_email or self.get(user_id).email
-            new_hash = self.checked_password(changes.new_password, email_for_check)
+            self.require_current_password(user_id, changes.current_password)
+            new_hash = self.checked_password(changes.new_password, self.get(user_id).email)
         with self.db.unit_of_work() as session:
             users = UserRepository(session)
             user = users.get_for_update(user_id)
@@ -233,23 +233,27 @@ class AccountService:
                 raise NotFound("No such user.")
             if changes.display_name is not UNSET:
                 user.display_name = changes.display_name  # type: ignore[assignment]
-            if new_email is not None and new_email != user.email:
-                user.email = new_email
-                user.email_verified = False
-                audit("user.email_changed", user=user_id)
             if new_hash is not None:
                 self.apply_new_password(session, user, new_hash)
             users.flush_changes()
             return user_record(user)
 
-    def apply_new_password(self, uow: UnitOfWork, user: User, new_hash: str) -> None:
+    def apply_new_password(
+        self, uow: UnitOfWork, user: User, new_hash: str, *, ip: str | None = None
+    ) -> None:
         """Every route that sets a password goes through here, in its unit of work."""
         user.password_hash = new_hash
         # E7: a password change ends every session and token issued before it.
         revoke_everything(uow, user)
         # E8: and every reset link still in a mailbox.
         discard_resets(uow, user.id)
-        audit("user.password_changed", user=user.id, tokens="revoked")
+        record(uow, "password.changed", user=user.id, ip=ip)
+
+    def unusable_password_hash(self) -> str:
+        """A hash no password verifies: that of a 256-bit secret nobody is told. A
+        sign-in with it fails like a wrong password, in the same time, and only a
+        reset link sets a new one (L21). Hash before the unit of work."""
+        return self.hasher.hash(new_token(32))
 
     def require_current_password(self, user_id: uuid.UUID, current: str | None) -> None:
         record = self.get(user_id)

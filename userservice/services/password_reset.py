@@ -14,7 +14,7 @@ from userservice.errors import InvalidAccountToken
 from userservice.services.account_mail import Mailer, mail_locale, reset_recipient
 from userservice.services.account_tokens import LINK_INVALID, Purpose
 from userservice.services.accounts import AccountService
-from userservice.services.audit import audit
+from userservice.services.audit import audit, record
 
 ACTION = "reset"
 
@@ -44,7 +44,7 @@ class PasswordReset:
         with self.db.unit_of_work(read_only=True) as uow:
             self.mailer.tokens.check(uow, Purpose.RESET_PASSWORD, token)
 
-    def confirm(self, token: str, password: str, *, locale: str) -> None:
+    def confirm(self, token: str, password: str, *, locale: str, ip: str | None = None) -> None:
         with self.db.unit_of_work(read_only=True) as uow:
             _user_id, email = self.mailer.tokens.check(uow, Purpose.RESET_PASSWORD, token)
         # Hashed before the writing transaction (no lock held for argon2's time), and
@@ -57,11 +57,11 @@ class PasswordReset:
             if user is None or user.email != email or not user.is_active:
                 audit("password_reset.refused", user=user_id)
                 raise InvalidAccountToken(LINK_INVALID)
-            self.accounts.apply_new_password(uow, user, new_hash)
+            self.accounts.apply_new_password(uow, user, new_hash, ip=ip)
             # The link reached this address and was followed: it is proven too.
             user.email_verified = True
             users.flush_changes()
             language = mail_locale(user.locale, locale)
             again = self.mailer.queue.link("/forgot-password")
             self.mailer.notice(uow, "password_changed", (user.id, user.email), language, link=again)
-        audit("password_reset.completed", user=user_id)
+            record(uow, "password.reset", user=user_id, ip=ip)

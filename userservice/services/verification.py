@@ -8,7 +8,7 @@ from userservice.db.users import UserRepository
 from userservice.errors import InvalidAccountToken
 from userservice.services.account_mail import Mailer, mail_locale
 from userservice.services.account_tokens import LINK_INVALID, Purpose
-from userservice.services.audit import audit
+from userservice.services.audit import audit, record
 
 ACTION = "verify"
 
@@ -39,7 +39,7 @@ class Verification:
         with self.db.unit_of_work(read_only=True) as uow:
             self.mailer.tokens.check(uow, Purpose.VERIFY_EMAIL, token)
 
-    def confirm(self, token: str) -> None:
+    def confirm(self, token: str, *, ip: str | None = None) -> None:
         """Mark the address verified. The token proves only the address it was sent
         to: after an email change it proves nothing (E8)."""
         with self.db.unit_of_work() as uow:
@@ -51,4 +51,4 @@ class Verification:
                 raise InvalidAccountToken(LINK_INVALID)
             user.email_verified = True
             users.flush_changes()
-        audit("email.verified", user=user_id)
+            record(uow, "email.verified", user=user_id, ip=ip)

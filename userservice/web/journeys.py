@@ -188,7 +188,8 @@ async def verify_submit(request: Request, svc: ServicesDep) -> Response:
     if isinstance(form, Response):
         return form
     try:
-        await anyio.to_thread.run_sync(svc.verification.confirm, form.get("token", ""))
+        token, ip = form.get("token", ""), client_ip(request)
+        await anyio.to_thread.run_sync(lambda: svc.verification.confirm(token, ip=ip))
     except InvalidAccountToken:
         return _link_refused(request, "verify_email.html")
     return _page(request, "verify_email.html", {"state": "done", "token": ""})
@@ -253,11 +254,11 @@ async def reset_submit(request: Request, svc: ServicesDep) -> Response:
     if not password:
         error = NO_PASSWORD
     else:
-        locale = page_locale(request)
+        locale, ip = page_locale(request), client_ip(request)
         try:
             # The password policy bounds the length before any hash (E1).
             await anyio.to_thread.run_sync(
-                lambda: svc.password_reset.confirm(token, password, locale=locale)
+                lambda: svc.password_reset.confirm(token, password, locale=locale, ip=ip)
             )
         except InvalidAccountToken:
             return _link_refused(request, "reset_password.html")
