@@ -15,9 +15,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.support.accounts import bearer, login
-from tests.support.callers import add_third_party
-from tests.support.personal_data import Person, found, populate
+from tests.support.accounts import bearer
+from tests.support.personal_data import Person, found, two_people
 from tests.support.wiring import storage_of
 from userservice.db.models import AuditEvent, User
 
@@ -26,37 +25,7 @@ ADMIN_IP = "testclient"  # the `client` fixture's address, the administrator's
 
 @pytest.fixture
 def people(app: FastAPI, client: TestClient, admin: dict[str, Any]) -> tuple[Person, Person]:
-    """The person to be erased, who is also an administrator who changed the other
-    person's account (so their id is an actor's too), and that other person."""
-    add_third_party(client)
-    token = admin["tokens"]["access_token"]
-    person = populate(
-        app,
-        client,
-        token,
-        email="Quorvyn.Erasure@example.com",
-        display_name="Adalinde Quorvyn",
-        ip="203.0.113.77",
-        user_agent="ProbeBrowser/7.3 (ErasureScan; Quux)",
-    )
-    other = populate(
-        app,
-        client,
-        token,
-        email="bartholomew.kept@example.com",
-        display_name="Bartholomew Kept",
-        ip="198.51.100.23",
-        user_agent="OtherBrowser/2.0 (Kept)",
-    )
-    promoted = client.patch(f"/users/{person.id}", json={"is_admin": True}, headers=bearer(token))
-    assert promoted.status_code == 200, promoted.text
-    # A token with the admin scope, which only an administrator's login is granted.
-    person.first_party = login(person.http, person.email)
-    acted = person.http.patch(
-        f"/users/{other.id}", json={"display_name": other.display_name}, headers=person.headers()
-    )
-    assert acted.status_code == 200, acted.text
-    return person, other
+    return two_people(app, client, admin["tokens"]["access_token"])
 
 
 def events(app: FastAPI) -> list[AuditEvent]:

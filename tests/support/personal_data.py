@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.support.accounts import PASSWORD, bearer, login, register
-from tests.support.callers import THIRD_PARTY
+from tests.support.callers import THIRD_PARTY, add_third_party
 from tests.support.journeys import last_token
 from tests.support.oauth_flow import obtain_code, redeem, sign_in
 from tests.support.wiring import storage_of
@@ -153,3 +153,40 @@ def found(app: FastAPI, needles: list[str]) -> list[tuple[str, str, str]]:
         for needle in needles
         if needle in text
     ]
+
+
+def two_people(app: FastAPI, admin: TestClient, admin_token: str) -> tuple[Person, Person]:
+    """A person with data everywhere who, as an administrator, changed the other
+    person's account (so their id is an actor's too), and that other person, with
+    data alike."""
+    add_third_party(admin)
+    person = populate(
+        app,
+        admin,
+        admin_token,
+        email="Quorvyn.Erasure@example.com",
+        display_name="Adalinde Quorvyn",
+        ip="203.0.113.77",
+        user_agent="ProbeBrowser/7.3 (ErasureScan; Quux)",
+    )
+    other = populate(
+        app,
+        admin,
+        admin_token,
+        email="bartholomew.kept@example.com",
+        display_name="Bartholomew Kept",
+        ip="198.51.100.23",
+        user_agent="OtherBrowser/2.0 (Kept)",
+    )
+    promoted = admin.patch(
+        f"/users/{person.id}", json={"is_admin": True}, headers=bearer(admin_token)
+    )
+    assert promoted.status_code == 200, promoted.text
+    # A token with the admin scope, which only an administrator's login is granted.
+    person.first_party = login(person.http, person.email)
+    person.raw_secrets += [person.first_party["access_token"], person.first_party["refresh_token"]]
+    acted = person.http.patch(
+        f"/users/{other.id}", json={"display_name": other.display_name}, headers=person.headers()
+    )
+    assert acted.status_code == 200, acted.text
+    return person, other

@@ -13,6 +13,7 @@ from userservice.db.ports import Storage
 from userservice.errors import NotFound
 from userservice.records import StoredAuditEvent
 from userservice.services.audit import record
+from userservice.services.device_names import device_name
 
 EXPORT_FORMAT = "userservice-export"
 EXPORT_VERSION = 1
@@ -35,16 +36,21 @@ def _moment(epoch: int) -> str:
 
 
 def _event(user_id: uuid.UUID, event: StoredAuditEvent) -> dict[str, Any]:
-    # The administrator who acted is named by role only: their id is their data.
-    by = "self" if event.actor_id in (None, user_id) else "administrator"
+    by_self = event.actor_id in (None, user_id)
+    # An administrator who acted is named by role only: their id and the address
+    # they acted from are their own personal data, not this person's.
     return {
         "occurred_at": _value(event.occurred_at),
         "event": event.event,
-        "by": by,
+        "by": "self" if by_self else "administrator",
         "client_id": event.client_id,
-        "ip": event.ip,
+        "ip": event.ip if by_self else None,
         "details": event.details,
     }
+
+
+def _session(row: dict[str, Any]) -> dict[str, Any]:
+    return {"device": str(device_name(row["user_agent"])), **_json(row)}
 
 
 class Privacy:
@@ -69,12 +75,12 @@ class Privacy:
             "profile": _json(data.profile),
             "apps": [_json(row) for row in data.apps],
             "withdrawn_apps": withdrawn,
-            "sessions": [_json(row) for row in data.sessions],
+            "sessions": [_session(row) for row in data.sessions],
             "tokens": [_json(row) for row in data.refresh_tokens],
             "authorization_codes": [_json(row) for row in data.authorization_codes],
             "links": [_json(row) for row in data.links],
             "mail": [_json(row) for row in data.mail],
-            "events": [_event(user_id, event) for event in data.events],
+            "events": [_event(user_id, event) for event in reversed(data.events)],
         }
 
     def erase(self, user_id: uuid.UUID, *, actor_id: uuid.UUID | None, ip: str | None) -> None:
