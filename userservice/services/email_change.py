@@ -24,7 +24,7 @@ from userservice.db.models import User
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.users import UserRepository
 from userservice.errors import Conflict, EmailTaken, InvalidAccountToken, InvalidInput, NotFound
-from userservice.i18n import DEFAULT_LOCALE
+from userservice.i18n import DEFAULT_LOCALE, N_
 from userservice.services.account_mail import Mailer, mail_locale
 from userservice.services.account_tokens import LINK_INVALID, Purpose, discard, pending
 from userservice.services.accounts import AccountService, revoke_everything
@@ -32,8 +32,9 @@ from userservice.services.audit import audit, record
 from userservice.services.emails import normalize_email
 
 ACTION = "email_change"
-SAME_ADDRESS = "This is already your sign-in address."
-UNDO_PENDING = (
+# N_: the account page shows these two in its language.
+SAME_ADDRESS = N_("This is already your sign-in address.")
+UNDO_PENDING = N_(
     "Your address changed recently. It can change again once the link to undo that "
     "change, mailed to your previous address, has expired."
 )

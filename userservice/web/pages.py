@@ -1,9 +1,8 @@
-"""Hosted pages: /login, /logout and /account, on a server-side browser session."""
+"""Hosted pages: /login and /logout, on a server-side browser session (the account
+page is web/account.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import time
 from typing import Any
 
@@ -11,7 +10,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from userservice.errors import AuthenticationFailed, EmailNotVerified, NotFound, Throttled
+from userservice.errors import AuthenticationFailed, EmailNotVerified, Throttled
 from userservice.i18n import N_
 from userservice.security.password_policy import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from userservice.services.login_limits import BrowserLogin
@@ -22,7 +21,6 @@ from userservice.web.browser import (
     clear_session_cookie,
     current_session,
     issue_csrf,
-    login_url,
     safe_next,
     set_device_cookie,
     set_session_cookie,
@@ -37,6 +35,12 @@ router = APIRouter(include_in_schema=False)
 
 MAX_EMAIL_LENGTH = 320
 LOGIN_FAILED = N_("Incorrect email or password.")
+# What the sign-in page says after the account page sent the browser here, by a
+# fixed key of the query (never text from it, F7).
+LOGIN_NOTICES = {
+    ("signed_out", "everywhere"): N_("You were signed out everywhere: on every device and app."),
+    ("deleted", "1"): N_("Your account was deleted."),
+}
 UNVERIFIED = N_(
     "Verify your email address first: open the link in the mail we sent you, or ask for a new mail."
 )
@@ -52,6 +56,7 @@ def _login_page(
     headers: dict[str, str] | None = None,
     reset: bool = False,
     unverified: bool = False,
+    notice: str | None = None,
 ) -> Response:
     context: dict[str, Any] = {
         "email": email[:MAX_EMAIL_LENGTH],
@@ -60,6 +65,7 @@ def _login_page(
         "action": "/login",
         "reset": reset,
         "unverified": unverified,
+        "notice": notice,
     }
     cookies = Response()
     context["csrf_token"] = issue_csrf(cookies, request)
@@ -77,7 +83,11 @@ async def login_form(request: Request, svc: ServicesDep) -> Response:
     hint = request.query_params.get("login_hint", "")
     # After a password reset: say that it worked (the reset itself signs no one in).
     reset = request.query_params.get("reset") == "1"
-    return _login_page(request, email=hint, next_path=next_path, reset=reset)
+    query = request.query_params
+    notice = next(
+        (text for (key, value), text in LOGIN_NOTICES.items() if query.get(key) == value), None
+    )
+    return _login_page(request, email=hint, next_path=next_path, reset=reset, notice=notice)
 
 
 @router.post("/login")
@@ -123,10 +133,13 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
             headers={"Retry-After": str(exc.retry_after)},
         )
     previous = request.cookies.get(SESSION_COOKIE)
-    raw_id = await anyio.to_thread.run_sync(svc.sessions.start, user.id, int(time.time()))
+    ip, agent = client_ip(request), request.headers.get("user-agent")
+    raw_id = await anyio.to_thread.run_sync(
+        lambda: svc.sessions.start(user.id, int(time.time()), user_agent=agent, ip=ip)
+    )
     if previous:
         # F2: whatever session id the browser held before is dead after login.
-        await anyio.to_thread.run_sync(svc.sessions.end, previous)
+        await anyio.to_thread.run_sync(lambda: svc.sessions.end(previous, ip=ip, how="replaced"))
     response = _redirect(next_path or "/account")
     set_session_cookie(response, raw_id)
     devices = svc.accounts.devices
@@ -156,45 +169,11 @@ async def logout_submit(request: Request, svc: ServicesDep) -> Response:
     raw_id = request.cookies.get(SESSION_COOKIE)
     if raw_id:
         # F5: the row goes, so a copy of the cookie opens nothing afterwards.
-        await anyio.to_thread.run_sync(svc.sessions.end, raw_id)
+        ip = client_ip(request)
+        await anyio.to_thread.run_sync(lambda: svc.sessions.end(raw_id, ip=ip))
     response = _redirect("/login")
     clear_session_cookie(response)
     return response
-
-
-@router.get("/account")
-async def account(request: Request, svc: ServicesDep) -> Response:
-    session = await current_session(request, svc.sessions)
-    if session is None:
-        return _redirect(login_url("/account"))
-    user = session.user
-    context: dict[str, Any] = {
-        "email": user.email,
-        "display_name": user.display_name,
-        "signed_in_at": dt.datetime.fromtimestamp(session.auth_time, dt.UTC).strftime(
-            "%Y-%m-%d %H:%M UTC"
-        ),
-    }
-    context["grants"] = await anyio.to_thread.run_sync(svc.consents.list, user.id)
-    cookies = Response()
-    context["csrf_token"] = issue_csrf(cookies, request)
-    return render(request, "account.html", context, response=cookies)
-
-
-@router.post("/account/grants/{client_id}/revoke")
-async def revoke_grant(request: Request, client_id: str, svc: ServicesDep) -> Response:
-    """A9: withdraw an app's access from the account page (same as the API's
-    DELETE /users/me/grants/{client_id})."""
-    form = await _checked_form(request, N_("Could not withdraw access"))
-    if isinstance(form, Response):
-        return form
-    session = await current_session(request, svc.sessions)
-    if session is None:
-        return _redirect(login_url("/account"))
-    # Already withdrawn (a second tab, a double click) is fine: the page shows the truth.
-    with contextlib.suppress(NotFound):
-        await anyio.to_thread.run_sync(svc.consents.revoke, session.user.id, client_id)
-    return _redirect("/account")
 
 
 async def csrf_rejected(request: Request, exc: Exception) -> Response:
