@@ -54,10 +54,11 @@ class Walker:
 
     def request(self, method: str, path: str) -> httpx.Response:
         auth = self.admin
-        params: dict[str, str] = {"user_id": str(self.ada["id"]), "client_id": "nobody"}
+        params = {"user_id": str(self.ada["id"]), "client_id": "nobody", "session_id": "nobody"}
         kwargs: dict[str, Any] = {}
-        if path == "/users/me" and method == "DELETE":
-            _, auth = self.fresh_user()  # never delete the administrator mid-walk
+        if path in ("/users/me", "/users/me/sessions") and method == "DELETE":
+            # Never delete the administrator, or end their tokens, mid-walk.
+            _, auth = self.fresh_user()
         elif path == "/users/{user_id}" and method == "DELETE":
             params["user_id"] = self.fresh_user()[0]
         elif path.startswith("/admin/clients/{client_id}"):
@@ -100,7 +101,9 @@ def test_every_documented_operation_answers_no_store(
             response = walker.request(method, path)
             if response.is_success:
                 succeeded.add((method, path))
-            anonymous = client.request(method, path.format(user_id=uuid.uuid4(), client_id="x"))
+            anonymous = client.request(
+                method, path.format(user_id=uuid.uuid4(), client_id="x", session_id="x")
+            )
             if path in CACHEABLE:
                 assert "no-store" not in response.headers.get("cache-control", ""), label
                 continue
