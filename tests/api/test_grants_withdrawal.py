@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.oauth.test_introspection import introspect, resource_server
 from tests.support.accounts import bearer
 from tests.support.callers import THIRD_PARTY, basic_headers, third_party_token
+from tests.support.introspection import introspect, resource_server
 from tests.support.oauth_flow import obtain_code, redeem
 from tests.support.problems import assert_problem
 from tests.support.wiring import engine_of

@@ -10,9 +10,14 @@ import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.test_policy_walk import Who, assert_outcome, callers, expected
 from tests.support.accounts import bearer, login, register
-from tests.support.callers import basic_headers
+from tests.support.callers import (
+    THIRD_PARTY_SCOPES,
+    assert_first_party_only,
+    basic_headers,
+    service_headers,
+    third_party_token,
+)
 from tests.support.oauth_flow import EMAIL, sign_in, signed_in
 from tests.support.pages import SESSION, session_opens
 from tests.support.problems import assert_problem
@@ -20,7 +25,6 @@ from tests.support.wiring import engine_of
 from userservice.db.models import BrowserSession
 from userservice.services.policy import POLICY, Caller
 
-__all__ = ["callers"]  # the policy walk's callers, as a fixture of this module
 CHROME = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.0.0 Safari/537.36"
@@ -106,36 +110,31 @@ def _dead(client: TestClient, tokens: dict[str, Any]) -> bool:
     return me.status_code == 401 and refreshed.json().get("error") == "invalid_grant"
 
 
-def _end_all(client: TestClient, who: Who) -> httpx.Response:
-    return client.delete("/users/me/sessions", headers=who.headers)
+def _end_all(client: TestClient, headers: dict[str, str]) -> httpx.Response:
+    return client.delete("/users/me/sessions", headers=headers)
 
 
-def test_sign_out_everywhere_against_every_caller(
-    client: TestClient, app: FastAPI, callers: list[Who]
-) -> None:
+def test_sign_out_everywhere_against_every_caller(with_app: TestClient, app: FastAPI) -> None:
     """S1, S2, L23: refused callers end nothing; the user in person and a first-party
     token end every session, refresh token and access token, their own included."""
-    rule = POLICY["end_all_sessions"]
-    allowed = [who for who in callers if expected(rule, who) is None]
-    assert {who.kind for who in allowed} == {Caller.IN_PERSON, Caller.FIRST_PARTY}
-    browser = client.cookies.get(SESSION)
+    assert POLICY["end_all_sessions"].callers == {Caller.IN_PERSON, Caller.FIRST_PARTY}
+    browser = with_app.cookies.get(SESSION)
     assert browser and session_opens(app, browser)
-    for who in callers:
-        if who not in allowed:
-            assert_outcome(_end_all(client, who), expected(rule, who))
-    assert session_opens(app, browser)
-    for who in allowed:
-        if who.email != EMAIL:
-            continue
-        tokens = login(client, EMAIL)
+    kept = login(with_app, EMAIL)
+    assert _end_all(with_app, {}).status_code == 401
+    for scope in ("openid", THIRD_PARTY_SCOPES):
+        third = bearer(third_party_token(with_app, scope)["access_token"])
+        assert_first_party_only(_end_all(with_app, third))
+    service = _end_all(with_app, service_headers(with_app))
+    assert service.status_code == 403 and assert_problem(service)["code"] == "forbidden"
+    assert session_opens(app, browser) and not _dead(with_app, kept)
+    for name in ("first-party", "basic"):
+        tokens = login(with_app, EMAIL)
         chrome = _browser(app)
-        # The caller's own token when it is one; else a token beside Basic's password.
-        caller = Who(who.name, who.kind, who.scopes, headers=bearer(tokens["access_token"]))
-        if who.kind is Caller.IN_PERSON:
-            caller = who
-        response = _end_all(client, caller)
-        assert response.status_code == 204, (who.name, response.text)
-        assert _dead(client, tokens), who.name
+        own = bearer(tokens["access_token"])
+        response = _end_all(with_app, own if name == "first-party" else basic_headers())
+        assert response.status_code == 204, (name, response.text)
+        assert _dead(with_app, tokens), name
         assert chrome.get("/account", follow_redirects=False).status_code == 303
-        assert _listed(client, basic_headers()) == []
-    assert not session_opens(app, browser)
+        assert _listed(with_app, basic_headers()) == []
+    assert not session_opens(app, browser) and _dead(with_app, kept)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, bearer, login, register
+from tests.support.introspection import introspect, resource_server
 from tests.support.oauth_clients import (
     SECRET,
-    add_client,
     add_service_client,
     basic_auth,
     confidential_first_party,
@@ -20,31 +19,9 @@ from tests.support.oauth_clients import (
     password_form,
     public_first_party,
 )
-from userservice.services.client_metadata import ClientChanges
 from userservice.wiring import wired
 
 INACTIVE = {"active": False}
-
-
-def introspect(client: TestClient, token: str, client_id: str = "backend") -> httpx.Response:
-    return client.post(
-        "/oauth/introspect", data={"token": token}, headers=basic_auth(client_id, SECRET)
-    )
-
-
-def resource_server(app: FastAPI, client_id: str = "gateway", *, on: bool = True) -> str:
-    """A confidential client that an administrator marks as a resource server."""
-    if on and client_id not in {c.client_id for c in wired(app).clients.list()}:
-        add_client(
-            app,
-            client_id,
-            secret=SECRET,
-            auth_method="client_secret_basic",
-            grant_types=("client_credentials",),
-            scope="openid",
-        )
-    wired(app).clients.update(client_id, ClientChanges(resource_server=on))
-    return client_id
 
 
 def own_token(client: TestClient, scope: str | None = None) -> dict[str, Any]:
