@@ -105,7 +105,7 @@ def _decode_cursor(cursor: str | None) -> int | None:
 @router.get(
     "/{user_id}/events",
     response_model=AuditEventPage,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(400, 401, 403, 422),
     summary="Admin: the security events about an account, newest first",
 )
 def list_user_events(
