@@ -15,8 +15,8 @@ or client id, a real email and password, a live refresh token) so that the
 success paths and their response bodies are validated too, not only the 4xx
 answers to random input; about one case in eight keeps the generated (garbage)
 credentials instead of the administrator's bearer token. Destructive calls never
-touch the administrator the run is authenticated as: DELETE /users/me runs as a
-throwaway user made for that call, and admin DELETE /users/{user_id} only ever
+touch the administrator the run is authenticated as: DELETE /users/me and DELETE
+/users/me/sessions run as a throwaway user made for that call, and admin DELETE /users/{user_id} only ever
 targets other users (so the run ends still logged in, which is asserted).
 """
 
@@ -137,7 +137,8 @@ class Fuzzer:
             return {}  # token, revoke, introspect: client authentication is in the form
         if garbage and "Authorization" in (case.headers or {}):
             return {}  # now and then the generated (garbage) credentials: a 401
-        if op.method.upper() == "DELETE" and op.path == "/users/me":
+        if op.method.upper() == "DELETE" and op.path in ("/users/me", "/users/me/sessions"):
+            # Deleting the account or signing out everywhere ends the caller's token.
             return bearer(self.throwaway_token())
         return bearer(self.admin_token)
 
