@@ -269,3 +269,13 @@ def test_deletion_needs_the_box_and_the_password(
         == "invalid_grant"
     )
     assert "Your account was deleted." in client.get("/login?deleted=1").text
+
+
+def test_the_page_and_its_errors_in_chinese(client: TestClient, signed_in: str) -> None:
+    client.headers["Accept-Language"] = "zh-CN"
+    page = client.get("/account")
+    assert '<html lang="zh-Hans">' in page.text and "您的登录位置" in page.text
+    refused = _post(client, "/account/password", current_password="wrong", new_password="x")
+    assert refused.status_code == 400 and "当前密码不正确。" in refused.text
+    done = client.get("/account?done=session-ended").text
+    assert "该会话已退出登录。" in done
