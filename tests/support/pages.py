@@ -27,6 +27,24 @@ def csrf_token(html: str) -> str:
     return found.group(1)
 
 
+def hidden_token(html: str) -> str:
+    found = re.search(r'name="token" value="([^"]*)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def submit(
+    client: TestClient, page: str, action: str | None = None, **fields: str
+) -> httpx.Response:
+    """GET the form at `page`, POST it (with its CSRF token) to `action`."""
+    html = client.get(page).text
+    form = {"csrf_token": csrf_token(html), **fields}
+    response: httpx.Response = client.post(
+        action or page.split("?")[0], data=form, follow_redirects=False
+    )
+    return response
+
+
 def web_login(
     client: TestClient, email: str = EMAIL, password: str = PASSWORD, **extra: str
 ) -> httpx.Response:

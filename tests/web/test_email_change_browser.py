@@ -17,20 +17,15 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select
 
+from tests.support.accounts import PASSWORD as FIRST_PASSWORD
 from tests.support.axe import axe_source, describe, violations
 from tests.support.browser import launch, require_chromium
 from tests.support.databases import SqliteTemplates
 from tests.support.deployment import Deployment, deployed
-from tests.web.test_mail_journeys_browser import (
-    CJK,
-    FIRST_PASSWORD,
-    NEW_PASSWORD,
-    TIMEOUT_MS,
-    _in_language,
-    _sign_in,
-    _sign_in_fails_with,
-)
+from tests.support.mail_walk import CJK, TIMEOUT_MS, in_language, sign_in, sign_in_fails_with
 from userservice.db.models import User
+
+NEW_PASSWORD = "a different tune on the old violin"
 
 
 @pytest.fixture
@@ -64,7 +59,7 @@ def test_change_confirm_undo_and_reset_in_chromium(
                 for context in (first, second):
                     context.set_default_timeout(TIMEOUT_MS)
                 page, other = first.new_page(), second.new_page()
-                _sign_in(page, deployment.base, old, FIRST_PASSWORD)
+                sign_in(page, deployment.base, old, FIRST_PASSWORD)
                 assert urlsplit(page.url).path == "/account"
                 body = {"email": new, "current_password": FIRST_PASSWORD}
                 asked = http.post("/users/me/email", json=body, auth=(old, FIRST_PASSWORD))
@@ -77,8 +72,8 @@ def test_change_confirm_undo_and_reset_in_chromium(
                 _reset(deployment, other, axe, old, lang)
             finally:
                 browser.close()
-    _sign_in_fails_with(deployment.settings, new, FIRST_PASSWORD)
-    _sign_in_fails_with(deployment.settings, old, FIRST_PASSWORD)
+    sign_in_fails_with(deployment.settings, new, FIRST_PASSWORD)
+    sign_in_fails_with(deployment.settings, old, FIRST_PASSWORD)
 
 
 def _has_account(deployment: Deployment, email: str) -> bool:
@@ -91,7 +86,7 @@ def _has_account(deployment: Deployment, email: str) -> bool:
 
 
 def _clean(page: Any, axe: str, lang: str) -> None:
-    _in_language(page, lang)
+    in_language(page, lang)
     found = violations(page, axe)
     assert found == [], describe(found)
 
@@ -140,5 +135,5 @@ def _reset(deployment: Deployment, page: Any, axe: str, old: str, lang: str) -> 
     page.fill("#password", NEW_PASSWORD)
     page.click("form[action='/reset-password'] button[type=submit]")
     assert urlsplit(page.url).path == "/login"
-    _sign_in(page, deployment.base, old, NEW_PASSWORD)
+    sign_in(page, deployment.base, old, NEW_PASSWORD)
     expect(page.locator("#account-email")).to_have_text(old)

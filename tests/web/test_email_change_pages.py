@@ -12,8 +12,15 @@ from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, login, register
 from tests.support.journeys import last_token, mails
-from tests.support.pages import XSS, check_page_headers, csrf_token, session_opens, web_login
-from tests.web.test_journeys import hidden_token, submit
+from tests.support.pages import (
+    XSS,
+    check_page_headers,
+    csrf_token,
+    hidden_token,
+    session_opens,
+    submit,
+    web_login,
+)
 
 ADA, NEW = "ada@example.com", "ada@example.org"
 PAGES = ["/confirm-email-change", "/undo-email-change"]

@@ -22,7 +22,9 @@ from tests.support.pages import (
     XSS,
     check_page_headers,
     csrf_token,
+    hidden_token,
     session_opens,
+    submit,
     web_login,
 )
 from tests.support.timing import assert_one_response_time, interleaved
@@ -31,21 +33,6 @@ from userservice.settings import Settings
 
 NEW_PASSWORD = "a brand new passphrase"
 FORMS = ["/register", "/forgot-password", "/verify-email/resend"]
-
-
-def submit(
-    client: TestClient, page: str, action: str | None = None, **fields: str
-) -> httpx.Response:
-    """GET the form at `page`, POST it (with its CSRF token) to `action`."""
-    html = client.get(page).text
-    form = {"csrf_token": csrf_token(html), **fields}
-    return client.post(action or page.split("?")[0], data=form, follow_redirects=False)
-
-
-def hidden_token(html: str) -> str:
-    found = re.search(r'name="token" value="([^"]*)"', html)
-    assert found, html
-    return found.group(1)
 
 
 def sign_up_page(client: TestClient, email: str, password: str = PASSWORD) -> httpx.Response:

@@ -7,26 +7,29 @@ with the mails in the language the person used on the pages."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.support.browser import launch, require_chromium
 from tests.support.databases import SqliteTemplates
 from tests.support.deployment import Deployment, deployed
+from tests.support.mail_walk import (
+    CJK,
+    TIMEOUT_MS,
+    in_language,
+    in_process,
+    sign_in,
+    sign_in_fails_with,
+)
 from tests.support.smtp import Received
-from userservice.app import create_app
 from userservice.settings import Settings
 
-TIMEOUT_MS = 20_000
 FIRST_PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a different tune on the old violin"
-CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture
@@ -61,7 +64,7 @@ def _walk(deployment: Deployment, page: Any, other: Any, email: str, lang: str) 
 
     verify = _sign_up_and_verify(deployment, page, email, lang)
     # Sign in; keep this browser's session and a pair of OAuth tokens to see them die.
-    _sign_in(page, deployment.base, email, FIRST_PASSWORD)
+    sign_in(page, deployment.base, email, FIRST_PASSWORD)
     expect(page.locator("#account-email")).to_have_text(email)
     tokens = _oauth_tokens(deployment.settings, email, FIRST_PASSWORD)
     reset_link = _forget_and_reset(deployment, other, email, lang)
@@ -76,36 +79,30 @@ def _walk(deployment: Deployment, page: Any, other: Any, email: str, lang: str) 
     _tokens_are_dead(deployment.settings, tokens)
 
     # The old password no longer works; the new one does.
-    _sign_in(other, deployment.base, email, FIRST_PASSWORD)
+    sign_in(other, deployment.base, email, FIRST_PASSWORD)
     assert urlsplit(other.url).path == "/login"
-    _sign_in(other, deployment.base, email, NEW_PASSWORD)
+    sign_in(other, deployment.base, email, NEW_PASSWORD)
     expect(other.locator("#account-email")).to_have_text(email)
     # The same reset link does not work twice: a clear page, and no form to send.
     response = other.goto(reset_link)
     assert response is not None and response.status == 400
     expect(other.locator("#password")).to_have_count(0)
-    _in_language(other, lang)
-    _sign_in_fails_with(deployment.settings, email, FIRST_PASSWORD)
-
-
-def _in_language(page: Any, lang: str) -> None:
-    assert page.evaluate("document.documentElement.lang") == lang
-    heading = page.locator("h1").first.inner_text()
-    assert bool(CJK.search(heading)) == (lang == "zh-Hans"), heading
+    in_language(other, lang)
+    sign_in_fails_with(deployment.settings, email, FIRST_PASSWORD)
 
 
 def _sign_up_and_verify(deployment: Deployment, page: Any, email: str, lang: str) -> Received:
     """Sign up from the login page's link; verify through the mailed link."""
     page.goto(f"{deployment.base}/login")
-    _in_language(page, lang)
+    in_language(page, lang)
     page.click("a[href='/register']")
     assert urlsplit(page.url).path == "/register"
-    _in_language(page, lang)
+    in_language(page, lang)
     page.fill("#email", email)
     page.fill("#password", FIRST_PASSWORD)
     page.click("form[action='/register'] button[type=submit]")
     assert urlsplit(page.url).path == "/register/sent"
-    _in_language(page, lang)
+    in_language(page, lang)
 
     # The verification mail arrives over SMTP, in the page's language.
     verify = deployment.mail(1, email)
@@ -113,11 +110,11 @@ def _sign_up_and_verify(deployment: Deployment, page: Any, email: str, lang: str
     assert bool(CJK.search(verify.message["Subject"])) == (lang == "zh-Hans")
     assert not deployment.verified(email)
     page.goto(deployment.link(verify, "/verify-email"))
-    _in_language(page, lang)
+    in_language(page, lang)
     # Opening the link alone verifies nothing (mail scanners open links).
     assert not deployment.verified(email)
     page.click("form[action='/verify-email'] button[type=submit]")
-    _in_language(page, lang)
+    in_language(page, lang)
     assert deployment.verified(email)
     return verify
 
@@ -144,21 +141,8 @@ def _forget_and_reset(deployment: Deployment, other: Any, email: str, lang: str)
     return link
 
 
-def _sign_in(page: Any, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/login?force=1")
-    page.fill("#email", email)
-    page.fill("#password", password)
-    page.click("form[action='/login'] button[type=submit]")
-
-
-def _in_process(settings: Settings) -> TestClient:
-    # A second instance on the same database and keys: tokens it issues are the
-    # served instance's tokens (what another replica would do).
-    return TestClient(create_app(settings), base_url=settings.issuer)
-
-
 def _oauth_tokens(settings: Settings, email: str, password: str) -> dict[str, str]:
-    with _in_process(settings) as client:
+    with in_process(settings) as client:
         response = client.post(
             "/oauth/token",
             data={"grant_type": "password", "username": email, "password": password},
@@ -172,7 +156,7 @@ def _oauth_tokens(settings: Settings, email: str, password: str) -> dict[str, st
 
 
 def _tokens_are_dead(settings: Settings, tokens: dict[str, str]) -> None:
-    with _in_process(settings) as client:
+    with in_process(settings) as client:
         me = client.get("/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
         assert me.status_code == 401, me.text
         refreshed = client.post(
@@ -181,12 +165,3 @@ def _tokens_are_dead(settings: Settings, tokens: dict[str, str]) -> None:
         )
         assert refreshed.status_code == 400, refreshed.text
         assert refreshed.json()["error"] == "invalid_grant"
-
-
-def _sign_in_fails_with(settings: Settings, email: str, password: str) -> None:
-    with _in_process(settings) as client:
-        response = client.post(
-            "/oauth/token",
-            data={"grant_type": "password", "username": email, "password": password},
-        )
-        assert response.status_code == 400, response.text

@@ -1,0 +1,43 @@
+"""What the browser walks through mailed links share: the page's language, signing
+in on the hosted page, and a second in-process instance on the served database."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from userservice.app import create_app
+from userservice.settings import Settings
+
+TIMEOUT_MS = 20_000
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def in_language(page: Any, lang: str) -> None:
+    assert page.evaluate("document.documentElement.lang") == lang
+    heading = page.locator("h1").first.inner_text()
+    assert bool(CJK.search(heading)) == (lang == "zh-Hans"), heading
+
+
+def sign_in(page: Any, base: str, email: str, password: str) -> None:
+    page.goto(f"{base}/login?force=1")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("form[action='/login'] button[type=submit]")
+
+
+def in_process(settings: Settings) -> TestClient:
+    # A second instance on the same database and keys: tokens it issues are the
+    # served instance's tokens (what another replica would do).
+    return TestClient(create_app(settings), base_url=settings.issuer)
+
+
+def sign_in_fails_with(settings: Settings, email: str, password: str) -> None:
+    with in_process(settings) as client:
+        response = client.post(
+            "/oauth/token",
+            data={"grant_type": "password", "username": email, "password": password},
+        )
+        assert response.status_code == 400, response.text
