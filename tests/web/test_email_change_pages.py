@@ -5,6 +5,8 @@ input gives a 500; English and Chinese."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -21,6 +23,7 @@ from tests.support.pages import (
     submit,
     web_login,
 )
+from userservice.security.response_floor import FLOOR_SECONDS
 
 ADA, NEW = "ada@example.com", "ada@example.org"
 PAGES = ["/confirm-email-change", "/undo-email-change"]
@@ -145,3 +148,23 @@ def test_the_pages_and_mails_speak_chinese(client: TestClient, app: FastAPI) -> 
     assert "撤销此更改" in client.get(f"/undo-email-change?token={undo}").text
     assert "您的地址已恢复" in press(client, "/undo-email-change", undo).text
     assert "此链接无效" in client.get("/undo-email-change?token=x").text
+
+
+def test_the_account_form_answers_every_address_at_the_floor_l20(
+    client: TestClient, app: FastAPI
+) -> None:
+    """The account page's form: a taken address queues a notice, a free one a token
+    and a link; both answers wait for the same floor, so their time tells nothing."""
+    register(client, ADA)
+    register(client, "bob@example.com")
+    assert web_login(client, ADA).status_code == 303
+    answers = []
+    for address in ("bob@example.com", NEW, "BOB@example.com", "carol@example.com"):
+        start = time.perf_counter()
+        answer = submit(
+            client, "/account", "/account/email", email=address, current_password=PASSWORD
+        )
+        answers.append((answer.status_code, answer.headers.get("location")))
+        assert time.perf_counter() - start >= FLOOR_SECONDS, address
+    assert set(answers) == {(303, "/account?done=email-sent")}
+    assert len(mails(app, "bob@example.com", "email_change_taken")) == 2

@@ -24,6 +24,7 @@ from userservice.errors import (
     WeakPassword,
 )
 from userservice.i18n import N_
+from userservice.security.response_floor import at_floor
 from userservice.services.accounts import ProfileChanges
 from userservice.services.email_change import SAME_ADDRESS, UNDO_PENDING
 from userservice.services.emails import MAX_EMAIL_LENGTH
@@ -137,8 +138,11 @@ async def change_email(request: Request, svc: ServicesDep) -> Response:
         ip, locale = client_ip(request), page_locale(request)
         ask = svc.email_change.request
         try:
-            await anyio.to_thread.run_sync(
-                lambda: ask(session.user.id, email, password, ip=ip, locale=locale)
+            # L20: a taken address (a notice to its owner) and a free one (a link)
+            # answer at one time, the floor.
+            await at_floor(
+                lambda: ask(session.user.id, email, password, ip=ip, locale=locale),
+                what="POST /account/email",
             )
         except Forbidden:
             refusal = Refusal({"email_password": WRONG_PASSWORD}, typed)
