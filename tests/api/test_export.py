@@ -92,8 +92,9 @@ def test_the_export_holds_every_category_of_the_persons_data(
         ("verify_email", person.email.lower()),
         ("reset_password", person.email.lower()),
     }
+    assert person.pending_email in {link["address"] for link in data["links"]}
     assert {m["kind"] for m in data["mail"]} >= {"verify_email", "reset_password"}
-    assert all(m["recipient"] == person.email.lower() for m in data["mail"])
+    assert {m["recipient"] for m in data["mail"]} == {person.email.lower(), person.pending_email}
     kinds = {(e["event"], e["by"]) for e in data["events"]}
     assert {("user.registered", "self"), ("admin.user_updated", "administrator")} <= kinds
     moments = [e["occurred_at"] for e in data["events"]]

@@ -91,6 +91,7 @@ def test_self_deletion_erases_the_person_from_every_table(
         "mail_outbox",
         "audit_events",
     }, "the scan must see the person's data before it can vouch for its absence"
+    assert {needle for _, _, needle in found(app, person.needles)} == set(person.needles)
     other_before = found(app, other.needles)
     trail = about_or_by(app, person)
 

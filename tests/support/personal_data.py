@@ -36,6 +36,7 @@ class Person:
     display_name: str
     ip: str
     user_agent: str
+    pending_email: str
     http: TestClient
     first_party: dict[str, Any]
     third_party: dict[str, Any]
@@ -47,6 +48,7 @@ class Person:
         """What identifies the person, in lower case: none of it may survive erasure."""
         return [
             self.email.lower(),
+            self.pending_email,
             str(self.id),
             self.id.hex,
             self.display_name.lower(),
@@ -93,6 +95,14 @@ def populate(
     asked = http.post("/users/password-reset", json={"email": email})
     assert asked.status_code == 202, asked.text
     reset = last_token(app, stored, "reset_password")
+    # An address change waiting for its link: the new address is the person's too.
+    pending = f"pending.{stored}"
+    moving = http.post(
+        "/users/me/email",
+        json={"email": pending, "current_password": PASSWORD},
+        headers=bearer(first_party["access_token"]),
+    )
+    assert moving.status_code == 202, moving.text
     changed = admin.patch(
         f"/users/{person_id}", json={"display_name": display_name}, headers=bearer(admin_token)
     )
@@ -121,6 +131,7 @@ def populate(
         display_name,
         ip,
         user_agent,
+        pending,
         http,
         first_party,
         exchanged.json(),
