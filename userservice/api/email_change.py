@@ -37,7 +37,7 @@ ChangeEmail = Annotated[Principal, Depends(user_allowed("change_email"))]
 @router.post(
     "/users/me/email",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**_ACCEPTED_DOC, **problem_responses(401, 403, 409, 413, 422, 429)},
+    responses={**_ACCEPTED_DOC, **problem_responses(400, 401, 403, 409, 413, 422, 429)},
     summary="Change your sign-in address",
 )
 async def change_email(
