@@ -3,8 +3,9 @@ docs/screenshots/<page>-<language>.png.
 
     .venv/bin/python scripts/screenshots.py
 
-It serves the app over TLS on a throwaway SQLite database with one user and one
-third-party app, and opens each page in Debian's Chromium as
+It serves the app over TLS on a throwaway SQLite database (one for each language)
+holding the tour's user, signed in on a phone, and two third-party apps, one of
+them allowed, and opens each page in Debian's Chromium as
 tests/web/test_accessibility_browser.py does (the same tour). Chinese text needs a
 CJK font (Debian: fonts-noto-cjk); without one the script stops rather than save
 pictures of empty boxes."""
@@ -49,19 +50,21 @@ def main() -> int:
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
     written = []
-    with tempfile.TemporaryDirectory() as scratch:
-        directory = Path(scratch)
-        url = SqliteTemplates(directory).fresh_url(directory)
-        with tour_server(url, directory) as (base, pin), sync_playwright() as p:
-            browser = launch(p, pin)
-            try:
-                for locale in LOCALES:
+    for locale in LOCALES:
+        # A fresh server for each language, so each shows the same account (an
+        # earlier language's browser would otherwise be one more session on it).
+        with tempfile.TemporaryDirectory() as scratch:
+            directory = Path(scratch)
+            url = SqliteTemplates(directory).fresh_url(directory)
+            with tour_server(url, directory) as (base, pin), sync_playwright() as p:
+                browser = launch(p, pin)
+                try:
                     for stop, page in tour(browser, base, locale):
                         target = OUT / f"{stop.name}-{locale}.png"
                         page.screenshot(path=str(target), full_page=True)
                         written.append(target)
-            finally:
-                browser.close()
+                finally:
+                    browser.close()
     for path in written:
         print(path.relative_to(ROOT))
     return 0

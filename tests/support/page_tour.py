@@ -8,18 +8,27 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import ISSUER, PASSWORD, register
 from tests.support.browser import tls_server
-from tests.support.oauth_flow import add_app, authorize_url
+from tests.support.oauth_flow import add_app, authorize_url, obtain_code, redeem
+from tests.support.oauth_flow import sign_in as client_sign_in
+from tests.support.personal_data import browser as browser_at
 from userservice.app import create_app
 from userservice.settings import Settings
 
 EMAIL = "ada@example.com"
 APP_NAME = "Example ID"
+ALLOWED_APP = "calendar-app"
+PHONE_IP = "203.0.113.24"
+PHONE_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
 # What each language's browser asks for (Accept-Language from the context locale).
 BROWSER_LOCALES = {"en": "en-US", "zh-Hans": "zh-CN"}
 TIMEOUT_MS = 20_000
@@ -59,6 +68,10 @@ STOPS = (
     Stop("forgot-password", _goto("/forgot-password")),
     Stop("forgot-password-sent", _goto("/forgot-password/sent")),
     Stop("reset-password", _goto("/reset-password?token=x")),
+    Stop("confirm-email-change", _goto("/confirm-email-change?token=x")),
+    Stop("undo-email-change", _goto("/undo-email-change?token=x")),
+    Stop("login-signed-out-everywhere", _goto("/login?signed_out=everywhere")),
+    Stop("login-account-deleted", _goto("/login?deleted=1")),
     Stop("error", _goto("/oauth/authorize")),
     Stop("account", _goto("/account"), signed_in=True),
     Stop("consent", _goto(authorize_url(scope="openid profile email")), signed_in=True),
@@ -69,7 +82,9 @@ STOPS = (
 
 @contextmanager
 def tour_server(database_url: str, directory: Path) -> Iterator[tuple[str, str]]:
-    """A TLS server holding one user and one third-party app; yields (base, pin)."""
+    """A TLS server holding one user, signed in on a phone, and two third-party
+    apps: one she allowed there (the account page lists the phone and the app),
+    the other the consent stop asks for. Yields (base, pin)."""
     settings = Settings(
         _env_file=None,
         database_url=database_url,
@@ -80,6 +95,12 @@ def tour_server(database_url: str, directory: Path) -> Iterator[tuple[str, str]]
     with TestClient(create_app(settings), base_url=ISSUER) as client:
         register(client, EMAIL, display_name="Ada Lovelace")
         add_app(client, name="Photo App")
+        add_app(client, ALLOWED_APP, name="Calendar App")
+        # Her other session, on a phone: the account page lists it beside the tour's.
+        phone = browser_at(cast(FastAPI, client.app), PHONE_IP, PHONE_AGENT)
+        client_sign_in(phone)
+        code, verifier = obtain_code(phone, ALLOWED_APP, scope="openid profile email")
+        assert redeem(phone, code, verifier, ALLOWED_APP).status_code == 200
     with tls_server(settings, directory) as served:
         yield served
 
