@@ -272,11 +272,3 @@ class AccountService:
             self.throttle.failed(windows)
             raise Forbidden("The current password is not correct.")
         self.throttle.succeeded(windows)
-
-    def delete(self, user_id: uuid.UUID, actor_id: uuid.UUID | None = None) -> None:
-        with self.db.unit_of_work() as session:
-            # Refresh tokens go with the row (ON DELETE CASCADE); access tokens die
-            # because their subject no longer resolves.
-            if not UserRepository(session).delete(user_id):
-                raise NotFound("No such user.")
-        audit("user.deleted", user=user_id, by=actor_id)
