@@ -16,8 +16,9 @@ success paths and their response bodies are validated too, not only the 4xx
 answers to random input; about one case in eight keeps the generated (garbage)
 credentials instead of the administrator's bearer token. Destructive calls never
 touch the administrator the run is authenticated as: DELETE /users/me and DELETE
-/users/me/sessions run as a throwaway user made for that call, and admin DELETE /users/{user_id} only ever
-targets other users (so the run ends still logged in, which is asserted).
+/users/me/sessions run as a throwaway user made for that call, and admin DELETE
+/users/{user_id} only ever targets other users (so the run ends still logged in,
+which is asserted).
 """
 
 from __future__ import annotations
