@@ -143,7 +143,7 @@ def test_the_whole_account_walk_in_chromium(
 
 
 def _path(page: Any) -> str:
-    parts = urlsplit(page.url)
+    parts = urlsplit(str(page.url))
     return parts.path + ("?" + parts.query if parts.query else "")
 
 
