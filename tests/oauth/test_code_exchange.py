@@ -10,6 +10,7 @@ import re
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from typing import cast
 
 import httpx
@@ -19,8 +20,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from tests.support.accounts import bearer
+from tests.support.accounts import PASSWORD, bearer, login
 from tests.support.oauth_flow import (
+    EMAIL,
     REDIRECT,
     SECRET,
     add_app,
@@ -34,7 +36,7 @@ from tests.support.oauth_flow import (
     signed_in,
 )
 from tests.support.server import running_server
-from userservice.db.models import AuthorizationCode
+from userservice.db.models import AuthorizationCode, User
 from userservice.oauth.server import CODE_TTL
 from userservice.security.secrets import digest
 from userservice.settings import Settings
@@ -245,3 +247,43 @@ def test_b8_codes_carry_at_least_128_bits(session_client: TestClient) -> None:
     # Only the digest is stored, never the code itself.
     row = _code_row(session_client, codes[0])
     assert row.digest == digest(codes[0]) and codes[0] not in row.digest
+
+
+def _sign_out_everywhere(client: TestClient) -> None:
+    token = login(client, EMAIL)["access_token"]
+    ended = client.delete("/users/me/sessions", headers=bearer(token))
+    assert ended.status_code == 204, ended.text
+
+
+def _change_password(client: TestClient) -> None:
+    changed = client.patch(
+        "/users/me",
+        json={"password": "a new horse battery staple", "current_password": PASSWORD},
+        auth=(EMAIL, PASSWORD),
+    )
+    assert changed.status_code == 200, changed.text
+
+
+@pytest.mark.parametrize("revoke", [_sign_out_everywhere, _change_password])
+def test_l23_e7_a_code_kept_across_a_revocation_is_invalid_grant(
+    session_client: TestClient, revoke: Callable[[TestClient], None]
+) -> None:
+    """L23, E7: a code obtained before sign-out-everywhere or a password change
+    buys nothing after it, however early within its life it is redeemed."""
+    code, verifier = obtain_code(session_client, scope="openid offline_access")
+    revoke(session_client)
+    assert_token_error(redeem(session_client, code, verifier), "invalid_grant")
+
+
+def test_l23_a_code_from_before_the_revocation_mark_is_refused_at_redemption(
+    session_client: TestClient,
+) -> None:
+    """L23: the redemption itself refuses a code whose sign-in came before the
+    user's revocation mark, even if the code row survived."""
+    code, verifier = obtain_code(session_client)
+    row = _code_row(session_client, code)
+    with Session(_engine(session_client)) as session, session.begin():
+        session.execute(
+            update(User).where(User.id == row.user_id).values(tokens_valid_after=row.auth_time + 1)
+        )
+    assert_token_error(redeem(session_client, code, verifier), "invalid_grant")

@@ -53,14 +53,15 @@ class CodeRepository:
     def prune(self, before: dt.datetime) -> None:
         self.session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at < before))
 
-    def discard_unredeemed(self, user_id: uuid.UUID, client_id: str) -> None:
-        self.session.execute(
-            delete(AuthorizationCode).where(
-                AuthorizationCode.user_id == user_id,
-                AuthorizationCode.client_id == client_id,
-                AuthorizationCode.used_at.is_(None),
-            )
+    def discard_unredeemed(self, user_id: uuid.UUID, client_id: str | None = None) -> None:
+        """The user's codes not yet redeemed, for this client (a withdrawn grant)
+        or, with None, for every client (everything of the user revoked)."""
+        query = delete(AuthorizationCode).where(
+            AuthorizationCode.user_id == user_id, AuthorizationCode.used_at.is_(None)
         )
+        if client_id is not None:
+            query = query.where(AuthorizationCode.client_id == client_id)
+        self.session.execute(query)
 
 
 class ConsentRepository:

@@ -128,7 +128,9 @@ class CodeExchange:
         if refusal is not None:
             return refusal  # the code stays used: a guessed verifier gets one try
         user = UserRepository(session).get(row.user_id)
-        if user is None or not user.is_active:
+        # E7, L23: a code from a sign-in before the user's revocation mark (a
+        # password change, sign out everywhere) is as dead as that sign-in's tokens.
+        if user is None or not user.is_active or row.auth_time < user.tokens_valid_after:
             return _invalid_grant()
         record = user_record(user)
         try:

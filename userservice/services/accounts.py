@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from userservice.db.authorization_codes import CodeRepository
 from userservice.db.models import User
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.refresh_tokens import RefreshTokenRepository
@@ -68,9 +69,13 @@ def _revocation_mark() -> int:
 
 
 def revoke_everything(uow: UnitOfWork, user: User) -> None:
-    """End every access token, refresh token and browser session issued to the
-    user so far, in the caller's unit of work (password set, account disabled)."""
+    """End every access token, refresh token, browser session and unredeemed
+    authorization code issued to the user so far, in the caller's unit of work
+    (password set, account disabled, sign out everywhere, address change undone)."""
     user.tokens_valid_after = _revocation_mark()
+    # First the codes: on PostgreSQL this waits for a redemption holding one to
+    # commit, so the refresh tokens it bought are there to be revoked next (L23).
+    CodeRepository(uow).discard_unredeemed(user.id)
     RefreshTokenRepository(uow).revoke_all_for_user(user.id, dt.datetime.now(dt.UTC))
 
 
