@@ -8,10 +8,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, login, register
-from tests.support.journeys import mails
+from tests.support.journeys import last_token, mails
 from tests.support.problems import assert_problem
 from tests.support.timing import assert_one_response_time, interleaved
 from userservice.app import create_app
@@ -75,3 +77,42 @@ def test_registration_is_throttled_per_client(make_settings: Callable[..., Setti
         assert int(refused.headers["retry-after"]) > 0
         reset = client.post("/users/password-reset", json={"email": "a@example.com"})
         assert reset.status_code == 429  # one window for every mail request of a client
+
+
+def _changed_away(client: TestClient, app: FastAPI) -> str:
+    """ada@example.com registered, then moved to ada@example.org: the undo token."""
+    created = client.post("/users", json={"email": "ada@example.com", "password": PASSWORD})
+    assert created.status_code in (201, 202), created.text
+    body = {"email": "ada@example.org", "current_password": PASSWORD}
+    asked = client.post("/users/me/email", json=body, auth=("ada@example.com", PASSWORD))
+    assert asked.status_code == 202, asked.text
+    change = {"token": last_token(app, "ada@example.org", "email_change_verify")}
+    assert client.post("/users/email-change/confirm", json=change).status_code == 204
+    return last_token(app, "ada@example.com", "email_change_undo")
+
+
+@pytest.mark.parametrize("reveal", [True, False])
+def test_the_old_address_of_a_change_cannot_be_registered_until_undone_l21(
+    make_settings: Callable[..., Settings], reveal: bool
+) -> None:
+    # Whoever changed the address knew the password: an account of their own on the
+    # old address would make the undo link useless and receive the next reset link.
+    app = create_app(make_settings(registration_reveals_accounts=reveal))
+    with TestClient(app, base_url="https://testserver") as client:
+        undo = _changed_away(client, app)
+        before, to_old = len(mails(app)), len(mails(app, "ada@example.com"))
+        body = {"email": "ADA@example.com", "password": "the attacker's passphrase"}
+        refused = client.post("/users", json=body)
+        taken = client.post("/users", json={**body, "email": "ada@example.org"})
+        # The answer of a taken address, in either mode.
+        assert (refused.status_code, refused.content) == (taken.status_code, taken.content)
+        assert refused.status_code == (409 if reveal else 202)
+        # No mail for the reserved address: its holder is mid-undo (only the owner
+        # of the taken one is told, in the non-revealing mode).
+        assert len(mails(app)) == before + (0 if reveal else 1)
+        assert len(mails(app, "ada@example.com")) == to_old
+        assert client.post("/users/email-change/undo", json={"token": undo}).status_code == 204
+        reset = last_token(app, "ada@example.com", "reset_password")
+        new = {"token": reset, "password": "ada's fresh passphrase"}
+        assert client.post("/users/password-reset/confirm", json=new).status_code == 204
+        login(client, "ada@example.com", "ada's fresh passphrase")

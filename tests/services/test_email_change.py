@@ -19,7 +19,14 @@ from tests.support.accounts import PASSWORD, bearer, login, register
 from tests.support.journeys import last_token, link_in, mails, text_of
 from tests.support.pages import SESSION, session_opens, web_login
 from userservice.db.models import AccountToken, AuditEvent, User
-from userservice.errors import Conflict, Forbidden, InvalidAccountToken, InvalidInput
+from userservice.errors import (
+    Conflict,
+    EmailTaken,
+    Forbidden,
+    InvalidAccountToken,
+    InvalidInput,
+)
+from userservice.records import UserRecord
 from userservice.services.account_tokens import Purpose
 from userservice.services.email_change import masked
 from userservice.wiring import Services
@@ -251,7 +258,9 @@ def test_an_undo_when_the_old_address_is_taken_again_is_invalid(
     client: TestClient, app: FastAPI, services: Services
 ) -> None:
     ada, undo = changed(client, services)
-    register(client, ADA)
+    # By the one route that ignores the old address's reservation: an operator
+    # creating an administrator (userservice create-admin).
+    services.accounts.register(ADA, PASSWORD, None, admin=True)
     with pytest.raises(InvalidAccountToken):
         services.email_change.check_undo(undo)
     with pytest.raises(InvalidAccountToken):
@@ -327,3 +336,82 @@ def test_each_step_is_stored_without_an_address_l25(
     assert {row[1] for row in rows if row[0].startswith("email_change.")} == {IP}
     text = repr(rows)
     assert "@" not in text and undo not in text
+
+
+def sign_up(services: Services, email: str, *, reveal: bool) -> UserRecord | None:
+    return services.signup.register(
+        email, "another person's passphrase", None, ip=IP, locale="en", reveal=reveal
+    )
+
+
+def expire_undo_links(services: Services) -> None:
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    with services.accounts.db.unit_of_work() as uow:
+        uow.execute(
+            update(AccountToken)
+            .where(AccountToken.purpose == Purpose.UNDO_EMAIL_CHANGE)
+            .values(expires_at=past)
+        )
+
+
+def test_the_old_address_cannot_be_signed_up_while_its_undo_is_pending_l21(
+    client: TestClient, app: FastAPI, services: Services
+) -> None:
+    # Whoever changed the address knew the password: signing up with the old one
+    # would make the undo link useless and send the next reset link to them.
+    ada, undo = changed(client, services)
+    before = len(mails(app))
+    with pytest.raises(EmailTaken):
+        sign_up(services, ADA, reveal=True)
+    assert sign_up(services, "Ada@Example.com", reveal=False) is None
+    # Answered like a taken address, but its holder is mid-undo: nobody is mailed.
+    assert len(mails(app)) == before
+    services.email_change.check_undo(undo)
+    services.email_change.undo(undo, ip=IP, locale="en")
+    assert account(services, ada).email == ADA
+
+
+def test_a_reserved_address_is_asked_for_like_a_taken_one_and_nobody_mailed_l21(
+    client: TestClient, app: FastAPI, services: Services
+) -> None:
+    ada, undo = changed(client, services)
+    bob = register(client, BOB)["id"]
+    before = len(mails(app))
+    assert ask(services, bob, ADA) is None  # the answer of any address (L20)
+    assert len(mails(app)) == before
+    services.email_change.undo(undo, ip=IP, locale="en")
+    assert account(services, ada).email == ADA
+    assert account(services, bob).email == BOB
+
+
+def test_a_change_link_to_an_address_reserved_meanwhile_is_invalid_l21(
+    client: TestClient, app: FastAPI, services: Services
+) -> None:
+    bob = register(client, BOB)["id"]
+    ask(services, bob, "bob@example.net")
+    bobs = last_token(app, "bob@example.net", "email_change_verify")
+    ada, undo = changed(client, services)
+    with services.accounts.db.unit_of_work() as uow:
+        # Bob's link names Ada's old address, as if he had asked for it before she had it.
+        uow.execute(
+            update(AccountToken)
+            .where(AccountToken.purpose == Purpose.CHANGE_EMAIL, AccountToken.email != NEW)
+            .values(email=ADA)
+        )
+    with pytest.raises(InvalidAccountToken):
+        services.email_change.confirm(bobs, ip=IP)
+    assert account(services, bob).email == BOB
+    services.email_change.undo(undo, ip=IP, locale="en")
+    assert account(services, ada).email == ADA
+
+
+def test_once_the_undo_link_expired_the_old_address_is_free(
+    client: TestClient, app: FastAPI, services: Services
+) -> None:
+    ada, undo = changed(client, services)
+    expire_undo_links(services)
+    created = sign_up(services, ADA, reveal=True)
+    assert created is not None and created.email == ADA
+    with pytest.raises(InvalidAccountToken):
+        services.email_change.undo(undo, ip=IP, locale="en")
+    assert account(services, ada).email == NEW

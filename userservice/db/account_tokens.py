@@ -41,6 +41,23 @@ def addressee(session: Session, email: str) -> Addressee | None:
     return None if row is None else Addressee(*row)
 
 
+def reserved(session: Session, email: str, purpose: str, now: dt.datetime) -> bool:
+    """Whether an unused, unexpired link of `purpose` names the normalized address
+    (services/email_change.py: the undo link of an email change reserves the old
+    address for its former owner, L21)."""
+    found = session.scalar(
+        select(AccountToken.digest)
+        .where(
+            AccountToken.email == email,
+            AccountToken.purpose == purpose,
+            AccountToken.used_at.is_(None),
+            AccountToken.expires_at > now,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 class AccountTokenRepository:
     def __init__(self, session: Session) -> None:
         self.session = session

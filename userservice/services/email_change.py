@@ -12,14 +12,20 @@ link can set (L21).
 While an undo link is pending the address cannot change again: a second change
 would move the address the undo must come from (a chain of changes through
 mailboxes someone controls would leave the old address's undo useless), so the
-undo link stays valid exactly while the address is the one its change set."""
+undo link stays valid exactly while the address is the one its change set.
+
+For as long as the undo link works the old address is reserved for its former
+owner: nobody may sign up with it or change to it (answered as for a taken
+address, nobody mailed), else whoever made the change could open an account on
+it, leave the undo link useless and receive the next reset link sent there."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import NoReturn
 
-from userservice.db.account_tokens import Holder, addressee
+from userservice.db.account_tokens import Holder, addressee, reserved
 from userservice.db.models import User
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.users import UserRepository
@@ -100,6 +106,11 @@ class EmailChange:
                 language = mail_locale(holder.locale, locale)
                 self.mailer.notice(uow, "email_change_taken", owner, language)
                 return
+            if address_reserved(uow, address):
+                # Its former owner is mid-undo and has the undo mail already; a
+                # notice would tell them nothing they can act on (L21).
+                audit("email_change.address_reserved", user=user_id, ip=ip)
+                return
             language = mail_locale(user.locale, locale)
             to = (user_id, address)
             self.mailer.link(uow, "email_change_verify", Purpose.CHANGE_EMAIL, to, language)
@@ -155,6 +166,12 @@ class EmailChange:
             record(uow, "email_change.undone", user=user.id, ip=ip)
 
 
+def address_reserved(uow: UnitOfWork, address: str) -> bool:
+    """Whether a normalized address is the old address of a change whose undo link
+    still works: no account may claim it, though none has it (L21)."""
+    return reserved(uow, address, Purpose.UNDO_EMAIL_CHANGE, dt.datetime.now(dt.UTC))
+
+
 def _account(uow: UnitOfWork, holder: Holder, *, for_update: bool) -> User:
     users = UserRepository(uow)
     user = users.get_for_update(holder[0]) if for_update else users.get(holder[0])
@@ -165,9 +182,10 @@ def _account(uow: UnitOfWork, holder: Holder, *, for_update: bool) -> User:
 
 def _changeable(uow: UnitOfWork, holder: Holder, *, for_update: bool = False) -> User:
     """The account a change link may move to its address: active, the address
-    still free (another account may have taken it since), no undo pending."""
+    still free (another account may have taken or reserved it since), no undo
+    pending."""
     user = _account(uow, holder, for_update=for_update)
-    if addressee(uow, holder[1]) is not None:
+    if addressee(uow, holder[1]) is not None or address_reserved(uow, holder[1]):
         _refuse(holder, "address_taken")
     if pending(uow, user.id, Purpose.UNDO_EMAIL_CHANGE):
         _refuse(holder, "undo_pending")

@@ -5,7 +5,12 @@ caller asked for that (the JSON API's default contract, 201 or 409): a taken
 address costs the same password hash and queues a mail too, to its owner, saying
 someone tried to sign up with it and how to reset the password (L1), unless the
 account is disabled (no reset link reaches one by any route). The existing account
-and its password are left exactly as they were."""
+and its password are left exactly as they were.
+
+The old address of an email change whose undo link still works is reserved
+(services/email_change.py, L21): a sign-up with it is answered as for a taken
+address, but nobody is mailed, since no account has it and its former owner is
+in the middle of taking it back."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from userservice.services.account_mail import Mailer, mail_locale, reset_recipie
 from userservice.services.account_tokens import Purpose
 from userservice.services.accounts import AccountService
 from userservice.services.audit import audit
+from userservice.services.email_change import address_reserved
 from userservice.services.emails import normalize_email
 
 ACTION = "signup"
@@ -43,6 +49,12 @@ class SignUp:
         self.mailer.throttle.check_source(ip)
 
         def welcome(uow: UnitOfWork, user: UserRecord) -> None:
+            # Checked after the insert, in its transaction: an email change moving
+            # the address away commits before the insert can, and its undo link with
+            # it (READ COMMITTED sees it here; SQLite has one writer).
+            if address_reserved(uow, user.email):
+                audit("signup.address_reserved", ip=ip)
+                raise EmailTaken("An account with this email already exists.")
             # The language of the sign-up is the account's until it picks another:
             # its later mails (a reset asked for by API, say) speak it too.
             PreferenceRepository(uow).set_locale(user.id, locale)
