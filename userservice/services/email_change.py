@@ -2,8 +2,9 @@
 itself (L20), and the old address can undo it (L21).
 
 Asking needs the current password. Whatever address is asked for, the caller
-gets one answer: a free address gets a link that proves it, a taken one gets a
-notice to its owner and nothing changes for anyone (L20). Once the new address
+gets one answer and keeps the same data (a link stored for the address): a free
+address gets the link that proves it, a taken one gets a notice to its owner and
+nothing changes for anyone (L20). Once the new address
 is confirmed, the old one gets a notice naming the new one partly masked, with a
 link that undoes the change for a while: whoever changed it knew the password,
 so the undo also ends every session and token and leaves a password only a reset
@@ -38,6 +39,9 @@ from userservice.services.audit import audit, record
 from userservice.services.emails import normalize_email
 
 ACTION = "email_change"
+# The mail proving a new address: queued only when the address is free, so the
+# export leaves it out (services/privacy.py; the request is in its links, L20).
+VERIFY_MAIL = "email_change_verify"
 # N_: the account page shows these two in its language.
 SAME_ADDRESS = N_("This is already your sign-in address.")
 UNDO_PENDING = N_(
@@ -99,21 +103,25 @@ class EmailChange:
             record(uow, "email_change.requested", user=user_id, ip=ip)
             if address is None:
                 return
+            to = (user_id, address)
             holder = addressee(uow, address)
-            if holder is not None:
-                audit("email_change.address_taken", user=user_id, ip=ip)
-                owner = (holder.user_id, holder.email)
-                language = mail_locale(holder.locale, locale)
-                self.mailer.notice(uow, "email_change_taken", owner, language)
+            if holder is None and not address_reserved(uow, address):
+                language = mail_locale(user.locale, locale)
+                self.mailer.link(uow, VERIFY_MAIL, Purpose.CHANGE_EMAIL, to, language)
                 return
-            if address_reserved(uow, address):
-                # Its former owner is mid-undo and has the undo mail already; a
-                # notice would tell them nothing they can act on (L21).
+            # The asker's stored data must not tell either (their export lists their
+            # links): a link is stored for this address too, its token thrown away.
+            # It can never confirm: nobody holds it, and confirm re-checks the address.
+            self.mailer.tokens.issue(uow, Purpose.CHANGE_EMAIL, user_id, address)
+            if holder is None:
+                # Reserved: its former owner is mid-undo and has the undo mail
+                # already; a notice would tell them nothing they can act on (L21).
                 audit("email_change.address_reserved", user=user_id, ip=ip)
                 return
-            language = mail_locale(user.locale, locale)
-            to = (user_id, address)
-            self.mailer.link(uow, "email_change_verify", Purpose.CHANGE_EMAIL, to, language)
+            audit("email_change.address_taken", user=user_id, ip=ip)
+            owner = (holder.user_id, holder.email)
+            language = mail_locale(holder.locale, locale)
+            self.mailer.notice(uow, "email_change_taken", owner, language)
 
     def check(self, token: str) -> None:
         """InvalidAccountToken unless the link can still change the address; the

@@ -14,9 +14,15 @@ from userservice.errors import NotFound
 from userservice.records import StoredAuditEvent
 from userservice.services.audit import record
 from userservice.services.device_names import device_name
+from userservice.services.email_change import VERIFY_MAIL
 
 EXPORT_FORMAT = "userservice-export"
 EXPORT_VERSION = 1
+# Mail whose presence would tell the person something the answer to their request
+# did not: the mail proving a new address goes only to a free one, so it would say
+# whether an address asked for has an account (L20). The request itself is in
+# `links` whatever the address.
+UNEXPORTED_MAIL = frozenset({VERIFY_MAIL})
 
 
 def _value(value: object) -> object:
@@ -79,7 +85,7 @@ class Privacy:
             "tokens": [_json(row) for row in data.refresh_tokens],
             "authorization_codes": [_json(row) for row in data.authorization_codes],
             "links": [_json(row) for row in data.links],
-            "mail": [_json(row) for row in data.mail],
+            "mail": [_json(row) for row in data.mail if row["kind"] not in UNEXPORTED_MAIL],
             "events": [_event(user_id, event) for event in reversed(data.events)],
         }
 
