@@ -4,14 +4,17 @@ commits with it or not at all; one recorded on the event loop is stored by itsel
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from tests.support.event_loop import run
+from tests.support.storage import add_user
 from userservice.db.backend import Database
-from userservice.db.models import AuditEvent
+from userservice.db.models import AuditEvent, User
 from userservice.services.audit import record, record_now
 
 
@@ -43,7 +46,7 @@ def test_an_event_of_a_rolled_back_change_is_not_stored(database: Database) -> N
 
 
 def test_an_event_on_the_event_loop_is_stored_by_itself(database: Database) -> None:
-    user = uuid.uuid4()
+    user = add_user(database)
 
     async def attempts() -> None:
         await record_now(
@@ -60,3 +63,29 @@ def test_an_event_on_the_event_loop_is_stored_by_itself(database: Database) -> N
         {"grant": "password"},
     )
     assert (second.user_id, json.loads(second.details)) == (None, {"reason": "unknown_account"})
+
+
+def test_an_event_loop_event_about_no_such_account_is_not_stored_l27(database: Database) -> None:
+    """L27: a login settled after its account was erased leaves no row naming it."""
+    gone = uuid.uuid4()
+    run(database, lambda: record_now(database, "login.failed", user=gone, ip="::1", reason="x"))
+    assert stored(database) == []
+
+
+def test_an_erasure_in_flight_leaves_no_event_loop_row_behind_l27(database: Database) -> None:
+    """L27: an event-loop write racing an erasure waits for it and then finds no
+    account, rather than slipping in after the trail was pseudonymised."""
+    user = add_user(database)
+    with database.unit_of_work() as uow:
+        uow.scalar(select(User.id).where(User.id == user).with_for_update())
+        uow.execute(delete(User).where(User.id == user))
+        login = threading.Thread(
+            target=run,
+            args=(database, lambda: record_now(database, "login.succeeded", user=user, ip="::1")),
+        )
+        login.start()
+        time.sleep(0.5)
+        assert login.is_alive(), "the write did not wait for the erasure"
+    login.join(timeout=30)
+    assert not login.is_alive()
+    assert stored(database) == []

@@ -11,20 +11,29 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from userservice.db.codec import utc
-from userservice.db.models import AuditEvent
+from userservice.db.models import AuditEvent, User
 from userservice.db.statement import Runner, Statement
 from userservice.records import AuditEntry, StoredAuditEvent
 
 _EVENTS = cast(Table, AuditEvent.__table__)
-_ADD = Statement(
-    insert(_EVENTS).values(
-        occurred_at=bindparam("occurred_at", type_=_EVENTS.c.occurred_at.type),
-        event=bindparam("event", type_=_EVENTS.c.event.type),
-        user_id=bindparam("user_id", type_=_EVENTS.c.user_id.type),
-        actor_id=bindparam("actor_id", type_=_EVENTS.c.actor_id.type),
-        client_id=bindparam("client_id", type_=_EVENTS.c.client_id.type),
-        ip=bindparam("ip", type_=_EVENTS.c.ip.type),
-        details=bindparam("details", type_=_EVENTS.c.details.type),
+_VALUES = {
+    name: bindparam(name, type_=_EVENTS.c[name].type)
+    for name in ("occurred_at", "event", "user_id", "actor_id", "client_id", "ip", "details")
+}
+_ADD = Statement(insert(_EVENTS).values(**_VALUES))
+# L27: an event settled after its account was erased (a login whose password check
+# raced the erasure) must not name the account again once its trail is
+# pseudonymised. The row goes in only while the account exists; on PostgreSQL the
+# key-share lock waits for an erasure holding the row, then finds it gone.
+_ADD_WHILE_USER_EXISTS = Statement(
+    insert(_EVENTS).from_select(
+        list(_VALUES),
+        select(*_VALUES.values()).where(
+            select(User.id)
+            .where(User.id == _VALUES["user_id"])
+            .with_for_update(read=True, key_share=True)
+            .exists()
+        ),
     )
 )
 
@@ -50,7 +59,8 @@ class AuditWrites:
         self._db = db
 
     async def add(self, entry: AuditEntry) -> None:
-        await self._db.write(_ADD, _params(entry, dt.datetime.now(dt.UTC)))
+        statement = _ADD if entry.user_id is None else _ADD_WHILE_USER_EXISTS
+        await self._db.write(statement, _params(entry, dt.datetime.now(dt.UTC)))
 
 
 def add_event(session: Session, entry: AuditEntry) -> None:

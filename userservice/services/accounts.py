@@ -55,6 +55,14 @@ UNVERIFIED = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """A failed password check, as its stored event names it (L25)."""
+
+    user_id: uuid.UUID | None
+    reason: str
+
+
 @dataclass(frozen=True)
 class ProfileChanges:
     display_name: str | object | None = UNSET
@@ -167,13 +175,17 @@ class AccountService:
             audit("login.throttled", account=throttle_key, ip=ip, window=windows.kind)
             raise
         try:
-            account_user, new_hash = await self._check_password(account, password, ip, read)
-        except AuthenticationFailed:
-            self.throttle.failed(windows)
-            raise
+            outcome = await self._check_password(account, password, read)
         except BaseException:
             self.throttle.released(windows)
             raise
+        if isinstance(outcome, _Refusal):
+            # Counted before the event is stored: a failing audit write can never
+            # un-count a wrong password (S12).
+            self.throttle.failed(windows)
+            await self._record_refusal(outcome, ip)
+            raise AuthenticationFailed("Invalid email or password.")
+        account_user, new_hash = outcome
         self.throttle.succeeded(windows)
         if self.require_verified_email and not account_user.email_verified:
             # Told only to whoever knows the password: nobody else learns that the
@@ -182,6 +194,7 @@ class AccountService:
                 self.db, "login.refused", user=account_user.id, ip=ip, reason="email_unverified"
             )
             raise EmailNotVerified(UNVERIFIED)
+        # Unstored, a success is an error (503): nobody is signed in unaudited (L25).
         await record_now(self.db, "login.succeeded", user=account_user.id, ip=ip)
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).
@@ -189,12 +202,8 @@ class AccountService:
         return account_user
 
     async def _check_password(
-        self,
-        account: str | None,
-        password: str,
-        ip: str,
-        read: tuple[_Credentials] | None,
-    ) -> tuple[UserRecord, str | None]:
+        self, account: str | None, password: str, read: tuple[_Credentials] | None
+    ) -> tuple[UserRecord, str | None] | _Refusal:
         if read is not None:
             found = read[0]
         else:
@@ -202,15 +211,29 @@ class AccountService:
         if found is None:
             await self.hasher.verify_dummy_async(password)
             # user=None: the typed address is no account's and is never stored (L25).
-            await record_now(self.db, "login.failed", user=None, ip=ip, reason="unknown_account")
-            raise AuthenticationFailed("Invalid email or password.")
+            return _Refusal(None, "unknown_account")
         account_user, password_hash = found
         ok, new_hash = await self.hasher.verify_async(password, password_hash)
         if not ok or not account_user.is_active:
-            reason = "wrong_password" if not ok else "disabled"
-            await record_now(self.db, "login.failed", user=account_user.id, ip=ip, reason=reason)
-            raise AuthenticationFailed("Invalid email or password.")
+            return _Refusal(account_user.id, "wrong_password" if not ok else "disabled")
         return account_user, new_hash
+
+    async def _record_refusal(self, refusal: _Refusal, ip: str) -> None:
+        try:
+            await record_now(
+                self.db, "login.failed", user=refusal.user_id, ip=ip, reason=refusal.reason
+            )
+        except Exception as error:
+            # The answer is the same refusal whatever the database says, and the
+            # throttle has counted it; the log keeps the event the table could not.
+            audit(
+                "login.failed",
+                user=refusal.user_id,
+                ip=ip,
+                reason=refusal.reason,
+                stored=False,
+                error=type(error).__name__,
+            )
 
     def _store_rehash(self, user_id: uuid.UUID, new_hash: str) -> None:
         with self.db.unit_of_work() as session:
