@@ -128,14 +128,14 @@ class EmailChange:
         token stays unused (mail scanners open links: only a POST uses one)."""
         with self.db.unit_of_work(read_only=True) as uow:
             holder = self.mailer.tokens.check(uow, Purpose.CHANGE_EMAIL, token)
-            _changeable(uow, holder)
+            _changeable(uow, holder, _account(uow, holder))
 
     def confirm(self, token: str, *, ip: str) -> str:
         """Make the link's address the account's, verified; returns it. The old
         address gets a notice with the undo link (L21)."""
         with self.db.unit_of_work() as uow:
-            holder = self.mailer.tokens.use(uow, Purpose.CHANGE_EMAIL, token)
-            user = _changeable(uow, holder, for_update=True)
+            user, holder = self._use(uow, Purpose.CHANGE_EMAIL, token)
+            _changeable(uow, holder, user)
             old, new = user.email, holder[1]
             _move(uow, user, new)
             language = mail_locale(user.locale, DEFAULT_LOCALE)
@@ -152,7 +152,7 @@ class EmailChange:
         the token stays unused."""
         with self.db.unit_of_work(read_only=True) as uow:
             holder = self.mailer.tokens.check(uow, Purpose.UNDO_EMAIL_CHANGE, token)
-            _undoable(uow, holder)
+            _undoable(uow, holder, _account(uow, holder))
 
     def undo(self, token: str, *, ip: str, locale: str) -> None:
         """Restore the old address, end every session and token, and leave a
@@ -163,8 +163,8 @@ class EmailChange:
         # and only for a usable link: a made-up one costs no hash.
         locked = self.accounts.unusable_password_hash()
         with self.db.unit_of_work() as uow:
-            holder = self.mailer.tokens.use(uow, Purpose.UNDO_EMAIL_CHANGE, token)
-            user = _undoable(uow, holder, for_update=True)
+            user, holder = self._use(uow, Purpose.UNDO_EMAIL_CHANGE, token)
+            _undoable(uow, holder, user)
             _move(uow, user, holder[1])
             user.password_hash = locked
             revoke_everything(uow, user)
@@ -173,6 +173,15 @@ class EmailChange:
             self.mailer.link(uow, "reset_password", Purpose.RESET_PASSWORD, to, language)
             record(uow, "email_change.undone", user=user.id, ip=ip)
 
+    def _use(self, uow: UnitOfWork, purpose: Purpose, token: str) -> tuple[User, Holder]:
+        """Use the link, its account's row locked first (found by a plain read of
+        the link): request() locks that row before it deletes the account's change
+        links, and a use that locked the link's row first, then waited for the
+        account's, could wait in a cycle with it (a deadlock on PostgreSQL)."""
+        owner = self.mailer.tokens.check(uow, purpose, token)
+        user = _account(uow, owner, for_update=True)
+        return user, self.mailer.tokens.use(uow, purpose, token)
+
 
 def address_reserved(uow: UnitOfWork, address: str) -> bool:
     """Whether a normalized address is the old address of a change whose undo link
@@ -180,7 +189,7 @@ def address_reserved(uow: UnitOfWork, address: str) -> bool:
     return reserved(uow, address, Purpose.UNDO_EMAIL_CHANGE, dt.datetime.now(dt.UTC))
 
 
-def _account(uow: UnitOfWork, holder: Holder, *, for_update: bool) -> User:
+def _account(uow: UnitOfWork, holder: Holder, *, for_update: bool = False) -> User:
     users = UserRepository(uow)
     user = users.get_for_update(holder[0]) if for_update else users.get(holder[0])
     if user is None or not user.is_active:
@@ -188,26 +197,22 @@ def _account(uow: UnitOfWork, holder: Holder, *, for_update: bool) -> User:
     return user
 
 
-def _changeable(uow: UnitOfWork, holder: Holder, *, for_update: bool = False) -> User:
-    """The account a change link may move to its address: active, the address
+def _changeable(uow: UnitOfWork, holder: Holder, user: User) -> None:
+    """Whether the link's (active) account may move to its address: the address
     still free (another account may have taken or reserved it since), no undo
     pending."""
-    user = _account(uow, holder, for_update=for_update)
     if addressee(uow, holder[1]) is not None or address_reserved(uow, holder[1]):
         _refuse(holder, "address_taken")
     if pending(uow, user.id, Purpose.UNDO_EMAIL_CHANGE):
         _refuse(holder, "undo_pending")
-    return user
 
 
-def _undoable(uow: UnitOfWork, holder: Holder, *, for_update: bool = False) -> User:
-    """The account an undo link may move back: active, its old address free
+def _undoable(uow: UnitOfWork, holder: Holder, user: User) -> None:
+    """Whether the link's (active) account may move back: its old address free
     again. The link exists only while the address is the one its change set (no
     change while it is pending; any move of the address discards it)."""
-    user = _account(uow, holder, for_update=for_update)
     if user.email == holder[1] or addressee(uow, holder[1]) is not None:
         _refuse(holder, "address_taken")
-    return user
 
 
 def _move(uow: UnitOfWork, user: User, address: str) -> None:
