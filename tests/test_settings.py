@@ -48,6 +48,7 @@ COMMANDS = [
     ["clients", "list"],
     ["keys", "list"],
     ["healthcheck"],
+    ["prune"],
 ]
 
 

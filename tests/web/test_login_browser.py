@@ -91,7 +91,7 @@ def _drive(page: object, context: object, base: str) -> None:
     page.goto(f"{base}/account")
     expect(page.locator("#account-email")).to_have_text(EMAIL)
 
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     page.wait_for_url(f"{base}/login")
     assert "__Host-session" not in {c["name"] for c in context.cookies()}
 
