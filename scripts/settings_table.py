@@ -33,7 +33,11 @@ def _default(value: Any) -> str:
 def rows() -> list[tuple[str, str, str]]:
     prefix = Settings.model_config.get("env_prefix", "")
     found = []
-    for name, field in Settings.model_fields.items():
+    # The class's own fields first (the database, the issuer …), then the fleet's.
+    own = [n for n in Settings.model_fields if n in vars(Settings).get("__annotations__", {})]
+    names = own + [n for n in Settings.model_fields if n not in own]
+    for name in names:
+        field = Settings.model_fields[name]
         default = field.default
         if default is PydanticUndefined and field.default_factory is not None:
             default = field.default_factory()  # type: ignore[call-arg]

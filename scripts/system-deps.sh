@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real: a PostgreSQL 15 server,
-# Chromium, wrk (the load generator of bench/), and Node's npm (it installs the
-# pinned axe-core of the accessibility test). Installed when missing
+# Chromium, wrk (the load generator of bench/), Node's npm (it installs the
+# pinned axe-core of the accessibility test), Redis (shared throttle counters) and
+# nginx (the load balancer in front of the cluster test's replicas). Installed when missing
 # (as root); otherwise a loud failure.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v npm >/dev/null || missing+=(nodejs npm)
+command -v redis-server >/dev/null || missing+=(redis-server)
+{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing+=(nginx-light)
 getent passwd postgres >/dev/null || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -26,3 +29,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 [ -x /usr/bin/chromium ] || { echo "chromium did not install" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk did not install" >&2; exit 1; }
 command -v npm >/dev/null || { echo "npm did not install" >&2; exit 1; }
+command -v redis-server >/dev/null || { echo "redis-server did not install" >&2; exit 1; }
+[ -x /usr/sbin/nginx ] || { echo "nginx did not install" >&2; exit 1; }

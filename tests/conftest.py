@@ -19,6 +19,7 @@ from tests.support.databases import PostgresTemplates, SqliteTemplates
 from tests.support.mail import keeping_transport_for
 from tests.support.oauth_flow import signed_in
 from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
+from tests.support.redis import RedisServer, RedisUnavailable, start_redis
 from userservice.app import create_app
 from userservice.services.mail import outbox as mail_outbox
 from userservice.settings import Settings
@@ -34,6 +35,26 @@ def postgres_server() -> Iterator[PostgresServer]:
         pytest.fail(f"PostgreSQL test server unavailable: {exc}", pytrace=False)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    try:
+        server = start_redis()
+    except RedisUnavailable as exc:
+        # Never a silent skip, as for PostgreSQL: shared counters are part of the suite.
+        pytest.fail(f"Redis test server unavailable: {exc}", pytrace=False)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A Redis with no counters in it (the server is shared by the session)."""
+    if redis_server.process is None:
+        redis_server.start()  # a test stopped it
+    redis_server.flush()
+    return redis_server.url
 
 
 @pytest.fixture(scope="session")

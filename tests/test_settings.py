@@ -32,6 +32,7 @@ BAD_TEXT = {
     "mail_limit_per_ip": "30/eon",
     "mail_url": "gopher://mail.example.com",
     "mail_from": "nobody",
+    "redis_url": "memcached://cache.example.com",
 }
 # Values checked where they are used, with their own one-line error.
 CHECKED_ON_USE = {

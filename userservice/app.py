@@ -31,10 +31,11 @@ from userservice.api.middleware import ScopedCORSMiddleware, SecurityMiddleware
 from userservice.api.openapi_security import install_openapi_security
 from userservice.api.problems import install_error_handlers
 from userservice.db import migrate
-from userservice.db.engine import Database, build_engine, open_database
+from userservice.db.engine import Database, PoolOptions, build_engine, open_database
 from userservice.i18n import Catalogs
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
+from userservice.security.counters import Counters
 from userservice.security.mail_limits import MailThrottle
 from userservice.security.passwords import PasswordHasher
 from userservice.security.throttle import LoginThrottle
@@ -55,6 +56,7 @@ from userservice.services.mail import MailOutbox
 from userservice.services.password_reset import PasswordReset
 from userservice.services.preferences import PreferenceService
 from userservice.services.privacy import Privacy
+from userservice.services.pruning import BackgroundPruner
 from userservice.services.readiness import Readiness
 from userservice.services.sessions import SessionService
 from userservice.services.signup import SignUp
@@ -95,7 +97,23 @@ secret) or under *HTTPBasic*, and every protected operation can be called.
 """
 
 
-def build_account_service(settings: Settings, db: Database) -> AccountService:
+def open_counters(settings: Settings) -> Counters:
+    url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    return Counters(url, settings.redis_timeout_seconds)
+
+
+def pool_options(settings: Settings) -> PoolOptions:
+    return PoolOptions(
+        size=settings.database_pool_size,
+        timeout_seconds=settings.database_pool_timeout_seconds,
+        connect_timeout_seconds=settings.database_connect_timeout_seconds,
+        statement_timeout_ms=settings.database_statement_timeout_ms,
+    )
+
+
+def build_account_service(
+    settings: Settings, db: Database, counters: Counters | None = None
+) -> AccountService:
     hasher = PasswordHasher(
         settings.argon2_memory_kib,
         settings.argon2_time_cost,
@@ -116,7 +134,8 @@ def build_account_service(settings: Settings, db: Database) -> AccountService:
 
 def build_services(settings: Settings, db: Database) -> Services:
     keys = KeyStore.for_settings(db, settings)
-    accounts = build_account_service(settings, db)
+    counters = open_counters(settings)
+    accounts = build_account_service(settings, db, counters)
     tokens = TokenService(
         db,
         keys,
@@ -144,6 +163,7 @@ def build_services(settings: Settings, db: Database) -> Services:
     return Services(
         settings=settings,
         keys=keys,
+        counters=counters,
         accounts=accounts,
         user_admin=UserAdministration(db),
         tokens=tokens,
@@ -169,9 +189,10 @@ def build_services(settings: Settings, db: Database) -> Services:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    db = open_database(build_engine(settings.resolved_database_url()))
+    db = open_database(build_engine(settings.resolved_database_url(), pool=pool_options(settings)))
     services = build_services(settings, db)
     keys, accounts = services.keys, services.accounts
+    pruner = BackgroundPruner(db, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -184,8 +205,11 @@ def create_app(settings: Settings) -> FastAPI:
         gc.freeze()
         # L10: mail queued before this start (or by a worker that died) goes out now.
         await services.mail.sender.start()
+        pruner.start()
         yield
+        await pruner.stop()
         await services.mail.sender.stop()
+        await services.counters.close()
         accounts.hasher.close()
         await db.close_async()
         db.dispose()

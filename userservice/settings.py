@@ -14,9 +14,10 @@ from typing import Any, Literal, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from userservice.security.smtp_url import smtp_server
+from userservice.settings_fleet import FleetSettings
 
 LIST_SYNTAX = "a JSON list or comma-separated values"
 # An origin as browsers send it in the Origin header (RFC 6454 section 6.2).
@@ -60,7 +61,7 @@ def _proxy(value: str) -> str:
         ) from None
 
 
-class Settings(BaseSettings):
+class Settings(FleetSettings):
     model_config = SettingsConfigDict(
         env_prefix="USERSERVICE_",
         env_file=".env",

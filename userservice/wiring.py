@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from userservice.i18n import Templates
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
+from userservice.security.counters import Counters
 from userservice.services.accounts import AccountService
 from userservice.services.audit_log import AuditLog
 from userservice.services.authn import Authenticator
@@ -43,6 +44,8 @@ class Services:
 
     settings: Settings
     keys: KeyStore
+    # Throttle counters: process memory, or Redis shared by the fleet.
+    counters: Counters
     accounts: AccountService
     user_admin: UserAdministration
     tokens: TokenService

@@ -3,6 +3,8 @@ backend that runs the hot statements and the units of work (db/backend.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -16,7 +18,18 @@ class DatabaseConfigError(ValueError):
     pass
 
 
-def build_engine(url: str, *, pool_size: int = 16) -> Engine:
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """How a serving process uses its database connections."""
+
+    size: int = 16
+    timeout_seconds: float = 10.0
+    connect_timeout_seconds: int = 5
+    statement_timeout_ms: int = 0  # 0: none (migrations, prune, the command line)
+
+
+def build_engine(url: str, *, pool: PoolOptions | None = None) -> Engine:
+    pool_size = (pool or PoolOptions()).size
     try:
         parsed = make_url(url)
     except ArgumentError as exc:

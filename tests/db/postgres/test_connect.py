@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from tests.support.postgres import terminate_other_sessions
-from userservice.db.engine import build_engine
+from userservice.db.engine import PoolOptions, build_engine
 from userservice.db.postgres.connect import IDLE_PING_SECONDS
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -23,7 +23,7 @@ def select_one(engine: object) -> int:
 
 
 def test_an_idle_connection_the_server_dropped_is_replaced_unnoticed(db_url: str) -> None:
-    engine = build_engine(db_url, pool_size=2)
+    engine = build_engine(db_url, pool=PoolOptions(size=2))
     try:
         assert select_one(engine) == 1
         assert terminate_other_sessions(db_url) >= 1
@@ -34,7 +34,7 @@ def test_an_idle_connection_the_server_dropped_is_replaced_unnoticed(db_url: str
 
 
 def test_a_busy_connection_is_not_pinged_and_one_failure_renews_the_pool(db_url: str) -> None:
-    engine = build_engine(db_url, pool_size=2)
+    engine = build_engine(db_url, pool=PoolOptions(size=2))
     try:
         # Two pooled connections, both used a moment ago.
         with engine.connect() as first, engine.connect() as second:
