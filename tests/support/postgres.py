@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,66 @@ class PostgresServer:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def restart(self, while_down: Callable[[], None] | None = None) -> None:
+        """Stop the postmaster ("fast" shutdown: what a failover or an upgrade does to
+        its clients) and start it again on the same port and data directory, running
+        `while_down` in between; waits until it accepts connections again."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if while_down is not None:
+            while_down()
+        postgres = _find_bin("postgres")
+        if postgres is None:
+            raise PostgresUnavailable("the postgres binary is gone")
+        as_user: dict[str, str] = {}
+        if os.geteuid() == 0:
+            as_user = {"user": "postgres", "group": "postgres"}
+        self.process = subprocess.Popen(
+            [
+                postgres,
+                "-D",
+                str(self.directory / "data"),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.directory),
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.directory,
+            **as_user,  # type: ignore[call-overload]
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PostgresUnavailable(f"postgres exited with {self.process.returncode}")
+            try:
+                import psycopg
+
+                with psycopg.connect(
+                    f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                    connect_timeout=1,
+                ):
+                    return
+            except Exception:
+                time.sleep(0.1)
+        raise PostgresUnavailable("postgres did not accept connections within 30 s of a restart")
 
 
 def start_postgres() -> PostgresServer:

@@ -1,0 +1,343 @@
+"""A fleet on loopback: a throwaway PostgreSQL and Redis of its own, N replicas of
+`userservice serve --no-tls --workers W` and nginx terminating TLS in front of them.
+
+Each replica is a subprocess in a session (process group) of its own, so that it can
+be SIGKILLed whole, workers included, by its PGID. The first replica migrates the
+schema, the others start with --no-migrate. Everything is stopped by PID in `stop()`,
+which is safe to call after a failed `start()`. Importing this module starts nothing.
+
+    with Fleet() as fleet:
+        httpx.get(f"{fleet.nginx_url}/readyz", verify=fleet.ssl_context())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from tests.support.nginx import Nginx
+from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.redis import RedisServer
+from tests.support.redis import start_redis as start_redis_server
+
+START_TIMEOUT = 90.0
+STOP_TIMEOUT = 20.0
+DATABASE = "userservice"
+
+# Short, test-friendly values: key rotations are noticed within a second, and
+# per-address limits are high enough that only per-account limits are under test.
+DEFAULT_ENV: dict[str, str] = {
+    "USERSERVICE_LOG_LEVEL": "warning",
+    "USERSERVICE_TRUSTED_PROXIES": "127.0.0.1",
+    "USERSERVICE_SIGNING_KEY_RELOAD_SECONDS": "1",
+    "USERSERVICE_JWKS_MAX_AGE_SECONDS": "1",
+    "USERSERVICE_LOGIN_LIMIT_PER_ACCOUNT": "5/minute",
+    "USERSERVICE_LOGIN_LIMIT_PER_IP": "100000/minute",
+    "USERSERVICE_MAIL_LIMIT_PER_IP": "100000/minute",
+    "USERSERVICE_DATABASE_POOL_SIZE": "8",
+    "USERSERVICE_DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
+    "USERSERVICE_DATABASE_POOL_TIMEOUT_SECONDS": "5",
+    "USERSERVICE_PRUNE_INTERVAL_SECONDS": "0",
+    "USERSERVICE_SHUTDOWN_GRACE_SECONDS": "3",
+}
+
+
+class FleetError(RuntimeError):
+    pass
+
+
+@dataclass
+class Replica:
+    index: int
+    port: int
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Fleet:
+    def __init__(
+        self,
+        replicas: int = 3,
+        workers: int = 2,
+        env: Mapping[str, str] | None = None,
+        directory: Path | None = None,
+    ) -> None:
+        self.workers = workers
+        self._own_directory = directory is None
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="userservice-fleet-"))
+        self.extra_env = dict(env or {})
+        self.postgres: PostgresServer | None = None
+        self.redis: RedisServer | None = None
+        self.nginx = Nginx(self.directory / "nginx", free_port())
+        self.replicas = [
+            Replica(
+                i,
+                free_port(),
+                self.directory / f"replica-{i}",
+                self.directory / f"replica-{i}.log",
+            )
+            for i in range(replicas)
+        ]
+        self.ca_path = self.directory / "ca.pem"
+        self.key_encryption_secret = secrets.token_urlsafe(32)
+
+    # -- addresses -------------------------------------------------------------------
+    @property
+    def nginx_url(self) -> str:
+        return f"https://127.0.0.1:{self.nginx.port}"
+
+    @property
+    def replica_urls(self) -> list[str]:
+        return [replica.url for replica in self.replicas]
+
+    @property
+    def database_url(self) -> str:
+        if self.postgres is None:
+            raise FleetError("the fleet is not started")
+        return self.postgres.url(DATABASE)
+
+    @property
+    def redis_url(self) -> str:
+        if self.redis is None:
+            raise FleetError("the fleet is not started")
+        return self.redis.url
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts only the fleet's CA."""
+        return ssl.create_default_context(cafile=str(self.ca_path))
+
+    def env(self) -> dict[str, str]:
+        """The environment every replica (and a CLI run against the fleet) gets."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("USERSERVICE_")}
+        env.update(DEFAULT_ENV)
+        env.update(
+            USERSERVICE_ENV_FILE="/dev/null",
+            USERSERVICE_DATABASE_URL=self.database_url,
+            USERSERVICE_REDIS_URL=self.redis_url,
+            USERSERVICE_ISSUER=self.nginx_url,
+            USERSERVICE_KEY_ENCRYPTION_SECRET=self.key_encryption_secret,
+        )
+        env.update(self.extra_env)
+        return env
+
+    # -- life cycle ------------------------------------------------------------------
+    def __enter__(self) -> Fleet:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        import psycopg
+
+        self.postgres = start_postgres()
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.postgres.port} user=postgres dbname=postgres",
+            autocommit=True,
+        ) as conn:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+        self.redis = start_redis_server()
+        self._write_certificates()
+        first, *others = self.replicas
+        self._launch(first, migrate=True)
+        self._wait_ready(first)
+        for replica in others:
+            self._launch(replica, migrate=False)
+        for replica in others:
+            self._wait_ready(replica)
+        self.nginx.start(
+            [r.port for r in self.replicas],
+            self.directory / "server.pem",
+            self.directory / "server.key",
+        )
+        self._wait_url(f"{self.nginx_url}/readyz", "nginx", verify=self.ssl_context())
+
+    def stop(self) -> None:
+        """Stop everything this fleet started, by PID; never raises for a part that
+        already died."""
+        self.nginx.stop()
+        for replica in self.replicas:
+            self._terminate(replica)
+        if self.redis is not None:
+            self.redis.close()
+            self.redis = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+        if self._own_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _write_certificates(self) -> None:
+        import trustme
+
+        ca = trustme.CA()
+        server = ca.issue_cert("127.0.0.1", "localhost")
+        ca.cert_pem.write_to_path(str(self.ca_path))
+        server.cert_chain_pems[0].write_to_path(str(self.directory / "server.pem"))
+        for extra in server.cert_chain_pems[1:]:
+            extra.write_to_path(str(self.directory / "server.pem"), append=True)
+        server.private_key_pem.write_to_path(str(self.directory / "server.key"))
+
+    # -- replicas --------------------------------------------------------------------
+    def _launch(self, replica: Replica, *, migrate: bool) -> None:
+        replica.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "userservice", "serve", "--no-tls"]
+        command += ["--host", "127.0.0.1", "--port", str(replica.port)]
+        command += ["--workers", str(self.workers)]
+        if not migrate:
+            command.append("--no-migrate")
+        env = self.env()
+        env["USERSERVICE_DATA_DIR"] = str(replica.data_dir)
+        with replica.log_path.open("ab") as log:
+            replica.process = subprocess.Popen(
+                command,
+                env=env,
+                cwd=replica.data_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _wait_ready(self, replica: Replica) -> None:
+        self._wait_url(f"{replica.url}/readyz", f"replica {replica.index}", replica=replica)
+
+    def _wait_url(
+        self,
+        url: str,
+        what: str,
+        *,
+        replica: Replica | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        last: object = None
+        while time.monotonic() < deadline:
+            if replica is not None and not replica.alive:
+                raise FleetError(f"{what} exited: {replica.log()[-3000:]}")
+            try:
+                response = httpx.get(url, timeout=2, verify=verify)
+                if response.status_code == 200:
+                    return
+                last = (response.status_code, response.text[:300])
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.1)
+        log = replica.log()[-3000:] if replica is not None else self.nginx.errors()
+        raise FleetError(f"{what} was not ready within {START_TIMEOUT} s ({last!r}): {log}")
+
+    def kill_replica(self, index: int) -> None:
+        """SIGKILL the replica's whole process group (master and workers): a crash,
+        with no graceful shutdown."""
+        replica = self.replicas[index]
+        if replica.process is None:
+            return
+        _killpg(replica.process.pid, signal.SIGKILL)
+        replica.process.wait(timeout=STOP_TIMEOUT)
+        replica.process = None
+
+    def start_replica(self, index: int) -> None:
+        """(Re)start a stopped or killed replica on its port and wait until it is ready."""
+        replica = self.replicas[index]
+        if replica.alive:
+            return
+        self._launch(replica, migrate=False)
+        self._wait_ready(replica)
+
+    def _terminate(self, replica: Replica) -> None:
+        process, replica.process = replica.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            _killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=STOP_TIMEOUT)
+        # Workers left behind by a master that died are still in its group.
+        _killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.wait(timeout=STOP_TIMEOUT)
+
+    # -- the shared parts ------------------------------------------------------------
+    def restart_postgres(self, down_seconds: float = 0.0) -> None:
+        """Stop PostgreSQL, keep it down for `down_seconds`, start it again on the same
+        port and data directory; returns once it accepts connections."""
+        if self.postgres is None:
+            raise FleetError("the fleet is not started")
+        self.postgres.restart(lambda: time.sleep(down_seconds) if down_seconds else None)
+
+    def stop_redis(self) -> None:
+        if self.redis is None:
+            raise FleetError("the fleet is not started")
+        self.redis.stop()
+
+    def start_redis(self) -> None:
+        if self.redis is None:
+            raise FleetError("the fleet is not started")
+        if self.redis.process is None:
+            self.redis.start()
+
+    def run_cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """`userservice <args>` against the fleet's database, as an operator runs it."""
+        env = self.env()
+        env["USERSERVICE_DATA_DIR"] = str(self.directory / "cli")
+        return subprocess.run(
+            [sys.executable, "-m", "userservice", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=self.directory,
+            timeout=60,
+            check=False,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _killpg(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
