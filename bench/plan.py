@@ -26,6 +26,13 @@ TITLES = {
     "storm-me": "/users/me Bearer during the login storm",
     "peer-me": "/users/me Bearer (fastapi-users)",
 }
+# The same requests with the throttle counters in process memory or in Redis
+# (bench/throttle_cost.py), measured in turns.
+TITLES |= {
+    f"{scenario}-throttle-{side}": f"{TITLES[scenario]}, counters in {where}"
+    for scenario in ("login", "me-basic", "me-bearer", "client-credentials")
+    for side, where in (("memory", "memory"), ("redis", "Redis"))
+}
 
 # Everything at the small user count; only what the 1M goals compare at the large.
 # "ceiling-beside" runs the bare FastAPI ceiling again (the service idle) right
