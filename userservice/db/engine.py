@@ -20,7 +20,8 @@ class DatabaseConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PoolOptions:
-    """How a serving process uses its database connections."""
+    """How a serving process uses its database connections. The defaults are the
+    command line's: no statement timeout for migrations, pruning or backups."""
 
     size: int = 16
     timeout_seconds: float = 10.0
@@ -29,18 +30,24 @@ class PoolOptions:
 
 
 def build_engine(url: str, *, pool: PoolOptions | None = None) -> Engine:
-    pool_size = (pool or PoolOptions()).size
+    options = pool or PoolOptions()
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise DatabaseConfigError(f"bad database URL: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return sqlite_engine(parsed, pool_size)
+        return sqlite_engine(parsed, options.size)
     if backend != "postgresql":
         raise DatabaseConfigError(f"unsupported database {backend!r}: use sqlite or postgresql")
     try:
-        return postgres_engine(parsed, pool_size)
+        return postgres_engine(
+            parsed,
+            options.size,
+            pool_timeout=options.timeout_seconds,
+            connect_timeout_seconds=options.connect_timeout_seconds,
+            statement_timeout_ms=options.statement_timeout_ms,
+        )
     except (ArgumentError, ImportError) as exc:
         raise DatabaseConfigError(f"bad database URL: {exc}") from None
 

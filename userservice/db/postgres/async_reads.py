@@ -17,10 +17,26 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-CONNECT_TIMEOUT_SECONDS = 5
+
+def conninfo(url: URL) -> str:
+    """libpq's parameters from the engine's URL, its query included: the time limits
+    (connect_timeout, the statement_timeout in `options`, db/postgres/connect.py)
+    and TLS (sslmode, sslrootcert, ...) apply here as on the pool. Built key by key:
+    libpq does not decode the `+` of a rendered URL's query as a space."""
+    params: dict[str, object] = {
+        "host": url.host,
+        "port": url.port,
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+    }
+    for key, value in url.query.items():
+        params[key] = value[-1] if isinstance(value, tuple) else value
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
 class _LoopState:
@@ -34,7 +50,7 @@ class AsyncReader:
     """At most `size` connections, idle ones kept for reuse (last in, first out)."""
 
     def __init__(self, url: URL, size: int) -> None:
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conninfo = conninfo(url)
         self._size = size
         self._state: _LoopState | None = None
 
@@ -55,13 +71,19 @@ class AsyncReader:
                 try:
                     if conn is None:
                         conn = await psycopg.AsyncConnection.connect(
-                            self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                            self._conninfo, autocommit=True
                         )
                     # Binary results: a quarter less CPU to decode UUIDs, timestamps
                     # and booleans than text (measured).
                     cursor = await conn.execute(sql, params, binary=True)
                     # A write without RETURNING has no result to fetch.
                     rows = await cursor.fetchall() if cursor.description is not None else []
+                except psycopg.errors.QueryCanceled as exc:
+                    # The statement_timeout (N8): the connection is sound, and a
+                    # second try would only double the wait (then 503).
+                    if conn is not None:
+                        state.idle.append(conn)
+                    raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from None
                 except psycopg.OperationalError as exc:
                     if conn is not None:
                         await conn.close()

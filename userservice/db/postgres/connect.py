@@ -1,4 +1,4 @@
-"""PostgreSQL engines: pool sizing and the idle-connection ping."""
+"""PostgreSQL engines: pool sizing, time limits and the idle-connection ping."""
 
 from __future__ import annotations
 
@@ -6,27 +6,59 @@ import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DisconnectionError
 
 # A connection back in use within this time is used without a ping.
 IDLE_PING_SECONDS = 1.0
+# Execution option of a unit of work exempt from the serving statement_timeout
+# (pruning: its batches are bounded by size, not by time).
+UNBOUNDED = "userservice_unbounded_statements"
 
 
-def postgres_engine(url: URL, pool_size: int) -> Engine:
+def timed_url(url: URL, connect_timeout_seconds: int, statement_timeout_ms: int) -> URL:
+    """The URL with its time limits as libpq parameters, so that every connection
+    made from it (the engine's pool and the event-loop reader, which reads this
+    URL) carries them, at no extra round trip. TLS parameters (`sslmode`,
+    `sslrootcert`, ...) stay in the query as the operator wrote them."""
+    query: dict[str, str] = {"connect_timeout": str(connect_timeout_seconds)}
+    if statement_timeout_ms > 0:
+        given = url.query.get("options", "")
+        options = " ".join(given) if isinstance(given, tuple) else given
+        query["options"] = f"{options} -c statement_timeout={statement_timeout_ms}".strip()
+    return url.update_query_dict(query)
+
+
+def postgres_engine(
+    url: URL,
+    pool_size: int,
+    *,
+    pool_timeout: float = 10.0,
+    connect_timeout_seconds: int = 5,
+    statement_timeout_ms: int = 0,
+) -> Engine:
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     engine = create_engine(
-        url,
+        timed_url(url, connect_timeout_seconds, statement_timeout_ms),
         # Overflow connections are closed on check-in, so a pool smaller than the
         # usual concurrency reconnects on every request (profiled): keep
         # the steady state inside pool_size, overflow for bursts only.
         pool_size=pool_size,
         max_overflow=pool_size // 2,
-        pool_timeout=10,
+        pool_timeout=pool_timeout,
     )
     ping_when_idle(engine, IDLE_PING_SECONDS)
+    if statement_timeout_ms > 0:
+        event.listen(engine, "begin", _unbounded_when_asked)
     return engine
+
+
+def _unbounded_when_asked(conn: Connection) -> None:
+    # SET LOCAL: the exemption ends with the transaction, so the pooled connection
+    # goes back to serving with its limit.
+    if conn.get_execution_options().get(UNBOUNDED):
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
 
 
 def ping_when_idle(engine: Engine, idle_seconds: float) -> None:

@@ -1,0 +1,121 @@
+"""PostgreSQL time limits (N8): a serving connection's statement that runs past
+`database_statement_timeout_ms` is cancelled by the server and answered 503 with
+Retry-After, on the event-loop reader and on the pool alike; the command line's
+connections (migrations, prune, backup) have no such limit; the pool is bounded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from tests.support.accounts import PASSWORD, bearer, login, register
+from tests.support.problems import assert_problem
+from userservice.app import create_app, pool_options
+from userservice.db.engine import PoolOptions, build_engine
+from userservice.db.postgres.async_reads import conninfo
+from userservice.db.postgres.connect import UNBOUNDED
+from userservice.settings import Settings
+
+pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+TIMEOUT_MS = 300
+
+
+@contextmanager
+def users_locked(db_url: str) -> Iterator[None]:
+    """Another session holds the users table: any statement reading it waits."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+            yield
+    finally:
+        engine.dispose()
+
+
+def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def test_n8_a_statement_past_the_timeout_answers_503_on_both_paths(
+    make_settings: Callable[..., Settings], db_url: str
+) -> None:
+    app = create_app(make_settings(database_statement_timeout_ms=TIMEOUT_MS))
+    with TestClient(app, base_url="https://testserver") as client:
+        register(client, "slow@example.com")
+        token = login(client, "slow@example.com")["access_token"]
+        assert client.get("/users/me", headers=bearer(token)).status_code == 200
+        with users_locked(db_url):
+            # The bearer check reads the user on the event-loop reader...
+            me, waited = _timed(lambda: client.get("/users/me", headers=bearer(token)))
+            assert me.status_code == 503, me.text
+            assert me.headers["retry-after"] == "1"
+            assert assert_problem(me)["code"] == "database_unavailable"
+            # ... the timeout, not the lock's end, ended it (and no retry doubled it).
+            assert waited < 2 * TIMEOUT_MS / 1000 + 1.0, waited
+            # A sign-up writes through the pooled engine.
+            signup, waited = _timed(
+                lambda: client.post(
+                    "/users", json={"email": "new@example.com", "password": PASSWORD}
+                )
+            )
+            assert signup.status_code == 503, signup.text
+            assert signup.headers["retry-after"] == "1"
+            assert assert_problem(signup)["code"] == "database_unavailable"
+        # The cancelled statements left their connections usable.
+        assert client.get("/users/me", headers=bearer(token)).status_code == 200
+        register(client, "after@example.com")
+
+
+def test_n8_serving_connections_have_the_limit_and_the_command_line_none(
+    make_settings: Callable[..., Settings], db_url: str
+) -> None:
+    settings = make_settings(
+        database_statement_timeout_ms=TIMEOUT_MS, database_connect_timeout_seconds=7
+    )
+    serving = build_engine(db_url, pool=pool_options(settings))
+    command_line = build_engine(db_url)
+    try:
+        assert _show(serving, "statement_timeout") == f"{TIMEOUT_MS}ms"
+        with serving.connect() as conn:
+            # Pruning's batches: exempt for their own transaction only.
+            unbounded = conn.execution_options(**{UNBOUNDED: True})
+            with unbounded.begin():
+                assert unbounded.execute(text("SHOW statement_timeout")).scalar_one() == "0"
+        assert _show(serving, "statement_timeout") == f"{TIMEOUT_MS}ms"
+        assert _show(command_line, "statement_timeout") == "0"
+        # The event-loop reader connects with the same parameters as the pool.
+        with psycopg.connect(conninfo(serving.url)) as raw:
+            assert raw.execute("SHOW statement_timeout").fetchone() == (f"{TIMEOUT_MS}ms",)
+            assert raw.info.get_parameters()["connect_timeout"] == "7"
+    finally:
+        serving.dispose()
+        command_line.dispose()
+
+
+def _show(engine: Engine, name: str) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(text(f"SHOW {name}")).scalar_one())
+
+
+def test_n8_the_pool_is_bounded_and_a_wait_for_it_is_bounded(db_url: str) -> None:
+    engine = build_engine(db_url, pool=PoolOptions(size=2, timeout_seconds=0.5))
+    try:
+        held = [engine.connect() for _ in range(3)]  # 2 pooled + 1 overflow
+        started = time.monotonic()
+        with pytest.raises(PoolTimeout):
+            engine.connect()
+        assert 0.4 < time.monotonic() - started < 3
+        for conn in held:
+            conn.close()
+    finally:
+        engine.dispose()
