@@ -27,7 +27,7 @@ def conninfo(url: URL) -> str:
     (connect_timeout, the statement_timeout in `options`, db/postgres/connect.py)
     and TLS (sslmode, sslrootcert, ...) apply here as on the pool. Built key by key:
     libpq does not decode the `+` of a rendered URL's query as a space."""
-    params: dict[str, object] = {
+    params: dict[str, str | int | None] = {
         "host": url.host,
         "port": url.port,
         "dbname": url.database,
