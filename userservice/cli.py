@@ -140,6 +140,10 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         raise CliError(f"database error: {type(exc).__name__}") from None
     finally:
         db.dispose()
+    if counts is None:
+        # Not an error: what this run would delete, the other pass deletes (N6).
+        print("another process is pruning this database now: nothing done")
+        return 0
     for kind, count in counts.items():
         print(f"{kind}: {count} deleted")
     return 0

@@ -32,6 +32,7 @@ def test_prune_deletes_what_is_past_its_purpose_and_keeps_what_is_live(
 
     counts = prune_expired(database, settings(db_url, tmp_path, 30))
 
+    assert counts is not None
     for kind, (gone, kept) in keys.items():
         assert gone and kept, kind  # the test has both sides of each rule
         assert stored_keys(database, kind) == before[kind] - gone, kind
@@ -39,7 +40,8 @@ def test_prune_deletes_what_is_past_its_purpose_and_keeps_what_is_live(
         assert counts[kind] == len(gone), kind
     assert set(counts) == set(KEYS)
     # Nothing is left to prune: a second run deletes nothing.
-    assert set(prune_expired(database, settings(db_url, tmp_path, 30)).values()) == {0}
+    again = prune_expired(database, settings(db_url, tmp_path, 30))
+    assert again is not None and set(again.values()) == {0}
 
 
 def test_the_audit_retention_is_the_setting(db_url: str, tmp_path: Path) -> None:
@@ -58,17 +60,35 @@ def test_a_backlog_is_deleted_in_batches(
     add_user(database)
     with database.unit_of_work() as uow:
         uow.add_all(RevokedAccessToken(jti=f"j{n}", expires_at=past) for n in range(7))
-    batches: list[int] = []
+    # A live row among them: each batch starts after the last key of the one before.
+    with database.unit_of_work() as uow:
+        uow.add(RevokedAccessToken(jti="j3-live", expires_at=past + dt.timedelta(days=2)))
+    batches: list[tuple[int, object]] = []
     original = prune_module._batch
 
-    def counted(*args: object) -> int:
-        deleted = original(*args)  # type: ignore[arg-type]
-        batches.append(deleted)
-        return deleted
+    def counted(*args: object) -> tuple[int, object]:
+        outcome = original(*args)  # type: ignore[arg-type]
+        batches.append(outcome)
+        return outcome
 
     monkeypatch.setattr(prune_module, "_batch", counted)
     counts = prune_expired(database, settings(db_url, tmp_path, 30))
-    assert counts["revoked_access_tokens"] == 7
-    assert stored_keys(database, "revoked_access_tokens") == set()
-    # 3 + 3 + 1 for the deny list; one empty batch for each other kind.
-    assert batches.count(3) == 2 and max(batches) == 3
+    assert counts is not None and counts["revoked_access_tokens"] == 7
+    assert stored_keys(database, "revoked_access_tokens") == {"j3-live"}
+    # 3 + 3 + 1 for the deny list, each batch after the last key of the one before;
+    # one empty batch for each other kind.
+    deny_list = [outcome for outcome in batches if outcome[0]]
+    assert deny_list == [(3, "j2"), (3, "j5"), (1, None)]
+    assert len(batches) == 3 + 6
+
+
+def test_a_stopping_pass_ends_between_batches(
+    database: Database, db_url: str, tmp_path: Path
+) -> None:
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    add_user(database)
+    with database.unit_of_work() as uow:
+        uow.add(RevokedAccessToken(jti="j", expires_at=past))
+    counts = prune_expired(database, settings(db_url, tmp_path, 30), stopping=lambda: True)
+    assert counts is not None and set(counts.values()) == {0}
+    assert stored_keys(database, "revoked_access_tokens") == {"j"}

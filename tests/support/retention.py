@@ -80,10 +80,12 @@ def _code(key: str, user_id: uuid.UUID, now: dt.datetime, expires: dt.datetime) 
     )
 
 
-def _refresh(key: str, user_id: uuid.UUID, now: dt.datetime, **values: Any) -> Any:
+def _refresh(
+    key: str, user_id: uuid.UUID, now: dt.datetime, family: uuid.UUID | None = None, **values: Any
+) -> Any:
     return RefreshToken(
         digest=key,
-        family_id=uuid.uuid4(),
+        family_id=family or uuid.uuid4(),
         user_id=user_id,
         client_id=FRONTEND,
         scope="openid",
@@ -97,6 +99,8 @@ def seed(
 ) -> dict[str, tuple[set[Any], set[Any]]]:
     """(past their purpose, still in use) keys of each kind, as stored."""
     user_id = add_user(db, f"{uuid.uuid4().hex}@example.com")
+    revoked_family, live_family = uuid.uuid4(), uuid.uuid4()
+    later = now + DAY
     old, live = now - (retention_days + 1) * DAY, now - (retention_days - 1) * DAY
     rows: dict[str, tuple[list[Any], list[Any]]] = {
         "browser_sessions": (
@@ -128,10 +132,22 @@ def seed(
             [_code("c-expired", user_id, now, now - dt.timedelta(seconds=1))],
             [_code("c-live", user_id, now, now + dt.timedelta(minutes=5))],
         ),
+        # A family goes as a whole once past its absolute end or wholly revoked.
         "refresh_tokens": (
-            [_refresh("r-expired", user_id, now, expires_at=now - dt.timedelta(seconds=1))],
+            [
+                _refresh("r-expired", user_id, now, expires_at=now - dt.timedelta(seconds=1)),
+                _refresh(
+                    "r-revoked-1", user_id, now, revoked_family, expires_at=later, revoked_at=now
+                ),
+                _refresh(
+                    "r-revoked-2", user_id, now, revoked_family, expires_at=later, revoked_at=now
+                ),
+            ],
             # Rotated away but its family still alive: a replay must still be caught.
-            [_refresh("r-rotated", user_id, now, expires_at=now + DAY, revoked_at=now - DAY)],
+            [
+                _refresh("r-rotated", user_id, now, live_family, expires_at=later, revoked_at=now),
+                _refresh("r-current", user_id, now, live_family, expires_at=later),
+            ],
         ),
     }
     events = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -64,6 +64,10 @@ class Database(abc.ABC):
     async def succeed(self, succession: Succession, params: Params) -> Row | None:
         """The claimed row as RETURNING gives it, once its successor is committed;
         None when the claim was refused (nothing changed)."""
+
+    @abc.abstractmethod
+    def prune_turn(self) -> AbstractContextManager[bool]:
+        """The deployment's one pruning turn (db/prune_lock.py, db/ports.py)."""
 
     @abc.abstractmethod
     def _write_turn(self) -> Any:

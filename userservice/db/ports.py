@@ -110,3 +110,9 @@ class Storage(Protocol):
         """A short blocking read of a cold path, run where it cannot stall the
         event loop for long."""
         ...
+
+    def prune_turn(self) -> AbstractContextManager[bool]:
+        """Held around a whole pruning pass (N6): True when this caller has the
+        deployment's one turn, False at once when another process or replica
+        holds it (db/prune_lock.py)."""
+        ...

@@ -1,7 +1,13 @@
-"""Deleting rows whose purpose has passed: the only SQL of `userservice prune`.
+"""Deleting rows whose purpose has passed: the only SQL of pruning (`userservice
+prune` and the background pruner, services/pruning.py).
 
 Each kind of row is deleted in batches, each batch its own short transaction, so
 that pruning a large backlog never holds a lock (or SQLite's one writer) for long.
+A batch is the next BATCH matching rows in key order after the previous batch's
+last key (keyset): each batch walks the key index from where the last one ended,
+so a backlog costs time in proportion to its size (restarting at the first key
+made PostgreSQL re-read every dead row of the earlier batches: quadratic), and
+only that one key crosses into Python (memory stays flat however many rows).
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, text
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from userservice.db.models import (
     AccountToken,
@@ -38,6 +44,21 @@ class Cutoffs:
 
 
 Condition = Callable[[Cutoffs], ColumnElement[bool]]
+_SIBLING = aliased(RefreshToken)
+
+
+def _refresh_family_over(c: Cutoffs) -> ColumnElement[bool]:
+    # A family goes as a whole, once it can never be used again: past its absolute
+    # end (every row carries the family's), or revoked (no row left unrevoked).
+    # Until then its rotated tokens stay, so that the replay of one is still
+    # recognised and revokes the family (reuse detection, RFC 9700 §4.14.2).
+    live_sibling = (
+        exists()
+        .where(_SIBLING.family_id == RefreshToken.family_id, _SIBLING.revoked_at.is_(None))
+        .correlate(RefreshToken)
+    )
+    return or_(RefreshToken.expires_at < c.now, ~live_sibling)
+
 
 # Each kind: its key column and which rows have served their purpose.
 _KINDS: dict[str, tuple[InstrumentedAttribute[Any], Condition]] = {
@@ -65,29 +86,52 @@ _KINDS: dict[str, tuple[InstrumentedAttribute[Any], Condition]] = {
         AuthorizationCode.digest,
         lambda c: AuthorizationCode.expires_at < c.now,
     ),
-    # Rotated tokens stay until their family's absolute expiry: a replay of one must
-    # still be recognised and revoke the family.
-    "refresh_tokens": (RefreshToken.id, lambda c: RefreshToken.expires_at < c.now),
+    "refresh_tokens": (RefreshToken.id, _refresh_family_over),
 }
 
 
-def _batch(db: Storage, key: InstrumentedAttribute[Any], condition: ColumnElement[bool]) -> int:
-    chosen = select(key).where(condition).limit(BATCH).scalar_subquery()
+def _unbounded(uow: Session) -> None:
+    # A batch is bounded by its size; the serving connections' statement_timeout
+    # (N8) would only make a slow disk fail the pass. SET LOCAL ends with the
+    # transaction: the pooled connection goes back with its limit.
+    if uow.get_bind().dialect.name == "postgresql":
+        uow.execute(text("SET LOCAL statement_timeout = 0"))
+
+
+def _batch(
+    db: Storage, key: InstrumentedAttribute[Any], condition: ColumnElement[bool], after: Any
+) -> tuple[int, Any]:
+    """Deletes the next BATCH matching rows after key `after` (None: from the start):
+    (how many, the last key of the batch, or None once no matching row is left)."""
+    window = select(key).where(condition)
+    if after is not None:
+        window = window.where(key > after)
+    chosen = window.order_by(key).limit(BATCH).subquery()
     with db.unit_of_work() as uow:
+        _unbounded(uow)
+        found, upto = uow.execute(select(func.count(), func.max(chosen.c[0]))).one()
+        if not found:
+            return 0, None
+        bounds = [condition, key <= upto] + ([key > after] if after is not None else [])
         result = uow.execute(
-            delete(key.class_).where(key.in_(chosen)).execution_options(synchronize_session=False)
+            delete(key.class_).where(*bounds).execution_options(synchronize_session=False)
         )
-    return int(getattr(result, "rowcount", 0) or 0)
+    deleted = int(getattr(result, "rowcount", 0) or 0)
+    return deleted, (upto if found == BATCH else None)
 
 
-def prune(db: Storage, cutoffs: Cutoffs) -> dict[str, int]:
-    """How many rows of each kind were deleted."""
+def prune(
+    db: Storage, cutoffs: Cutoffs, *, stopping: Callable[[], bool] = lambda: False
+) -> dict[str, int]:
+    """How many rows of each kind were deleted. `stopping` is asked between batches:
+    a shutdown ends a pass within one batch."""
     counts: dict[str, int] = {}
     for kind, (key, condition) in _KINDS.items():
-        total = 0
-        while (deleted := _batch(db, key, condition(cutoffs))) > 0:
+        total, after = 0, None
+        while not stopping():
+            deleted, after = _batch(db, key, condition(cutoffs), after)
             total += deleted
-            if deleted < BATCH:
+            if after is None:
                 break
         counts[kind] = total
     return counts

@@ -4,6 +4,7 @@ what `userservice prune` deletes."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from userservice.db.ports import Storage
 from userservice.db.prune import Cutoffs, prune
@@ -22,6 +23,12 @@ def cutoffs(settings: Settings, now: dt.datetime) -> Cutoffs:
     )
 
 
-def prune_expired(db: Storage, settings: Settings) -> dict[str, int]:
-    """Delete what has expired or is past its retention; how many rows of each kind."""
-    return prune(db, cutoffs(settings, dt.datetime.now(dt.UTC)))
+def prune_expired(
+    db: Storage, settings: Settings, *, stopping: Callable[[], bool] = lambda: False
+) -> dict[str, int] | None:
+    """Delete what has expired or is past its retention: how many rows of each kind,
+    or None when another process or replica is pruning (one pass at a time, N6)."""
+    with db.prune_turn() as ours:
+        if not ours:
+            return None
+        return prune(db, cutoffs(settings, dt.datetime.now(dt.UTC)), stopping=stopping)

@@ -21,7 +21,6 @@ from tests.support.problems import assert_problem
 from userservice.app import create_app, pool_options
 from userservice.db.engine import PoolOptions, build_engine
 from userservice.db.postgres.async_reads import conninfo
-from userservice.db.postgres.connect import UNBOUNDED
 from userservice.settings import Settings
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -85,12 +84,6 @@ def test_n8_serving_connections_have_the_limit_and_the_command_line_none(
     serving = build_engine(db_url, pool=pool_options(settings))
     command_line = build_engine(db_url)
     try:
-        assert _show(serving, "statement_timeout") == f"{TIMEOUT_MS}ms"
-        with serving.connect() as conn:
-            # Pruning's batches: exempt for their own transaction only.
-            unbounded = conn.execution_options(**{UNBOUNDED: True})
-            with unbounded.begin():
-                assert unbounded.execute(text("SHOW statement_timeout")).scalar_one() == "0"
         assert _show(serving, "statement_timeout") == f"{TIMEOUT_MS}ms"
         assert _show(command_line, "statement_timeout") == "0"
         # The event-loop reader connects with the same parameters as the pool.

@@ -6,7 +6,7 @@ data-modifying CTE: one round trip, no worker thread."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 import anyio
@@ -18,6 +18,7 @@ from sqlalchemy.sql import ClauseElement
 from userservice.db.backend import Database
 from userservice.db.postgres.async_reads import AsyncReader
 from userservice.db.postgres.lookup_batch import LookupBatcher, batched_statement
+from userservice.db.prune_lock import postgres_prune_turn
 from userservice.db.statement import Params, Row, Statement, Succession
 
 _DIALECT = postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
@@ -115,6 +116,9 @@ class PostgresDatabase(Database):
 
     async def run_lookup(self, func: Callable[[Engine], T]) -> T:
         return await anyio.to_thread.run_sync(func, self.engine, limiter=self._lookup_slots)
+
+    def prune_turn(self) -> AbstractContextManager[bool]:
+        return postgres_prune_turn(self.engine)
 
     async def close_async(self) -> None:
         await self._reader.close()

@@ -6,14 +6,11 @@ import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DisconnectionError
 
 # A connection back in use within this time is used without a ping.
 IDLE_PING_SECONDS = 1.0
-# Execution option of a unit of work exempt from the serving statement_timeout
-# (pruning: its batches are bounded by size, not by time).
-UNBOUNDED = "userservice_unbounded_statements"
 
 
 def timed_url(url: URL, connect_timeout_seconds: int, statement_timeout_ms: int) -> URL:
@@ -49,16 +46,7 @@ def postgres_engine(
         pool_timeout=pool_timeout,
     )
     ping_when_idle(engine, IDLE_PING_SECONDS)
-    if statement_timeout_ms > 0:
-        event.listen(engine, "begin", _unbounded_when_asked)
     return engine
-
-
-def _unbounded_when_asked(conn: Connection) -> None:
-    # SET LOCAL: the exemption ends with the transaction, so the pooled connection
-    # goes back to serving with its limit.
-    if conn.get_execution_options().get(UNBOUNDED):
-        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
 
 
 def ping_when_idle(engine: Engine, idle_seconds: float) -> None:

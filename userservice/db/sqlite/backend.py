@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar, cast
 
 import anyio
@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from userservice.db.backend import Database
+from userservice.db.prune_lock import sqlite_prune_turn
 from userservice.db.sqlite.compiled import Compiled, StatementCache
 from userservice.db.sqlite.connect import SQLITE_WRITE
 from userservice.db.sqlite.group_commit import GroupCommitter
@@ -177,6 +178,9 @@ class SqliteDatabase(Database):
     async def run_lookup(self, func: Callable[[Engine], T]) -> T:
         # A local file answers a short read in microseconds: inline.
         return func(self.engine)
+
+    def prune_turn(self) -> AbstractContextManager[bool]:
+        return sqlite_prune_turn(self._path)
 
     def dispose(self) -> None:
         with self._reader_lock:
