@@ -298,12 +298,20 @@ class Fleet:
             process.wait(timeout=STOP_TIMEOUT)
 
     # -- the shared parts ------------------------------------------------------------
-    def restart_postgres(self, down_seconds: float = 0.0) -> None:
+    def restart_postgres(self, down_seconds: float = 0.0) -> tuple[float, float]:
         """Stop PostgreSQL, keep it down for `down_seconds`, start it again on the same
-        port and data directory; returns once it accepts connections."""
+        port and data directory; returns once it accepts connections, with the
+        `time.monotonic()` moments it was down from and up again."""
         if self.postgres is None:
             raise FleetError("the fleet is not started")
-        self.postgres.restart(lambda: time.sleep(down_seconds) if down_seconds else None)
+        stopped: list[float] = []
+
+        def down() -> None:
+            stopped.append(time.monotonic())
+            time.sleep(down_seconds)
+
+        self.postgres.restart(down)
+        return stopped[0], time.monotonic()
 
     def stop_redis(self) -> None:
         if self.redis is None:

@@ -1,0 +1,98 @@
+"""The fleet (started once per module: PostgreSQL, Redis, three replicas of two
+workers, nginx) and the report table of the cluster checks: each check records its
+figures, and at the end the table (check | result | figures) is printed and written
+to $USERSERVICE_CLUSTER_REPORT (default artifacts/cluster-report.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support.fleet import Fleet, FleetError
+
+
+@dataclass
+class Row:
+    check: str
+    result: str
+    figures: dict[str, object]
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def table(self) -> str:
+        lines = ["| check | result | figures |", "|---|---|---|"]
+        for row in self.rows:
+            figures = ", ".join(f"{k}={_show(v)}" for k, v in row.figures.items())
+            lines.append(f"| {row.check} | {row.result} | {figures} |")
+        return "\n".join(lines) + "\n"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value).replace("|", "/")
+
+
+REPORT = pytest.StashKey[Report]()
+OUTCOME = pytest.StashKey[str]()
+
+
+def _report(config: pytest.Config) -> Report:
+    if REPORT not in config.stash:
+        config.stash[REPORT] = Report()
+    return config.stash[REPORT]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        item.stash[OUTCOME] = "error" if report.when == "setup" else report.outcome
+    return report
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
+    """What a check measured; recorded in the report with the check's outcome."""
+    found: dict[str, object] = {}
+    yield found
+    check = request.node.name.removeprefix("test_")
+    result = request.node.stash.get(OUTCOME, "error")
+    _report(request.config).rows.append(Row(check, result, found))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    config = terminalreporter.config
+    if REPORT not in config.stash or not config.stash[REPORT].rows:
+        return
+    table = config.stash[REPORT].table()
+    default = config.rootpath / "artifacts" / "cluster-report.md"
+    path = Path(os.environ.get("USERSERVICE_CLUSTER_REPORT") or default)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Cluster checks\n\n" + table)
+    terminalreporter.section("cluster report")
+    terminalreporter.write(table)
+    terminalreporter.write_line(f"(written to {path})")
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    fleet = Fleet(replicas=3, workers=2)
+    try:
+        fleet.start()
+    except FleetError as exc:
+        # Never a silent skip: the fleet's parts are installed on every test machine.
+        pytest.fail(f"the fleet did not start: {exc}", pytrace=False)
+    try:
+        yield fleet
+    finally:
+        fleet.stop()
