@@ -120,7 +120,9 @@ def build_account_service(
         settings.argon2_parallelism,
         settings.max_concurrent_hashes,
     )
-    throttle = LoginThrottle(settings.login_limit_per_account, settings.login_limit_per_ip)
+    throttle = LoginThrottle(
+        settings.login_limit_per_account, settings.login_limit_per_ip, counters
+    )
     devices = DeviceCookies(db, AtRest.for_settings(settings))
     return AccountService(
         db,
@@ -158,7 +160,7 @@ def build_services(settings: Settings, db: Database) -> Services:
             undo_ttl=settings.email_change_undo_ttl_seconds,
         ),
         mail,
-        MailThrottle(settings.mail_limit_per_address, settings.mail_limit_per_ip),
+        MailThrottle(settings.mail_limit_per_address, settings.mail_limit_per_ip, counters),
     )
     return Services(
         settings=settings,
@@ -175,7 +177,9 @@ def build_services(settings: Settings, db: Database) -> Services:
         consents=ConsentService(db),
         token_endpoint=TokenEndpoint(db, accounts, tokens, status, id_tokens),
         oauth_server=OAuthServer(db, settings.issuer),
-        readiness=Readiness(partial(migrate.revision_of, db), migrate.head_revision(), keys),
+        readiness=Readiness(
+            partial(migrate.revision_of, db), migrate.head_revision(), keys, counters
+        ),
         mail=mail,
         signup=SignUp(db, accounts, mailer),
         verification=Verification(db, mailer),

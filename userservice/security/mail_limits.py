@@ -8,37 +8,36 @@ opens no new window), whose excess is refused (a script sweeping addresses), and
 one per action and mail address, whose excess is dropped without a word (nobody's
 mailbox is flooded through us, and the answer stays the one every address gets).
 
-Moving windows of the `limits` library in process memory, as for logins
-(security/throttle.py): each worker keeps its own counters."""
+Moving windows of the `limits` library in security/counters.py's store, as for
+logins: with Redis, every worker and replica counts in the same windows (N3).
+The services that call these run in worker threads (they queue mail in a unit of
+work): the methods block that thread, never the event loop."""
 
 from __future__ import annotations
 
 import math
-import threading
-import time
 
-from limits import parse, storage, strategies
+from limits import parse
 
 from userservice.errors import Throttled
+from userservice.security.counters import Counters, Window
 from userservice.security.networks import source_network
 
 
 class MailThrottle:
-    def __init__(self, per_address: str, per_ip: str, storage_uri: str = "memory://") -> None:
-        self._limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+    def __init__(self, per_address: str, per_ip: str, counters: Counters | None = None) -> None:
+        self._counters = counters if counters is not None else Counters()
         self._per_address = parse(per_address)
         self._per_ip = parse(per_ip)
-        self._lock = threading.Lock()
 
     def check_source(self, ip: str) -> None:
         """Count one request from `ip`'s network; Throttled when its window is full."""
-        network = source_network(ip)
-        with self._lock:
-            if not self._limiter.hit(self._per_ip, "mail-ip", network):
-                stats = self._limiter.get_window_stats(self._per_ip, "mail-ip", network)
-                raise Throttled(max(1, math.ceil(stats.reset_time - time.time())))
+        window = Window(self._per_ip, "mail-ip", source_network(ip))
+        wait = self._counters.hit_blocking(window)
+        if wait > 0:
+            raise Throttled(max(1, math.ceil(wait)))
 
     def allow_mail(self, action: str, address: str) -> bool:
         """Count one mail of `action` to `address`; False when it must not go."""
-        with self._lock:
-            return self._limiter.hit(self._per_address, "mail-to", action, address)
+        window = Window(self._per_address, "mail-to", action, address)
+        return self._counters.hit_blocking(window) <= 0

@@ -30,6 +30,7 @@ from userservice.errors import (
     WeakPassword,
 )
 from userservice.records import UserRecord
+from userservice.security.counters import FAILED, RELEASED, SUCCEEDED
 from userservice.security.password_policy import password_problem
 from userservice.security.passwords import PasswordHasher
 from userservice.security.secrets import new_token
@@ -170,23 +171,23 @@ class AccountService:
             user_id = read[0][0].id if read[0] is not None else None
         windows = login_windows(throttle_key, ip, browser=browser, device=device, user_id=user_id)
         try:
-            self.throttle.check(windows)
+            hold = await self.throttle.check(windows)
         except Throttled:
             audit("login.throttled", account=throttle_key, ip=ip, window=windows.kind)
             raise
         try:
             outcome = await self._check_password(account, password, read)
         except BaseException:
-            self.throttle.released(windows)
+            await self.throttle.released(hold)
             raise
         if isinstance(outcome, _Refusal):
             # Counted before the event is stored: a failing audit write can never
             # un-count a wrong password (S12).
-            self.throttle.failed(windows)
+            await self.throttle.failed(hold)
             await self._record_refusal(outcome, ip)
             raise AuthenticationFailed("Invalid email or password.")
         account_user, new_hash = outcome
-        self.throttle.succeeded(windows)
+        await self.throttle.succeeded(hold)
         if self.require_verified_email and not account_user.email_verified:
             # Told only to whoever knows the password: nobody else learns that the
             # account exists (L7).
@@ -289,14 +290,15 @@ class AccountService:
             found = UserRepository(session).credentials(record.email)
         if current is None or found is None:
             raise Forbidden("The current password is required for this change.")
-        windows = current_password_windows(user_id)
-        self.throttle.check(windows)
+        # Called in a worker thread: the throttle's blocking calls hand Redis's
+        # round trips to the event loop.
+        hold = self.throttle.check_blocking(current_password_windows(user_id))
         try:
             ok, _ = self.hasher.verify(current, found[1])
         except BaseException:
-            self.throttle.released(windows)
+            self.throttle.settle_blocking(hold, RELEASED)
             raise
         if not ok:
-            self.throttle.failed(windows)
+            self.throttle.settle_blocking(hold, FAILED)
             raise Forbidden("The current password is not correct.")
-        self.throttle.succeeded(windows)
+        self.throttle.settle_blocking(hold, SUCCEEDED)
