@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli
 from tests.support.storage import add_user
 from userservice.db.backend import Database
 from userservice.db.engine import build_engine, open_database
@@ -88,3 +89,18 @@ def test_n6_a_holder_that_dies_gives_the_turn_back(database: Database, db_url: s
             holder.wait(timeout=10)
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_n6_the_command_says_so_and_exits_0_while_another_pass_runs(
+    database: Database, db_url: str, tmp_path: Path
+) -> None:
+    add_user(database)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    with database.unit_of_work() as uow:
+        uow.add(RevokedAccessToken(jti="old", expires_at=past))
+    with database.prune_turn():
+        result = run_cli(tmp_path / "data", "prune", USERSERVICE_DATABASE_URL=db_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "another process is pruning this database now: nothing done"
+    result = run_cli(tmp_path / "data", "prune", USERSERVICE_DATABASE_URL=db_url)
+    assert result.returncode == 0 and "revoked_access_tokens: 1 deleted" in result.stdout
