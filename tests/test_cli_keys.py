@@ -1,10 +1,13 @@
 """`userservice keys rotate|list` as real subprocesses, against a running app on the
-same database: the app follows the rotation, old tokens keep working, and old keys
-leave JWKS (and are deleted) only once their grace has passed."""
+same database: the app publishes the new keys at once and signs with them from the
+time the rotation gave (N4), old tokens keep working, and old keys leave JWKS (and
+are deleted) only once their grace has passed (N5)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import re
 import time
 from collections.abc import Callable
@@ -19,26 +22,44 @@ from tests.support.oauth_clients import kid_of
 from userservice.app import create_app
 from userservice.db.engine import build_engine
 from userservice.db.models import SigningKey
-from userservice.services.keys import settings_grace_seconds
+from userservice.services.key_schedule import settings_grace_seconds
 from userservice.settings import Settings
 
 KID = r"[A-Za-z0-9_-]{16}"
 WHEN = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 RELOAD = 1.0
+# The rotating command's settings: its new keys sign JWKS_MAX_AGE + RELOAD seconds
+# after the rotation (N4), instead of five minutes.
+FAST = {
+    "USERSERVICE_JWKS_MAX_AGE_SECONDS": "1",
+    "USERSERVICE_SIGNING_KEY_RELOAD_SECONDS": str(RELOAD),
+}
 
 
-def _created(stdout: str) -> dict[str, str]:
-    return {alg: kid for kid, alg in re.findall(rf"^created ({KID}) (ES256|RS256)$", stdout, re.M)}
+def _at(when: str) -> dt.datetime:
+    return dt.datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def _created(stdout: str) -> dict[str, tuple[str, str]]:
+    """alg -> (kid, when it signs from)."""
+    found = re.findall(rf"^created ({KID}) (ES256|RS256) signs from ({WHEN})$", stdout, re.M)
+    return {alg: (kid, when) for kid, alg, when in found}
 
 
 def _states(stdout: str) -> dict[str, str]:
-    """kid -> state from `keys list` (kid, alg, created, state; one key a line)."""
+    """kid -> state from `keys list` (kid, alg, created, state, times; one key a line)."""
     states: dict[str, str] = {}
     for line in stdout.splitlines():
-        match = re.fullmatch(rf"({KID})  (ES256|RS256)  {WHEN}  (.+)", line)
+        match = re.fullmatch(rf"({KID})  (ES256|RS256)  {WHEN}  (\w+)  (signs .+)", line)
         assert match, line
         states[match[1]] = match[3]
     return states
+
+
+def _iat(token: str) -> int:
+    payload = token.split(".")[1]
+    iat: int = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["iat"]
+    return iat
 
 
 def test_rotate_on_a_fresh_install_migrates_and_creates_keys(tmp_path: Path) -> None:
@@ -50,7 +71,9 @@ def test_rotate_on_a_fresh_install_migrates_and_creates_keys(tmp_path: Path) -> 
     assert len(rotated.stdout.splitlines()) == 2  # nothing to retire or remove yet
     listed = run_cli(data_dir, "keys", "list")
     assert listed.returncode == 0, listed.stderr
-    assert _states(listed.stdout) == dict.fromkeys(created.values(), "active")
+    # The very first keys sign at once: no relying party can hold an older key set.
+    assert _states(listed.stdout) == {kid: "active" for kid, _ in created.values()}
+    assert "verifies until rotated out" in listed.stdout
 
 
 def test_keys_needs_an_action(tmp_path: Path) -> None:
@@ -63,7 +86,7 @@ def test_rotate_and_list_against_a_running_app(
 ) -> None:
     data_dir = tmp_path / "data"
     settings = make_settings(signing_key_reload_seconds=RELOAD)
-    env = {"USERSERVICE_DATABASE_URL": db_url}
+    env = {"USERSERVICE_DATABASE_URL": db_url, **FAST}
     with TestClient(create_app(settings), base_url="https://testserver") as client:
         register(client, "ada@example.com")
         before = login(client, "ada@example.com")["access_token"]
@@ -77,30 +100,44 @@ def test_rotate_and_list_against_a_running_app(
         rotated = run_cli(data_dir, "keys", "rotate", **env)
         assert rotated.returncode == 0, rotated.stderr
         created = _created(rotated.stdout)
-        retiring = re.findall(rf"^retiring ({KID}) until ({WHEN})$", rotated.stdout, re.M)
-        assert {kid for kid, _ in retiring} == set(old)
-        assert len(rotated.stdout.splitlines()) == 4  # 2 created, 2 retiring
-        until = dt.datetime.strptime(retiring[0][1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-        expected_until = dt.datetime.now(dt.UTC) + dt.timedelta(
-            seconds=settings_grace_seconds(Settings(_env_file=None))
+        new_kids = {kid for kid, _ in created.values()}
+        retiring = re.findall(
+            rf"^retiring ({KID}) signs from {WHEN} until ({WHEN}), verifies until ({WHEN})$",
+            rotated.stdout,
+            re.M,
         )
-        assert abs((until - expected_until).total_seconds()) < 30
+        assert {kid for kid, _, _ in retiring} == set(old)
+        assert len(rotated.stdout.splitlines()) == 4  # 2 created, 2 retiring
+        # The old keys sign until the new ones start, then verify through their grace.
+        starts = _at(created["ES256"][1])
+        assert {_at(until) for _, until, _ in retiring} == {starts}
+        grace = settings_grace_seconds(Settings(_env_file=None, signing_key_reload_seconds=RELOAD))
+        assert {_at(end) for _, _, end in retiring} == {starts + dt.timedelta(seconds=grace)}
+        publication = 1 + RELOAD
+        assert abs((starts - dt.datetime.now(dt.UTC)).total_seconds() - publication) < 5
 
-        # The app picks the new key up within its reload interval; the old token and
-        # the old key stay good meanwhile.
+        # The app publishes the new keys within its reload interval, and signs with
+        # them only from the time the rotation gave; the old token stays good.
         assert client.get("/users/me", headers=bearer(before)).status_code == 200
-        time.sleep(RELOAD + 0.2)
-        after = login(client, "ada@example.com")["access_token"]
-        assert kid_of(after) == created["ES256"]
-        jwks = {k["kid"] for k in client.get("/oauth/jwks").json()["keys"]}
-        assert jwks == set(old) | set(created.values())
+        deadline = time.monotonic() + RELOAD + 5
+        while not new_kids <= _jwks(client):
+            assert time.monotonic() < deadline, "new keys not published"
+            time.sleep(0.05)
+        while True:
+            token = login(client, "ada@example.com")["access_token"]
+            if kid_of(token) != old_kid:
+                break
+            assert _iat(token) <= starts.timestamp()
+            assert time.monotonic() < deadline + publication, "new key never signed"
+            time.sleep(0.1)
+        assert kid_of(token) == created["ES256"][0]
+        assert _iat(token) >= starts.timestamp()
+        assert _jwks(client) == set(old) | new_kids
         assert client.get("/users/me", headers=bearer(before)).status_code == 200
 
         listed = _states(run_cli(data_dir, "keys", "list", **env).stdout)
-        assert {kid: listed[kid] for kid in created.values()} == dict.fromkeys(
-            created.values(), "active"
-        )
-        assert all(re.fullmatch(f"retiring until {WHEN}", listed[kid]) for kid in old)
+        assert {kid: listed[kid] for kid in new_kids} == dict.fromkeys(new_kids, "active")
+        assert {listed[kid] for kid in old} == {"retiring"}
 
         # Their grace passes (moved into the past rather than waited for).
         engine = build_engine(db_url)
@@ -114,16 +151,19 @@ def test_rotate_and_list_against_a_running_app(
         finally:
             engine.dispose()
         listed = _states(run_cli(data_dir, "keys", "list", **env).stdout)
-        assert all(re.fullmatch(f"retired since {WHEN}", listed[kid]) for kid in old)
-        time.sleep(RELOAD + 0.2)
+        assert {listed[kid] for kid in old} == {"retired"}
+        time.sleep(RELOAD + 0.2)  # the app's copy is older than its reload interval
         login(client, "ada@example.com")  # signing reloads the app's stale copy
         assert client.get("/users/me", headers=bearer(before)).status_code == 401
-        jwks = {k["kid"] for k in client.get("/oauth/jwks").json()["keys"]}
-        assert jwks == set(created.values())
+        assert _jwks(client) == new_kids
 
         again = run_cli(data_dir, "keys", "rotate", **env)
         assert again.returncode == 0, again.stderr
         removed = re.findall(rf"^removed ({KID})$", again.stdout, re.M)
         assert set(removed) == set(old)
         final = _states(run_cli(data_dir, "keys", "list", **env).stdout)
-        assert set(final) == set(created.values()) | set(_created(again.stdout).values())
+        assert set(final) == new_kids | {kid for kid, _ in _created(again.stdout).values()}
+
+
+def _jwks(client: TestClient) -> set[str]:
+    return {k["kid"] for k in client.get("/oauth/jwks").json()["keys"]}

@@ -17,6 +17,7 @@ from userservice import __version__
 from userservice.api import (
     account_mail,
     admin_clients,
+    admin_keys,
     docs,
     grants,
     health,
@@ -243,6 +244,7 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         users.router,
         account_mail.router,
         admin_clients.router,
+        admin_keys.router,
         oauth.router,
         oidc.router,
         grants.router,

@@ -11,7 +11,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from userservice.cli import CliError, _database, _settings
 from userservice.services.at_rest import AtRestError
-from userservice.services.keys import KeyInfo, KeyStore, Rotation
+from userservice.services.key_schedule import KeyInfo
+from userservice.services.keys import KeyStore, Rotation
+
+ACTOR = "cli"
 
 
 def register(sub: Any) -> None:
@@ -20,10 +23,13 @@ def register(sub: Any) -> None:
     actions = keys.add_subparsers(dest="keys_action", required=True)
     rotate = actions.add_parser(
         "rotate",
-        help="add a new key per algorithm; old keys verify until their tokens expire",
+        help="add a new key per algorithm, published at once, signing once cached key "
+        "sets have expired; old keys verify until their tokens expire",
     )
     rotate.set_defaults(func=_cmd_rotate)
-    listing = actions.add_parser("list", help="kid, algorithm, creation time and state")
+    listing = actions.add_parser(
+        "list", help="kid, algorithm, creation time, state, signing and verification times"
+    )
     listing.set_defaults(func=_cmd_list)
 
 
@@ -51,25 +57,36 @@ def _when(value: dt.datetime) -> str:
 
 
 def rotation_lines(rotation: Rotation) -> list[str]:
-    until = _when(rotation.retiring_until)
-    lines = [f"created {kid} {alg}" for kid, alg in rotation.created]
-    lines += [f"retiring {kid} until {until}" for kid in rotation.retired]
+    lines = [f"created {k.kid} {k.alg} {_signing(k)}" for k in rotation.created]
+    lines += [f"retiring {k.kid} {_signing(k)}, {_verifying(k)}" for k in rotation.retired]
     lines += [f"removed {kid}" for kid in rotation.removed]
     return lines
 
 
+def _signing(info: KeyInfo) -> str:
+    if info.signs_from is None:
+        return "signs after the key before it is rotated out"
+    start = f"signs from {_when(info.signs_from)}"
+    return start if info.signs_until is None else f"{start} until {_when(info.signs_until)}"
+
+
+def _verifying(info: KeyInfo) -> str:
+    return (
+        "verifies until rotated out"
+        if info.until is None
+        else f"verifies until {_when(info.until)}"
+    )
+
+
 def info_line(info: KeyInfo) -> str:
-    state: str = info.state
-    if info.state == "retiring" and info.until is not None:
-        state = f"retiring until {_when(info.until)}"
-    elif info.state == "retired" and info.until is not None:
-        # Past its grace: neither published nor accepted; the next rotate deletes it.
-        state = f"retired since {_when(info.until)}"
+    """kid, alg, created, state, then when it signs and until when it verifies."""
+    state = f"{info.state}  {_signing(info)}, {_verifying(info)}"
     return f"{info.kid}  {info.alg}  {_when(info.created_at)}  {state}"
 
 
 def _rotate(store: KeyStore) -> int:
-    for line in rotation_lines(store.rotate()):
+    # Audited like the admin API's rotation, naming the tool instead of an account.
+    for line in rotation_lines(store.rotate(actor=ACTOR)):
         print(line)
     return 0
 

@@ -103,10 +103,12 @@ class Settings(FleetSettings):
         default=3600, ge=60, le=86400, description="ID token lifetime"
     )
     signing_key_reload_seconds: float = Field(
-        default=60.0,
+        default=5.0,
         gt=0,
         le=3600,
-        description="how soon a replica notices a key rotation (reloads its keys)",
+        description="how often a replica reloads its signing keys: a key rotated in "
+        "elsewhere is published here this soon, and signs this much later than "
+        "`jwks_max_age_seconds` after the rotation",
     )
     refresh_token_idle_ttl_seconds: int = Field(
         default=14 * 86400, ge=60, description="refresh token idle expiry (14 days)"

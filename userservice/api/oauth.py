@@ -171,5 +171,8 @@ async def introspect(request: Request) -> Response:
 
 @router.get("/oauth/jwks", summary="JSON Web Key Set: the public keys that sign our tokens")
 async def jwks(svc: ServicesDep) -> JSONResponse:
-    ring = svc.keys.ring
-    return JSONResponse(ring.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    # N4: a new key signs only once this max-age has passed since every replica
+    # published it, so a relying party's cached copy always holds the signing key.
+    ring = await svc.keys.published()
+    max_age = svc.settings.jwks_max_age_seconds
+    return JSONResponse(ring.jwks(), headers={"Cache-Control": f"public, max-age={max_age}"})

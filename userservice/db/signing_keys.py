@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 
 from userservice.db.codec import utc as as_utc
 from userservice.db.models import SigningKey
-from userservice.db.ports import Storage
+from userservice.db.ports import Storage, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -64,34 +64,39 @@ def reseal_keys(db: Storage, changes: Mapping[str, tuple[str, str]]) -> None:
 
 
 def replace_keys(
-    db: Storage,
+    uow: UnitOfWork,
     new: Iterable[NewKey],
     now: dt.datetime,
+    hand_over: dt.datetime,
     retired_by: dt.datetime,
 ) -> tuple[list[str], list[str]]:
-    """One transaction: retire every unretired key of the new keys' algorithms, add
-    the new keys, and delete keys retired at or before `retired_by`.
-    Returns (retired kids, deleted kids)."""
+    """In the caller's transaction: every key of the new keys' algorithms not retired
+    yet stops signing at `hand_over`, the new keys are added, and keys retired at or
+    before `retired_by` are deleted. Returns (retired kids, deleted kids)."""
     keys = list(new)
     algs = {k.alg for k in keys}
-    with db.unit_of_work() as session:
-        retired = list(
-            session.scalars(
-                update(SigningKey)
-                .where(SigningKey.alg.in_(algs), SigningKey.retired_at.is_(None))
-                .values(retired_at=now)
-                .returning(SigningKey.kid)
-            )
+    # Two rotations at once on PostgreSQL: the second waits here for the first to
+    # commit, and its UPDATE below (a new statement, so a new snapshot under READ
+    # COMMITTED) then sees and retires the first one's keys too, leaving one
+    # unretired key per algorithm. SQLite serializes writers anyway.
+    session = uow
+    session.execute(select(SigningKey.kid).where(SigningKey.alg.in_(algs)).with_for_update()).all()
+    retired = list(
+        session.scalars(
+            update(SigningKey)
+            .where(SigningKey.alg.in_(algs), SigningKey.retired_at.is_(None))
+            .values(retired_at=hand_over)
+            .returning(SigningKey.kid)
         )
-        deleted = list(
-            session.scalars(
-                delete(SigningKey)
-                .where(SigningKey.retired_at <= retired_by)
-                .returning(SigningKey.kid)
-            )
+    )
+    deleted = list(
+        session.scalars(
+            delete(SigningKey).where(SigningKey.retired_at <= retired_by).returning(SigningKey.kid)
         )
-        # Added after the UPDATE so the new keys are not retired with the old ones.
-        session.add_all(_row(k, now) for k in keys)
+    )
+    # Added after the UPDATE so the new keys are not retired with the old ones.
+    session.add_all(_row(k, now) for k in keys)
+    session.flush()
     return retired, deleted
 
 

@@ -46,10 +46,16 @@ class KeyMaterial:
     kid: str
     alg: str
     private_pem: str
-    # Retired keys no longer sign but still verify (and are published) until
-    # `verify_until` (Unix time), when the last token they signed has expired.
+    # A retired key signs until `signs_until` (Unix time; None: not at all), when
+    # its successor takes over, then only verifies (and is published) until
+    # `verify_until`, when the last token it signed has expired.
     retired: bool = False
     verify_until: float | None = None
+    signs_until: float | None = None
+
+    def signs_at(self, now: float) -> bool:
+        """Whether it may sign at `now`, were no older key still signing."""
+        return not self.retired or (self.signs_until is not None and now < self.signs_until)
 
 
 def generate_key(alg: str, kid: str) -> KeyMaterial:
@@ -66,12 +72,14 @@ def generate_key(alg: str, kid: str) -> KeyMaterial:
 
 
 class KeyRing:
-    """Private keys by kid; the newest unretired key of each alg signs (materials
-    come oldest first). Pure: no database, and every time check takes `now`."""
+    """Private keys by kid. Materials come oldest first; of each alg the oldest key
+    that still signs at a given moment signs, so a new key waits, published, until
+    the one before it hands over at its `signs_until` (N4). Pure: no database, and
+    every time check takes `now`."""
 
     def __init__(self, materials: list[KeyMaterial]) -> None:
         self._keys: dict[str, tuple[KeyMaterial, AnyKey]] = {}
-        self._active: dict[str, str] = {}
+        self._order: dict[str, list[KeyMaterial]] = {}
         for material in materials:
             params: KeyParameters = {"kid": material.kid, "alg": material.alg, "use": "sig"}
             key: AnyKey
@@ -80,16 +88,19 @@ class KeyRing:
             else:
                 key = RSAKey.import_key(material.private_pem, parameters=params)
             self._keys[material.kid] = (material, key)
-            if not material.retired:
-                self._active[material.alg] = material.kid
+            self._order.setdefault(material.alg, []).append(material)
         self._verified: dict[tuple[str, str, str, str], _Verified] = {}
         self._verified_lock = threading.Lock()
 
-    def has_signing_key(self, alg: str) -> bool:
-        return alg in self._active
+    def has_signing_key(self, alg: str, now: float | None = None) -> bool:
+        return self.active_kid(alg, now) is not None
 
-    def active_kid(self, alg: str) -> str | None:
-        return self._active.get(alg)
+    def active_kid(self, alg: str, now: float | None = None) -> str | None:
+        current = time.time() if now is None else now
+        for material in self._order.get(alg, ()):
+            if material.signs_at(current):
+                return material.kid
+        return None
 
     def knows(self, kid: str) -> bool:
         return kid in self._keys
@@ -103,8 +114,8 @@ class KeyRing:
         ]
         return {"keys": keys}
 
-    def sign(self, claims: Mapping[str, Any], alg: str, typ: str) -> str:
-        kid = self._active.get(alg)
+    def sign(self, claims: Mapping[str, Any], alg: str, typ: str, now: float | None = None) -> str:
+        kid = self.active_kid(alg, now)
         if kid is None:
             raise LookupError(f"no active {alg} signing key")
         _, key = self._keys[kid]

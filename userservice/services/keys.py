@@ -1,12 +1,20 @@
 """The signing key ring, loaded from the database and shared by every replica.
 
 Lifecycle of a key (per algorithm, ES256 and RS256):
-  active    the newest key with `retired_at IS NULL`; it signs new tokens.
-  retiring  `rotate` set its `retired_at`; it no longer signs, but stays in JWKS
-            and keeps verifying for `grace` seconds, until every token it signed
-            has expired.
+  pending   created by `rotate` and published in JWKS at once, but not signing yet:
+            the key before it keeps signing until relying parties that cached the
+            JWKS have had time to fetch it (N4).
+  active    signing new tokens: the oldest key whose `retired_at` is unset or still
+            in the future. The very first keys of an empty store sign at once.
+  retiring  past its `retired_at` (the moment its successor took over): it no longer
+            signs, but stays in JWKS and keeps verifying for `grace` seconds, until
+            every token it signed has expired (N5).
   retired   past `retired_at + grace`: gone from JWKS and refused; the next
             `rotate` deletes the row.
+A rotation sets `retired_at` of the signing key (and of a still pending one) to
+`now + publication`, where publication = the JWKS cache lifetime + the reload
+interval: every replica publishes the new key within one reload interval, and a
+JWKS cached before that has expired by the time the new key signs.
 """
 
 from __future__ import annotations
@@ -17,11 +25,12 @@ import math
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from userservice.db.ports import Storage
+from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.signing_keys import (
     NewKey,
     StoredKey,
@@ -30,19 +39,25 @@ from userservice.db.signing_keys import (
     reseal_keys,
     save_key,
 )
-from userservice.security.jwt import (
-    LEEWAY_SECONDS,
-    SIGNING_ALGORITHMS,
-    KeyMaterial,
-    KeyRing,
-    generate_key,
-)
+from userservice.security.jwt import SIGNING_ALGORITHMS, KeyMaterial, KeyRing, generate_key
 from userservice.services.at_rest import AtRest, AtRestError
+from userservice.services.audit import record
+from userservice.services.key_schedule import (
+    KeyInfo,
+    describe_keys,
+    grace_seconds,
+    publication_seconds,
+    settings_grace_seconds,
+    verify_until,
+)
 from userservice.settings import Settings
 
-# How stale a replica's copy may be when it signs: after another replica rotates,
-# this process keeps signing with the old key for at most this long.
-RELOAD_INTERVAL_SECONDS = 60.0
+# How stale a replica's copy may be: a key rotated in through another replica is
+# published here, and a hand-over seen, at most this long after (measured: one
+# reload of an unchanged ring is a single indexed read of a few rows).
+RELOAD_INTERVAL_SECONDS = 5.0
+# How long relying parties may cache our JWKS (the header's max-age).
+JWKS_MAX_AGE_SECONDS = 300
 # An unknown kid reloads at most this often, so garbage kids cannot hammer the database.
 UNKNOWN_KID_RELOAD_SECONDS = 5.0
 # Without settings (serve's pre-fork ensure, test templates): the longest token
@@ -51,50 +66,13 @@ _LONGEST_TTL_SECONDS = 86400
 
 log = logging.getLogger("userservice.keys")
 
-KeyState = Literal["active", "retiring", "retired"]
-
-
-def grace_seconds(max_token_ttl: float, reload_seconds: float) -> float:
-    """How long a retired key must keep verifying. The last token it signed may be
-    issued up to `reload_seconds` after `retired_at` (a replica that has not reloaded
-    yet), lives `max_token_ttl`, and is accepted `LEEWAY_SECONDS` past its `exp`."""
-    return max_token_ttl + reload_seconds + LEEWAY_SECONDS
-
-
-def settings_grace_seconds(settings: Settings) -> float:
-    longest = max(settings.access_token_ttl_seconds, settings.id_token_ttl_seconds)
-    return grace_seconds(longest, settings.signing_key_reload_seconds)
-
-
-def verify_until(key: StoredKey, grace: float) -> dt.datetime | None:
-    if key.retired_at is None:
-        return None
-    return key.retired_at + dt.timedelta(seconds=grace)
-
-
-def key_state(key: StoredKey, now: dt.datetime, grace: float) -> KeyState:
-    until = verify_until(key, grace)
-    if until is None:
-        return "active"
-    return "retiring" if now < until else "retired"
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    kid: str
-    alg: str
-    created_at: dt.datetime
-    state: KeyState
-    # End of verification for a retiring or retired key.
-    until: dt.datetime | None
-
 
 @dataclass(frozen=True)
 class Rotation:
-    created: list[tuple[str, str]]  # (kid, alg)
-    retired: list[str]
+    created: list[KeyInfo]
+    # Keys that stop signing when the new ones start (their `signs_until`).
+    retired: list[KeyInfo]
     removed: list[str]
-    retiring_until: dt.datetime
 
 
 def _utcnow() -> dt.datetime:
@@ -112,8 +90,9 @@ def _material(key: StoredKey, grace: float, at_rest: AtRest) -> KeyMaterial:
         kid=key.kid,
         alg=key.alg,
         private_pem=at_rest.reveal(key.private_pem, _row_name(key.kid)),
-        retired=until is not None,
+        retired=key.retired_at is not None,
         verify_until=until.timestamp() if until is not None else None,
+        signs_until=key.retired_at.timestamp() if key.retired_at is not None else None,
     )
 
 
@@ -124,36 +103,59 @@ class KeyStore:
         *,
         grace_seconds: float = grace_seconds(_LONGEST_TTL_SECONDS, RELOAD_INTERVAL_SECONDS),
         reload_seconds: float = RELOAD_INTERVAL_SECONDS,
+        publication_seconds: float = publication_seconds(
+            JWKS_MAX_AGE_SECONDS, RELOAD_INTERVAL_SECONDS
+        ),
         at_rest: AtRest | None = None,
     ) -> None:
         self._db = db
         self._at_rest = at_rest or AtRest()
         self.grace_seconds = grace_seconds
         self.reload_seconds = reload_seconds
+        self.publication_seconds = publication_seconds
         self._lock = threading.Lock()
         self._background = threading.Lock()  # held while a background reload runs
         self._ring = KeyRing([])
+        self._stored: tuple[StoredKey, ...] | None = None
         self._loaded_at = -math.inf
         self._kid_reload_at = -math.inf
 
     @classmethod
     def for_settings(cls, db: Storage, settings: Settings) -> KeyStore:
+        reload = settings.signing_key_reload_seconds
         return cls(
             db,
             grace_seconds=settings_grace_seconds(settings),
-            reload_seconds=settings.signing_key_reload_seconds,
+            reload_seconds=reload,
+            publication_seconds=publication_seconds(settings.jwks_max_age_seconds, reload),
             at_rest=AtRest.for_settings(settings),
         )
 
+    def _stale(self) -> bool:
+        return time.monotonic() - self._loaded_at >= self.reload_seconds
+
     @property
     def ring(self) -> KeyRing:
-        """The ring as last loaded, for verification and JWKS on the event loop: never
-        waits for the database. A stale copy is refreshed by a background thread, so a
+        """The ring as last loaded, for verification on the event loop: never waits
+        for the database. A stale copy is refreshed by a background thread, so a
         replica that only verifies still learns of rotations and retirements (and
         a key's grace ends inside the ring on time regardless)."""
-        if time.monotonic() - self._loaded_at >= self.reload_seconds:
+        if self._stale():
             self._refresh_in_background()
         return self._ring
+
+    async def published(self) -> KeyRing:
+        """The ring for JWKS: never older than the reload interval, so that a JWKS
+        served later than that after a rotation carries the new keys (N4: relying
+        parties may cache it for the whole max-age). A reload that fails serves the
+        copy we have: a JWKS missing is worse than one a few seconds old."""
+        if not self._stale():
+            return self._ring
+        try:
+            return await self._db.run_lookup(lambda _engine: self.signing_ring())
+        except Exception as exc:
+            log.warning("signing key reload for JWKS failed: %s", type(exc).__name__)
+            return self._ring
 
     def _refresh_in_background(self) -> None:
         if not self._background.acquire(blocking=False):
@@ -177,8 +179,13 @@ class KeyStore:
             return self._load_locked()
 
     def _load_locked(self) -> KeyRing:
-        stored = load_stored(self._db)
-        self._ring = KeyRing([_material(k, self.grace_seconds, self._at_rest) for k in stored])
+        stored = tuple(load_stored(self._db))
+        # Unchanged rows keep the ring (and its verified-token cache): a reload every
+        # few seconds then costs one read, not the parsing of every private key.
+        if stored != self._stored:
+            materials = [_material(k, self.grace_seconds, self._at_rest) for k in stored]
+            self._ring = KeyRing(materials)
+            self._stored = stored
         self._loaded_at = time.monotonic()
         return self._ring
 
@@ -196,7 +203,8 @@ class KeyStore:
     def ensure(self) -> KeyRing:
         """Create a key for each algorithm we sign with, if there is none yet, and
         seal keys stored before an at-rest secret was configured. Raises AtRestError
-        when a stored key does not open: never new keys in place of unreadable ones."""
+        when a stored key does not open: never new keys in place of unreadable ones.
+        A key created here has no key before it still signing: it signs at once."""
         ring = self.load()
         self._seal_plaintext()
         now = _utcnow()
@@ -222,12 +230,12 @@ class KeyStore:
 
     def signing_ring(self) -> KeyRing:
         """The ring, reloaded first if older than the reload interval, so this process
-        stops signing with a key another replica retired. Called from worker threads
+        sees a hand-over another replica scheduled. Called from worker threads
         (token issuance), never from the event loop; a fresh copy costs one clock read."""
-        if time.monotonic() - self._loaded_at >= self.reload_seconds:
+        if self._stale():
             with self._lock:
                 # Another thread may have reloaded while we waited for the lock.
-                if time.monotonic() - self._loaded_at >= self.reload_seconds:
+                if self._stale():
                     self._reload_locked()
         return self._ring
 
@@ -250,34 +258,53 @@ class KeyStore:
             self._kid_reload_at = clock
             return self._reload_locked().knows(kid)
 
-    def rotate(self, now: dt.datetime | None = None) -> Rotation:
-        """Add a new key per algorithm, retire the previous ones (they keep verifying
-        through their grace) and delete keys whose grace has passed."""
-        at = now or _utcnow()
+    def rotate(
+        self,
+        now: dt.datetime | None = None,
+        *,
+        actor: uuid.UUID | str | None = None,
+        ip: str | None = None,
+    ) -> Rotation:
+        """Add a new key per algorithm, published at once; the keys signing now (or
+        waiting to) hand over `publication_seconds` later and then verify through
+        their grace; keys whose grace has passed are deleted. With no key before it,
+        a new key signs at once. Audited (`actor`: an administrator's id, or the
+        name of the tool)."""
         self.load()  # a key that does not open stops the rotation before any change
         new = [self._new_key(alg) for alg in SIGNING_ALGORITHMS]
+        # Taken after the (slow) key generation, so the delay counts from the commit.
+        at = now or _utcnow()
+        hand_over = at + dt.timedelta(seconds=self.publication_seconds)
         cutoff = at - dt.timedelta(seconds=self.grace_seconds)
-        retired, removed = replace_keys(self._db, new, at, cutoff)
+        with self._db.unit_of_work() as uow:
+            retired, removed = replace_keys(uow, new, at, hand_over, cutoff)
+            # Stored with the rotation itself: there is no rotation without its event.
+            _audit(uow, actor, ip, new, hand_over if retired else at)
         self.load()
+        infos = {k.kid: k for k in self.describe(now=at)}
         return Rotation(
-            created=[(k.kid, k.alg) for k in new],
-            retired=retired,
+            created=[infos[k.kid] for k in new],
+            retired=[infos[kid] for kid in retired if kid in infos],
             removed=removed,
-            retiring_until=at + dt.timedelta(seconds=self.grace_seconds),
         )
 
     def describe(self, now: dt.datetime | None = None) -> list[KeyInfo]:
-        at = now or _utcnow()
-        return [
-            KeyInfo(
-                kid=k.kid,
-                alg=k.alg,
-                created_at=k.created_at,
-                state=key_state(k, at, self.grace_seconds),
-                until=verify_until(k, self.grace_seconds),
-            )
-            for k in load_stored(self._db)
-        ]
+        return describe_keys(load_stored(self._db), now or _utcnow(), self.grace_seconds)
+
+
+def _audit(
+    uow: UnitOfWork,
+    actor: uuid.UUID | str | None,
+    ip: str | None,
+    new: list[NewKey],
+    starts: dt.datetime,
+) -> None:
+    kids = ",".join(k.kid for k in new)
+    event = "admin.signing_keys_rotated"
+    if isinstance(actor, str):
+        record(uow, event, user=None, ip=ip, via=actor, kids=kids, signs_from=starts.isoformat())
+    else:
+        record(uow, event, user=actor, ip=ip, kids=kids, signs_from=starts.isoformat())
 
 
 def _new_kid() -> str:

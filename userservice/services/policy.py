@@ -113,6 +113,9 @@ POLICY: dict[str, Rule] = {
     "update_client": ADMIN,
     "delete_client": ADMIN,
     "rotate_client_secret": ADMIN,
+    # The signing keys every replica shares (api/admin_keys.py).
+    "list_signing_keys": ADMIN,
+    "rotate_signing_keys": ADMIN,
     # OIDC Core §5.3: any user's token that carries `openid`.
     "userinfo_get": Rule(frozenset({Caller.FIRST_PARTY, Caller.THIRD_PARTY}), ("openid",)),
     "userinfo_post": Rule(frozenset({Caller.FIRST_PARTY, Caller.THIRD_PARTY}), ("openid",)),
