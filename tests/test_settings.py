@@ -50,6 +50,7 @@ COMMANDS = [
     ["keys", "list"],
     ["healthcheck"],
     ["prune"],
+    ["backup", "copy.db"],
 ]
 
 

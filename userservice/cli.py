@@ -1,4 +1,4 @@
-"""`userservice` command line: serve, db, create-admin, prune, healthcheck."""
+"""`userservice` command line: serve, db, create-admin, prune, backup, healthcheck."""
 
 from __future__ import annotations
 
@@ -216,6 +216,9 @@ def _parser() -> argparse.ArgumentParser:
     from userservice.cli_clients import register as register_clients  # imports this module
 
     register_clients(sub)
+    from userservice.cli_backup import register as register_backup  # imports this module
+
+    register_backup(sub)
     return parser
 
 
