@@ -38,7 +38,8 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     lines = [
         f"{'scenario':<19} {'memory µs/req':>13} {'redis µs/req':>12} {'change':>8} "
         f"{'memory req/s':>12} {'redis req/s':>11} {'redis-server µs/req':>19} "
-        f"{'cmds/req':>8} {'errors':>6}  CPU ≤ +{CPU_TOLERANCE_PCT:g} %  per round"
+        f"{'cmds/req':>8} {'scripts/req':>11} {'errors':>6}  "
+        f"CPU ≤ +{CPU_TOLERANCE_PCT:g} %  per round"
     ]
     for scenario, e in summary.items():
         memory, redis = e["memory"], e["redis"]
@@ -49,7 +50,8 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
             f"{redis['cpu_us_per_request']:>12,.1f} {e['cpu_change_pct']:>+7.1f}% "
             f"{memory['rps']:>12,.1f} {redis['rps']:>11,.1f} "
             f"{redis['redis_cpu_us_per_request']:>19,.1f} "
-            f"{redis['redis_commands_per_request']:>8g} {e['errors']:>6}  {verdict:<13} [{rounds}]"
+            f"{redis['redis_commands_per_request']:>8g} "
+            f"{redis['redis_scripts_per_request']:>11g} {e['errors']:>6}  {verdict:<13} [{rounds}]"
         )
     return "\n".join(lines)
 
@@ -90,7 +92,7 @@ def _print(run: Run) -> None:
         f"round {run.round} {run.side:<6} {run.scenario:<19} {run.rps:9.1f} req/s "
         f"{run.cpu_us_per_request:9.1f} µs CPU/request  redis-server "
         f"{run.redis_cpu_us_per_request:7.1f} µs, {run.redis_commands_per_request:g} "
-        f"commands/request  errors {run.errors}",
+        f"commands ({run.redis_scripts_per_request:g} scripts)/request  errors {run.errors}",
         flush=True,
     )
 

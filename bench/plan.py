@@ -84,6 +84,11 @@ class Plan:
     storm_connections: int
     storm_me_connections: int
     configs: tuple[Config, ...]
+    # The fleet (bench/cluster.py) on this many users; 0: no fleet stage.
+    cluster_users: int = 0
+    # Rounds of the password grant with throttle counters in memory and in Redis, in
+    # turns (bench/throttle_cost.py), on PostgreSQL; 0: none.
+    throttle_rounds: int = 0
 
 
 def users_label(users: int) -> str:
@@ -110,6 +115,8 @@ FULL = Plan(
         Config("postgresql", 1_000, SMALL_SET),
         Config("postgresql", 1_000_000, LARGE_SET),
     ),
+    cluster_users=1_000,
+    throttle_rounds=4,
 )
 # PostgreSQL gets only the large set, on 120 users: its code paths (cluster, COPY,
 # psycopg, asyncpg peer) run, at a few seconds' cost instead of doubling the smoke.
@@ -127,4 +134,6 @@ SMOKE = Plan(
         Config("sqlite", 50, SMALL_SET, tls_scenarios=("me-bearer",)),
         Config("postgresql", 120, LARGE_SET),
     ),
+    cluster_users=50,
+    throttle_rounds=1,
 )

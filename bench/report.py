@@ -34,6 +34,8 @@ class Row:
     # Nonzero wrk error counts by kind: connect/read/write/timeout, status (> 399),
     # bad (a 2xx with the wrong body), empty (the refresh-token queue ran dry).
     error_kinds: dict[str, int] = field(default_factory=dict)
+    # Through a proxy to several replicas: the requests each replica served.
+    per_replica_requests: list[int] = field(default_factory=list)
 
 
 @dataclass

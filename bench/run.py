@@ -11,17 +11,21 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 from bench import chart, goals, scenarios
+from bench.cluster import run_cluster
 from bench.pg import Cluster
 from bench.plan import FULL, SMOKE, Plan
 from bench.report import Report, machine_facts
 from bench.stages import SERVICE_SETTINGS, run_config
+from bench.throttle_cost import compare
 from bench.wrk import WrkFailed, wrk_path
+from tests.support.redis import start_redis
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 BYTECODE_CACHE = DEFAULT_OUT / ".pycache"
@@ -52,9 +56,43 @@ def _run(plan: Plan, report: Report, work: Path, logs: Path) -> None:
                 cluster = Cluster()
             name = f"{config.backend} {config.users:,} users"
             _phase(report, name, partial(run_config, report, plan, config, work, logs, cluster))
+        if plan.throttle_rounds:
+            cluster = cluster or Cluster()
+            throttle = partial(_throttle, plan, report, cluster, work, logs)
+            _phase(report, "Redis throttling", throttle)
     finally:
         if cluster is not None:
             cluster.stop()
+    if plan.cluster_users:
+        users = plan.cluster_users
+        run = partial(run_cluster, report, plan, work, logs, users, _progress)
+        _phase(report, f"fleet {users:,} users", run)
+
+
+def _throttle(plan: Plan, report: Report, cluster: Cluster, work: Path, logs: Path) -> None:
+    """The password grant with the throttle counters in memory and in Redis, in
+    turns, on PostgreSQL at the small configuration's user count."""
+    users = min(c.users for c in plan.configs if c.backend == "postgresql")
+    redis = start_redis()
+    try:
+        compare(
+            plan,
+            redis,
+            lambda: cluster.create_database("throttle_" + uuid.uuid4().hex[:8]),
+            work,
+            logs,
+            backend="postgresql",
+            users=users,
+            rounds=plan.throttle_rounds,
+            scenarios=["login"],
+            report=report,
+        )
+    finally:
+        redis.close()
+
+
+def _progress(text: str) -> None:
+    print(f"bench {time.strftime('%H:%M:%S')}: {text}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

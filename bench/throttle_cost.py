@@ -37,6 +37,7 @@ SIDES = ("memory", "redis")
 # server CPU per request than counting in memory.
 CPU_TOLERANCE_PCT = 5.0
 APP = "userservice.app:create_app_from_env"
+SYSTEM = "throttle"  # the rows' system: apart from the service's own rows
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -76,8 +77,16 @@ class Run:
     p99_ms: float
     cpu_us_per_request: float  # the service process, every thread
     redis_cpu_us_per_request: float  # the redis-server process
-    redis_commands_per_request: float
+    redis_commands_per_request: float  # redis.call()s inside scripts included
+    redis_scripts_per_request: float  # EVAL/EVALSHA: round trips of atomic steps
     errors: int
+
+
+@dataclass(frozen=True)
+class RedisUse:
+    cpu_seconds: float
+    commands: int
+    scripts: int
 
 
 def order(round_index: int, scenario_index: int) -> tuple[str, ...]:
@@ -85,21 +94,29 @@ def order(round_index: int, scenario_index: int) -> tuple[str, ...]:
     return SIDES if (round_index + scenario_index) % 2 == 0 else SIDES[::-1]
 
 
-def redis_commands(redis: RedisServer) -> int:
-    """Commands the Redis server has processed so far (INFO stats, counting this
-    INFO itself)."""
+def redis_counts(redis: RedisServer) -> tuple[int, int]:
+    """(commands, script calls) the Redis server has processed so far. Commands
+    include those a script runs (each redis.call) and this INFO itself; script calls
+    (EVAL, EVALSHA) are the round trips of the throttle's atomic steps."""
     with socket.create_connection((HOST, redis.port), timeout=2) as conn:
-        conn.sendall(b"INFO stats\r\n")
+        conn.sendall(b"INFO all\r\n")
+        header = b""
+        while not header.endswith(b"\r\n"):
+            header += conn.recv(1)
+        size = int(header[1:-2])  # a bulk string: $<length>\r\n<data>\r\n
         data = b""
-        while b"total_commands_processed:" not in data or not data.endswith(b"\r\n"):
+        while len(data) < size:
             chunk = conn.recv(65536)
             if not chunk:
                 break
             data += chunk
+    commands = scripts = 0
     for line in data.decode().splitlines():
         if line.startswith("total_commands_processed:"):
-            return int(line.split(":", 1)[1])
-    raise RuntimeError("redis INFO stats: no total_commands_processed")
+            commands = int(line.split(":", 1)[1])
+        elif line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
+            scripts += int(line.split("calls=", 1)[1].split(",", 1)[0])
+    return commands, scripts
 
 
 def _server(env: dict[str, str], log: Path) -> Server:
@@ -131,7 +148,7 @@ def _pair(
         for side in SIDES:
             server = _server(envs[side], logs / f"throttle-{side}-{backend}.log")
             stack.callback(server.stop)
-            target = Target(server, "service", backend, users)
+            target = Target(server, SYSTEM, backend, users)
             report = Report("throttle", "")
             services[side] = Service(report, plan, target, client_id, client_secret, logs)
         yield services
@@ -139,9 +156,9 @@ def _pair(
 
 def measure_one(
     svc: Service, redis: RedisServer, scenario: str, plan: Plan, row_scenario: str
-) -> tuple[Row, float, float]:
-    """A discarded warm-up, then one wrk run: the row, and the Redis server's CPU
-    seconds and commands during that run."""
+) -> tuple[Row, RedisUse]:
+    """A discarded warm-up, then one wrk run: the row, and what the Redis server
+    did during that run."""
     traffic = TRAFFIC[scenario](svc)
     connections = plan.connections[0]
     server = svc.target.server
@@ -150,11 +167,14 @@ def measure_one(
         run_wrk(server.base_url, traffic, connections=connections, seconds=plan.warmup_seconds)
     server.wait_idle()
     assert redis.process is not None
-    redis_cpu, commands = cpu_seconds(redis.process.pid), redis_commands(redis)
+    redis_cpu, (commands, scripts) = cpu_seconds(redis.process.pid), redis_counts(redis)
     row = one_run(svc.target, row_scenario, traffic, connections, plan.seconds)
+    after, scripts_after = redis_counts(redis)
     # Minus one: the INFO that read the count before the run.
-    spent = redis_commands(redis) - commands - 1
-    return row, cpu_seconds(redis.process.pid) - redis_cpu, float(spent)
+    spent = RedisUse(
+        cpu_seconds(redis.process.pid) - redis_cpu, after - commands - 1, scripts_after - scripts
+    )
+    return row, spent
 
 
 def summarise(runs: Sequence[Run], scenarios: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -175,6 +195,7 @@ def summarise(runs: Sequence[Run], scenarios: Sequence[str]) -> dict[str, dict[s
                     "p99_ms",
                     "redis_cpu_us_per_request",
                     "redis_commands_per_request",
+                    "redis_scripts_per_request",
                 )
             }
         cpu = {(r.round, r.side): r.cpu_us_per_request for r in mine}
@@ -215,9 +236,7 @@ def compare(
             for index, scenario in enumerate(scenarios):
                 for side in order(round_index, index):
                     name = f"{scenario}-throttle-{side}"
-                    row, redis_cpu, commands = measure_one(
-                        services[side], redis, scenario, plan, name
-                    )
+                    row, used = measure_one(services[side], redis, scenario, plan, name)
                     requests = max(1, row.requests)
                     run = Run(
                         round=round_index + 1,
@@ -227,8 +246,9 @@ def compare(
                         p50_ms=row.p50_ms,
                         p99_ms=row.p99_ms,
                         cpu_us_per_request=(row.cpu_ms_per_request or 0.0) * 1000,
-                        redis_cpu_us_per_request=round(redis_cpu / requests * 1e6, 1),
-                        redis_commands_per_request=round(commands / requests, 2),
+                        redis_cpu_us_per_request=round(used.cpu_seconds / requests * 1e6, 1),
+                        redis_commands_per_request=round(used.commands / requests, 2),
+                        redis_scripts_per_request=round(used.scripts / requests, 2),
                         errors=row.errors,
                     )
                     runs.append(run)
@@ -236,7 +256,8 @@ def compare(
                         row.notes = (
                             f"round {run.round} of {rounds}, interleaved; redis-server: "
                             f"{run.redis_cpu_us_per_request:,.1f} µs CPU and "
-                            f"{run.redis_commands_per_request:g} commands per request"
+                            f"{run.redis_commands_per_request:g} commands "
+                            f"({run.redis_scripts_per_request:g} script calls) per request"
                         )
                         report.add(row)
                     if progress is not None:
