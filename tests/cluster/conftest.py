@@ -6,13 +6,14 @@ to $USERSERVICE_CLUSTER_REPORT (default artifacts/cluster-report.md)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.support.fleet import Fleet, FleetError
+from tests.support.fleet import Fleet, FleetError, alive
 
 
 @dataclass
@@ -95,4 +96,10 @@ def fleet() -> Iterator[Fleet]:
     try:
         yield fleet
     finally:
+        running = fleet.pids()
         fleet.stop()
+    # Stopped by PID: nothing the fleet ran may outlive it (workers included).
+    deadline = time.monotonic() + 10
+    while (left := [pid for pid in running if alive(pid)]) and (time.monotonic() < deadline):
+        time.sleep(0.1)
+    assert not left, f"processes of the fleet still running after stop(): {left}"

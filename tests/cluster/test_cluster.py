@@ -5,6 +5,7 @@ stopped) come last and put back what they took away."""
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import httpx
@@ -35,7 +36,7 @@ from tests.cluster.load import (
     statuses,
 )
 from tests.support.accounts import PASSWORD
-from tests.support.fleet import Fleet
+from tests.support.fleet import Fleet, alive, group
 from userservice.security.secrets import digest
 
 pytestmark = pytest.mark.cluster
@@ -71,25 +72,33 @@ def test_n9_tokens_and_revocations_agree_across_replicas(
 
 def test_n1_login_throttle_counts_across_replicas(fleet: Fleet, figures: dict[str, object]) -> None:
     """N1: wrong-password guesses for one account spread over every replica and
-    worker hit 429 after exactly the per-account limit, as on a single replica."""
+    worker hit 429 after exactly the per-account limit, as on a single replica, and
+    a guess takes about as long either way."""
     for email in ("n1-one@example.com", "n1-all@example.com"):
         register(fleet, email)
-    started = time.monotonic()
-    single = guesses(fleet.replica_urls[:1], "n1-one@example.com", 4 * LIMIT * 6)
-    single_s = time.monotonic() - started
-    started = time.monotonic()
-    spread = guesses(fleet.replica_urls, "n1-all@example.com", 4 * LIMIT * 6)
-    spread_s = time.monotonic() - started
+    urls = fleet.replica_urls
+    # In turns, one guess of each, so that both share the machine's busy moments.
+    found: dict[str, list[int]] = {"one": [], "all": []}
+    took: dict[str, list[float]] = {"one": [], "all": []}
+    for i in range(LIMIT * 2 * len(urls) + 1):
+        for name, url in (("one", urls[0]), ("all", urls[i % len(urls)])):
+            if found[name][-1:] != [429]:
+                started = time.perf_counter()
+                found[name] += guesses([url], f"n1-{name}@example.com", 1)
+                took[name].append(time.perf_counter() - started)
+        if found["one"][-1:] == found["all"][-1:] == [429]:
+            break
+    one, spread = (statistics.median(took[name]) for name in ("one", "all"))
     figures.update(
-        single_429_at=len(single),
-        spread_429_at=len(spread),
-        single_ms_per_guess=1000 * single_s / len(single),
-        spread_ms_per_guess=1000 * spread_s / len(spread),
+        one_replica_429_at=len(found["one"]),
+        spread_429_at=len(found["all"]),
+        one_replica_p50_ms=1000 * one,
+        spread_p50_ms=1000 * spread,
     )
-    assert single == [400] * LIMIT + [429], single
-    assert spread == [400] * LIMIT + [429], spread
-    # Shared counting must not make a guess much slower than counting in memory.
-    assert spread_s / len(spread) < 2 * single_s / len(single) + 0.1
+    assert found["one"] == [400] * LIMIT + [429], found
+    assert found["all"] == [400] * LIMIT + [429], found
+    # Shared counting must not make a guess much slower where the guesses spread.
+    assert spread < 2 * one + 0.1, took
 
 
 def test_n9_refresh_token_reuse_across_replicas(fleet: Fleet, figures: dict[str, object]) -> None:
@@ -126,7 +135,8 @@ def test_n4_key_rotation_reaches_every_replica(fleet: Fleet, figures: dict[str, 
     before the rotation and after the new key took over."""
     urls = fleet.replica_urls
     register(fleet, "n4@example.com")
-    fleet.run_cli("create-admin", "n4-admin@example.com", stdin=PASSWORD + "\n")
+    made = fleet.run_cli("create-admin", "n4-admin@example.com", stdin=PASSWORD + "\n")
+    assert made.returncode == 0, made.stderr
     before_keys = stored_keys(fleet)
     old = [issue(url, "n4@example.com")["access_token"] for url in urls]
     admin = issue(urls[1], "n4-admin@example.com")["access_token"]
@@ -181,8 +191,12 @@ def test_n10_replica_killed_under_write_load(fleet: Fleet, figures: dict[str, ob
 
     load = Background(fleet.nginx_url, fleet.ssl_context(), 8, 6.0, step)
     time.sleep(2.0)  # the load's schedule: the crash comes in its third second
+    members = group(fleet.replicas[1].process.pid) if fleet.replicas[1].process else []
     killed_at = time.monotonic()
     fleet.kill_replica(1)
+    # The whole replica is gone, its workers too, not only the process that spawned them.
+    assert len(members) > fleet.workers, members
+    assert not [pid for pid in members if alive(pid)], members
     try:
         outcomes = load.join(60)
     finally:
@@ -291,7 +305,8 @@ def test_n2_logins_while_redis_is_down(fleet: Fleet, figures: dict[str, object])
         assert set(statuses(down)) <= {400, 429}, statuses(down)
         assert down[-1].status == 429, statuses(down)
         until(warned, 5)
-        figures["warning"] = sorted(set(warnings_about_redis(fleet)) - warned_before)[0][-120:]
+        line = sorted(set(warnings_about_redis(fleet)) - warned_before)[0]
+        figures["warning"] = line[line.index("WARNING") :][:160]
     finally:
         fleet.start_redis()
     back_at = time.monotonic()

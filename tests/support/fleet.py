@@ -266,6 +266,17 @@ class Fleet:
         log = replica.log()[-3000:] if replica is not None else self.nginx.errors()
         raise FleetError(f"{what} was not ready within {START_TIMEOUT} s ({last!r}): {log}")
 
+    def pids(self) -> list[int]:
+        """Every process the fleet runs now: each replica's group (master and workers),
+        nginx's group, PostgreSQL's postmaster and Redis."""
+        found = [pid for r in self.replicas if r.process for pid in group(r.process.pid)]
+        if self.nginx.process is not None:
+            found += group(self.nginx.process.pid)
+        for part in (self.postgres, self.redis):
+            if part is not None and part.process is not None and part.process.poll() is None:
+                found.append(part.process.pid)
+        return found
+
     def kill_replica(self, index: int) -> None:
         """SIGKILL the replica's whole process group (master and workers): a crash,
         with no graceful shutdown."""
@@ -344,6 +355,27 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def group(pgid: int) -> list[int]:
+    """The live processes of a process group (from /proc; zombies left out)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return sorted(members)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _killpg(pgid: int, signum: signal.Signals) -> None:
