@@ -88,3 +88,22 @@ def warnings_about_redis(fleet: Fleet) -> list[str]:
         for line in replica.log().splitlines()
         if "WARNING" in line and "redis" in line.lower()
     ]
+
+
+def guesses_in_turns(
+    urls: list[str], one: str, spread: str
+) -> tuple[dict[str, list[int]], dict[str, list[float]]]:
+    """Guesses for account `one` on the first replica and for account `spread` in
+    turns over all of them, one of each at a time so that both share the machine's
+    busy moments, until both met 429: their statuses and seconds ("one", "all")."""
+    found: dict[str, list[int]] = {"one": [], "all": []}
+    took: dict[str, list[float]] = {"one": [], "all": []}
+    for i in range(10 * len(urls) * 2 + 1):
+        for name, email, url in (("one", one, urls[0]), ("all", spread, urls[i % len(urls)])):
+            if found[name][-1:] != [429]:
+                started = time.perf_counter()
+                found[name] += guesses([url], email, 1)
+                took[name].append(time.perf_counter() - started)
+        if found["one"][-1:] == found["all"][-1:] == [429]:
+            break
+    return found, took

@@ -9,11 +9,12 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
 from tests.support.accounts import PASSWORD
+from userservice.security.secrets import digest
 
 FRONTEND = "userservice-frontend"
 
@@ -116,3 +117,32 @@ def statuses(outcomes: Sequence[Outcome]) -> dict[int, int]:
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def sign_ups(client: httpx.Client, thread: int, n: int) -> list[Outcome]:
+    """A step of write load: register a new account, then sign it in (a refresh
+    token stored); each success keeps what the database must now hold."""
+    email = f"load-{thread}-{n}@example.com"
+    body = {"email": email, "password": PASSWORD}
+    registered, _ = call(client, "register", "POST", "/users", json=body)
+    found = [replace(registered, value=email)]
+    if registered.status == 201:
+        issued, response = password_grant(client, email)
+        value = ""
+        if response is not None and issued.status == 200:
+            value = digest(response.json()["refresh_token"])
+        found.append(replace(issued, value=value))
+    return found
+
+
+def sign_ins(email: str, access_token: str) -> Step:
+    """A step of mixed load: even threads read /users/me with a Bearer token, odd
+    threads sign in with the password grant (a write)."""
+
+    def step(client: httpx.Client, thread: int, n: int) -> list[Outcome]:
+        if thread % 2:
+            return [password_grant(client, email)[0]]
+        headers = {"Authorization": f"Bearer {access_token}"}
+        return [call(client, "me", "GET", "/users/me", headers=headers)[0]]
+
+    return step

@@ -15,6 +15,7 @@ import pytest
 from tests.cluster.calls import (
     WRONG,
     guesses,
+    guesses_in_turns,
     issue,
     jwks_kids,
     kid_of,
@@ -33,15 +34,34 @@ from tests.cluster.load import (
     p50_ms,
     password_grant,
     rate,
+    sign_ins,
+    sign_ups,
     statuses,
 )
 from tests.support.accounts import PASSWORD
 from tests.support.fleet import Fleet, alive, group
-from userservice.security.secrets import digest
 
 pytestmark = pytest.mark.cluster
 
 LIMIT = 5  # USERSERVICE_LOGIN_LIMIT_PER_ACCOUNT of the fleet: 5/minute
+
+
+def test_nginx_terminates_tls_and_forwards_the_scheme(
+    fleet: Fleet, figures: dict[str, object]
+) -> None:
+    """The replicas believe nginx's X-Forwarded-Proto (USERSERVICE_TRUSTED_PROXIES):
+    HTTP Basic, HTTPS only, works through nginx and is refused on a replica's plain
+    HTTP port."""
+    register(fleet, "tls@example.com")
+    credentials = ("tls@example.com", PASSWORD)
+    with nginx(fleet) as client:
+        through = client.get("/users/me", auth=credentials)
+        issuer = client.get("/.well-known/openid-configuration").json()["issuer"]
+    direct = httpx.get(f"{fleet.replica_urls[0]}/users/me", auth=credentials)
+    figures.update(through_nginx=through.status_code, plain_http=direct.status_code)
+    assert through.status_code == 200, through.text
+    assert direct.status_code == 401, direct.text
+    assert issuer == fleet.nginx_url
 
 
 def test_n9_tokens_and_revocations_agree_across_replicas(
@@ -76,19 +96,8 @@ def test_n1_login_throttle_counts_across_replicas(fleet: Fleet, figures: dict[st
     a guess takes about as long either way."""
     for email in ("n1-one@example.com", "n1-all@example.com"):
         register(fleet, email)
-    urls = fleet.replica_urls
-    # In turns, one guess of each, so that both share the machine's busy moments.
-    found: dict[str, list[int]] = {"one": [], "all": []}
-    took: dict[str, list[float]] = {"one": [], "all": []}
-    for i in range(LIMIT * 2 * len(urls) + 1):
-        for name, url in (("one", urls[0]), ("all", urls[i % len(urls)])):
-            if found[name][-1:] != [429]:
-                started = time.perf_counter()
-                found[name] += guesses([url], f"n1-{name}@example.com", 1)
-                took[name].append(time.perf_counter() - started)
-        if found["one"][-1:] == found["all"][-1:] == [429]:
-            break
-    one, spread = (statistics.median(took[name]) for name in ("one", "all"))
+    found, took = guesses_in_turns(fleet.replica_urls, "n1-one@example.com", "n1-all@example.com")
+    one, spread = statistics.median(took["one"]), statistics.median(took["all"])
     figures.update(
         one_replica_429_at=len(found["one"]),
         spread_429_at=len(found["all"]),
@@ -176,20 +185,7 @@ def test_n10_replica_killed_under_write_load(fleet: Fleet, figures: dict[str, ob
     """N10: a replica SIGKILLed (its whole process group) while 8 clients register and
     sign in through nginx loses no acknowledged write, and nginx routes around it."""
 
-    def step(client: httpx.Client, thread: int, n: int) -> list[Outcome]:
-        email = f"n10-{thread}-{n}@example.com"
-        body = {"email": email, "password": PASSWORD}
-        registered, _ = call(client, "register", "POST", "/users", json=body)
-        found = [Outcome(**{**registered.__dict__, "value": email})]
-        if registered.status == 201:
-            issued, response = password_grant(client, email)
-            value = ""
-            if response is not None and issued.status == 200:
-                value = digest(response.json()["refresh_token"])
-            found.append(Outcome(**{**issued.__dict__, "value": value}))
-        return found
-
-    load = Background(fleet.nginx_url, fleet.ssl_context(), 8, 6.0, step)
+    load = Background(fleet.nginx_url, fleet.ssl_context(), 8, 6.0, sign_ups)
     time.sleep(2.0)  # the load's schedule: the crash comes in its third second
     members = group(fleet.replicas[1].process.pid) if fleet.replicas[1].process else []
     killed_at = time.monotonic()
@@ -236,13 +232,9 @@ def test_n11_postgres_restart_under_load(fleet: Fleet, figures: dict[str, object
     access = issue(fleet.replica_urls[0], "n11@example.com")["access_token"]
     pids = [r.process.pid for r in fleet.replicas if r.process is not None]
 
-    def step(client: httpx.Client, thread: int, n: int) -> list[Outcome]:
-        if thread % 2:
-            return [password_grant(client, "n11@example.com")[0]]
-        headers = {"Authorization": f"Bearer {access}"}
-        return [call(client, "me", "GET", "/users/me", headers=headers)[0]]
-
-    load = Background(fleet.nginx_url, fleet.ssl_context(), 4, 12.0, step)
+    load = Background(
+        fleet.nginx_url, fleet.ssl_context(), 4, 12.0, sign_ins("n11@example.com", access)
+    )
     time.sleep(1.5)  # the load's schedule: PostgreSQL goes in its second second
     down_at, up_at = fleet.restart_postgres(down_seconds=3.0)
     outcomes = load.join(60)
