@@ -39,11 +39,19 @@ from tests.cluster.load import (
     statuses,
 )
 from tests.support.accounts import PASSWORD
-from tests.support.fleet import Fleet, alive, group
+from tests.support.fleet import DEFAULT_ENV, Fleet, alive, group
+from userservice.settings import Settings
 
 pytestmark = pytest.mark.cluster
 
 LIMIT = 5  # USERSERVICE_LOGIN_LIMIT_PER_ACCOUNT of the fleet: 5/minute
+
+
+def test_the_fleets_settings_exist() -> None:
+    """Settings ignores unknown variables: a misspelt one in the fleet's environment
+    would leave a default in force and a check passing for the wrong reason."""
+    names = {f"USERSERVICE_{name.upper()}" for name in Settings.model_fields}
+    assert set(DEFAULT_ENV) <= names, set(DEFAULT_ENV) - names
 
 
 def test_nginx_terminates_tls_and_forwards_the_scheme(
