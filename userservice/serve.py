@@ -127,7 +127,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         server_header=False,
         # Forwarded headers are handled in the app, from trusted proxies only (G6).
         proxy_headers=False,
-        timeout_graceful_shutdown=20,
+        # R7: on SIGTERM the listener closes at once, requests in flight get this
+        # long to finish, then the lifespan's shutdown runs (pruner, mail, pools).
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         log_config=logs,
     )
     return 0
