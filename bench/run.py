@@ -29,12 +29,19 @@ from tests.support.redis import start_redis
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 BYTECODE_CACHE = DEFAULT_OUT / ".pycache"
+# Stages by name (--only): the configurations are the service's and the peer's runs.
+STAGES = ("ceiling", "argon2", "configs", "throttle", "fleet")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="seconds, tiny data: a check only")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
+    parser.add_argument(
+        "--only",
+        default=",".join(STAGES),
+        help=f"comma-separated stages to run, of: {', '.join(STAGES)} (default: all)",
+    )
     return parser
 
 
@@ -45,25 +52,27 @@ def _phase(report: Report, name: str, action: Callable[[], object]) -> None:
     report.phases[name] = round(time.monotonic() - started, 1)
 
 
-def _run(plan: Plan, report: Report, work: Path, logs: Path) -> None:
-    _phase(report, "ceiling", lambda: scenarios.ceiling(report, plan, logs))
-    _phase(report, "argon2id limit", lambda: scenarios.hashing_limit(report, plan))
+def _run(plan: Plan, report: Report, work: Path, logs: Path, only: Sequence[str]) -> None:
+    if "ceiling" in only:
+        _phase(report, "ceiling", lambda: scenarios.ceiling(report, plan, logs))
+    if "argon2" in only:
+        _phase(report, "argon2id limit", lambda: scenarios.hashing_limit(report, plan))
     cluster: Cluster | None = None
     try:
-        for config in plan.configs:
+        for config in plan.configs if "configs" in only else ():
             if config.backend == "postgresql" and cluster is None:
                 print("bench: starting the throwaway PostgreSQL 15 cluster", flush=True)
                 cluster = Cluster()
             name = f"{config.backend} {config.users:,} users"
             _phase(report, name, partial(run_config, report, plan, config, work, logs, cluster))
-        if plan.throttle_rounds:
+        if plan.throttle_rounds and "throttle" in only:
             cluster = cluster or Cluster()
             throttle = partial(_throttle, plan, report, cluster, work, logs)
             _phase(report, "Redis throttling", throttle)
     finally:
         if cluster is not None:
             cluster.stop()
-    if plan.cluster_users:
+    if plan.cluster_users and "fleet" in only:
         users = plan.cluster_users
         run = partial(run_cluster, report, plan, work, logs, users, _progress)
         _phase(report, f"fleet {users:,} users", run)
@@ -96,7 +105,11 @@ def _progress(text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if not only or any(name not in STAGES for name in only):
+        parser.error(f"--only: one or more of {', '.join(STAGES)}")
     try:
         wrk_path()
     except WrkFailed as exc:
@@ -118,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     failed: BaseException | None = None
     try:
-        _run(plan, report, work, logs)
+        _run(plan, report, work, logs, only)
     except BaseException as exc:  # still write what was measured, then re-raise
         failed = exc
         raise

@@ -26,7 +26,7 @@ from bench.plan import Plan
 from bench.report import Report, Row
 from bench.scenarios import Target, one_run
 from bench.scenarios_service import FORM, Service
-from bench.servers import HOST, Server, cpu_seconds, free_port
+from bench.servers import HOST, Server, cpu_seconds, free_port, peak_rss_mib, reset_peak
 from bench.stages import service_env
 from bench.wrk import Traffic, run_wrk
 from tests.support.redis import RedisServer
@@ -119,12 +119,26 @@ def redis_counts(redis: RedisServer) -> tuple[int, int]:
     return commands, scripts
 
 
+class OneProcess(Server):
+    """A server without --workers: the process itself serves, so its RSS is the
+    worker's."""
+
+    def _pids(self) -> list[int]:
+        return [self.process.pid] if self.process else []
+
+    def reset_peak_rss(self) -> None:
+        self.peak_resettable = all([reset_peak(pid) for pid in self._pids()])
+
+    def peak_rss_per_worker(self) -> list[float]:
+        return [round(peak_rss_mib(pid), 1) for pid in self._pids()]
+
+
 def _server(env: dict[str, str], log: Path) -> Server:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "--factory", APP, "--host", HOST]
     argv += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
     # One process, no --workers: its PID's CPU (all threads) is the server's.
-    server = Server("userservice", argv, port, "/readyz", env=env, cwd=ROOT, log=log)
+    server = OneProcess("userservice", argv, port, "/readyz", env=env, cwd=ROOT, log=log)
     server.start(expected_workers=0)
     return server
 
