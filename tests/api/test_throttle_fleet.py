@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, register
+from tests.support.callers import first_party_headers
 from tests.support.oauth_clients import EMAIL, password_form
 from tests.support.redis import RedisServer
 from userservice.app import create_app
@@ -120,3 +121,19 @@ def test_n2_with_redis_down_each_replica_still_throttles_and_never_fails(
             time.sleep(0.1)  # polling, with a deadline
     statuses = [_guess(client) for client in (second, first, second, first)]
     assert statuses == [400, 400, 400, 429], statuses  # shared again
+
+
+def test_n1_guesses_at_the_current_password_are_shared_by_replicas(
+    replicas: Replicas,
+) -> None:
+    """The synchronous check (PATCH /users/me runs in a worker thread) reaches Redis
+    through the event loop: guesses through either replica fill one window."""
+    first, second = replicas(login_limit_per_account="3/minute")
+    register(first, EMAIL)
+    headers = first_party_headers(first, EMAIL)
+    change = {"password": "another long passphrase", "current_password": WRONG}
+    answers = [
+        client.patch("/users/me", json=change, headers=headers).status_code
+        for client in (first, second, first, second)
+    ]
+    assert answers == [403, 403, 403, 429], answers

@@ -146,3 +146,22 @@ def test_every_outcome_gives_the_hold_back(store_url: str | None, outcome: str) 
         assert await hold.store.held(window, time.time()) == 0
 
     run(counters, scenario)
+
+
+def test_blocking_calls_count_in_the_same_windows(store_url: str | None) -> None:
+    """A synchronous service in a worker thread, and a script with no event loop,
+    count where the event loop's coroutines do."""
+    counters = Counters(store_url, TIMEOUT)
+    window = _window("sync")
+
+    async def from_a_worker_thread() -> None:
+        hold = await anyio.to_thread.run_sync(counters.admit_blocking, [window])
+        assert isinstance(hold, Hold)
+        await anyio.to_thread.run_sync(counters.settle_blocking, hold, FAILED)
+        assert await anyio.to_thread.run_sync(counters.hit_blocking, _window("mail")) == 0.0
+
+    run(counters, from_a_worker_thread)
+    hold = counters.admit_blocking([window])  # no event loop in this thread
+    assert isinstance(hold, Hold)
+    counters.settle_blocking(hold, FAILED)
+    assert isinstance(counters.admit_blocking([window]), float)
