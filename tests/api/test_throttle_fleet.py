@@ -21,6 +21,7 @@ from tests.support.oauth_clients import EMAIL, password_form
 from tests.support.redis import RedisServer
 from userservice.app import create_app
 from userservice.settings import Settings
+from userservice.wiring import wired
 
 Replicas = Callable[..., list[TestClient]]
 
@@ -137,3 +138,18 @@ def test_n1_guesses_at_the_current_password_are_shared_by_replicas(
         for client in (first, second, first, second)
     ]
     assert answers == [403, 403, 403, 429], answers
+
+
+def test_n1_requests_on_new_event_loops_keep_counting_in_redis(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    """A TestClient without `with` runs each request on an event loop of its own: a
+    redis-py client belongs to one loop, so each loop gets its own."""
+    settings = make_settings(
+        redis_url=redis_url, redis_timeout_seconds=5, login_limit_per_account="3/minute"
+    )
+    app = create_app(settings)
+    register(TestClient(app, base_url="https://testserver"), EMAIL)
+    statuses = [_guess(TestClient(app, base_url="https://testserver")) for _ in range(4)]
+    assert statuses == [400, 400, 400, 429], statuses
+    assert wired(app).counters.fell_back is False
