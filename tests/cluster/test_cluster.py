@@ -197,14 +197,15 @@ def test_n10_replica_killed_under_write_load(fleet: Fleet, figures: dict[str, ob
     time.sleep(2.0)  # the load's schedule: the crash comes in its third second
     members = group(fleet.replicas[1].process.pid) if fleet.replicas[1].process else []
     killed_at = time.monotonic()
-    fleet.kill_replica(1)
-    # The whole replica is gone, its workers too, not only the process that spawned them.
-    assert len(members) > fleet.workers, members
-    assert not [pid for pid in members if alive(pid)], members
     try:
+        fleet.kill_replica(1)
+        left = [pid for pid in members if alive(pid)]
         outcomes = load.join(60)
     finally:
-        fleet.start_replica(1)
+        fleet.start_replica(1)  # the checks after this one need all three
+    # The whole replica went, its workers too, not only the process that spawned them.
+    assert len(members) > fleet.workers, members
+    assert not left, (members, left)
     during = [o for o in outcomes if o.started <= killed_at <= o.ended]
     after = [o for o in outcomes if o.started > killed_at + 1.0]
     figures.update(

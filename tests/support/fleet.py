@@ -283,9 +283,16 @@ class Fleet:
         replica = self.replicas[index]
         if replica.process is None:
             return
-        _killpg(replica.process.pid, signal.SIGKILL)
+        pgid = replica.process.pid
+        _killpg(pgid, signal.SIGKILL)
         replica.process.wait(timeout=STOP_TIMEOUT)
         replica.process = None
+        # SIGKILL reaches the workers asynchronously: wait until none runs.
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while group(pgid):
+            if time.monotonic() > deadline:
+                raise FleetError(f"replica {index} still runs after SIGKILL: {group(pgid)}")
+            time.sleep(0.01)
 
     def start_replica(self, index: int) -> None:
         """(Re)start a stopped or killed replica on its port and wait until it is ready."""
