@@ -125,7 +125,9 @@ class PostgresServer:
         raise PostgresUnavailable("postgres did not accept connections within 30 s of a restart")
 
 
-def start_postgres() -> PostgresServer:
+def start_postgres(tls: tuple[Path, Path] | None = None) -> PostgresServer:
+    """`tls`: (certificate chain, private key) PEM files: the server then also
+    accepts TLS (`ssl=on`), with copies of them that the `postgres` user owns."""
     initdb, postgres = _find_bin("initdb"), _find_bin("postgres")
     if not initdb or not postgres:
         raise PostgresUnavailable("PostgreSQL binaries (initdb, postgres) are not installed")
@@ -163,6 +165,16 @@ def start_postgres() -> PostgresServer:
     if result.returncode != 0:
         raise PostgresUnavailable(f"initdb failed: {result.stderr.strip()[-500:]}")
     port = _free_port()
+    tls_options: list[str] = []
+    if tls is not None:
+        cert, key = directory / "server.crt", directory / "server.key"
+        shutil.copyfile(tls[0], cert)
+        shutil.copyfile(tls[1], key)
+        key.chmod(0o600)  # postgres refuses a key others may read
+        if as_user:
+            for path in (cert, key):
+                os.chown(path, pwd.getpwnam("postgres").pw_uid, pwd.getpwnam("postgres").pw_gid)
+        tls_options = ["-c", "ssl=on", "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}"]
     process = subprocess.Popen(
         [
             postgres,
@@ -182,6 +194,7 @@ def start_postgres() -> PostgresServer:
             "full_page_writes=off",
             "-c",
             "max_connections=300",
+            *tls_options,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
