@@ -12,7 +12,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.cluster.calls import (
+from tests.support.accounts import PASSWORD
+from tests.support.cluster_calls import (
     WRONG,
     guesses,
     guesses_in_turns,
@@ -26,7 +27,7 @@ from tests.cluster.calls import (
     until,
     warnings_about_redis,
 )
-from tests.cluster.load import (
+from tests.support.cluster_load import (
     FRONTEND,
     Background,
     Outcome,
@@ -38,7 +39,6 @@ from tests.cluster.load import (
     sign_ups,
     statuses,
 )
-from tests.support.accounts import PASSWORD
 from tests.support.fleet import DEFAULT_ENV, Fleet, alive, group
 from userservice.settings import Settings
 
