@@ -83,6 +83,12 @@ class PostgresServer:
         as_user: dict[str, str] = {}
         if os.geteuid() == 0:
             as_user = {"user": "postgres", "group": "postgres"}
+        # A server started with TLS (start_postgres' copies of its files) keeps it.
+        cert, key = self.directory / "server.crt", self.directory / "server.key"
+        tls_options: list[str] = []
+        if cert.exists() and key.exists():
+            tls_options = ["-c", "ssl=on", "-c", f"ssl_cert_file={cert}"]
+            tls_options += ["-c", f"ssl_key_file={key}"]
         self.process = subprocess.Popen(
             [
                 postgres,
@@ -102,6 +108,7 @@ class PostgresServer:
                 "full_page_writes=off",
                 "-c",
                 "max_connections=300",
+                *tls_options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
