@@ -8,6 +8,7 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -104,7 +105,19 @@ def _progress(text: str) -> None:
     print(f"bench {time.strftime('%H:%M:%S')}: {text}", flush=True)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (`timeout`, a test's deadline) unwinds like Ctrl-C: every server,
+    the fleet included, is stopped by PID in the `finally` blocks instead of being
+    left running."""
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _stop_on_sigterm()
     parser = _parser()
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
