@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.signing_keys import (
     NewKey,
@@ -152,7 +154,9 @@ class KeyStore:
         if not self._stale():
             return self._ring
         try:
-            return await self._db.run_lookup(lambda _engine: self.signing_ring())
+            # Always in a thread, even on SQLite: a reload that finds new keys parses
+            # them (an RSA key costs about 150 ms of CPU).
+            return await anyio.to_thread.run_sync(self.signing_ring)
         except Exception as exc:
             log.warning("signing key reload for JWKS failed: %s", type(exc).__name__)
             return self._ring
@@ -184,7 +188,7 @@ class KeyStore:
         # few seconds then costs one read, not the parsing of every private key.
         if stored != self._stored:
             materials = [_material(k, self.grace_seconds, self._at_rest) for k in stored]
-            self._ring = KeyRing(materials)
+            self._ring = KeyRing(materials, reuse=self._ring)
             self._stored = stored
         self._loaded_at = time.monotonic()
         return self._ring
