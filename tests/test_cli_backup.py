@@ -99,7 +99,7 @@ def test_n7_an_unwritable_place_is_one_line_and_leaves_nothing(db_url: str, tmp_
 
 def test_n7_no_database_yet_is_one_line(tmp_path: Path) -> None:
     result = run_cli(tmp_path / "data", "backup", str(tmp_path / "copy.db"))
-    assert_one_line_error(result, "no database file at")
+    assert_one_line_error(result, "no database yet at")
     assert not (tmp_path / "copy.db").exists()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -25,6 +26,10 @@ from userservice.db.user_search import UserSearch
 from userservice.db.users import UserReads
 
 T = TypeVar("T")
+
+
+class BackupUnsupported(RuntimeError):
+    pass
 
 
 class Database(abc.ABC):
@@ -69,6 +74,14 @@ class Database(abc.ABC):
     def prune_turn(self) -> AbstractContextManager[bool]:
         """The deployment's one pruning turn (db/prune_lock.py, db/ports.py)."""
 
+    def _lift_limits(self, session: Session) -> None:
+        """Lift the serving time limits for this transaction (none by default)."""
+        return None
+
+    def backup(self, target: Path) -> None:
+        """Copy the database to the new file `target` (`userservice backup`)."""
+        raise BackupUnsupported("this database is backed up with its own tools")
+
     @abc.abstractmethod
     def _write_turn(self) -> Any:
         """A context manager held around a writing unit of work."""
@@ -78,14 +91,19 @@ class Database(abc.ABC):
         """Open the writing transaction the way this database needs."""
 
     @contextmanager
-    def unit_of_work(self, *, read_only: bool = False) -> Iterator[Session]:
+    def unit_of_work(
+        self, *, read_only: bool = False, unbounded: bool = False
+    ) -> Iterator[Session]:
         """One transaction for the cold paths: committed when the block ends, rolled
-        back on error."""
+        back on error. `unbounded`: without the serving connections' time limits
+        (pruning's batches, bounded by size instead)."""
         with self._write_turn() if not read_only else _nothing():
             session = self.session_factory()
             try:
                 if not read_only:
                     self._begin_write(session)
+                if unbounded:
+                    self._lift_limits(session)
                 yield session
                 session.commit()
             except BaseException:

@@ -101,9 +101,12 @@ class Storage(Protocol):
     @property
     def audit(self) -> AuditStore: ...
 
-    def unit_of_work(self, *, read_only: bool = False) -> AbstractContextManager[UnitOfWork]:
+    def unit_of_work(
+        self, *, read_only: bool = False, unbounded: bool = False
+    ) -> AbstractContextManager[UnitOfWork]:
         """One transaction of a cold path, yielding an ORM Session for db/'s
-        repositories: committed when the block ends, rolled back on error."""
+        repositories: committed when the block ends, rolled back on error;
+        `unbounded` lifts the serving time limits (pruning's batches)."""
         ...
 
     async def run_lookup(self, func: Callable[[Any], T]) -> T:

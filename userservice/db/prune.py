@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, literal, or_, select, text
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+from sqlalchemy import ColumnElement, and_, delete, func, literal, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from userservice.db.models import (
     AccountToken,
@@ -98,16 +98,6 @@ _KINDS: dict[str, tuple[InstrumentedAttribute[Any], Condition]] = {
 }
 
 
-def _unbounded(uow: Session) -> None:
-    # A batch is bounded by its size; the serving connections' statement_timeout
-    # (N8) would only make a slow disk fail the pass. JIT compiled each batch's
-    # statements anew when the estimates ran high (freshly loaded tables): 0.6 s
-    # of compiling for a 1 ms batch (measured). SET LOCAL ends with the
-    # transaction: the pooled connection goes back as it was.
-    if uow.get_bind().dialect.name == "postgresql":
-        uow.execute(text("SET LOCAL statement_timeout = 0; SET LOCAL jit = off"))
-
-
 def _batch(
     db: Storage, key: InstrumentedAttribute[Any], condition: ColumnElement[bool], after: Any
 ) -> tuple[int, Any]:
@@ -117,8 +107,8 @@ def _batch(
     if after is not None:
         window = window.where(key > after)
     chosen = window.order_by(key).limit(BATCH).subquery()
-    with db.unit_of_work() as uow:
-        _unbounded(uow)
+    # Bounded by its size, not by the serving connections' statement_timeout (N8).
+    with db.unit_of_work(unbounded=True) as uow:
         found, upto = uow.execute(select(func.count(), func.max(chosen.c[0]))).one()
         if not found:
             return 0, None

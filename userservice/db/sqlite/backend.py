@@ -4,10 +4,12 @@ process taking turns on one lock (writer_lock.py)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import TypeVar, cast
 
 import anyio
@@ -16,8 +18,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from userservice.db.backend import Database
+from userservice.db.backend import BackupUnsupported, Database
 from userservice.db.prune_lock import sqlite_prune_turn
+from userservice.db.sqlite.backup import backup_sqlite
 from userservice.db.sqlite.compiled import Compiled, StatementCache
 from userservice.db.sqlite.connect import SQLITE_WRITE
 from userservice.db.sqlite.group_commit import GroupCommitter
@@ -181,6 +184,12 @@ class SqliteDatabase(Database):
 
     def prune_turn(self) -> AbstractContextManager[bool]:
         return sqlite_prune_turn(self._path)
+
+    def backup(self, target: Path) -> None:
+        # The engine made an empty file if there was none: nothing to back up yet.
+        if self._path is None or os.path.getsize(self._path) == 0:
+            raise BackupUnsupported(f"no database yet at {self._path or '(memory)'}")
+        backup_sqlite(self._path, target)
 
     def dispose(self) -> None:
         with self._reader_lock:
