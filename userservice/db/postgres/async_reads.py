@@ -88,7 +88,13 @@ class AsyncReader:
                     if conn is not None:
                         await conn.close()
                     if reused and attempt == 1:
-                        continue  # stale after a database restart: once more, on a new one
+                        # Stale after a database restart: so are the other idle ones
+                        # (taking the next idle one failed the same way, seen as a
+                        # flaky 503): drop them all, once more on a new connection.
+                        stale, state.idle = state.idle, []
+                        for other in stale:
+                            await other.close()
+                        continue
                     raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from None
                 except psycopg.Error as exc:
                     if conn is not None:
