@@ -11,11 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
 from tests.support.accounts import PASSWORD, bearer
 from tests.support.oauth_clients import kid_of, user_basic
-from tests.support.wiring import keys_of
+from tests.support.wiring import engine_of, keys_of
 from userservice.app import create_app
+from userservice.db.models import SigningKey
 from userservice.services.key_schedule import settings_grace_seconds
 from userservice.settings import Settings
 
@@ -159,3 +161,25 @@ def test_n4_jwks_max_age_follows_the_setting(make_settings: Callable[..., Settin
             assert response.headers["cache-control"] == f"public, max-age={max_age}"
             # The keys sign that much (and one reload interval) after a rotation.
             assert keys_of(app).publication_seconds == max_age + 5
+
+
+def test_n4_a_key_that_does_not_open_stops_the_rotation(
+    client: TestClient, app: FastAPI, admin: dict[str, Any]
+) -> None:
+    """S11: a stored key sealed under another secret: a problem, and no new keys."""
+    with engine_of(app).begin() as conn:
+        conn.execute(
+            insert(SigningKey).values(
+                kid="sealed-elsewhere",
+                alg="ES256",
+                private_key_pem="enc:v1:" + "A" * 80,
+                created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+                retired_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+            )
+        )
+    before = len(client.get("/admin/keys", headers=_auth(admin)).json()["items"])
+    refused = client.post("/admin/keys/rotate", headers=_auth(admin))
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "conflict"
+    assert len(client.get("/admin/keys", headers=_auth(admin)).json()["items"]) == before

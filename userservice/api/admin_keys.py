@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from userservice.api.deps import user_allowed
 from userservice.api.schemas import problem_responses
+from userservice.errors import Conflict
+from userservice.services.at_rest import AtRestError
 from userservice.services.authn import Principal
 from userservice.services.key_schedule import KeyInfo, KeyState
 from userservice.wiring import ServicesDep, client_ip
@@ -78,7 +80,7 @@ def list_signing_keys(
 @router.post(
     "/rotate",
     response_model=RotationOut,
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 409),
     summary="Rotate the signing keys (new keys sign once cached key sets have expired)",
 )
 def rotate_signing_keys(
@@ -90,7 +92,15 @@ def rotate_signing_keys(
     it signs from `jwks_max_age_seconds` + `signing_key_reload_seconds` after now, and
     the keys it replaces keep verifying until their last token has expired. Rotating
     again before then is safe: the pending key hands over in turn."""
-    rotation = svc.keys.rotate(actor=admin.user.id, ip=client_ip(request))
+    try:
+        rotation = svc.keys.rotate(actor=admin.user.id, ip=client_ip(request))
+    except AtRestError:
+        # S11: never new keys beside ones this server cannot read (the message names
+        # the setting; the operator fixes the secret, then rotates).
+        raise Conflict(
+            "A stored signing key does not open with this server's key encryption "
+            "secret; nothing was rotated."
+        ) from None
     return RotationOut(
         created=[SigningKeyOut.of(info) for info in rotation.created],
         retiring=[SigningKeyOut.of(info) for info in rotation.retired],
