@@ -5,6 +5,8 @@ connections (migrations, prune, backup) have no such limit; the pool is bounded.
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,9 +20,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tests.support.accounts import PASSWORD, bearer, login, register
 from tests.support.problems import assert_problem
+from tests.support.storage import add_user
 from userservice.app import create_app, pool_options
-from userservice.db.engine import PoolOptions, build_engine
+from userservice.db.engine import PoolOptions, build_engine, open_database
+from userservice.db.models import RevokedAccessToken
 from userservice.db.postgres.async_reads import conninfo
+from userservice.services.retention import prune_expired
 from userservice.settings import Settings
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -28,12 +33,14 @@ TIMEOUT_MS = 300
 
 
 @contextmanager
-def users_locked(db_url: str) -> Iterator[None]:
-    """Another session holds the users table: any statement reading it waits."""
+def users_locked(
+    db_url: str, table: str = "users", mode: str = "ACCESS EXCLUSIVE"
+) -> Iterator[None]:
+    """Another session holds the table: any statement the mode excludes waits."""
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn, conn.begin():
-            conn.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+            conn.execute(text(f"LOCK TABLE {table} IN {mode} MODE"))
             yield
     finally:
         engine.dispose()
@@ -110,5 +117,50 @@ def test_n8_the_pool_is_bounded_and_a_wait_for_it_is_bounded(db_url: str) -> Non
         assert 0.4 < time.monotonic() - started < 3
         for conn in held:
             conn.close()
+    finally:
+        engine.dispose()
+
+
+def test_n8_pruning_in_a_serving_process_is_not_cut_by_the_timeout(
+    make_settings: Callable[..., Settings], db_url: str
+) -> None:
+    """A pruning batch that waits past the serving statement_timeout (here on a
+    lock another session holds) still completes: its transaction lifts the limit."""
+    settings = make_settings(database_statement_timeout_ms=TIMEOUT_MS)
+    db = open_database(build_engine(db_url, pool=pool_options(settings)))
+    add_user(db)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    with db.unit_of_work() as uow:
+        uow.add(RevokedAccessToken(jti="old", expires_at=past))
+    outcome: list[dict[str, int] | None] = []
+    try:
+        with users_locked(db_url, table="revoked_access_tokens", mode="SHARE"):
+            pruning = threading.Thread(target=lambda: outcome.append(prune_expired(db, settings)))
+            pruning.start()
+            deadline = time.monotonic() + 10
+            while not _waiting_on_a_lock(db_url):
+                assert time.monotonic() < deadline, "the pass never met the lock"
+                time.sleep(0.02)
+            # Held well past the timeout before letting go.
+            time.sleep(3 * TIMEOUT_MS / 1000)
+        pruning.join(timeout=30)
+    finally:
+        db.dispose()
+    assert outcome and outcome[0] is not None
+    assert outcome[0]["revoked_access_tokens"] == 1
+
+
+def _waiting_on_a_lock(db_url: str) -> bool:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                ).scalar_one()
+            )
     finally:
         engine.dispose()
