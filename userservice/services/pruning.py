@@ -42,9 +42,12 @@ class BackgroundPruner:
 
     async def stop(self) -> None:
         """Cancel the task and wait for a pass in progress to end (within one batch)."""
-        task, self._task = self._task, None
-        if task is None:
+        task = self._task
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            # Started by another lifespan of this app, on its own loop (test clients
+            # open side by side): that lifespan stops it.
             return
+        self._task = None
         self._stopping.set()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
