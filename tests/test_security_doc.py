@@ -23,7 +23,7 @@ SCANNED = ("userservice", "tests", "migrations", "bench")
 
 # Areas of the document (A-I, R, S) and the ones not built yet (L, M, O): a citation of
 # either must resolve. One or two digits, whole word: `B008`, `ES256`, `%A0` never match.
-_LETTERS = "A-ILMORS"
+_LETTERS = "A-ILMNORS"
 _ID = re.compile(rf"\b([{_LETTERS}])(\d{{1,2}})\b")
 # "C1-C3" or "B3-B8" cites every id between.
 _RANGE = re.compile(rf"\b([{_LETTERS}])(\d{{1,2}})\s*[-\u2013]\s*\1(\d{{1,2}})\b")
