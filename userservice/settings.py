@@ -209,8 +209,8 @@ class Settings(FleetSettings):
         default="10/5minutes",
         description="failed logins per window before 429 (plus attempts still being checked): "
         "per account from browsers without its device cookie, per device cookie, and per "
-        "account and network (/24, /64) for the password grant and Basic; kept per worker "
-        "process",
+        "account and network (/24, /64) for the password grant and Basic; counted per "
+        "process, or in Redis for the whole fleet (`USERSERVICE_REDIS_URL`)",
     )
     login_limit_per_ip: str = Field(
         default="100/5minutes", description="the same per client address"
