@@ -129,3 +129,43 @@ def test_n2_a_redis_that_hangs_costs_each_call_at_most_the_timeout(
     assert max(took) < TIMEOUT + 0.5, took
     assert max(took) >= TIMEOUT * 0.9, took  # it did wait for Redis, then gave up
     assert len(_warnings(caplog)) == 1
+
+
+def test_n2_after_the_retry_moment_one_request_probes_redis_the_others_count_in_memory(
+    redis_url: str, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under load, every request arriving once the retry moment has passed would
+    otherwise try the hanging Redis and each pay the timeout."""
+    assert redis_server.process is not None
+    pid = redis_server.process.pid
+    retry = 0.5
+    counters = Counters(redis_url, TIMEOUT, retry_seconds=retry)
+    window = Window(parse("1000/minute"), "test", "probe")
+
+    async def one() -> float:
+        began = time.monotonic()
+        await counters.admit([window])
+        return time.monotonic() - began
+
+    async def concurrent() -> list[float]:
+        took = [await one()]  # Redis fails to answer: counting moves to memory
+        await anyio.sleep(retry + 0.1)  # past the retry moment (a span of time, not a sync)
+        results: list[float] = []
+
+        async def collect() -> None:
+            results.append(await one())
+
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(collect)
+        return took + results
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        took = anyio.run(concurrent)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert took[0] >= TIMEOUT * 0.9, took
+    waited = [t for t in took[1:] if t >= TIMEOUT * 0.9]
+    assert len(waited) == 1, took  # the probe alone waits for Redis
+    assert len(_warnings(caplog)) == 1

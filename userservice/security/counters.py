@@ -4,10 +4,12 @@ once from the settings.
 
 When Redis does not answer within the timeout (N2), counting goes on in this
 process's memory rather than failing the request or letting it through
-uncounted: during an outage every process allows each window's limit on its own
-(at most N processes times the limit), never more. Redis is tried again after
-RETRY_SECONDS; one WARNING line says counting left Redis, one INFO line that it
-is back.
+uncounted: during an outage every process allows each window's limit on its own,
+and Redis the limit once over the time before and after it, so a window allows
+at most (N processes + 1) times the limit, never more. Redis is
+tried again after RETRY_SECONDS by one request of the process (a probe) while the
+others go on counting in memory; one WARNING line says counting left Redis, one
+INFO line that it is back.
 
 Coroutines for the event loop; the `*_blocking` twins are for synchronous
 services running in worker threads: without Redis they count in memory on the
@@ -47,7 +49,7 @@ log = logging.getLogger("userservice.security")
 # worst); a hold left by a killed process ages out within twice this.
 HOLD_SECONDS = 60.0
 # How long counting stays in memory after Redis failed to answer, before Redis is
-# tried again: one request per process per RETRY_SECONDS pays the timeout.
+# tried again: one request per process per RETRY_SECONDS (the probe) pays the timeout.
 RETRY_SECONDS = 5.0
 _DOWN = (RedisError, OSError, TimeoutError)
 
@@ -89,10 +91,20 @@ class Counters:
     def _store(self) -> Store:
         if self._redis is None:
             return self._memory
-        retry_at = self._retry_at
-        if retry_at is not None and time.monotonic() < retry_at:
-            return self._memory
-        return self._redis
+        if self._retry_at is None:
+            return self._redis
+        with self._state:
+            retry_at = self._retry_at
+            if retry_at is None:
+                return self._redis
+            moment = time.monotonic()
+            if moment < retry_at:
+                return self._memory
+            # This request is the probe: the next retry moment is set before it
+            # waits, so that the requests behind it count in memory meanwhile
+            # instead of each paying the timeout.
+            self._retry_at = moment + self._retry_seconds
+            return self._redis
 
     def _failed(self, error: BaseException) -> None:
         with self._state:
