@@ -1,11 +1,15 @@
 """PostgreSQL time limits (N8): a serving connection's statement that runs past
 `database_statement_timeout_ms` is cancelled by the server and answered 503 with
 Retry-After, on the event-loop reader and on the pool alike; the command line's
-connections (migrations, prune, backup) have no such limit; the pool is bounded."""
+connections (migrations, prune, backup) have no such limit; a pruning batch has
+limits of its own (long, but finite: a batch behind a held lock gives up); the
+pool is bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,11 +29,14 @@ from userservice.app import create_app, pool_options
 from userservice.db.engine import PoolOptions, build_engine, open_database
 from userservice.db.models import RevokedAccessToken
 from userservice.db.postgres.async_reads import conninfo
+from userservice.services.pruning import BackgroundPruner
 from userservice.services.retention import prune_expired
 from userservice.settings import Settings
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 TIMEOUT_MS = 300
+# A pruning batch's lock_timeout (db/postgres/backend.py).
+BATCH_LOCK_LIMIT = 5.0
 
 
 @contextmanager
@@ -164,3 +171,56 @@ def _waiting_on_a_lock(db_url: str) -> bool:
             )
     finally:
         engine.dispose()
+
+
+def test_n8_a_pruning_batch_behind_a_held_lock_gives_up_and_the_pass_warns(
+    make_settings: Callable[..., Settings], db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch waiting on a lock that is not let go (a long transaction, a
+    migration's ACCESS EXCLUSIVE) ends at its lock_timeout: the pass ends with a
+    warning, lets go of the prune turn, and the next pass deletes the rows."""
+    caplog.set_level(logging.INFO, logger="userservice.pruning")
+    settings = make_settings(database_statement_timeout_ms=TIMEOUT_MS)
+    db = open_database(build_engine(db_url, pool=pool_options(settings)))
+    add_user(db)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    with db.unit_of_work() as uow:
+        uow.add(RevokedAccessToken(jti="old", expires_at=past))
+    pruner = BackgroundPruner(db, settings)
+    outcome: list[dict[str, int] | None] = []
+    limit = BATCH_LOCK_LIMIT
+    pruning = threading.Thread(target=lambda: outcome.append(asyncio.run(pruner.run_once())))
+    try:
+        with users_locked(db_url, table="revoked_access_tokens"):
+            started = time.monotonic()
+            pruning.start()
+            # Held until the pass has ended (or well past its limit, then released).
+            pruning.join(timeout=limit + 5)
+            took = time.monotonic() - started
+            assert not pruning.is_alive(), "the pass still waits on the lock"
+        assert outcome == [None]
+        assert limit - 0.5 < took < limit + 5, took
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "lock timeout" in warnings[0], warnings
+        with db.prune_turn() as ours:  # the failed pass let go of the turn
+            assert ours
+        counts = asyncio.run(pruner.run_once())
+    finally:
+        if pruning.ident is not None:
+            pruning.join(timeout=30)
+        db.dispose()
+    assert counts is not None and counts["revoked_access_tokens"] == 1
+
+
+def test_n8_pruning_batches_have_limits_of_their_own(db_url: str) -> None:
+    """Far above a serving request's, finite all the same (N8)."""
+    db = open_database(build_engine(db_url))
+    try:
+        with db.unit_of_work(unbounded=True) as uow:
+            shown = [
+                str(uow.execute(text(f"SHOW {name}")).scalar_one())
+                for name in ("lock_timeout", "statement_timeout", "jit")
+            ]
+    finally:
+        db.dispose()
+    assert shown == ["5s", "5min", "off"]

@@ -25,6 +25,14 @@ from userservice.db.statement import Params, Row, Statement, Succession
 _DIALECT = postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
 BIGINT = range(-(2**63), 2**63)
 T = TypeVar("T")
+# A pruning batch's own limits (N8). A batch waiting behind a long transaction or
+# a migration's ACCESS EXCLUSIVE lock gives up after BATCH_LOCK_TIMEOUT_MS (the
+# pass ends, the next interval retries) rather than wait for ever holding the
+# prune turn, queueing the serving statements behind its own lock request and
+# holding up a shutdown. A batch is at most db/prune.py's BATCH rows: minutes
+# would mean something is wrong, and the statement ends rather than run on.
+BATCH_LOCK_TIMEOUT_MS = 5_000
+BATCH_STATEMENT_TIMEOUT_MS = 300_000
 
 
 def compile_pg(sql: ClauseElement) -> str:
@@ -122,11 +130,17 @@ class PostgresDatabase(Database):
         return postgres_prune_turn(self.engine)
 
     def _lift_limits(self, session: Session) -> None:
-        # The statement_timeout (N8) is for requests. JIT compiled each pruning
-        # batch's statements anew when the estimates ran high (freshly loaded
-        # tables): 0.6 s of compiling for a 1 ms batch (measured). SET LOCAL ends
-        # with the transaction: the pooled connection goes back as it was.
-        session.execute(text("SET LOCAL statement_timeout = 0; SET LOCAL jit = off"))
+        # The serving statement_timeout (N8) is for requests; a batch has its own.
+        # JIT compiled each pruning batch's statements anew when the estimates ran
+        # high (freshly loaded tables): 0.6 s of compiling for a 1 ms batch
+        # (measured). SET LOCAL ends with the transaction: the pooled connection
+        # goes back as it was.
+        session.execute(
+            text(
+                f"SET LOCAL statement_timeout = {BATCH_STATEMENT_TIMEOUT_MS}; "
+                f"SET LOCAL lock_timeout = {BATCH_LOCK_TIMEOUT_MS}; SET LOCAL jit = off"
+            )
+        )
 
     def backup(self, target: Path) -> None:
         raise BackupUnsupported("for PostgreSQL use pg_dump (see the README's backups section)")
