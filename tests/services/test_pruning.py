@@ -1,7 +1,9 @@
 """The background pruner (N6): each replica's task runs a pass every interval in a
 thread; the deployment's one prune turn lets one pass run at a time (a pass while
 another holds it skips); a failing pass logs a warning and the next interval tries
-again; stop() ends a pass within one batch; interval 0 starts nothing."""
+again; stop() ends a pass within one batch, and on PostgreSQL a batch waiting on a
+lock held elsewhere gives up within its lock_timeout (N8); interval 0 starts
+nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from contextlib import ExitStack
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from tests.support.server import free_port
 from tests.support.storage import add_user
@@ -29,6 +31,8 @@ from userservice.services.pruning import BackgroundPruner
 from userservice.settings import Settings
 
 DEADLINE = 20.0
+# A pruning batch's lock_timeout on PostgreSQL (db/postgres/backend.py).
+BATCH_LOCK_LIMIT = 5.0
 
 
 def _expired_deny_list_rows(db: Storage, count: int) -> None:
@@ -161,3 +165,49 @@ def test_n6_interval_0_starts_no_task(database: Database, settings: Settings) ->
         return running
 
     assert asyncio.run(run()) is False
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_n6_stop_while_a_batch_waits_on_a_lock_ends_within_the_lock_timeout(
+    database: Database, settings: Settings, db_url: str
+) -> None:
+    """A migration's ACCESS EXCLUSIVE lock (or a long transaction) held past a
+    shutdown does not hold the shutdown up: the waiting batch gives up."""
+    add_user(database)
+    _expired_deny_list_rows(database, 3)
+    pruner = BackgroundPruner(database, settings.model_copy(update={"prune_interval_seconds": 1}))
+    other = create_engine(db_url)
+
+    def waiting_on_a_lock() -> bool:
+        with other.connect() as conn:  # a fresh transaction: pg_stat_activity is current
+            return bool(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                ).scalar_one()
+            )
+
+    async def run() -> float:
+        with other.connect() as holder, holder.begin():
+            holder.execute(text("LOCK TABLE revoked_access_tokens IN ACCESS EXCLUSIVE MODE"))
+            pruner.start()
+            deadline = time.monotonic() + DEADLINE
+            while not waiting_on_a_lock():
+                assert time.monotonic() < deadline, "the pass never met the lock"
+                await asyncio.sleep(0.02)
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(pruner.stop(), timeout=BATCH_LOCK_LIMIT + 5)
+            except TimeoutError:
+                return float("inf")
+            return time.monotonic() - started
+
+    try:
+        took = asyncio.run(run())
+    finally:
+        other.dispose()
+    assert took < BATCH_LOCK_LIMIT + 1, took
+    assert not pruner.running
+    assert _deny_list_rows(database) == 3  # nothing half done: the next pass deletes them
