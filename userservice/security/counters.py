@@ -45,8 +45,9 @@ __all__ = ["FAILED", "RELEASED", "SUCCEEDED", "Counters", "Hold", "Window"]
 
 log = logging.getLogger("userservice.security")
 
-# Longer than any login takes (a hash's queue and a database read, a few seconds at
-# worst); a hold left by a killed process ages out within twice this.
+# Longer than any attempt may take: an attempt gives up after half of it (the
+# AccountService's attempt_seconds), however long the hash pool's queue; a hold
+# left by a killed process ages out within twice this.
 HOLD_SECONDS = 60.0
 # How long counting stays in memory after Redis failed to answer, before Redis is
 # tried again: one request per process per RETRY_SECONDS (the probe) pays the timeout.

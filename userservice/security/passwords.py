@@ -81,12 +81,21 @@ class PasswordHasher:
                 self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="argon2")
             return self._pool
 
-    def _on_pool(self, work: Callable[[], T]) -> T:
-        return self._executor().submit(work).result()
+    def _on_pool(self, work: Callable[[], T], timeout: float | None = None) -> T:
+        future = self._executor().submit(work)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            # A caller that stops waiting (TimeoutError) takes its hash off the queue
+            # if it has not started: in a flood the pool hashes only for callers
+            # still waiting for the answer.
+            future.cancel()
+            raise
 
     async def _on_pool_async(self, work: Callable[[], T]) -> T:
         # Straight from the event loop to the pool: one thread hand-off per hash,
-        # not two (a threadpool thread that would only wait for the pool).
+        # not two (a threadpool thread that would only wait for the pool). A
+        # cancelled caller cancels the pool's future: a hash not yet started never runs.
         return await asyncio.get_running_loop().run_in_executor(self._executor(), work)
 
     def close(self) -> None:
@@ -99,12 +108,17 @@ class PasswordHasher:
         normalized = normalize_password(password)
         return str(self._on_pool(lambda: self._context.hash(normalized)))
 
-    def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+    def verify(
+        self, password: str, password_hash: str, timeout: float | None = None
+    ) -> tuple[bool, str | None]:
         """Return (matches, new_hash); new_hash is set when our parameters are
-        stronger than the stored hash's."""
+        stronger than the stored hash's. TimeoutError after `timeout` seconds
+        (queued and hashing), the hash taken off the queue if not yet started."""
         normalized = normalize_password(password)
         return _upgrade(
-            self._on_pool(lambda: self._context.verify_and_update(normalized, password_hash)),
+            self._on_pool(
+                lambda: self._context.verify_and_update(normalized, password_hash), timeout
+            ),
             password_hash,
         )
 

@@ -26,11 +26,12 @@ from userservice.errors import (
     InvalidInput,
     NotFound,
     RegistrationClosed,
+    ServiceUnavailable,
     Throttled,
     WeakPassword,
 )
 from userservice.records import UserRecord
-from userservice.security.counters import FAILED, RELEASED, SUCCEEDED
+from userservice.security.counters import FAILED, HOLD_SECONDS, RELEASED, SUCCEEDED
 from userservice.security.password_policy import password_problem
 from userservice.security.passwords import PasswordHasher
 from userservice.security.secrets import new_token
@@ -54,6 +55,7 @@ UNVERIFIED = (
     "Verify your email address first: open the link in the mail we sent you, "
     "or ask for a new mail (POST /users/verification, or the sign-in page)."
 )
+BUSY = "Too many sign-ins are being checked right now; try again in a moment."
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,12 @@ class AccountService:
         *,
         registration_open: bool,
         require_verified_email: bool = False,
+        attempt_seconds: float = HOLD_SECONDS / 2,
     ) -> None:
+        # An attempt's throttle hold is counted for HOLD_SECONDS at least: one that
+        # waited longer for the hash pool (a flood) would outlive its hold, and
+        # guesses past the limit would be admitted. So each gives up well before.
+        self.attempt_seconds = attempt_seconds
         self.db = db
         self.hasher = hasher
         self.throttle = throttle
@@ -176,9 +183,12 @@ class AccountService:
             audit("login.throttled", account=throttle_key, ip=ip, window=windows.kind)
             raise
         try:
-            outcome = await self._check_password(account, password, read)
-        except BaseException:
+            with anyio.fail_after(self.attempt_seconds):
+                outcome = await self._check_password(account, password, read)
+        except BaseException as error:
             await self.throttle.released(hold)
+            if isinstance(error, TimeoutError):
+                raise ServiceUnavailable(BUSY) from None
             raise
         if isinstance(outcome, _Refusal):
             # Counted before the event is stored: a failing audit write can never
@@ -294,9 +304,11 @@ class AccountService:
         # round trips to the event loop.
         hold = self.throttle.check_blocking(current_password_windows(user_id))
         try:
-            ok, _ = self.hasher.verify(current, found[1])
-        except BaseException:
+            ok, _ = self.hasher.verify(current, found[1], self.attempt_seconds)
+        except BaseException as error:
             self.throttle.settle_blocking(hold, RELEASED)
+            if isinstance(error, TimeoutError):
+                raise ServiceUnavailable(BUSY) from None
             raise
         if not ok:
             self.throttle.settle_blocking(hold, FAILED)
