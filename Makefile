@@ -49,7 +49,7 @@ test: lint typecheck pytest
 bench: $(VENV)/.synced-dev system-deps
 	$(VENV)/bin/python -m bench.run
 
-# Every scenario kind on tiny data (~1 min); tests/bench runs the same.
+# Every scenario kind on tiny data (~2 min); tests/bench runs the same.
 bench-smoke: $(VENV)/.synced-dev system-deps
 	$(VENV)/bin/python -m bench.run --smoke
 
