@@ -52,6 +52,7 @@ from userservice.services.consents import ConsentService
 from userservice.services.devices import DeviceCookies
 from userservice.services.email_change import EmailChange
 from userservice.services.id_tokens import IdTokenService
+from userservice.services.key_refresh import KeyRefresher
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
 from userservice.services.password_reset import PasswordReset
@@ -198,6 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
     services = build_services(settings, db)
     keys, accounts = services.keys, services.accounts
     pruner = BackgroundPruner(db, settings)
+    refresher = KeyRefresher(keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -211,7 +213,9 @@ def create_app(settings: Settings) -> FastAPI:
         # L10: mail queued before this start (or by a worker that died) goes out now.
         await services.mail.sender.start()
         pruner.start()
+        refresher.start()
         yield
+        await refresher.stop()
         await pruner.stop()
         await services.mail.sender.stop()
         await services.counters.close()

@@ -210,7 +210,8 @@ def test_key_states_and_grace(make_settings: Callable[..., Settings]) -> None:
     db = open_database(build_engine(settings.resolved_database_url()))
     try:
         keys = KeyStore.for_settings(db, settings)
-        assert keys.publication_seconds == 300 + 5  # JWKS max-age + reload interval
+        # JWKS max-age + reload interval + the verification leeway.
+        assert keys.publication_seconds == 300 + 5 + LEEWAY_SECONDS
         at = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
         keys.rotate(now=at)
         hand_over = at + dt.timedelta(seconds=keys.publication_seconds)

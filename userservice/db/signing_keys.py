@@ -63,6 +63,17 @@ def reseal_keys(db: Storage, changes: Mapping[str, tuple[str, str]]) -> None:
             )
 
 
+def lock_keys(uow: UnitOfWork, algs: Iterable[str]) -> None:
+    """In the caller's transaction, wait for any other rotation of these algorithms
+    to commit. Two rotations at once on PostgreSQL: the second waits here for the
+    first, and its UPDATE in replace_keys (a new statement, so a new snapshot under
+    READ COMMITTED) then sees and retires the first one's keys too, leaving one
+    unretired key per algorithm. SQLite serializes writers anyway."""
+    uow.execute(
+        select(SigningKey.kid).where(SigningKey.alg.in_(list(algs))).with_for_update()
+    ).all()
+
+
 def replace_keys(
     uow: UnitOfWork,
     new: Iterable[NewKey],
@@ -75,12 +86,8 @@ def replace_keys(
     before `retired_by` are deleted. Returns (retired kids, deleted kids)."""
     keys = list(new)
     algs = {k.alg for k in keys}
-    # Two rotations at once on PostgreSQL: the second waits here for the first to
-    # commit, and its UPDATE below (a new statement, so a new snapshot under READ
-    # COMMITTED) then sees and retires the first one's keys too, leaving one
-    # unretired key per algorithm. SQLite serializes writers anyway.
+    lock_keys(uow, algs)
     session = uow
-    session.execute(select(SigningKey.kid).where(SigningKey.alg.in_(algs)).with_for_update()).all()
     retired = list(
         session.scalars(
             update(SigningKey)

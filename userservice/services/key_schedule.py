@@ -31,8 +31,10 @@ def settings_grace_seconds(settings: Settings) -> float:
 def publication_seconds(jwks_max_age: float, reload_seconds: float) -> float:
     """How long a new key is published before it signs (N4): every replica serves it
     within `reload_seconds`, and a JWKS fetched before then is stale `jwks_max_age`
-    later at the latest."""
-    return jwks_max_age + reload_seconds
+    later at the latest. `LEEWAY_SECONDS` more covers the clocks of the replicas
+    and relying parties (the leeway we grant theirs) and the moments between the
+    rotation's clock reading and its commit."""
+    return jwks_max_age + reload_seconds + LEEWAY_SECONDS
 
 
 def verify_until(key: StoredKey, grace: float) -> dt.datetime | None:

@@ -13,8 +13,10 @@ Lifecycle of a key (per algorithm, ES256 and RS256):
             `rotate` deletes the row.
 A rotation sets `retired_at` of the signing key (and of a still pending one) to
 `now + publication`, where publication = the JWKS cache lifetime + the reload
-interval: every replica publishes the new key within one reload interval, and a
-JWKS cached before that has expired by the time the new key signs.
+interval + the verification leeway: every replica publishes the new key within one
+reload interval, and a JWKS cached before that has expired by the time the new key
+signs. Signing never reads the database: each replica's copy is kept fresh in the
+background (services/key_refresh.py), so a request never waits for a reload.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import secrets
 import threading
 import time
 import uuid
@@ -32,25 +33,25 @@ from typing import Any
 
 import anyio
 
-from userservice.db.ports import Storage, UnitOfWork
+from userservice.db.ports import Storage
 from userservice.db.signing_keys import (
     NewKey,
     StoredKey,
     load_stored,
+    lock_keys,
     replace_keys,
     reseal_keys,
     save_key,
 )
-from userservice.security.jwt import SIGNING_ALGORITHMS, KeyMaterial, KeyRing, generate_key
+from userservice.security.jwt import SIGNING_ALGORITHMS, KeyRing
 from userservice.services.at_rest import AtRest, AtRestError
-from userservice.services.audit import record
+from userservice.services.key_rows import audit_rotation, material, new_key, row_name
 from userservice.services.key_schedule import (
     KeyInfo,
     describe_keys,
     grace_seconds,
     publication_seconds,
     settings_grace_seconds,
-    verify_until,
 )
 from userservice.settings import Settings
 
@@ -79,23 +80,6 @@ class Rotation:
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _row_name(kid: str) -> str:
-    # The envelope's associated data: a sealed key opens only on its own row (S11).
-    return f"signing key {kid}"
-
-
-def _material(key: StoredKey, grace: float, at_rest: AtRest) -> KeyMaterial:
-    until = verify_until(key, grace)
-    return KeyMaterial(
-        kid=key.kid,
-        alg=key.alg,
-        private_pem=at_rest.reveal(key.private_pem, _row_name(key.kid)),
-        retired=key.retired_at is not None,
-        verify_until=until.timestamp() if until is not None else None,
-        signs_until=key.retired_at.timestamp() if key.retired_at is not None else None,
-    )
 
 
 class KeyStore:
@@ -133,15 +117,25 @@ class KeyStore:
             at_rest=AtRest.for_settings(settings),
         )
 
+    def age(self) -> float:
+        """Seconds since the copy was last loaded (infinite before the first load)."""
+        return time.monotonic() - self._loaded_at
+
     def _stale(self) -> bool:
-        return time.monotonic() - self._loaded_at >= self.reload_seconds
+        return self.age() >= self.reload_seconds
+
+    @property
+    def cached(self) -> KeyRing:
+        """The ring as last loaded, and nothing else."""
+        return self._ring
 
     @property
     def ring(self) -> KeyRing:
-        """The ring as last loaded, for verification on the event loop: never waits
-        for the database. A stale copy is refreshed by a background thread, so a
-        replica that only verifies still learns of rotations and retirements (and
-        a key's grace ends inside the ring on time regardless)."""
+        """The ring as last loaded, for signing and verification on the event loop:
+        never waits for the database. The serving app reloads it every interval
+        (services/key_refresh.py); a copy found stale anyway (embedded use without
+        that task) is refreshed by a background thread (and a key's grace and
+        hand-over end inside the ring on time regardless)."""
         if self._stale():
             self._refresh_in_background()
         return self._ring
@@ -156,7 +150,7 @@ class KeyStore:
         try:
             # Always in a thread, even on SQLite: a reload that finds new keys parses
             # them (an RSA key costs about 150 ms of CPU).
-            return await anyio.to_thread.run_sync(self.signing_ring)
+            return await anyio.to_thread.run_sync(self._reload_if_stale)
         except Exception as exc:
             log.warning("signing key reload for JWKS failed: %s", type(exc).__name__)
             return self._ring
@@ -172,11 +166,21 @@ class KeyStore:
 
     def _background_load(self) -> None:
         try:
-            self.load()
-        except Exception as exc:  # keep serving the copy we have
-            log.warning("signing key reload failed: %s", type(exc).__name__)
+            self._reload_quietly()
         finally:
             self._background.release()
+
+    def refresh(self) -> None:
+        """Reload if stale, blocking (from a worker thread): one reload at a time with
+        the request-triggered one, and never raising (the copy we have serves on)."""
+        with self._background:
+            self._reload_quietly()
+
+    def _reload_quietly(self) -> None:
+        try:
+            self._reload_if_stale()
+        except Exception as exc:
+            log.warning("signing key reload failed: %s", type(exc).__name__)
 
     def load(self) -> KeyRing:
         with self._lock:
@@ -187,7 +191,7 @@ class KeyStore:
         # Unchanged rows keep the ring (and its verified-token cache): a reload every
         # few seconds then costs one read, not the parsing of every private key.
         if stored != self._stored:
-            materials = [_material(k, self.grace_seconds, self._at_rest) for k in stored]
+            materials = [material(k, self.grace_seconds, self._at_rest) for k in stored]
             self._ring = KeyRing(materials, reuse=self._ring)
             self._stored = stored
         self._loaded_at = time.monotonic()
@@ -218,13 +222,11 @@ class KeyStore:
         return self.load() if missing else ring
 
     def _new_key(self, alg: str) -> NewKey:
-        material = generate_key(alg, _new_kid())
-        stored = self._at_rest.protect(material.private_pem, _row_name(material.kid))
-        return NewKey(material.kid, alg, stored)
+        return new_key(alg, self._at_rest)
 
     def _seal_plaintext(self) -> None:
         changes = {
-            k.kid: (k.private_pem, self._at_rest.protect(k.private_pem, _row_name(k.kid)))
+            k.kid: (k.private_pem, self._at_rest.protect(k.private_pem, row_name(k.kid)))
             for k in load_stored(self._db)
             if self._at_rest.needs_sealing(k.private_pem)
         }
@@ -232,10 +234,7 @@ class KeyStore:
             reseal_keys(self._db, changes)
             log.info("encrypted %d signing keys stored in plaintext", len(changes))
 
-    def signing_ring(self) -> KeyRing:
-        """The ring, reloaded first if older than the reload interval, so this process
-        sees a hand-over another replica scheduled. Called from worker threads
-        (token issuance), never from the event loop; a fresh copy costs one clock read."""
+    def _reload_if_stale(self) -> KeyRing:
         if self._stale():
             with self._lock:
                 # Another thread may have reloaded while we waited for the lock.
@@ -244,7 +243,10 @@ class KeyStore:
         return self._ring
 
     def sign(self, claims: Mapping[str, Any], alg: str, typ: str) -> str:
-        return self.signing_ring().sign(claims, alg, typ)
+        """Signs with the copy we have, on the calling thread without any database
+        read (token issuance runs on the event loop): the copy is at most one reload
+        interval old, and a rotation hands over only after that (N4)."""
+        return self.ring.sign(claims, alg, typ)
 
     def maybe_reload_for(self, kid: str) -> bool:
         """A kid we do not know may have been created by another replica's rotation.
@@ -276,14 +278,17 @@ class KeyStore:
         name of the tool)."""
         self.load()  # a key that does not open stops the rotation before any change
         new = [self._new_key(alg) for alg in SIGNING_ALGORITHMS]
-        # Taken after the (slow) key generation, so the delay counts from the commit.
-        at = now or _utcnow()
-        hand_over = at + dt.timedelta(seconds=self.publication_seconds)
-        cutoff = at - dt.timedelta(seconds=self.grace_seconds)
         with self._db.unit_of_work() as uow:
+            lock_keys(uow, SIGNING_ALGORITHMS)
+            # Taken once the rotation holds the keys (after the slow key generation, a
+            # wait for a connection or the writer, or behind a concurrent rotation),
+            # so the publication delay counts from just before the commit (N4).
+            at = now or _utcnow()
+            hand_over = at + dt.timedelta(seconds=self.publication_seconds)
+            cutoff = at - dt.timedelta(seconds=self.grace_seconds)
             retired, removed = replace_keys(uow, new, at, hand_over, cutoff)
             # Stored with the rotation itself: there is no rotation without its event.
-            _audit(uow, actor, ip, new, hand_over if retired else at)
+            audit_rotation(uow, actor, ip, new, hand_over if retired else at)
         self.load()
         infos = {k.kid: k for k in self.describe(now=at)}
         return Rotation(
@@ -294,22 +299,3 @@ class KeyStore:
 
     def describe(self, now: dt.datetime | None = None) -> list[KeyInfo]:
         return describe_keys(load_stored(self._db), now or _utcnow(), self.grace_seconds)
-
-
-def _audit(
-    uow: UnitOfWork,
-    actor: uuid.UUID | str | None,
-    ip: str | None,
-    new: list[NewKey],
-    starts: dt.datetime,
-) -> None:
-    kids = ",".join(k.kid for k in new)
-    event = "admin.signing_keys_rotated"
-    if isinstance(actor, str):
-        record(uow, event, user=None, ip=ip, via=actor, kids=kids, signs_from=starts.isoformat())
-    else:
-        record(uow, event, user=actor, ip=ip, kids=kids, signs_from=starts.isoformat())
-
-
-def _new_kid() -> str:
-    return secrets.token_urlsafe(12)
