@@ -1,4 +1,4 @@
-"""(NX) A password attempt holds its throttle place for HOLD_SECONDS at least; one
+"""(N12) A password attempt holds its throttle place for HOLD_SECONDS at least; one
 that waited longer for the hash pool (a flood queues hashes without limit) would
 outlive its hold, and guesses past the limit would be admitted. So an attempt gives
 up after its bound, well under HOLD_SECONDS: its hold is given back, its hash is
@@ -114,7 +114,7 @@ async def _blocker(hasher: PasswordHasher, password_hash: str) -> asyncio.Task[f
     return task
 
 
-def test_nx_a_login_waiting_past_its_bound_gives_its_hold_back_and_gets_503(
+def test_n12_a_login_waiting_past_its_bound_gives_its_hold_back_and_gets_503(
     slow: AccountService, database: Database
 ) -> None:
     _, password_hash = _stored(slow)
@@ -145,7 +145,7 @@ def test_nx_a_login_waiting_past_its_bound_gives_its_hold_back_and_gets_503(
     assert not blocker.cancelled() and not admitted.cancelled()
 
 
-def test_nx_a_current_password_check_past_its_bound_gives_its_hold_back_and_gets_503(
+def test_n12_a_current_password_check_past_its_bound_gives_its_hold_back_and_gets_503(
     slow: AccountService, database: Database
 ) -> None:
     user_id, password_hash = _stored(slow)

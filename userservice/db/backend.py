@@ -95,8 +95,8 @@ class Database(abc.ABC):
         self, *, read_only: bool = False, unbounded: bool = False
     ) -> Iterator[Session]:
         """One transaction for the cold paths: committed when the block ends, rolled
-        back on error. `unbounded`: without the serving connections' time limits
-        (pruning's batches, bounded by size instead)."""
+        back on error. `unbounded`: pruning's batches, with limits of their own in
+        place of the serving ones (a long statement, but a short wait for a lock)."""
         with self._write_turn() if not read_only else _nothing():
             session = self.session_factory()
             try:

@@ -106,7 +106,8 @@ class Storage(Protocol):
     ) -> AbstractContextManager[UnitOfWork]:
         """One transaction of a cold path, yielding an ORM Session for db/'s
         repositories: committed when the block ends, rolled back on error;
-        `unbounded` lifts the serving time limits (pruning's batches)."""
+        `unbounded` swaps the serving time limits for pruning's own (long
+        statements, short lock waits)."""
         ...
 
     async def run_lookup(self, func: Callable[[Any], T]) -> T:
