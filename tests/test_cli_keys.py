@@ -22,6 +22,7 @@ from tests.support.oauth_clients import kid_of
 from userservice.app import create_app
 from userservice.db.engine import build_engine
 from userservice.db.models import SigningKey
+from userservice.security.jwt import LEEWAY_SECONDS
 from userservice.services.key_schedule import settings_grace_seconds
 from userservice.settings import Settings
 
@@ -113,7 +114,7 @@ def test_rotate_and_list_against_a_running_app(
         assert {_at(until) for _, until, _ in retiring} == {starts}
         grace = settings_grace_seconds(Settings(_env_file=None, signing_key_reload_seconds=RELOAD))
         assert {_at(end) for _, _, end in retiring} == {starts + dt.timedelta(seconds=grace)}
-        publication = 1 + RELOAD
+        publication = 1 + RELOAD + LEEWAY_SECONDS
         assert abs((starts - dt.datetime.now(dt.UTC)).total_seconds() - publication) < 5
 
         # The app publishes the new keys within its reload interval, and signs with

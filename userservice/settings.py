@@ -107,8 +107,8 @@ class Settings(FleetSettings):
         gt=0,
         le=3600,
         description="how often a replica reloads its signing keys: a key rotated in "
-        "elsewhere is published here this soon, and signs this much later than "
-        "`jwks_max_age_seconds` after the rotation",
+        "elsewhere is published here this soon, and signs this much (plus 30 s of "
+        "leeway) later than `jwks_max_age_seconds` after the rotation",
     )
     refresh_token_idle_ttl_seconds: int = Field(
         default=14 * 86400, ge=60, description="refresh token idle expiry (14 days)"

@@ -18,6 +18,7 @@ from tests.support.oauth_clients import kid_of, user_basic
 from tests.support.wiring import engine_of, keys_of
 from userservice.app import create_app
 from userservice.db.models import SigningKey
+from userservice.security.jwt import LEEWAY_SECONDS
 from userservice.services.key_schedule import settings_grace_seconds
 from userservice.settings import Settings
 
@@ -84,8 +85,9 @@ def test_n4_rotation_publishes_at_once_and_signs_after_the_jwks_max_age(
     assert {item["kid"] for item in retiring} == set(old) and body["removed"] == []
 
     # The new keys start when relying parties' cached key sets have expired: the
-    # JWKS max-age and one reload interval after the rotation (N4).
-    delay = settings.jwks_max_age_seconds + settings.signing_key_reload_seconds
+    # JWKS max-age, one reload interval and the verification leeway after the
+    # rotation (N4).
+    delay = settings.jwks_max_age_seconds + settings.signing_key_reload_seconds + LEEWAY_SECONDS
     starts = {_at(item["signs_from"]) for item in created}
     assert len(starts) == 1
     start = starts.pop()
@@ -159,8 +161,9 @@ def test_n4_jwks_max_age_follows_the_setting(make_settings: Callable[..., Settin
             response = client.get("/oauth/jwks")
             assert response.status_code == 200
             assert response.headers["cache-control"] == f"public, max-age={max_age}"
-            # The keys sign that much (and one reload interval) after a rotation.
-            assert keys_of(app).publication_seconds == max_age + 5
+            # The keys sign that much (and one reload interval, and the leeway)
+            # after a rotation.
+            assert keys_of(app).publication_seconds == max_age + 5 + LEEWAY_SECONDS
 
 
 def test_n4_a_key_that_does_not_open_stops_the_rotation(

@@ -40,6 +40,7 @@ from tests.support.cluster_load import (
     statuses,
 )
 from tests.support.fleet import DEFAULT_ENV, Fleet, alive, group
+from userservice.security.jwt import LEEWAY_SECONDS
 from userservice.settings import Settings
 
 pytestmark = pytest.mark.cluster
@@ -182,7 +183,7 @@ def test_n4_key_rotation_reaches_every_replica(fleet: Fleet, figures: dict[str, 
         """every replica signs with the new key"""
         return all(kid_of(issue(url, "n4@example.com")["access_token"]) == signer for url in urls)
 
-    figures["new_key_signs_everywhere_s"] = until(signing_with_new, 20, pause=0.2)
+    figures["new_key_signs_everywhere_s"] = until(signing_with_new, 20 + LEEWAY_SECONDS, pause=0.2)
     new_tokens = [issue(url, "n4@example.com")["access_token"] for url in urls]
     seen = [me_status(url, token) for token in old + new_tokens for url in urls]
     figures["cross_verifications"] = len(seen)

@@ -89,7 +89,8 @@ def rotate_signing_keys(
     svc: ServicesDep,
 ) -> RotationOut:
     """A new key per algorithm, published by every replica within the reload interval;
-    it signs from `jwks_max_age_seconds` + `signing_key_reload_seconds` after now, and
+    it signs from `jwks_max_age_seconds` + `signing_key_reload_seconds` + the
+    verification leeway (30 s) after now, and
     the keys it replaces keep verifying until their last token has expired. Rotating
     again before then is safe: the pending key hands over in turn."""
     try:
