@@ -15,13 +15,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
 from tests.support.accounts import ISSUER, bearer, login, register
+from tests.support.databases import waiting_on_a_lock
 from tests.support.oauth_clients import kid_of
 from tests.support.wiring import keys_of
 from userservice.app import create_app
@@ -195,16 +195,6 @@ def test_n4_several_rotations_in_a_row(make_settings: Callable[..., Settings]) -
                 assert info.signs_from - info.created_at >= delay
 
 
-def _waiting_on_a_lock(db_url: str) -> bool:
-    conninfo = db_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        ).fetchone()
-    return bool(row and row[0])
-
-
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_n4_concurrent_rotations_leave_one_key_waiting_per_algorithm(
     db_url: str, make_settings: Callable[..., Settings]
@@ -230,7 +220,7 @@ def test_n4_concurrent_rotations_leave_one_key_waiting_per_algorithm(
             replace_keys(uow, new, now, now, now - dt.timedelta(days=1))
             thread.start()
             deadline = time.monotonic() + 60
-            while not _waiting_on_a_lock(db_url):
+            while not waiting_on_a_lock(db_url):
                 assert time.monotonic() < deadline and thread.is_alive(), failures
                 time.sleep(0.02)
         thread.join(timeout=60)

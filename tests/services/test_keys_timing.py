@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from tests.services.test_keys_fleet import _waiting_on_a_lock
 from tests.support.accounts import ISSUER
+from tests.support.databases import waiting_on_a_lock
 from tests.support.oauth_clients import kid_of
 from tests.support.wiring import keys_of
 from userservice.app import create_app
@@ -124,7 +124,7 @@ def test_n4_a_rotation_behind_another_counts_its_delay_from_when_it_got_the_keys
             lock_keys(uow, SIGNING_ALGORITHMS)
             thread.start()
             deadline = time.monotonic() + 60
-            while not _waiting_on_a_lock(db_url):
+            while not waiting_on_a_lock(db_url):
                 assert time.monotonic() < deadline and thread.is_alive(), failures
                 time.sleep(0.02)
             released = dt.datetime.now(dt.UTC)

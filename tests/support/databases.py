@@ -78,3 +78,15 @@ def break_database(db_url: str, request: pytest.FixtureRequest) -> None:
         return
     templates: PostgresTemplates = request.getfixturevalue("pg_templates")
     templates.drop(db_url.rsplit("/", 1)[1])  # WITH (FORCE): ends our connections too
+
+
+def waiting_on_a_lock(db_url: str) -> bool:
+    """Whether some session of this PostgreSQL database now waits for a lock (a
+    test's condition that its concurrent step has reached the lock it expects)."""
+    conninfo = db_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()
+    return bool(row and row[0])
