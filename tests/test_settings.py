@@ -33,6 +33,9 @@ BAD_TEXT = {
     "mail_url": "gopher://mail.example.com",
     "mail_from": "nobody",
     "redis_url": "memcached://cache.example.com",
+    "metrics_host": "metrics.example.com",
+    "metrics_token": "short",
+    "metrics_port": "70000",
 }
 # Values checked where they are used, with their own one-line error.
 CHECKED_ON_USE = {

@@ -31,11 +31,14 @@ from userservice.api import sessions as sessions_api
 from userservice.api.middleware import ScopedCORSMiddleware, SecurityMiddleware
 from userservice.api.openapi_security import install_openapi_security
 from userservice.api.problems import install_error_handlers
+from userservice.api.request_log import RequestLogMiddleware
 from userservice.db import migrate
 from userservice.db.engine import Database, PoolOptions, build_engine, open_database
 from userservice.i18n import Catalogs
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
+from userservice.observability.metrics import NoMetrics
+from userservice.observability.prometheus import metrics_for
 from userservice.security.counters import Counters
 from userservice.security.mail_limits import MailThrottle
 from userservice.security.passwords import PasswordHasher
@@ -136,7 +139,8 @@ def build_account_service(
     )
 
 
-def build_services(settings: Settings, db: Database) -> Services:
+def build_services(settings: Settings, db: Database, metrics: NoMetrics | None = None) -> Services:
+    metrics = metrics or NoMetrics()
     keys = KeyStore.for_settings(db, settings)
     counters = open_counters(settings)
     accounts = build_account_service(settings, db, counters)
@@ -191,12 +195,14 @@ def build_services(settings: Settings, db: Database) -> Services:
         privacy=Privacy(db),
         audit_log=AuditLog(db),
         pages=page_templates(catalogs, settings.app_name),
+        metrics=metrics,
     )
 
 
 def create_app(settings: Settings) -> FastAPI:
     db = open_database(build_engine(settings.resolved_database_url(), pool=pool_options(settings)))
-    services = build_services(settings, db)
+    metrics = metrics_for(settings)
+    services = build_services(settings, db, metrics)
     keys, accounts = services.keys, services.accounts
     pruner = BackgroundPruner(db, settings)
     refresher = KeyRefresher(keys)
@@ -239,7 +245,7 @@ def create_app(settings: Settings) -> FastAPI:
     _add_routes(app, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    _add_middleware(app, settings)
+    _add_middleware(app, settings, metrics)
     return app
 
 
@@ -276,7 +282,7 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         install_openapi_security(app, api_routers, "/oauth/token")
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, metrics: NoMetrics) -> None:
     if settings.cors_origins:
         # A12: CORS only for configured origins, and only where browsers need it.
         app.add_middleware(
@@ -306,6 +312,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         page_paths=PAGE_PATHS,
         hsts=True,
     )
+    # Outside the security middleware: its refusals are logged and counted too.
+    app.add_middleware(RequestLogMiddleware, metrics=metrics)
     # G6: X-Forwarded-* is believed only from the configured proxies.
     app.add_middleware(
         ProxyHeadersMiddleware,

@@ -46,7 +46,7 @@ class UTCFormatter(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d}Z"
 
 
-def log_config(level: str) -> dict[str, Any]:
+def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
     line = "%(asctime)s %(levelname)s %(name)s %(message)s"
     return {
         "version": 1,

@@ -21,6 +21,7 @@ from userservice.healthcheck import healthz_url
 from userservice.healthcheck import record as record_listener
 from userservice.listeners import run_balanced
 from userservice.logging_config import log_config
+from userservice.observability.exposition import serving_metrics
 from userservice.security.tls import ensure_local_tls, harden
 from userservice.services.at_rest import AtRestError
 from userservice.services.keys import KeyStore
@@ -31,7 +32,7 @@ logger = logging.getLogger("userservice.tls")
 
 
 def _tls_files(settings: Settings, args: argparse.Namespace) -> tuple[str, str] | None:
-    if args.no_tls:
+    if args.no_tls or not settings.tls:
         return None
     if bool(args.cert) != bool(args.key):
         raise CliError("--cert and --key go together")
@@ -75,7 +76,7 @@ def _check_port_free(host: str, port: int) -> None:
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536 or args.workers < 1:
         raise CliError("--port must be 1-65535 and --workers at least 1")
-    logs = log_config(settings.log_level)
+    logs = log_config(settings.log_level, settings.log_format)
     # Configured now, so what TLS set-up reports reads like the server's own log.
     logging.config.dictConfig(logs)
     tls = _tls_files(settings, args)
@@ -114,6 +115,14 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     # handler that was installed before it: make that a no-op so a clean stop
     # exits 0 (R7) instead of dying by the signal (-15) after the shutdown.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    with serving_metrics(settings):
+        _run(settings, args, tls, logs)
+    return 0
+
+
+def _run(
+    settings: Settings, args: argparse.Namespace, tls: tuple[str, str] | None, logs: dict[str, Any]
+) -> None:
     # One socket per worker, so connections spread evenly (userservice/listeners.py).
     run_balanced(
         "userservice.app:create_app_from_env",
@@ -132,4 +141,3 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         log_config=logs,
     )
-    return 0

@@ -18,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 
 from userservice.security.smtp_url import smtp_server
 from userservice.settings_fleet import FleetSettings
+from userservice.settings_operations import OperationsSettings
 
 LIST_SYNTAX = "a JSON list or comma-separated values"
 # An origin as browsers send it in the Origin header (RFC 6454 section 6.2).
@@ -61,7 +62,7 @@ def _proxy(value: str) -> str:
         ) from None
 
 
-class Settings(FleetSettings):
+class Settings(FleetSettings, OperationsSettings):
     model_config = SettingsConfigDict(
         env_prefix="USERSERVICE_",
         env_file=".env",

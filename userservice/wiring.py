@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from userservice.i18n import Templates
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
+from userservice.observability.metrics import NoMetrics
 from userservice.security.counters import Counters
 from userservice.services.accounts import AccountService
 from userservice.services.audit_log import AuditLog
@@ -68,6 +69,8 @@ class Services:
     audit_log: AuditLog
     # The hosted pages in every language (web/templating.py renders them).
     pages: Templates
+    # Prometheus metrics, or NoMetrics when no metrics port or token is set.
+    metrics: NoMetrics
 
 
 def install(app: FastAPI, built: Services) -> None:
