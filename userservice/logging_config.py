@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+
+from userservice.observability.logs import JsonFormatter, RequestContextFilter, utc_time
 
 # Query parameters that carry a secret: mailed single-use links (E8), and tokens or
 # codes a client should never put in a URL (C12) but might. The access log keeps
@@ -42,42 +43,66 @@ class RedactQuerySecrets(logging.Filter):
 
 class UTCFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        return f"{stamp}.{int(record.msecs):03d}Z"
+        return utc_time(record)
 
 
 def log_config(level: str, log_format: str = "text") -> dict[str, Any]:
+    """uvicorn's dictConfig. `text`: lines for a terminal, as they always were.
+    `json`: one JSON object per line from every logger (O4). Either way every
+    record emitted while a request runs carries that request's id (and trace)."""
     line = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    json_lines = {"()": JsonFormatter}
+    formatters: dict[str, Any] = {
+        "utc": {"()": UTCFormatter, "fmt": line},
+        # The service's own access record (api/request_log.py).
+        "request": {"()": UTCFormatter, "fmt": "%(asctime)s %(levelname)s access %(message)s"},
+        "access": {
+            "()": "uvicorn.logging.AccessFormatter",
+            "fmt": '%(asctime)s %(levelname)s access %(client_addr)s "%(request_line)s" '
+            "%(status_code)s",
+            "use_colors": False,
+        },
+    }
+    if log_format == "json":
+        formatters = {"utc": json_lines, "request": json_lines, "access": json_lines}
+    level = level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {
-            "utc": {"()": UTCFormatter, "fmt": line},
-            "access": {
-                "()": "uvicorn.logging.AccessFormatter",
-                "fmt": '%(asctime)s %(levelname)s access %(client_addr)s "%(request_line)s" '
-                "%(status_code)s",
-                "use_colors": False,
-            },
+        "formatters": formatters,
+        "filters": {
+            "redact_query_secrets": {"()": RedactQuerySecrets},
+            "request_context": {"()": RequestContextFilter},
         },
-        "filters": {"redact_query_secrets": {"()": RedactQuerySecrets}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "utc",
+                "filters": ["request_context"],
                 "stream": "ext://sys.stderr",
             },
+            "request": {
+                "class": "logging.StreamHandler",
+                "formatter": "request",
+                "filters": ["request_context"],
+                "stream": "ext://sys.stdout",
+            },
+            # uvicorn's own access log, off under `serve` (the service writes one
+            # record per request itself), redacted all the same should it be on.
             "access": {
                 "class": "logging.StreamHandler",
                 "formatter": "access",
-                "filters": ["redact_query_secrets"],
+                "filters": ["redact_query_secrets", "request_context"],
                 "stream": "ext://sys.stdout",
             },
         },
         "loggers": {
-            "userservice": {"handlers": ["default"], "level": level.upper(), "propagate": False},
-            "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
-            "uvicorn.error": {"level": level.upper()},
-            "uvicorn.access": {"handlers": ["access"], "level": level.upper(), "propagate": False},
+            "userservice": {"handlers": ["default"], "level": level, "propagate": False},
+            "userservice.access": {"handlers": ["request"], "level": level, "propagate": False},
+            "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
+            "uvicorn.error": {"level": level},
+            "uvicorn.access": {"handlers": ["access"], "level": level, "propagate": False},
         },
+        # Every other library's warnings, in the same format rather than bare text.
+        "root": {"handlers": ["default"], "level": "WARNING"},
     }

@@ -21,7 +21,7 @@ from userservice.healthcheck import healthz_url
 from userservice.healthcheck import record as record_listener
 from userservice.listeners import run_balanced
 from userservice.logging_config import log_config
-from userservice.observability.exposition import serving_metrics
+from userservice.observability.exposition import MetricsPortError, serving_metrics
 from userservice.security.tls import ensure_local_tls, harden
 from userservice.services.at_rest import AtRestError
 from userservice.services.keys import KeyStore
@@ -115,8 +115,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     # handler that was installed before it: make that a no-op so a clean stop
     # exits 0 (R7) instead of dying by the signal (-15) after the shutdown.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    with serving_metrics(settings):
-        _run(settings, args, tls, logs)
+    try:
+        with serving_metrics(settings):
+            _run(settings, args, tls, logs)
+    except MetricsPortError as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 
@@ -140,4 +143,6 @@ def _run(
         # long to finish, then the lifespan's shutdown runs (pruner, mail, pools).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         log_config=logs,
+        # The service writes one access record per request itself (request_log.py).
+        access_log=False,
     )

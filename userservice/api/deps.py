@@ -38,7 +38,7 @@ async def _caller(request: Request, svc: Services, *, basic: bool) -> Principal 
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer" and value.strip():
-        return await svc.authenticator.from_bearer(value.strip())
+        return _noted(request, await svc.authenticator.from_bearer(value.strip()))
     if scheme == "basic" and basic:
         if not svc.settings.basic_auth_enabled:
             raise AuthenticationFailed("HTTP Basic authentication is disabled on this server.")
@@ -49,8 +49,19 @@ async def _caller(request: Request, svc: Services, *, basic: bool) -> Principal 
         credentials = parse_basic(header)
         if credentials is None:
             raise AuthenticationFailed("Malformed Basic credentials.")
-        return await svc.authenticator.from_basic(*credentials, client_ip(request))
+        return _noted(request, await svc.authenticator.from_basic(*credentials, client_ip(request)))
     raise CredentialsMissing("Authentication required.")
+
+
+def _noted(
+    request: Request, principal: Principal | ServicePrincipal
+) -> Principal | ServicePrincipal:
+    # Who called, for the request's access record (api/request_log.py): ids only.
+    state = request.scope["state"]
+    state["client_id"] = principal.client_id
+    if isinstance(principal, Principal):
+        state["user_id"] = principal.user.id
+    return principal
 
 
 # Each guard names its policy operation, for the OpenAPI document and the policy walk.

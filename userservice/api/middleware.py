@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids, security headers, caching, request-size limits.
+"""Pure ASGI middleware: security headers, caching, request-size limits.
 
 Pure ASGI rather than BaseHTTPMiddleware: it adds no task per request and never
 buffers bodies, which matters on the bearer hot path.
@@ -6,8 +6,6 @@ buffers bodies, which matters on the bearer hot path.
 
 from __future__ import annotations
 
-import itertools
-import secrets
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
@@ -53,7 +51,7 @@ _PROBLEM, _OAUTH, _PAGE = ErrorForm.PROBLEM, ErrorForm.OAUTH, ErrorForm.PAGE
 
 
 class SecurityMiddleware:
-    """Adds a request id and the security headers to every response (F6, A11),
+    """Adds the request id and the security headers to every response (F6, A11),
     `Cache-Control: no-store` to every response not on the public list (S9),
     refuses oversized bodies (I2) and duplicated query parameters (G4).
 
@@ -83,17 +81,14 @@ class SecurityMiddleware:
         self.page_paths = tuple(page_paths)
         self.oauth_paths = tuple(oauth_paths)
         self.hsts = hsts
-        # Request ids need to be unique, not secret: a random prefix per process
-        # and a counter (a syscall for fresh randomness on every request is waste).
-        self._id_prefix = secrets.token_hex(4)
-        self._next_id = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = f"{self._id_prefix}{next(self._next_id):08x}"
-        scope.setdefault("state", {})["request_id"] = request_id
+        # The id RequestLogMiddleware (outside this one) chose, so that the header,
+        # the log lines and a 500's body all name the same request (H1, O4).
+        request_id: str = scope.setdefault("state", {}).get("request_id", "")
         path: str = scope["path"]
         form = _PROBLEM
         csp = DOCS_CSP if path.startswith(self.docs_paths) else API_CSP
@@ -103,7 +98,7 @@ class SecurityMiddleware:
             form = _OAUTH
         scope["state"][ERROR_FORM] = form
         extra = [
-            (b"x-request-id", request_id.encode()),
+            (b"x-request-id", request_id.encode("latin-1")),
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),

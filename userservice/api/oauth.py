@@ -98,6 +98,7 @@ async def token(request: Request) -> Response:
         # S8: the credentials are read (one method only) before any grant is chosen.
         ids = client_credentials(params, request.headers.get("authorization", ""))
         client = await endpoint.authenticate_client(*ids)
+        request.scope["state"]["client_id"] = client.client_id  # for the access record
         body = await endpoint.token(client, params, client_ip(request))
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)

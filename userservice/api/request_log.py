@@ -1,16 +1,135 @@
-"""Pure ASGI middleware: one access record and one metrics observation per request."""
+"""Pure ASGI middleware: the request's id and trace context, then one access record
+and one metrics observation per request.
+
+Pure ASGI rather than BaseHTTPMiddleware: no task per request, no body buffering,
+and the context variable set here is seen by everything the request runs.
+"""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import logging
+from time import perf_counter
+from urllib.parse import quote
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from userservice.logging_config import redacted_path
+from userservice.observability.logs import (
+    RequestContext,
+    RequestIds,
+    current_request,
+    parse_traceparent,
+    well_formed_request_id,
+)
 from userservice.observability.metrics import NoMetrics
+
+access_log = logging.getLogger("userservice.access")
+
+UNMATCHED = "unmatched"
+# O2: a client can send any token as its method; the metric label takes only these.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+MAX_USER_AGENT = 256
 
 
 class RequestLogMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: NoMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self.ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = perf_counter()
+        request_id = trace = user_agent = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+            elif name == b"traceparent":
+                trace = parse_traceparent(value.decode("latin-1"))
+            elif name == b"user-agent":
+                user_agent = value
+        # O4, O6: a proxy's id is kept only when it cannot forge anything.
+        if not well_formed_request_id(request_id):
+            request_id = self.ids.new()
+        assert request_id is not None
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        context = RequestContext(request_id, *(trace or (None, None)))
+        reset = current_request.set(context)
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException:
+            # The error is answered (500) and logged by the handlers outside this
+            # middleware: the context stays set for their lines (the task ends with
+            # the request, taking the value with it).
+            self._finish(scope, state, context, status, start, user_agent)
+            raise
+        self._finish(scope, state, context, status, start, user_agent)
+        current_request.reset(reset)
+
+    def _finish(
+        self,
+        scope: Scope,
+        state: dict[str, object],
+        context: RequestContext,
+        status: int,
+        start: float,
+        user_agent: bytes | None,
+    ) -> None:
+        seconds = perf_counter() - start
+        route = scope.get("route")
+        template = getattr(route, "path_format", None) or UNMATCHED
+        method: str = scope["method"]
+        self.metrics.observe_request(
+            method if method in KNOWN_METHODS else "other", template, status, seconds
+        )
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        path = _logged_path(scope)
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        fields = {
+            "method": method,
+            "route": template,
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "client": address,
+            "client_id": state.get("client_id"),
+            "user_id": state.get("user_id"),
+            "user_agent": user_agent[:MAX_USER_AGENT].decode("latin-1") if user_agent else None,
+        }
+        access_log.info(
+            '%s "%s %s HTTP/%s" %d %.1fms %s',
+            address,
+            method,
+            path,
+            scope.get("http_version", "1.1"),
+            status,
+            seconds * 1000,
+            context.request_id,
+            extra={"fields": fields},
+        )
+
+
+def _logged_path(scope: Scope) -> str:
+    """The path as sent, query secrets redacted (L16), with nothing in it that could
+    end a text line or a quoted field (O6): the path is re-quoted as uvicorn's
+    access log did, and any other quote or control character escaped."""
+    path = quote(scope.get("root_path", "") + scope["path"])
+    query: bytes = scope.get("query_string", b"")
+    if query:
+        path = redacted_path(f"{path}?{query.decode('latin-1')}")
+        if not path.isprintable() or '"' in path or " " in path:
+            path = quote(path, safe="/?&=%:@!$'()*+,;~")
+    return path

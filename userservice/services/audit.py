@@ -27,7 +27,8 @@ def _clean(value: object) -> str:
 def audit(event: str, **fields: object) -> None:
     if log.isEnabledFor(logging.INFO):
         parts = " ".join(f"{k}={_clean(v)}" for k, v in fields.items() if v is not None)
-        log.info("%s %s", event, parts)
+        # The same fields as keys of their own in JSON logs (json.dumps escapes them).
+        log.info("%s %s", event, parts, extra={"fields": {"event": event, **fields}})
 
 
 def _log_entry(entry: AuditEntry) -> None:

@@ -1,0 +1,127 @@
+"""Structured logs: the request context every line of a request carries, and the
+one-JSON-object-per-line formatter.
+
+No HTTP framework here: the request middleware (api/request_log.py) fills the
+context, this module only reads it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import secrets
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+# W3C Trace Context §3.2: version 00 exactly, lower-case hex, ids not all zeros.
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+# A request id from a client or proxy is kept only when it cannot carry anything
+# but an id: no space, quote, CR/LF or other byte that could forge a log field.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    request_id: str
+    trace_id: str | None = None
+    parent_id: str | None = None
+
+
+# Per request through contextvars: each ASGI request runs in its own task, so a
+# value set there is seen by every log call the request makes and by nothing else
+# (background tasks such as the mail sender start with none).
+current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
+
+
+def parse_traceparent(value: str | None) -> tuple[str, str] | None:
+    """(trace id, parent id) of a valid W3C `traceparent`, else None (ignored)."""
+    if not value or len(value) != 55:
+        return None
+    match = _TRACEPARENT.fullmatch(value)
+    if match is None:
+        return None
+    trace_id, parent_id = match[1], value[36:52]
+    if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
+        return None
+    return trace_id, parent_id
+
+
+def well_formed_request_id(value: str | None) -> bool:
+    return value is not None and _REQUEST_ID.fullmatch(value) is not None
+
+
+class RequestIds:
+    """Request ids need to be unique, not secret: a random prefix per process and a
+    counter (a syscall for fresh randomness on every request is waste)."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(4)
+        self._next = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._next):08x}"
+
+
+class RequestContextFilter(logging.Filter):
+    """On the handlers: stamps each record with the id (and trace) of the request
+    that emitted it, whichever logger it came from."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = current_request.get()
+        if context is not None and not hasattr(record, "request_id"):
+            record.request_id = context.request_id
+            if context.trace_id is not None:
+                record.trace_id = context.trace_id
+                record.parent_id = context.parent_id
+        return True
+
+
+def utc_time(record: logging.LogRecord) -> str:
+    """`2026-12-03T21:02:43.017Z`, the one timestamp format of both log formats."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{stamp}.{int(record.msecs):03d}Z"
+
+
+# A record's own attributes; anything else on it came from `extra=`.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's coloured copy of the message
+    "fields",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: `time`, `level`, `logger`, `message`, the request
+    context, and the record's structured fields (`extra={"fields": {...}}` or plain
+    extras) as keys of their own. json.dumps escapes CR/LF, quotes and control
+    characters, so no value can end the line or the object early (O6)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": utc_time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in data:
+                data[key] = value
+        fields = record.__dict__.get("fields")
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                if value is not None:
+                    data.setdefault(key, value)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exception"] = record.exc_text
+        if record.stack_info:
+            data["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(data, default=str, separators=(",", ":"))
