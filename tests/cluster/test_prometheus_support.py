@@ -23,7 +23,7 @@ def exporter(counts: dict[str, int]) -> Iterator[str]:
     """A /metrics endpoint showing `counts` as they are when scraped."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the handler's API)
+        def do_GET(self) -> None:
             lines = ["# TYPE userservice_logins_total counter"]
             lines += [f'userservice_logins_total{{outcome="{k}"}} {v}' for k, v in counts.items()]
             body = ("\n".join(lines) + "\n").encode()
