@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import seed
+from bench.ab_command import arguments, only_harness_settings, parse
 from bench.ab_trees import check_tree, databases, running
 from bench.plan import SMOKE, Plan
 from bench.run import BYTECODE_CACHE
@@ -141,38 +141,16 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ab", description=__doc__.split("\n\n")[0]
-    )
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    description = (__doc__ or "").split("\n\n")[0]
+    known = list(SCENARIOS)
+    parser = arguments("python -m bench.ab", description, known, rounds=4, seconds=6, default="")
     parser.add_argument("before", type=Path, help="the tree before the change")
     parser.add_argument("after", type=Path, help="the tree after it (may be the same)")
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--seconds", type=int, default=6, help="each measured wrk run")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of discarded load first")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--users", type=int, default=1000, help="seeded users per database")
-    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
-    parser.add_argument(
-        "--scenarios",
-        default=",".join(SCENARIOS),
-        help=f"comma-separated, of: {', '.join(SCENARIOS)} (default: all)",
-    )
-    parser.add_argument("--json", type=Path, help="write the medians (and every run) here")
-    return parser
-
-
-def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
-    unknown = [name for name in args.scenarios if name not in SCENARIOS]
-    if unknown or not args.scenarios:
-        parser.error(f"--scenarios: unknown {unknown}; known: {', '.join(SCENARIOS)}")
+    parser.set_defaults(scenarios=",".join(known))
+    args = parse(parser, known, argv)
     if args.users <= ADMIN_PAGE:
         parser.error(f"--users must be over {ADMIN_PAGE}: the admin list reads a second page")
-    if min(args.rounds, args.seconds, args.connections) < 1 or args.warmup < 0:
-        parser.error("--rounds, --seconds and --connections must be positive")
     return args
 
 
@@ -224,11 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WrkFailed as exc:
         print(f"bench.ab: {exc}", file=sys.stderr)
         return 2
-    # Only the harness's settings: a developer's USERSERVICE_DATABASE_URL must never
-    # point the seeding at a real database.
-    for key in [k for k in os.environ if k.startswith("USERSERVICE_")]:
-        del os.environ[key]
-    BYTECODE_CACHE.mkdir(parents=True, exist_ok=True)
+    only_harness_settings(BYTECODE_CACHE)
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     for side, tree in trees.items():
         check_tree(tree)

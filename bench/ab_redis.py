@@ -16,22 +16,17 @@ over rounds of the per-round change (redis / memory - 1), against +5 %."""
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
-from bench.ab_trees import databases
-from bench.plan import SMOKE, Plan
+from bench.ab_command import arguments, only_harness_settings, parse, run_rounds, wrk_missing
+from bench.ab_envs import Run
 from bench.run import BYTECODE_CACHE
-from bench.throttle_cost import CPU_TOLERANCE_PCT, SIDES, TRAFFIC, Run, compare, summarise
-from bench.wrk import WrkFailed, wrk_path
+from bench.throttle_cost import CPU_TOLERANCE_PCT, TRAFFIC, comparison
 from tests.support.redis import start_redis
+
+PROG = "python -m bench.ab_redis"
 
 
 def table(summary: dict[str, dict[str, Any]]) -> str:
@@ -56,112 +51,37 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ab_redis", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=int, default=10, help="each measured wrk run")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of discarded load first")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--users", type=int, default=1000, help="seeded users per database")
-    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
-    parser.add_argument(
-        "--scenarios",
-        default="login",
-        help=f"comma-separated, of: {', '.join(TRAFFIC)} (default: login)",
-    )
-    parser.add_argument("--json", type=Path, help="write the medians (and every run) here")
-    return parser
-
-
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
-    unknown = [name for name in args.scenarios if name not in TRAFFIC]
-    if unknown or not args.scenarios:
-        parser.error(f"--scenarios: unknown {unknown}; known: {', '.join(TRAFFIC)}")
-    if min(args.rounds, args.seconds, args.connections, args.users) < 1 or args.warmup < 0:
-        parser.error("--rounds, --seconds, --connections and --users must be positive")
-    return args
+    description = (__doc__ or "").split("\n\n")[0]
+    known = list(TRAFFIC)
+    parser = arguments(PROG, description, known, rounds=6, seconds=10, default="login")
+    return parse(parser, known, argv)
 
 
 def _print(run: Run) -> None:
     print(
         f"round {run.round} {run.side:<6} {run.scenario:<19} {run.rps:9.1f} req/s "
         f"{run.cpu_us_per_request:9.1f} µs CPU/request  redis-server "
-        f"{run.redis_cpu_us_per_request:7.1f} µs, {run.redis_commands_per_request:g} "
-        f"commands ({run.redis_scripts_per_request:g} scripts)/request  errors {run.errors}",
+        f"{run.extra['redis_cpu_us_per_request']:7.1f} µs, "
+        f"{run.extra['redis_commands_per_request']:g} commands "
+        f"({run.extra['redis_scripts_per_request']:g} scripts)/request  errors {run.errors}",
         flush=True,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
-    try:
-        wrk_path()
-    except WrkFailed as exc:
-        print(f"bench.ab_redis: {exc}", file=sys.stderr)
+    if wrk_missing(PROG):
         return 2
-    # Only the harness's settings: a developer's USERSERVICE_DATABASE_URL must never
-    # point the seeding at a real database.
-    for key in [k for k in os.environ if k.startswith("USERSERVICE_")]:
-        del os.environ[key]
-    BYTECODE_CACHE.mkdir(parents=True, exist_ok=True)
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    os.environ["PYTHONPYCACHEPREFIX"] = str(BYTECODE_CACHE)
-    plan: Plan = replace(
-        SMOKE,
-        mode="ab-redis",
-        connections=(args.connections,),
-        seconds=args.seconds,
-        warmup_seconds=args.warmup,
-        configs=(),
-    )
-    backend = "postgresql" if args.postgres else "sqlite"
-    work = Path(tempfile.mkdtemp(prefix="bench-ab-redis-"))
-    load_before = os.getloadavg()
+    only_harness_settings(BYTECODE_CACHE)
     redis = start_redis()
     try:
-        with databases(args.postgres, work) as fresh:
-            runs = compare(
-                plan,
-                redis,
-                fresh,
-                work,
-                work,
-                backend=backend,
-                users=args.users,
-                rounds=args.rounds,
-                scenarios=args.scenarios,
-                progress=_print,
-            )
-    except BaseException:
-        print(f"bench.ab_redis: failed; databases and server logs kept in {work}", file=sys.stderr)
-        raise
+        measured = comparison(redis)
+        return run_rounds(
+            PROG, measured, args, table=table, progress=_print, before_round=redis.flush
+        )
     finally:
         redis.close()
-    shutil.rmtree(work, ignore_errors=True)
-    summary = summarise(runs, args.scenarios)
-    name = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"\nmedians over {args.rounds} rounds, {name}, {args.connections} connections:")
-    print(table(summary))
-    if args.json:
-        settings = {k: v for k, v in vars(args).items() if k != "json"}
-        document = {
-            "backend": backend,
-            "sides": list(SIDES),
-            "settings": settings,
-            "load_average": {"start": list(load_before), "end": list(os.getloadavg())},
-            "scenarios": summary,
-            "runs": [asdict(run) for run in runs],
-        }
-        args.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    if any(entry["errors"] for entry in summary.values()):
-        print("bench.ab_redis: some requests failed; those figures do not count", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

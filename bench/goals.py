@@ -7,12 +7,28 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from bench import observability_cost, throttle_cost
+from bench.ab_envs import paired_goals
 from bench.plan import users_label
 from bench.report import Goal, Report, Row
 from bench.scenarios import BACKENDS
-from bench.throttle_cost import SYSTEM as THROTTLE_SYSTEM
 
 MIB_IN_MB = 2**20 / 1e6
+# The A/B stages (bench/ab_envs.py): rows' system, scenario, (baseline, costlier side).
+PAIRED = (
+    (
+        throttle_cost.SYSTEM,
+        "login",
+        throttle_cost.SIDES,
+        "Redis throttle counters cost the password grant",
+    ),
+    (
+        observability_cost.SYSTEM,
+        "me-bearer",
+        observability_cost.SIDES,
+        "metrics and JSON logs cost /users/me Bearer",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -189,36 +205,8 @@ def compute(report: Report) -> list[Goal]:
                 )
             )
         goals += _startup_goals(report, backend, small, at)
-    goals += _throttle_goals(report)
-    return goals
-
-
-def _throttle_goals(report: Report) -> list[Goal]:
-    """Counting throttles in Redis against in process memory: the median over rounds
-    of each round's change in server CPU per request (the two runs of a round are
-    measured in turns, so they share the machine's moment; bench/throttle_cost.py)."""
-    goals: list[Goal] = []
-    for backend in sorted({r.backend for r in report.rows if r.system == THROTTLE_SYSTEM}):
-        rows = [r for r in report.rows if r.system == THROTTLE_SYSTEM and r.backend == backend]
-        memory = [r for r in rows if r.scenario == "login-throttle-memory"]
-        redis = [r for r in rows if r.scenario == "login-throttle-redis"]
-        goal = f"{BACKENDS[backend]}: Redis throttle counters cost the password grant"
-        changes = [
-            (b.cpu_ms_per_request / a.cpu_ms_per_request - 1) * 100
-            for a, b in zip(memory, redis, strict=False)
-            if a.cpu_ms_per_request and b.cpu_ms_per_request
-        ]
-        if not changes:
-            goals.append(Goal(goal, "not measured", "≤ +5 % server CPU/request", None))
-            continue
-        change = statistics.median(changes)
-        rounds = ", ".join(f"{c:+.1f}" for c in changes)
-        measured = (
-            f"{change:+.1f} % server CPU/request (median of {len(changes)} rounds: {rounds}); "
-            f"{statistics.median(r.cpu_ms_per_request or 0 for r in memory):.2f} → "
-            f"{statistics.median(r.cpu_ms_per_request or 0 for r in redis):.2f} ms"
-        )
-        goals.append(Goal(goal, measured, "≤ +5 % server CPU/request", change <= 5.0, change))
+    for system, scenario, sides, what in PAIRED:
+        goals += paired_goals(report, system, scenario, sides, what)
     return goals
 
 

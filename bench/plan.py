@@ -33,6 +33,11 @@ TITLES |= {
     for scenario in ("login", "me-basic", "me-bearer", "client-credentials")
     for side, where in (("memory", "memory"), ("redis", "Redis"))
 }
+# /users/me Bearer with metrics and JSON logs on and off (bench/observability_cost.py).
+TITLES |= {
+    "me-bearer-observability-off": f"{TITLES['me-bearer']}, no metrics, text logs",
+    "me-bearer-observability-on": f"{TITLES['me-bearer']}, metrics and JSON logs",
+}
 
 # Everything at the small user count; only what the 1M goals compare at the large.
 # "ceiling-beside" runs the bare FastAPI ceiling again (the service idle) right
@@ -89,6 +94,9 @@ class Plan:
     # Rounds of the password grant with throttle counters in memory and in Redis, in
     # turns (bench/throttle_cost.py), on PostgreSQL; 0: none.
     throttle_rounds: int = 0
+    # Rounds of /users/me Bearer with metrics and JSON logs on and off, in turns
+    # (bench/observability_cost.py), on SQLite; 0: none.
+    observability_rounds: int = 0
 
 
 def users_label(users: int) -> str:
@@ -117,6 +125,7 @@ FULL = Plan(
     ),
     cluster_users=1_000,
     throttle_rounds=4,
+    observability_rounds=6,
 )
 # PostgreSQL gets only the large set, on 120 users: its code paths (cluster, COPY,
 # psycopg, asyncpg peer) run, at a few seconds' cost instead of doubling the smoke.
@@ -136,4 +145,5 @@ SMOKE = Plan(
     ),
     cluster_users=50,
     throttle_rounds=1,
+    observability_rounds=1,
 )

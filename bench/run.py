@@ -18,20 +18,20 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from bench import chart, goals, scenarios
+from bench import chart, goals, observability_cost, scenarios, throttle_cost
+from bench.ab_envs import compare
 from bench.cluster import run_cluster
 from bench.pg import Cluster
 from bench.plan import FULL, SMOKE, Plan
 from bench.report import Report, machine_facts
 from bench.stages import SERVICE_SETTINGS, run_config
-from bench.throttle_cost import compare
 from bench.wrk import WrkFailed, wrk_path
 from tests.support.redis import start_redis
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 BYTECODE_CACHE = DEFAULT_OUT / ".pycache"
 # Stages by name (--only): the configurations are the service's and the peer's runs.
-STAGES = ("ceiling", "argon2", "configs", "throttle", "fleet")
+STAGES = ("ceiling", "argon2", "configs", "throttle", "observability", "fleet")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +73,9 @@ def _run(plan: Plan, report: Report, work: Path, logs: Path, only: Sequence[str]
     finally:
         if cluster is not None:
             cluster.stop()
+    if plan.observability_rounds and "observability" in only:
+        observability = partial(_observability, plan, report, work, logs)
+        _phase(report, "metrics and JSON logs", observability)
     if plan.cluster_users and "fleet" in only:
         users = plan.cluster_users
         run = partial(run_cluster, report, plan, work, logs, users, _progress)
@@ -86,8 +89,8 @@ def _throttle(plan: Plan, report: Report, cluster: Cluster, work: Path, logs: Pa
     redis = start_redis()
     try:
         compare(
+            throttle_cost.comparison(redis),
             plan,
-            redis,
             lambda: cluster.create_database("throttle_" + uuid.uuid4().hex[:8]),
             work,
             logs,
@@ -96,9 +99,28 @@ def _throttle(plan: Plan, report: Report, cluster: Cluster, work: Path, logs: Pa
             rounds=plan.throttle_rounds,
             scenarios=["login"],
             report=report,
+            before_round=redis.flush,
         )
     finally:
         redis.close()
+
+
+def _observability(plan: Plan, report: Report, work: Path, logs: Path) -> None:
+    """/users/me Bearer with metrics and JSON logs on and off, in turns, on SQLite at
+    the small configuration's user count, served as the configurations are."""
+    users = min(c.users for c in plan.configs if c.backend == "sqlite")
+    compare(
+        observability_cost.COMPARISON,
+        plan,
+        lambda: f"sqlite:///{work / ('observability_' + uuid.uuid4().hex[:8])}.db",
+        work,
+        logs,
+        backend="sqlite",
+        users=users,
+        rounds=plan.observability_rounds,
+        scenarios=list(observability_cost.TRAFFIC),
+        report=report,
+    )
 
 
 def _progress(text: str) -> None:

@@ -35,8 +35,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
+def _parents() -> dict[int, int]:
+    """PID -> parent PID of every live process, from one pass over /proc."""
+    found: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -45,9 +46,23 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
         # Field 4 (ppid) follows the parenthesised command name, which may hold spaces.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return sorted(found)
+        found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    return sorted(child for child, parent in _parents().items() if parent == pid)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`: children, theirs, and so on."""
+    parents = _parents()
+    found: list[int] = []
+    level = [pid]
+    while level:
+        level = sorted(child for child, parent in parents.items() if parent in level)
+        found += level
+    return found
 
 
 def _cmdline(pid: int) -> str:

@@ -14,19 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from bench.throttle_cost import SIDES, Run, order, summarise
+from bench.ab_envs import Comparison, Run, summarise
+from bench.throttle_cost import SIDES, TRAFFIC
 
 ROOT = Path(__file__).resolve().parents[2]
+# The sides and traffic of the Redis stage; its probe needs a running Redis.
+REDIS_STAGE = Comparison("throttle", SIDES, lambda _side: {}, TRAFFIC)
 
 
 def _run(round_: int, side: str, cpu: float, rps: float = 100.0) -> Run:
-    return Run(round_, side, "login", rps, 10.0, 20.0, cpu, 0.0, 0.0, 0.0, 0)
+    return Run(round_, side, "login", rps, 10.0, 20.0, cpu, 0)
 
 
 def test_sides_alternate_by_round_and_by_scenario() -> None:
-    assert order(0, 0) == ("memory", "redis")
-    assert order(0, 1) == ("redis", "memory")
-    assert order(1, 0) == ("redis", "memory")
+    assert REDIS_STAGE.order(0, 0) == ("memory", "redis")
+    assert REDIS_STAGE.order(0, 1) == ("redis", "memory")
+    assert REDIS_STAGE.order(1, 0) == ("redis", "memory")
 
 
 def test_the_verdict_is_the_median_of_the_per_round_changes() -> None:
@@ -38,13 +41,13 @@ def test_the_verdict_is_the_median_of_the_per_round_changes() -> None:
         _run(3, "memory", 50000.0),
         _run(3, "redis", 53000.0),  # +6 %
     ]
-    summary = summarise(runs, ["login"])["login"]
+    summary = summarise(REDIS_STAGE, runs, ["login"])["login"]
     assert summary["paired_change_pct"] == [2.5, 10.0, 6.0]
     assert summary["cpu_change_pct"] == 6.0
     assert summary["within_tolerance"] is False
     assert summary["memory"]["cpu_us_per_request"] == 40000.0
     assert summary["redis"]["cpu_us_per_request"] == 41000.0
-    within = summarise(runs[:2], ["login"])["login"]
+    within = summarise(REDIS_STAGE, runs[:2], ["login"])["login"]
     assert within["cpu_change_pct"] == 2.5
     assert within["within_tolerance"] is True
 

@@ -32,6 +32,10 @@ def _expected() -> set[tuple[str, str, str]]:
     rows |= {("peer", "peer-me", backend) for backend in ("sqlite", "postgresql")}
     # The password grant with throttle counters in memory and in Redis, in turns.
     rows |= {("throttle", f"login-throttle-{side}", "postgresql") for side in ("memory", "redis")}
+    # /users/me Bearer with metrics and JSON logs off and on, in turns.
+    rows |= {
+        ("observability", f"me-bearer-observability-{side}", "sqlite") for side in ("off", "on")
+    }
     # The fleet: through nginx to 3 replicas, and directly to one of them.
     rows |= {
         (system, scenario, "postgresql")
@@ -108,6 +112,13 @@ def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
     assert any(g["met"] is not None for g in goals)
     throttle = [g for g in goals if "Redis throttle counters" in g["goal"]]
     assert len(throttle) == 1 and throttle[0]["met"] is not None, throttle
+    observability = [g for g in goals if "metrics and JSON logs cost" in g["goal"]]
+    assert len(observability) == 1 and observability[0]["met"] is not None, observability
+    notes = [r["notes"] for r in rows if r["system"] == "observability"]
+    assert [n.split("; ")[1].split(" at INFO")[0] for n in notes] == [
+        "no metrics, text logs",
+        "metrics on, JSON logs",
+    ], notes
     table = (out / "results.md").read_text()
     assert all(TITLES[r["scenario"]] in table for r in rows)
     assert "| goal | measured | target | result |" in table
