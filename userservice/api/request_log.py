@@ -42,6 +42,9 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = perf_counter()
+        # As it came: routing into a mount (/static) rewrites the scope's paths.
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
         request_id = trace = user_agent = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -72,30 +75,31 @@ class RequestLogMiddleware:
             # The error is answered (500) and logged by the handlers outside this
             # middleware: the context stays set for their lines (the task ends with
             # the request, taking the value with it).
-            self._finish(scope, state, context, status, start, user_agent)
+            self._finish(scope, path, root_path, context, status, start, user_agent)
             raise
-        self._finish(scope, state, context, status, start, user_agent)
+        self._finish(scope, path, root_path, context, status, start, user_agent)
         current_request.reset(reset)
 
     def _finish(
         self,
         scope: Scope,
-        state: dict[str, object],
+        path: str,
+        root_path: str,
         context: RequestContext,
         status: int,
         start: float,
         user_agent: bytes | None,
     ) -> None:
         seconds = perf_counter() - start
-        route = scope.get("route")
-        template = getattr(route, "path_format", None) or UNMATCHED
+        template = _template(scope, root_path)
         method: str = scope["method"]
         self.metrics.observe_request(
             method if method in KNOWN_METHODS else "other", template, status, seconds
         )
         if not access_log.isEnabledFor(logging.INFO):
             return
-        path = _logged_path(scope)
+        state = scope["state"]
+        path = _logged_path(path, scope.get("query_string", b""))
         client = scope.get("client")
         address = client[0] if client else "unknown"
         fields = {
@@ -122,12 +126,24 @@ class RequestLogMiddleware:
         )
 
 
-def _logged_path(scope: Scope) -> str:
+def _template(scope: Scope, root_path: str) -> str:
+    """The matched route's template (`/users/{user_id}`), never the raw path (O2).
+    A mount (the static files) is not put in the scope as a route, but moves its
+    own literal prefix from the path to the root path: that prefix is the label."""
+    template = getattr(scope.get("route"), "path_format", None)
+    if template:
+        return str(template)
+    mounted: str = scope.get("root_path", "")
+    if len(mounted) > len(root_path) and mounted.startswith(root_path):
+        return mounted[len(root_path) :]
+    return UNMATCHED
+
+
+def _logged_path(path: str, query: bytes) -> str:
     """The path as sent, query secrets redacted (L16), with nothing in it that could
     end a text line or a quoted field (O6): the path is re-quoted as uvicorn's
     access log did, and any other quote or control character escaped."""
-    path = quote(scope.get("root_path", "") + scope["path"])
-    query: bytes = scope.get("query_string", b"")
+    path = quote(path)
     if query:
         path = redacted_path(f"{path}?{query.decode('latin-1')}")
         if not path.isprintable() or '"' in path or " " in path:
