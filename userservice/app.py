@@ -26,6 +26,7 @@ from userservice.api import (
     users,
 )
 from userservice.api import email_change as email_change_api
+from userservice.api import metrics as metrics_api
 from userservice.api import privacy as privacy_api
 from userservice.api import sessions as sessions_api
 from userservice.api.middleware import ScopedCORSMiddleware, SecurityMiddleware
@@ -34,11 +35,14 @@ from userservice.api.problems import install_error_handlers
 from userservice.api.request_log import RequestLogMiddleware
 from userservice.db import migrate
 from userservice.db.engine import Database, PoolOptions, build_engine, open_database
+from userservice.db.outbox_backlog import outbox_backlog
 from userservice.i18n import Catalogs
 from userservice.oauth.server import OAuthServer
 from userservice.oauth.token_endpoint import TokenEndpoint
+from userservice.observability.db_pool import watch_pool
 from userservice.observability.metrics import NoMetrics
-from userservice.observability.prometheus import metrics_for
+from userservice.observability.multiprocess import OutboxGauges, forget_this_process
+from userservice.observability.prometheus import PrometheusMetrics, metrics_for
 from userservice.security.counters import Counters
 from userservice.security.mail_limits import MailThrottle
 from userservice.security.passwords import PasswordHasher
@@ -117,13 +121,18 @@ def pool_options(settings: Settings) -> PoolOptions:
 
 
 def build_account_service(
-    settings: Settings, db: Database, counters: Counters | None = None
+    settings: Settings,
+    db: Database,
+    counters: Counters | None = None,
+    metrics: NoMetrics | None = None,
 ) -> AccountService:
+    metrics = metrics or NoMetrics()
     hasher = PasswordHasher(
         settings.argon2_memory_kib,
         settings.argon2_time_cost,
         settings.argon2_parallelism,
         settings.max_concurrent_hashes,
+        on_wait=metrics.hash_queue_wait if metrics.enabled else None,
     )
     throttle = LoginThrottle(
         settings.login_limit_per_account, settings.login_limit_per_ip, counters
@@ -136,6 +145,7 @@ def build_account_service(
         devices,
         registration_open=settings.registration_open,
         require_verified_email=settings.require_verified_email,
+        metrics=metrics,
     )
 
 
@@ -143,7 +153,7 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
     metrics = metrics or NoMetrics()
     keys = KeyStore.for_settings(db, settings)
     counters = open_counters(settings)
-    accounts = build_account_service(settings, db, counters)
+    accounts = build_account_service(settings, db, counters, metrics)
     tokens = TokenService(
         db,
         keys,
@@ -154,6 +164,7 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
             refresh_absolute_ttl=settings.refresh_token_absolute_ttl_seconds,
             alg=settings.access_token_alg,
         ),
+        metrics,
     )
     status = TokenStatus(db, keys, settings.issuer, settings.refresh_token_idle_ttl_seconds)
     id_tokens = IdTokenService(keys, settings.issuer, settings.id_token_ttl_seconds)
@@ -166,7 +177,12 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
             undo_ttl=settings.email_change_undo_ttl_seconds,
         ),
         mail,
-        MailThrottle(settings.mail_limit_per_address, settings.mail_limit_per_ip, counters),
+        MailThrottle(
+            settings.mail_limit_per_address,
+            settings.mail_limit_per_ip,
+            counters,
+            on_refused=partial(metrics.throttled, "mail"),
+        ),
     )
     return Services(
         settings=settings,
@@ -181,7 +197,7 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
             db, settings.session_idle_ttl_seconds, settings.session_absolute_ttl_seconds
         ),
         consents=ConsentService(db),
-        token_endpoint=TokenEndpoint(db, accounts, tokens, status, id_tokens),
+        token_endpoint=TokenEndpoint(db, accounts, tokens, status, id_tokens, metrics),
         oauth_server=OAuthServer(db, settings.issuer),
         readiness=Readiness(
             partial(migrate.revision_of, db), migrate.head_revision(), keys, counters
@@ -202,6 +218,9 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
 def create_app(settings: Settings) -> FastAPI:
     db = open_database(build_engine(settings.resolved_database_url(), pool=pool_options(settings)))
     metrics = metrics_for(settings)
+    if isinstance(metrics, PrometheusMetrics):
+        watch_pool(db.engine, metrics.pool_in_use, metrics.pool_limit)
+        metrics.add_collector(OutboxGauges(partial(outbox_backlog, db)))
     services = build_services(settings, db, metrics)
     keys, accounts = services.keys, services.accounts
     pruner = BackgroundPruner(db, settings)
@@ -228,6 +247,8 @@ def create_app(settings: Settings) -> FastAPI:
         accounts.hasher.close()
         await db.close_async()
         db.dispose()
+        # O3: this worker's pool gauges leave the sum the scrape reads.
+        forget_this_process()
 
     app = FastAPI(
         title="userservice",
@@ -252,6 +273,7 @@ def create_app(settings: Settings) -> FastAPI:
 def _add_routes(app: FastAPI, settings: Settings) -> None:
     api_routers = (
         users.router,
+        metrics_api.router,
         account_mail.router,
         admin_clients.router,
         admin_keys.router,

@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 from userservice.db.ports import Storage
 from userservice.errors import AuthenticationFailed, EmailNotVerified, OAuthError
 from userservice.oauth.code_exchange import CodeExchange
 from userservice.oauth.params import MAX_VALUE_LENGTH, requested_scope, required
+from userservice.observability.metrics import Grant as IssuedGrant
+from userservice.observability.metrics import NoMetrics
 from userservice.records import StoredClient
 from userservice.security.secrets import same_digest
 from userservice.services.access_tokens import Grant
@@ -62,8 +64,10 @@ class TokenEndpoint:
         tokens: TokenService,
         status: TokenStatus,
         id_tokens: IdTokenService,
+        metrics: NoMetrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or NoMetrics()
         self.accounts = accounts
         self.tokens = tokens
         self.status = status
@@ -113,7 +117,10 @@ class TokenEndpoint:
             raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
         if grant_type not in client.grant_types:
             raise OAuthError("unauthorized_client", "This client may not use this grant type.")
-        return token_body(await handler(client, params, ip))
+        issued = await handler(client, params, ip)
+        # Counted once the grant succeeded: a refused request issued nothing.
+        self.metrics.token_issued(cast(IssuedGrant, grant_type))
+        return token_body(issued)
 
     async def _authorization_code(
         self, client: StoredClient, params: dict[str, str], ip: str

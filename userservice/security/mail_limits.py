@@ -16,6 +16,7 @@ work): the methods block that thread, never the event loop."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from limits import parse
 
@@ -25,8 +26,16 @@ from userservice.security.networks import source_network
 
 
 class MailThrottle:
-    def __init__(self, per_address: str, per_ip: str, counters: Counters | None = None) -> None:
+    def __init__(
+        self,
+        per_address: str,
+        per_ip: str,
+        counters: Counters | None = None,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
         self._counters = counters if counters is not None else Counters()
+        # Told of every refused request (the metrics' throttled count).
+        self._on_refused = on_refused
         self._per_address = parse(per_address)
         self._per_ip = parse(per_ip)
 
@@ -35,6 +44,8 @@ class MailThrottle:
         window = Window(self._per_ip, "mail-ip", source_network(ip))
         wait = self._counters.hit_blocking(window)
         if wait > 0:
+            if self._on_refused is not None:
+                self._on_refused()
             raise Throttled(max(1, math.ceil(wait)))
 
     def allow_mail(self, action: str, address: str) -> bool:

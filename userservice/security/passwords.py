@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import threading
+import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +60,12 @@ def _upgrade(outcome: tuple[object, object], stored: str) -> tuple[bool, str | N
 
 class PasswordHasher:
     def __init__(
-        self, memory_kib: int, time_cost: int, parallelism: int, max_concurrent: int = 0
+        self,
+        memory_kib: int,
+        time_cost: int,
+        parallelism: int,
+        max_concurrent: int = 0,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self._context = CryptContext(
             schemes=["argon2"],
@@ -73,6 +79,8 @@ class PasswordHasher:
         self._pool_lock = threading.Lock()
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
+        # Told how long each hash waited for a pool thread (the metrics' queue time).
+        self._on_wait = on_wait
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -81,8 +89,20 @@ class PasswordHasher:
                 self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="argon2")
             return self._pool
 
+    def _timed(self, work: Callable[[], T]) -> Callable[[], T]:
+        on_wait = self._on_wait
+        if on_wait is None:
+            return work
+        queued = time.perf_counter()
+
+        def started() -> T:
+            on_wait(time.perf_counter() - queued)
+            return work()
+
+        return started
+
     def _on_pool(self, work: Callable[[], T], timeout: float | None = None) -> T:
-        future = self._executor().submit(work)
+        future = self._executor().submit(self._timed(work))
         try:
             return future.result(timeout)
         except BaseException:
@@ -96,7 +116,7 @@ class PasswordHasher:
         # Straight from the event loop to the pool: one thread hand-off per hash,
         # not two (a threadpool thread that would only wait for the pool). A
         # cancelled caller cancels the pool's future: a hash not yet started never runs.
-        return await asyncio.get_running_loop().run_in_executor(self._executor(), work)
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), self._timed(work))
 
     def close(self) -> None:
         with self._pool_lock:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from limits import parse
 
@@ -70,6 +71,19 @@ class LoginThrottle:
         plus attempts in flight fill it. An admitted attempt must be settled with
         failed(), succeeded() or released()."""
         return _admitted(await self._counters.admit(self._windows(windows)))
+
+    async def refused_by(self, windows: Windows) -> Literal["login_account", "login_ip"]:
+        """After a refusal: which limit was full, for the metrics (`login_ip` when
+        the client address's window alone refuses, else `login_account`). A probe
+        of that one window, given straight back if admitted."""
+        if windows.ip is None:
+            return "login_account"
+        ip_only = (Window(self._per_ip, "login", f"ip:{windows.ip}"),)
+        admission = await self._counters.admit(ip_only)
+        if isinstance(admission, Hold):
+            await self._counters.settle(admission, RELEASED)
+            return "login_account"
+        return "login_ip"
 
     async def failed(self, hold: Hold) -> None:
         await self._counters.settle(hold, FAILED)

@@ -30,12 +30,13 @@ from userservice.errors import (
     Throttled,
     WeakPassword,
 )
+from userservice.observability.metrics import NoMetrics
 from userservice.records import UserRecord
 from userservice.security.counters import FAILED, HOLD_SECONDS, RELEASED, SUCCEEDED
 from userservice.security.password_policy import password_problem
 from userservice.security.passwords import PasswordHasher
 from userservice.security.secrets import new_token
-from userservice.security.throttle import LoginThrottle
+from userservice.security.throttle import LoginThrottle, Windows
 from userservice.services.account_tokens import discard_resets
 from userservice.services.audit import audit, record, record_now
 from userservice.services.devices import DeviceCookies
@@ -101,6 +102,7 @@ class AccountService:
         registration_open: bool,
         require_verified_email: bool = False,
         attempt_seconds: float = HOLD_SECONDS / 2,
+        metrics: NoMetrics | None = None,
     ) -> None:
         # An attempt's throttle hold is counted for HOLD_SECONDS at least: one that
         # waited longer for the hash pool (a flood) would outlive its hold, and
@@ -112,6 +114,7 @@ class AccountService:
         self.devices = devices
         self.registration_open = registration_open
         self.require_verified_email = require_verified_email
+        self.metrics = metrics or NoMetrics()
 
     def checked_password(self, password: str, email: str) -> str:
         """The hash of an acceptable new password; WeakPassword otherwise."""
@@ -181,6 +184,7 @@ class AccountService:
             hold = await self.throttle.check(windows)
         except Throttled:
             audit("login.throttled", account=throttle_key, ip=ip, window=windows.kind)
+            await self._count_throttled(windows)
             raise
         try:
             with anyio.fail_after(self.attempt_seconds):
@@ -188,12 +192,16 @@ class AccountService:
         except BaseException as error:
             await self.throttle.released(hold)
             if isinstance(error, TimeoutError):
+                self.metrics.login("throttled")
+                self.metrics.throttled("attempts")
                 raise ServiceUnavailable(BUSY) from None
             raise
         if isinstance(outcome, _Refusal):
             # Counted before the event is stored: a failing audit write can never
             # un-count a wrong password (S12).
             await self.throttle.failed(hold)
+            # The right password of a disabled account: refused, not a guess.
+            self.metrics.login("refused" if outcome.reason == "disabled" else "failure")
             await self._record_refusal(outcome, ip)
             raise AuthenticationFailed("Invalid email or password.")
         account_user, new_hash = outcome
@@ -201,16 +209,23 @@ class AccountService:
         if self.require_verified_email and not account_user.email_verified:
             # Told only to whoever knows the password: nobody else learns that the
             # account exists (L7).
+            self.metrics.login("refused")
             await record_now(
                 self.db, "login.refused", user=account_user.id, ip=ip, reason="email_unverified"
             )
             raise EmailNotVerified(UNVERIFIED)
         # Unstored, a success is an error (503): nobody is signed in unaudited (L25).
         await record_now(self.db, "login.succeeded", user=account_user.id, ip=ip)
+        self.metrics.login("success")
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).
             await anyio.to_thread.run_sync(self._store_rehash, account_user.id, new_hash)
         return account_user
+
+    async def _count_throttled(self, windows: Windows) -> None:
+        self.metrics.login("throttled")
+        if self.metrics.enabled:  # which limit costs a probe: only when counted
+            self.metrics.throttled(await self.throttle.refused_by(windows))
 
     async def _check_password(
         self, account: str | None, password: str, read: tuple[_Credentials] | None
@@ -302,12 +317,17 @@ class AccountService:
             raise Forbidden("The current password is required for this change.")
         # Called in a worker thread: the throttle's blocking calls hand Redis's
         # round trips to the event loop.
-        hold = self.throttle.check_blocking(current_password_windows(user_id))
+        try:
+            hold = self.throttle.check_blocking(current_password_windows(user_id))
+        except Throttled:
+            self.metrics.throttled("current_password")
+            raise
         try:
             ok, _ = self.hasher.verify(current, found[1], self.attempt_seconds)
         except BaseException as error:
             self.throttle.settle_blocking(hold, RELEASED)
             if isinstance(error, TimeoutError):
+                self.metrics.throttled("attempts")
                 raise ServiceUnavailable(BUSY) from None
             raise
         if not ok:

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from userservice.db.ports import RefreshTokenStore
 from userservice.errors import OAuthError
+from userservice.observability.metrics import NoMetrics
 from userservice.records import RefreshState, RotationRequest, StoredClient
 from userservice.security.secrets import digest, new_token
 from userservice.services.audit import audit
@@ -36,8 +37,11 @@ class Rotation:
 
 
 class RefreshRotation:
-    def __init__(self, store: RefreshTokenStore, idle_ttl: int) -> None:
+    def __init__(
+        self, store: RefreshTokenStore, idle_ttl: int, metrics: NoMetrics | None = None
+    ) -> None:
         self.store = store
+        self.metrics = metrics or NoMetrics()
         self.idle_ttl = dt.timedelta(seconds=idle_ttl)
 
     async def rotate(self, token: str, client: StoredClient, requested: str | None) -> Rotation:
@@ -76,6 +80,7 @@ class RefreshRotation:
         if state.revoked:
             # RFC 9700 §4.14.2: a retired token came back, so someone holds a copy.
             await self.store.revoke_family(state.family_id, now)
+            self.metrics.refresh_reuse_detected()
             audit(
                 "token.reuse_detected",
                 family=state.family_id,

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from userservice.db.ports import Storage
+from userservice.observability.metrics import NoMetrics
 from userservice.records import NewRefreshToken, StoredClient, UserRecord
 from userservice.security.secrets import digest, new_token
 from userservice.services.access_tokens import AccessTokenSigner, Grant, TokenSettings
@@ -58,12 +59,18 @@ def _new_jti() -> str:
 
 
 class TokenService:
-    def __init__(self, db: Storage, keys: KeyStore, settings: TokenSettings) -> None:
+    def __init__(
+        self,
+        db: Storage,
+        keys: KeyStore,
+        settings: TokenSettings,
+        metrics: NoMetrics | None = None,
+    ) -> None:
         self.db = db
         self.keys = keys
         self.settings = settings
         self.signer = AccessTokenSigner(keys, settings)
-        self.rotation = RefreshRotation(db.refresh_tokens, settings.refresh_idle_ttl)
+        self.rotation = RefreshRotation(db.refresh_tokens, settings.refresh_idle_ttl, metrics)
 
     def client_token(self, client: StoredClient, scope: str) -> IssuedTokens:
         """client_credentials (RFC 6749 §4.4): the client acts for itself; no refresh
