@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fleet import Fleet, FleetError, alive
+from tests.support.prometheus import Prometheus, PrometheusError
 
 
 @dataclass
@@ -103,3 +104,20 @@ def fleet() -> Iterator[Fleet]:
     while (left := [pid for pid in running if alive(pid)]) and (time.monotonic() < deadline):
         time.sleep(0.1)
     assert not left, f"processes of the fleet still running after stop(): {left}"
+
+
+@pytest.fixture(scope="module")
+def prometheus(fleet: Fleet) -> Iterator[Prometheus]:
+    """Prometheus scraping every replica's metrics port each second (stopped before
+    the fleet, by its PID, whatever the checks did)."""
+    server = Prometheus(fleet.metrics_targets)
+    try:
+        server.start()
+    except PrometheusError as exc:
+        pytest.fail(f"Prometheus did not start: {exc}", pytrace=False)
+    pid = server.process.pid if server.process is not None else 0
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not alive(pid), f"Prometheus (PID {pid}) still running after stop()"

@@ -1,7 +1,10 @@
 """A fleet on loopback: a throwaway PostgreSQL and Redis of its own, N replicas of
 `userservice serve --no-tls --workers W` and nginx terminating TLS in front of them.
 
-Each replica is a subprocess in a session (process group) of its own, so that it can
+Each replica also serves its metrics (every worker summed) on a port of its own,
+`Replica.metrics_port`, kept across restarts so that a scraper's targets
+(`Fleet.metrics_targets`) stay right. Each replica is a subprocess in a session
+(process group) of its own, so that it can
 be SIGKILLed whole, workers included, by its PGID. The first replica migrates the
 schema, the others start with --no-migrate. Everything is stopped by PID in `stop()`,
 which is safe to call after a failed `start()`. Importing this module starts nothing.
@@ -67,11 +70,17 @@ class Replica:
     port: int
     data_dir: Path
     log_path: Path
+    metrics_port: int
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_target(self) -> str:
+        """Where Prometheus scrapes it (`/metrics`, plain HTTP, every worker summed)."""
+        return f"127.0.0.1:{self.metrics_port}"
 
     @property
     def alive(self) -> bool:
@@ -102,6 +111,7 @@ class Fleet:
                 free_port(),
                 self.directory / f"replica-{i}",
                 self.directory / f"replica-{i}.log",
+                free_port(),
             )
             for i in range(replicas)
         ]
@@ -116,6 +126,10 @@ class Fleet:
     @property
     def replica_urls(self) -> list[str]:
         return [replica.url for replica in self.replicas]
+
+    @property
+    def metrics_targets(self) -> list[str]:
+        return [replica.metrics_target for replica in self.replicas]
 
     @property
     def database_url(self) -> str:
@@ -228,6 +242,8 @@ class Fleet:
             command.append("--no-migrate")
         env = self.env()
         env["USERSERVICE_DATA_DIR"] = str(replica.data_dir)
+        # The same port after a restart: Prometheus keeps scraping the same target.
+        env["USERSERVICE_METRICS_PORT"] = str(replica.metrics_port)
         with replica.log_path.open("ab") as log:
             replica.process = subprocess.Popen(
                 command,
