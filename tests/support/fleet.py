@@ -1,12 +1,11 @@
 """A fleet on loopback: a throwaway PostgreSQL and Redis of its own, N replicas of
 `userservice serve --no-tls --workers W` and nginx terminating TLS in front of them.
 
-Each replica also serves its metrics (every worker summed) on a port of its own,
-`Replica.metrics_port`, kept across restarts so that a scraper's targets
-(`Fleet.metrics_targets`) stay right. Each replica is a subprocess in a session
-(process group) of its own, so that it can
+Each replica is a subprocess in a session (process group) of its own, so that it can
 be SIGKILLed whole, workers included, by its PGID. The first replica migrates the
-schema, the others start with --no-migrate. Everything is stopped by PID in `stop()`,
+schema, the others start with --no-migrate. Each serves its metrics (every worker
+summed) on a port of its own, `Replica.metrics_port`, kept across restarts so that a
+scraper's targets (`Fleet.metrics_targets`) stay right. Everything is stopped by PID in `stop()`,
 which is safe to call after a failed `start()`. Importing this module starts nothing.
 
     with Fleet() as fleet:
