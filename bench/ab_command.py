@@ -39,6 +39,14 @@ def arguments(
     return parser
 
 
+def options(
+    prog: str, doc: str | None, known: Sequence[str], argv: Sequence[str] | None, **defaults: Any
+) -> argparse.Namespace:
+    """The shared options parsed, with `defaults` (rounds, seconds, default)."""
+    description = (doc or "").split("\n\n")[0]
+    return parse(arguments(prog, description, known, **defaults), known, argv)
+
+
 def parse(
     parser: argparse.ArgumentParser, known: Sequence[str], argv: Sequence[str] | None
 ) -> argparse.Namespace:
@@ -62,6 +70,62 @@ def only_harness_settings(bytecode_cache: Path) -> None:
     os.environ["PYTHONPYCACHEPREFIX"] = str(bytecode_cache)
 
 
+# A column beside the standard ones: heading, the side it shows, summary key, format.
+Column = tuple[str, str, str, str]
+
+
+def table(
+    comparison: Comparison, summary: dict[str, dict[str, Any]], extra: Sequence[Column] = ()
+) -> str:
+    """A line per scenario: both sides' CPU per request and req/s, the median change,
+    the `extra` columns, errors, the verdict and each round's change."""
+    base, cost = comparison.sides
+    columns: list[Column] = [
+        (f"{base} µs/req", base, "cpu_us_per_request", ",.1f"),
+        (f"{cost} µs/req", cost, "cpu_us_per_request", ",.1f"),
+        (f"{base} req/s", base, "rps", ",.0f"),
+        (f"{cost} req/s", cost, "rps", ",.0f"),
+        *extra,
+    ]
+    heads = [c[0] for c in columns]
+    verdict = f"CPU ≤ +{comparison.tolerance_pct:g} %"
+    rows = [["scenario", *heads[:2], "change", *heads[2:], "errors", verdict, "per round"]]
+    for scenario, entry in summary.items():
+        cells = [format(entry[side].get(key, 0.0), fmt) for _head, side, key, fmt in columns]
+        rounds = ", ".join(f"{p:+.1f}" for p in entry["paired_change_pct"])
+        rows.append(
+            [
+                scenario,
+                *cells[:2],
+                f"{entry['cpu_change_pct']:+.1f}%",
+                *cells[2:],
+                str(entry["errors"]),
+                "ok" if entry["within_tolerance"] else "COSTLIER",
+                f"[{rounds}]",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        " ".join(
+            cell.ljust(w) if i in (0, len(row) - 2) else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    )
+
+
+def print_run(run: Run) -> None:
+    extra = "  ".join(
+        f"{key.removesuffix('_per_request')}/request {value:g}" for key, value in run.extra.items()
+    )
+    print(
+        f"round {run.round} {run.side:<6} {run.scenario:<19} {run.rps:9.1f} req/s "
+        f"{run.cpu_us_per_request:9.1f} µs CPU/request  p99 {run.p99_ms:7.2f} ms  {extra}  "
+        f"errors {run.errors}",
+        flush=True,
+    )
+
+
 def wrk_missing(prog: str) -> bool:
     try:
         wrk_path()
@@ -76,8 +140,7 @@ def run_rounds(
     comparison: Comparison,
     args: argparse.Namespace,
     *,
-    table: Callable[[dict[str, dict[str, Any]]], str],
-    progress: Callable[[Run], None],
+    columns: Sequence[Column] = (),
     before_round: Callable[[], None] = lambda: None,
 ) -> int:
     """`args.rounds` rounds of `comparison` on fresh databases; prints each run and
@@ -106,7 +169,7 @@ def run_rounds(
                 users=args.users,
                 rounds=args.rounds,
                 scenarios=args.scenarios,
-                progress=progress,
+                progress=print_run,
                 before_round=before_round,
             )
     except BaseException:
@@ -116,7 +179,7 @@ def run_rounds(
     summary = summarise(comparison, runs, args.scenarios)
     name = "PostgreSQL" if args.postgres else "SQLite"
     print(f"\nmedians over {args.rounds} rounds, {name}, {args.connections} connections:")
-    print(table(summary))
+    print(table(comparison, summary, columns))
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "json"}
         document = {
