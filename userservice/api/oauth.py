@@ -125,7 +125,9 @@ async def revoke(request: Request) -> Response:
     try:
         params = await _form(request)
         ids = client_credentials(params, request.headers.get("authorization", ""))
-        await endpoint.revoke(await endpoint.authenticate_client(*ids), params)
+        client = await endpoint.authenticate_client(*ids)
+        request.scope["state"]["client_id"] = client.client_id  # for the access record
+        await endpoint.revoke(client, params)
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
     return Response(status_code=200, headers=NO_STORE)
@@ -167,6 +169,7 @@ async def introspect(request: Request) -> Response:
         body = await endpoint.introspect_request(ids, params)
     except OAuthError as exc:
         return oauth_error(exc.error, exc.detail, exc.status)
+    request.scope["state"]["client_id"] = ids[0]  # authenticated: for the access record
     return JSONResponse(body, headers=NO_STORE)
 
 
