@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -176,3 +177,22 @@ def test_o7_sign_in_posts_are_rate_limited_per_address(
         assert [client.get("/login").status_code for _ in range(5)] == [200] * 5
         # Other routes are not limited.
         assert client.post("/users/me/x").status_code == 200
+
+
+def test_o7_compose_self_signed_certificate_is_accepted_by_nginx(tmp_path: Path) -> None:
+    """The image's start script makes a certificate once; nginx loads it."""
+    script = TEMPLATE.parent / "10-self-signed-certificate.sh"
+    cert, key = tmp_path / "certs" / "tls.crt", tmp_path / "certs" / "tls.key"
+    environment = {"PATH": "/usr/bin:/bin", "NGINX_TLS_CERT": str(cert), "NGINX_TLS_KEY": str(key)}
+    made = subprocess.run(
+        ["sh", str(script)], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    assert key.stat().st_mode & 0o077 == 0
+    first = cert.read_bytes()
+    again = subprocess.run(["sh", str(script)], env=environment, timeout=60, check=False)
+    assert again.returncode == 0 and cert.read_bytes() == first
+    nginx = Nginx(tmp_path / "nginx", free_port())
+    nginx.write([18080], cert, key)
+    check = nginx.check()
+    assert check.returncode == 0, check.stderr
