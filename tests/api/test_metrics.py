@@ -20,6 +20,7 @@ from tests.support.oauth_clients import (
     refresh,
     set_user,
 )
+from tests.support.wiring import engine_of
 from userservice.app import create_app
 from userservice.settings import Settings
 
@@ -201,3 +202,15 @@ def test_o2_labels_carry_route_templates_never_raw_paths(metered: TestClient) ->
     for raw in (*user_ids, *(path.rsplit("/", 1)[1] for path in strays), "/nope", "probe"):
         assert raw not in text
     assert total(text, "userservice_http_request_duration_seconds_count") >= 53
+
+
+def test_pool_gauges_follow_checkouts(metered: TestClient, backend: str) -> None:
+    engine = engine_of(metered.app)  # type: ignore[arg-type]
+    # PostgreSQL: pool_size 16 plus half as many for bursts; SQLite: as many again.
+    limit = 16 + 8 if backend == "postgresql" else 16 + 16
+    text = scrape(metered)
+    assert value(text, "userservice_db_pool_connections_limit") == limit
+    assert value(text, "userservice_db_pool_connections_in_use") == 0
+    with engine.connect(), engine.connect():
+        assert value(scrape(metered), "userservice_db_pool_connections_in_use") == 2
+    assert value(scrape(metered), "userservice_db_pool_connections_in_use") == 0
