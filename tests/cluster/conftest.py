@@ -1,7 +1,8 @@
-"""The fleet (started once per module: PostgreSQL, Redis, three replicas of two
-workers, nginx) and the report table of the cluster checks: each check records its
-figures, and at the end the table (check | result | figures) is printed and written
-to $USERSERVICE_CLUSTER_REPORT (default artifacts/cluster-report.md)."""
+"""The fleet (started once for every check in this directory: PostgreSQL, Redis,
+three replicas of two workers, nginx), the Prometheus scraping it, and the report
+table of the cluster checks: each check records its figures, and at the end the table
+(check | result | figures) is printed and written to $USERSERVICE_CLUSTER_REPORT
+(default artifacts/cluster-report.md)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(f"(written to {path})")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def fleet() -> Iterator[Fleet]:
     fleet = Fleet(replicas=3, workers=2)
     try:
@@ -106,7 +107,7 @@ def fleet() -> Iterator[Fleet]:
     assert not left, f"processes of the fleet still running after stop(): {left}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def prometheus(fleet: Fleet) -> Iterator[Prometheus]:
     """Prometheus scraping every replica's metrics port each second (stopped before
     the fleet, by its PID, whatever the checks did)."""

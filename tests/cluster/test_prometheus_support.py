@@ -1,6 +1,7 @@
-"""The Prometheus the cluster checks read their figures from (tests/support/prometheus.py),
-against two fixed exporters on loopback: it scrapes every target, waits for a scrape
-round after a moment, sums across targets, and is stopped by its PID."""
+"""The tools the cluster's metrics checks rely on: the Prometheus they read figures
+from (tests/support/prometheus.py), against fixed exporters on loopback (it scrapes
+every target, waits for a scrape round after a moment, sums across targets, is
+stopped by its PID), and the dashboard's queries made runnable as Grafana sends them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.support.cluster_dashboard import DashboardError, instant, series
 from tests.support.fleet import alive
 from tests.support.prometheus import JOB, Prometheus, PrometheusError
 
@@ -70,3 +72,18 @@ def test_a_target_down_is_reported_not_waited_for_forever() -> None:
         with pytest.raises(PrometheusError, match="not every target scraped"):
             p.scraped_since(time.time(), timeout=10)
         assert p.targets_up() == {live: 1.0, "127.0.0.1:1": 0.0}
+
+
+def test_dashboard_variables_become_what_grafana_sends_for_all() -> None:
+    variables = {"instance", "route"}
+    expr = (
+        'sum by (route) (rate(userservice_http_request_duration_seconds_count{instance="$instance",'
+        ' route!="${route:regex}", job="userservice"}[$__rate_interval])) / $__range_s'
+    )
+    assert instant(expr, variables) == (
+        'sum by (route) (rate(userservice_http_request_duration_seconds_count{instance=~".*",'
+        ' route!~".*", job="userservice"}[1m])) / 300'
+    )
+    assert series(expr) == {"userservice_http_request_duration_seconds_count"}
+    with pytest.raises(DashboardError, match=r"\$pod is neither"):
+        instant('up{pod="$pod"}', variables)

@@ -243,6 +243,11 @@ class Fleet:
         env["USERSERVICE_DATA_DIR"] = str(replica.data_dir)
         # The same port after a restart: Prometheus keeps scraping the same target.
         env["USERSERVICE_METRICS_PORT"] = str(replica.metrics_port)
+        # The workers' metrics files go to TMPDIR; a replica SIGKILLed cannot remove
+        # them, the fleet's directory removed at stop() takes them along.
+        tmp = replica.data_dir / "tmp"
+        tmp.mkdir(mode=0o700, exist_ok=True)
+        env["TMPDIR"] = str(tmp)
         with replica.log_path.open("ab") as log:
             replica.process = subprocess.Popen(
                 command,
