@@ -28,10 +28,16 @@ RUN uv sync --frozen --no-dev
 
 USER userservice
 VOLUME ["/data"]
-EXPOSE 8443
+# 8443: the service, HTTPS by default; plain HTTP with USERSERVICE_TLS=false behind a
+# proxy that terminates TLS (docker-compose.yml, deploy/k8s pass `--port 8080`).
+# 9100: Prometheus metrics when USERSERVICE_METRICS_PORT=9100 is set (off by default:
+# no metrics port unless asked for); USERSERVICE_METRICS_HOST=0.0.0.0 to be scraped
+# from another container.
+EXPOSE 8443 9100
 
 # `serve` records the scheme, address and port it listens on in the data directory;
-# the probe reads them, so a changed CMD (`--port`, `--no-tls`) is followed.
+# the probe reads them, so a changed CMD (`--port`, `--no-tls`) and
+# USERSERVICE_TLS=false are followed.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["userservice", "healthcheck"]
 
