@@ -47,7 +47,7 @@ def test_dashboard_provider_loads_the_dashboards_directory() -> None:
     provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/userservice.yml").read_text())
     (entry,) = provider["providers"]
     assert entry["type"] == "file"
-    assert entry["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert entry["options"]["path"] == "/etc/grafana/dashboards"
 
 
 def test_every_query_is_valid_promql(tmp_path: Path) -> None:
