@@ -6,7 +6,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from userservice.observability.logs import JsonFormatter, RequestContextFilter, utc_time
+from userservice.observability.logs import JsonFormatter, RequestContextFilter, UtcClock
 
 # Query parameters that carry a secret: mailed single-use links (E8), and tokens or
 # codes a client should never put in a URL (C12) but might. The access log keeps
@@ -42,8 +42,12 @@ class RedactQuerySecrets(logging.Filter):
 
 
 class UTCFormatter(logging.Formatter):
+    def __init__(self, fmt: str | None = None) -> None:
+        super().__init__(fmt)
+        self._time = UtcClock()
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return utc_time(record)
+        return self._time(record)
 
 
 def log_config(level: str, log_format: str = "text") -> dict[str, Any]:

@@ -81,10 +81,21 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
-def utc_time(record: logging.LogRecord) -> str:
-    """`2026-12-03T21:02:43.017Z`, the one timestamp format of both log formats."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    return f"{stamp}.{int(record.msecs):03d}Z"
+class UtcClock:
+    """A record's time as `2026-12-03T21:02:43.017Z`, the one timestamp format of
+    both log formats. The formatted second is kept: strftime once a second rather
+    than on every line (the access line runs on every request)."""
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        kept, stamp = self._second
+        if second != kept:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, stamp)
+        return f"{stamp}.{int(record.msecs):03d}Z"
 
 
 # A record's own attributes; anything else on it came from `extra=`.
@@ -103,9 +114,13 @@ class JsonFormatter(logging.Formatter):
     extras) as keys of their own. json.dumps escapes CR/LF, quotes and control
     characters, so no value can end the line or the object early (O6)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._time = UtcClock()
+
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "time": utc_time(record),
+            "time": self._time(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
