@@ -216,3 +216,19 @@ def test_lines_outside_a_request_carry_no_request_id(json_log: Captured) -> None
     (record,) = json_log.records()
     assert record["message"] == "background work"
     assert "request_id" not in record
+
+
+def test_o6_a_forwarded_address_cannot_forge_the_text_line(
+    text_log: Captured, make_settings: Callable[..., Settings]
+) -> None:
+    """Behind a trusted proxy the client address comes from X-Forwarded-For, which
+    the proxy may pass on from the client."""
+    app = create_app(make_settings(trusted_proxies=["10.0.0.5"]))
+    forged = '203.0.113.9 "GET /admin HTTP/1.1" 200'
+    with TestClient(app, base_url="https://testserver", client=("10.0.0.5", 5000)) as client:
+        client.get("/healthz", headers={"X-Forwarded-For": forged})
+    (line,) = text_log.text().splitlines()
+    assert line.count('"') == 2 and "/admin" in line
+    assert re.fullmatch(
+        r'\S+Z INFO access 203\.0\.113\.9%20%22GET%20/admin\S+ "GET /healthz .*', line
+    )

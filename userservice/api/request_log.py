@@ -101,7 +101,7 @@ class RequestLogMiddleware:
         state = scope["state"]
         path = _logged_path(path, scope.get("query_string", b""))
         client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = _unquoted(client[0]) if client else "unknown"
         fields = {
             "method": method,
             "route": template,
@@ -145,7 +145,12 @@ def _logged_path(path: str, query: bytes) -> str:
     access log did, and any other quote or control character escaped."""
     path = quote(path)
     if query:
-        path = redacted_path(f"{path}?{query.decode('latin-1')}")
-        if not path.isprintable() or '"' in path or " " in path:
-            path = quote(path, safe="/?&=%:@!$'()*+,;~")
+        path = _unquoted(redacted_path(f"{path}?{query.decode('latin-1')}"))
     return path
+
+
+def _unquoted(value: str) -> str:
+    # The address too: behind a trusted proxy it comes from X-Forwarded-For.
+    if value.isprintable() and '"' not in value and " " not in value:
+        return value
+    return quote(value, safe="/?&=%:@!$'()*+,;~[]")
