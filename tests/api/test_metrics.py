@@ -178,7 +178,11 @@ def test_o2_labels_carry_route_templates_never_raw_paths(metered: TestClient) ->
     strays = [f"/nope/{uuid.uuid4().hex}" for _ in range(50)]
     for path in strays:
         assert metered.get(path, headers={"User-Agent": "probe"}).status_code == 404
+    # A method no route knows: one label for all of them, never the client's token.
+    assert metered.request("BREW", "/users/me").status_code in (400, 405)
     text = scrape(metered)
+    assert "BREW" not in text
+    assert total(text, "userservice_http_request_duration_seconds_count", method="other") == 1
     assert (
         value(
             text,

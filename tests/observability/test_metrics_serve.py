@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.accounts import bearer
 from tests.support.cli import run_cli
-from tests.support.metrics import total, value
+from tests.support.metrics import TOKEN, total, value
 from tests.support.serve_process import Served, serve, trusting
 from tests.support.server import free_port
 
@@ -156,3 +157,22 @@ def test_o1_no_metrics_port_unless_set(tmp_path: Path) -> None:
 def _no_stray_multiproc_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     # serve must make its own directory, never inherit one from the caller.
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+
+def test_o1_o3_the_token_reads_every_worker_on_the_service_port(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {"USERSERVICE_METRICS_TOKEN": TOKEN, "TMPDIR": str(tmp_path)}
+    ca = data_dir / "tls" / "ca.crt"
+    with serve(data_dir, None, "--workers", "2", env=env) as served:
+        _send(served, ca, 40)
+        with httpx.Client(verify=trusting(ca), timeout=30) as client:
+            assert client.get(f"{served.base}/metrics").status_code == 401
+            # Whichever worker answers, it reads every worker's files.
+            for _ in range(4):
+                response = client.get(f"{served.base}/metrics", headers=bearer(TOKEN))
+                assert response.status_code == 200
+                labels = {"method": "GET", "route": "/healthz", "status": "200"}
+                assert value(response.text, COUNT, **labels) == 40
+                assert (
+                    value(response.text, "userservice_db_pool_connections_limit") == 2 * POOL_LIMIT
+                )
