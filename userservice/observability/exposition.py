@@ -17,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from userservice.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SCRAPE_DB_SECONDS = 5.0
 
 
 class MetricsPortError(RuntimeError):
@@ -39,7 +40,7 @@ def serving_metrics(settings: Settings) -> Iterator[None]:
     try:
         with ExitStack() as stack:
             if settings.metrics_port is not None:
-                stack.enter_context(_metrics_port(settings, directory))
+                stack.enter_context(_metrics_port(settings, settings.metrics_port, directory))
             yield
     finally:
         if previous is None:
@@ -50,7 +51,7 @@ def serving_metrics(settings: Settings) -> Iterator[None]:
 
 
 @contextmanager
-def _metrics_port(settings: Settings, directory: str) -> Iterator[None]:
+def _metrics_port(settings: Settings, port: int, directory: str) -> Iterator[None]:
     # Imported only now that the directory is set (see the module's docstring).
     from prometheus_client import start_http_server
 
@@ -58,17 +59,23 @@ def _metrics_port(settings: Settings, directory: str) -> Iterator[None]:
     from userservice.db.outbox_backlog import outbox_backlog
     from userservice.observability.multiprocess import OutboxGauges, scrape_registry
 
-    # The supervisor's own small pool, for the outbox reading at scrape time.
-    db = open_database(build_engine(settings.resolved_database_url(), pool=PoolOptions(size=1)))
+    # The supervisor's own small pool, for the outbox reading at scrape time; short
+    # limits, so that a database in trouble slows a scrape, never hangs it.
+    pool = PoolOptions(
+        size=1,
+        timeout_seconds=SCRAPE_DB_SECONDS,
+        connect_timeout_seconds=settings.database_connect_timeout_seconds,
+        statement_timeout_ms=int(SCRAPE_DB_SECONDS * 1000),
+    )
+    db = open_database(build_engine(settings.resolved_database_url(), pool=pool))
     registry = scrape_registry([OutboxGauges(lambda: outbox_backlog(db))], directory)
-    assert settings.metrics_port is not None
     try:
-        server, thread = start_http_server(
-            settings.metrics_port, settings.metrics_host, registry=registry
-        )
+        # prometheus_client's own server: plain HTTP, the scrape on its own
+        # thread, never sharing the service's event loop or its connections.
+        server, thread = start_http_server(port, settings.metrics_host, registry=registry)
     except OSError as exc:
         db.dispose()
-        where = f"{settings.metrics_host}:{settings.metrics_port}"
+        where = f"{settings.metrics_host}:{port}"
         raise MetricsPortError(f"cannot serve metrics on {where}: {exc.strerror}") from None
     try:
         yield
