@@ -4,6 +4,7 @@ template (O2). In-process application, real database."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -218,3 +219,23 @@ def test_pool_gauges_follow_checkouts(metered: TestClient, backend: str) -> None
     with engine.connect(), engine.connect():
         assert value(scrape(metered), "userservice_db_pool_connections_in_use") == 2
     assert value(scrape(metered), "userservice_db_pool_connections_in_use") == 0
+
+
+def test_the_outbox_gauges_show_mail_no_sender_has_sent(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Without its lifespan the application runs no mail sender: the sign-ups'
+    # verification mails wait in the outbox.
+    client = TestClient(
+        create_app(make_settings(metrics_token=TOKEN)), base_url="https://testserver"
+    )
+    text = scrape(client)
+    assert value(text, "userservice_mail_outbox_messages") == 0
+    assert value(text, "userservice_mail_outbox_oldest_age_seconds") == 0
+    register(client, "ada@example.com")
+    time.sleep(1.1)
+    register(client, "bob@example.com")
+    text = scrape(client)
+    assert value(text, "userservice_mail_outbox_messages") == 2
+    assert 1.0 <= value(text, "userservice_mail_outbox_oldest_age_seconds") < 60
+    client.close()
