@@ -28,6 +28,9 @@ END
 cat >"$dir/userservice.env" <<END
 USERSERVICE_DATABASE_URL=postgresql+psycopg://userservice:$password@postgres:5432/userservice
 USERSERVICE_KEY_ENCRYPTION_SECRET=$(random_hex)
+# Until a mail server is set, mails (their secret links included) go to the log.
+# USERSERVICE_MAIL_URL=smtps://user:password@smtp.example.com:465
+# USERSERVICE_MAIL_FROM=Example <no-reply@example.com>
 END
 cat >"$dir/grafana.env" <<END
 GF_SECURITY_ADMIN_USER=admin

@@ -57,7 +57,9 @@ def _secrets(directory: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _env_file(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    # Compose's env-file syntax: `#` starts a comment line.
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    pairs = (line.split("=", 1) for line in lines if "=" in line)
     return {name: value for name, value in pairs}
 
 
