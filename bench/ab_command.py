@@ -40,11 +40,21 @@ def arguments(
 
 
 def options(
-    prog: str, doc: str | None, known: Sequence[str], argv: Sequence[str] | None, **defaults: Any
+    prog: str,
+    doc: str | None,
+    known: Sequence[str],
+    argv: Sequence[str] | None,
+    *,
+    extra: tuple[str, str] | None = None,
+    **defaults: Any,
 ) -> argparse.Namespace:
-    """The shared options parsed, with `defaults` (rounds, seconds, default)."""
+    """The shared options parsed, with `defaults` (rounds, seconds, default) and an
+    `extra` (option, help) of the command's own."""
     description = (doc or "").split("\n\n")[0]
-    return parse(arguments(prog, description, known, **defaults), known, argv)
+    parser = arguments(prog, description, known, **defaults)
+    if extra is not None:
+        parser.add_argument(extra[0], help=extra[1])
+    return parse(parser, known, argv)
 
 
 def parse(

@@ -6,6 +6,7 @@ request that show each side did what it says:
 
     .venv/bin/python -m bench.ab_observability                 # SQLite, 6 rounds
     .venv/bin/python -m bench.ab_observability --postgres --json ab-obs.json
+    .venv/bin/python -m bench.ab_observability --on metrics     # or json: one alone
 
 Each round seeds a fresh database (N users, an admin, a confidential client) and
 starts both servers on it (127.0.0.1, no TLS). Then each side in turn (the order
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from bench.ab_command import only_harness_settings, options, run_rounds, wrk_missing
-from bench.observability_cost import COMPARISON, TRAFFIC
+from bench.observability_cost import PARTS, TRAFFIC, comparison
 from bench.run import BYTECODE_CACHE
 
 PROG = "python -m bench.ab_observability"
@@ -35,11 +36,18 @@ COLUMNS = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     known = list(TRAFFIC)
-    args = options(PROG, __doc__, known, argv, rounds=6, seconds=10, default="me-bearer")
+    extra = ("--on", f"what the on side turns on, of {', '.join(PARTS)} (default: both)")
+    args = options(
+        PROG, __doc__, known, argv, rounds=6, seconds=10, default="me-bearer", extra=extra
+    )
+    parts = [p.strip() for p in (args.on or ",".join(PARTS)).split(",") if p.strip()]
+    if not parts or any(p not in PARTS for p in parts):
+        print(f"{PROG}: --on takes {', '.join(PARTS)}", file=sys.stderr)
+        return 2
     if wrk_missing(PROG):
         return 2
     only_harness_settings(BYTECODE_CACHE)
-    return run_rounds(PROG, COMPARISON, args, columns=COLUMNS)
+    return run_rounds(PROG, comparison(parts), args, columns=COLUMNS)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import contextlib
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 from bench.ab_envs import Comparison, Run
@@ -40,12 +41,18 @@ SCRAPE_TIMEOUT = 5.0
 TRAFFIC: dict[str, Callable[[Service], Traffic]] = {"me-bearer": Service.bearer}
 
 
-def side_env(side: str) -> Mapping[str, str]:
+# What "on" turns on; both by default, one alone to tell their costs apart.
+PARTS = ("metrics", "json")
+
+
+def side_env(side: str, parts: Sequence[str] = PARTS) -> Mapping[str, str]:
     """Both sides at the default log level (the bench's own is warning: no access
-    lines); "on" with a metrics port of its own and JSON logs."""
+    lines); "on" with a metrics port of its own and JSON logs (or one of them)."""
     env = {"USERSERVICE_LOG_LEVEL": "info"}
-    if side == "on":
-        env |= {"USERSERVICE_METRICS_PORT": str(free_port()), "USERSERVICE_LOG_FORMAT": "json"}
+    if side == "on" and "metrics" in parts:
+        env["USERSERVICE_METRICS_PORT"] = str(free_port())
+    if side == "on" and "json" in parts:
+        env["USERSERVICE_LOG_FORMAT"] = "json"
     return env
 
 
@@ -100,21 +107,27 @@ def _probe(server: Server) -> Callable[[int], dict[str, float]]:
 
 def _note(run: Run) -> str:
     extra = run.extra
+    on = "metrics on" if extra["metrics_count_per_request"] else "no metrics"
+    on += ", JSON logs" if extra["json_lines_per_request"] else ", text logs"
     return (
-        f"{'metrics on, JSON logs' if run.side == 'on' else 'no metrics, text logs'} at INFO; "
+        f"{on} at INFO; "
         f"{extra['log_lines_per_request']:g} log lines ({extra['json_lines_per_request']:g} "
         f"JSON) and {extra['metrics_count_per_request']:g} counted by /metrics per request"
     )
 
 
-COMPARISON = Comparison(
-    name=SYSTEM,
-    sides=SIDES,
-    env=side_env,
-    traffic=TRAFFIC,
-    serve=True,
-    tolerance_pct=CPU_TOLERANCE_PCT,
-    probe=_probe,
-    extra_keys=FIGURES,
-    note=_note,
-)
+def comparison(parts: Sequence[str] = PARTS) -> Comparison:
+    return Comparison(
+        name=SYSTEM,
+        sides=SIDES,
+        env=partial(side_env, parts=parts),
+        traffic=TRAFFIC,
+        serve=True,
+        tolerance_pct=CPU_TOLERANCE_PCT,
+        probe=_probe,
+        extra_keys=FIGURES,
+        note=_note,
+    )
+
+
+COMPARISON = comparison()
