@@ -168,6 +168,18 @@ def test_trusted_proxies_refuse_what_is_not_an_address(value: str) -> None:
     assert "trusted_proxies" in str(caught.value)
 
 
+@pytest.mark.parametrize("token", ["é" * 30, "a" * 23 + "\u00a0" + "b", "a" * 20 + " " + "b" * 10])
+def test_o1_metrics_token_must_be_printable_ascii(token: str) -> None:
+    """O1: the presented header is compared as bytes; a token outside printable
+    ASCII could never match, so it is refused at start, not silently useless."""
+    with pytest.raises(ValidationError) as caught:
+        _settings(metrics_token=token)
+    assert "metrics_token" in str(caught.value)
+    assert "printable ASCII" in str(caught.value)
+    token = "A-z0-9_~!" * 3
+    assert _settings(metrics_token=token).metrics_token is not None
+
+
 def test_login_limits_must_parse() -> None:
     with pytest.raises(ValidationError):
         _settings(login_limit_per_ip="lots")

@@ -55,6 +55,14 @@ class OperationsSettings(BaseSettings):
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         # A guessable token would make the metrics public in all but name.
-        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+        if value is None:
+            return value
+        token = value.get_secret_value()
+        if len(token) < MIN_TOKEN_LENGTH:
             raise ValueError(f"use at least {MIN_TOKEN_LENGTH} characters")
+        # The presented header is compared as bytes: a token outside printable
+        # ASCII could never match it (and a space or control character could not
+        # even be sent in a header).
+        if not all("!" <= char <= "~" for char in token):
+            raise ValueError("use printable ASCII characters only (no spaces)")
         return value
