@@ -63,6 +63,18 @@ def tls_context(_config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLC
     return harden(default())
 
 
+def warn_console_mail(settings: Settings) -> None:
+    """JSON logs mean a log pipeline, i.e. production: there, mail on the console
+    puts every verification and reset link (each a secret) into the shipped log,
+    the one exception to "no secret in the log" (O5). Said once, at start."""
+    if settings.mail_url == "console:" and settings.log_format == "json":
+        logging.getLogger("userservice.mail").warning(
+            "mail goes to the log (USERSERVICE_MAIL_URL is console:): every mail, its "
+            "verification and reset links included, is written here; set "
+            "USERSERVICE_MAIL_URL to an SMTP server"
+        )
+
+
 def _check_port_free(host: str, port: int) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -79,6 +91,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     logs = log_config(settings.log_level, settings.log_format)
     # Configured now, so what TLS set-up reports reads like the server's own log.
     logging.config.dictConfig(logs)
+    warn_console_mail(settings)
     tls = _tls_files(settings, args)
     _check_port_free(args.host, args.port)
     db = _database(settings)
