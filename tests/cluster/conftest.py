@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fleet import Fleet, FleetError, alive
+from tests.support.fleet import Fleet
+from tests.support.processes import alive
 from tests.support.prometheus import Prometheus, PrometheusError
+from tests.support.replica import FleetError
 
 
 @dataclass

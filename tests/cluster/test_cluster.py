@@ -39,7 +39,9 @@ from tests.support.cluster_load import (
     sign_ups,
     statuses,
 )
-from tests.support.fleet import DEFAULT_ENV, Fleet, alive, group
+from tests.support.fleet import Fleet
+from tests.support.processes import alive, group
+from tests.support.replica import DEFAULT_ENV
 from userservice.security.jwt import LEEWAY_SECONDS
 from userservice.settings import Settings
 

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.support.cluster_dashboard import DashboardError, instant, series
-from tests.support.fleet import alive
+from tests.support.processes import alive
 from tests.support.prometheus import JOB, Prometheus, PrometheusError
 
 pytestmark = pytest.mark.cluster

@@ -19,77 +19,30 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
 from tests.support.nginx import Nginx
 from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.processes import Started, group, killpg
 from tests.support.redis import RedisServer
 from tests.support.redis import start_redis as start_redis_server
+from tests.support.replica import DEFAULT_ENV, FleetError, Replica
+from tests.support.server import free_port
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 20.0
 DATABASE = "userservice"
 
-# Short, test-friendly values: key rotations are noticed within a second, and
-# per-address limits are high enough that only per-account limits are under test.
-DEFAULT_ENV: dict[str, str] = {
-    "USERSERVICE_LOG_LEVEL": "warning",
-    "USERSERVICE_TRUSTED_PROXIES": "127.0.0.1",
-    "USERSERVICE_SIGNING_KEY_RELOAD_SECONDS": "1",
-    "USERSERVICE_JWKS_MAX_AGE_SECONDS": "1",
-    "USERSERVICE_LOGIN_LIMIT_PER_ACCOUNT": "5/minute",
-    "USERSERVICE_LOGIN_LIMIT_PER_IP": "100000/minute",
-    "USERSERVICE_MAIL_LIMIT_PER_IP": "100000/minute",
-    "USERSERVICE_DATABASE_POOL_SIZE": "8",
-    "USERSERVICE_DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
-    "USERSERVICE_DATABASE_POOL_TIMEOUT_SECONDS": "5",
-    "USERSERVICE_PRUNE_INTERVAL_SECONDS": "0",
-    "USERSERVICE_SHUTDOWN_GRACE_SECONDS": "3",
-}
 
-
-class FleetError(RuntimeError):
-    pass
-
-
-@dataclass
-class Replica:
-    index: int
-    port: int
-    data_dir: Path
-    log_path: Path
-    metrics_port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def metrics_target(self) -> str:
-        """Where Prometheus scrapes it (`/metrics`, plain HTTP, every worker summed)."""
-        return f"127.0.0.1:{self.metrics_port}"
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-class Fleet:
+class Fleet(Started):
     def __init__(
         self,
         replicas: int = 3,
@@ -161,25 +114,6 @@ class Fleet:
         return env
 
     # -- life cycle ------------------------------------------------------------------
-    def __enter__(self) -> Fleet:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-
     def _start(self) -> None:
         import psycopg
 
@@ -304,7 +238,7 @@ class Fleet:
         if replica.process is None:
             return
         pgid = replica.process.pid
-        _killpg(pgid, signal.SIGKILL)
+        killpg(pgid, signal.SIGKILL)
         replica.process.wait(timeout=STOP_TIMEOUT)
         replica.process = None
         # SIGKILL reaches the workers asynchronously: wait until none runs.
@@ -327,11 +261,11 @@ class Fleet:
         if process is None:
             return
         if process.poll() is None:
-            _killpg(process.pid, signal.SIGTERM)
+            killpg(process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=STOP_TIMEOUT)
         # Workers left behind by a master that died are still in its group.
-        _killpg(process.pid, signal.SIGKILL)
+        killpg(process.pid, signal.SIGKILL)
         if process.poll() is None:
             process.wait(timeout=STOP_TIMEOUT)
 
@@ -376,35 +310,3 @@ class Fleet:
             timeout=60,
             check=False,
         )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def group(pgid: int) -> list[int]:
-    """The live processes of a process group (from /proc; zombies left out)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
-    return sorted(members)
-
-
-def alive(pid: int) -> bool:
-    """Whether a process runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _killpg(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signum)

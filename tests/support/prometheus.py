@@ -24,10 +24,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
+
+from tests.support.processes import Started
 
 PROMETHEUS = "/usr/bin/prometheus"
 JOB = "userservice"
@@ -68,7 +69,7 @@ def config(targets: Sequence[str], interval_seconds: int = 1) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-class Prometheus:
+class Prometheus(Started):
     def __init__(self, targets: Sequence[str], directory: Path | None = None) -> None:
         self.targets = list(targets)
         self._own_directory = directory is None
@@ -88,25 +89,6 @@ class Prometheus:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     # -- life cycle ------------------------------------------------------------------
-    def __enter__(self) -> Prometheus:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-
     def _start(self) -> None:
         if not Path(PROMETHEUS).exists():
             raise PrometheusError(f"{PROMETHEUS} is not installed (make system-deps)")
