@@ -7,6 +7,7 @@ secrets only by Secret reference."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,6 @@ def test_o8_the_config_map_holds_no_secret_and_only_real_settings(
 
 def test_deployment_probes_ports_and_service_agree() -> None:
     deployment = _load("deployment.yaml")
-    assert deployment["spec"]["replicas"] == 3
     spec = deployment["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     args = container["args"]
@@ -131,10 +131,10 @@ def test_deployment_probes_ports_and_service_agree() -> None:
     assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    grace = int(_load("configmap.yaml")["data"]["USERSERVICE_SHUTDOWN_GRACE_SECONDS"])
-    assert spec["terminationGracePeriodSeconds"] > grace
     service = _load("service.yaml")
-    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
+    # The metrics port is scraped per pod, never through the Service (which would
+    # reach one replica per scrape and publish the unauthenticated metrics).
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
     assert _load("pdb.yaml")["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -160,3 +160,77 @@ def test_ingress_autoscaler_and_disruption_budget() -> None:
     assert pdb["apiVersion"] == "policy/v1"
     # The budget never blocks every eviction: at least one replica may go.
     assert hpa["spec"]["minReplicas"] > pdb["spec"]["minAvailable"]
+
+
+def test_the_autoscaler_alone_owns_the_replica_count() -> None:
+    """A `replicas` in the Deployment would reset the autoscaler's count at every apply."""
+    assert "replicas" not in _load("deployment.yaml")["spec"]
+    hpa = _load("hpa.yaml")["spec"]
+    assert hpa["minReplicas"] >= 3 and hpa["maxReplicas"] > hpa["minReplicas"]
+
+
+def test_shutdown_waits_for_routing_to_stop_then_for_requests_to_finish() -> None:
+    spec = _load("deployment.yaml")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    # The `sleep` action (Kubernetes 1.30+, validated above for 1.31): no shell
+    # or binary needed in the image.
+    pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pause >= 5
+    grace = int(_load("configmap.yaml")["data"]["USERSERVICE_SHUTDOWN_GRACE_SECONDS"])
+    assert spec["terminationGracePeriodSeconds"] > pause + grace
+
+
+def test_o8_mail_server_comes_from_the_secret() -> None:
+    """Without a mail server the default `console:` transport logs every mail with
+    its secret link: the Deployment requires both mail settings from the Secret."""
+    (container,) = _pod_specs()["deployment"]["containers"]
+    references = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in container["env"]}
+    for name in ("USERSERVICE_MAIL_URL", "USERSERVICE_MAIL_FROM"):
+        assert references[name] == {"name": "userservice-secrets", "key": name}
+        assert name not in _load("configmap.yaml")["data"]
+    mail_url = _load("secret.example.yaml")["stringData"]["USERSERVICE_MAIL_URL"]
+    assert mail_url.startswith("smtps://")
+
+
+def _policy_rules() -> dict[str, list[dict[str, Any]]]:
+    """{port name: the `from` peers admitted to it}."""
+    policy = _load("networkpolicy.yaml")["spec"]
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for rule in policy["ingress"]:
+        for port in rule["ports"]:
+            assert port["protocol"] == "TCP"
+            rules.setdefault(port["port"], []).extend(rule["from"])
+    return rules
+
+
+def test_o7_only_the_ingress_controller_and_prometheus_reach_the_pods() -> None:
+    """The replicas believe X-Forwarded-For from the trusted proxies and answer
+    metrics without a token: only the ingress controller's namespace reaches the
+    http port, only the monitoring namespace the metrics port, nothing else."""
+    policy = _load("networkpolicy.yaml")
+    assert policy["apiVersion"] == "networking.k8s.io/v1"
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    labels = _load("deployment.yaml")["spec"]["template"]["metadata"]["labels"]
+    assert spec["podSelector"]["matchLabels"].items() <= labels.items()
+    (container,) = _pod_specs()["deployment"]["containers"]
+    assert {p["name"] for p in container["ports"]} == {"http", "metrics"}
+    namespace = "kubernetes.io/metadata.name"
+    assert _policy_rules() == {
+        "http": [{"namespaceSelector": {"matchLabels": {namespace: "ingress-nginx"}}}],
+        "metrics": [{"namespaceSelector": {"matchLabels": {namespace: "monitoring"}}}],
+    }
+    # Every rule names its ports and its peers: none admits everything.
+    assert all(rule.get("ports") and rule.get("from") for rule in spec["ingress"])
+    assert "networkpolicy.yaml" in _load("kustomization.yaml")["resources"]
+
+
+def test_o7_trusted_proxies_say_to_narrow_them_to_the_ingress_controller() -> None:
+    text = (K8S / "configmap.yaml").read_text()
+    comment = text[: text.index("USERSERVICE_TRUSTED_PROXIES:")]
+    assert "EDIT: narrow this to the addresses your Ingress controller's pods" in comment
+    assert "networkpolicy.yaml" in comment
+    value = _load("configmap.yaml")["data"]["USERSERVICE_TRUSTED_PROXIES"]
+    networks = [ipaddress.ip_network(item) for item in value.split(",")]
+    # Never a public or catch-all range: only private (pod) addresses.
+    assert all(network.is_private and network.prefixlen >= 8 for network in networks)
