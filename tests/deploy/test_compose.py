@@ -118,9 +118,54 @@ def test_env_files_are_those_the_secrets_script_makes(tmp_path: Path) -> None:
     for path in tmp_path.iterdir():
         assert path.stat().st_mode & 0o077 == 0, path
     # A second run keeps what is there (a new password would lock out the database).
-    before = (tmp_path / "userservice.env").read_text()
+    before = {path.name: path.read_text() for path in tmp_path.iterdir()}
     assert _secrets(tmp_path).returncode == 0
-    assert (tmp_path / "userservice.env").read_text() == before
+    assert {path.name: path.read_text() for path in tmp_path.iterdir()} == before
+
+
+def _database_password(directory: Path) -> str:
+    url = _env_file(directory / "userservice.env")["USERSERVICE_DATABASE_URL"]
+    password = url.split("://userservice:", 1)[1].split("@", 1)[0]
+    assert password == _env_file(directory / "postgres.env")["POSTGRES_PASSWORD"]
+    assert re.fullmatch(r"[0-9a-f]{64}", password)
+    return password
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [("userservice.env",), ("postgres.env",), ("grafana.env",), ("userservice.env", "grafana.env")],
+)
+def test_the_secrets_script_makes_each_missing_file_and_keeps_the_others(
+    tmp_path: Path, missing: tuple[str, ...]
+) -> None:
+    """Some files present, others not: each missing one is made, the present ones
+    are kept byte for byte, and the database password still agrees between the
+    URL and PostgreSQL's file (read from whichever of the two was kept)."""
+    assert _secrets(tmp_path).returncode == 0
+    password = _database_password(tmp_path)
+    for name in missing:
+        (tmp_path / name).unlink()
+    kept = {path.name: path.read_text() for path in tmp_path.iterdir()}
+    made = _secrets(tmp_path)
+    assert made.returncode == 0, made.stderr
+    now = {path.name: path.read_text() for path in tmp_path.iterdir()}
+    assert set(now) == {"postgres.env", "userservice.env", "grafana.env"}
+    assert {name: now[name] for name in kept} == kept
+    assert all(now[name] for name in missing)
+    assert _database_password(tmp_path) == password
+    assert all(path.stat().st_mode & 0o077 == 0 for path in tmp_path.iterdir())
+    if "grafana.env" in missing:
+        assert re.fullmatch(
+            r"[0-9a-f]{64}", _env_file(tmp_path / "grafana.env")["GF_SECURITY_ADMIN_PASSWORD"]
+        )
+
+
+def test_the_secrets_script_refuses_a_postgres_file_without_a_password(tmp_path: Path) -> None:
+    (tmp_path / "postgres.env").write_text("# nothing here\n")
+    made = _secrets(tmp_path)
+    assert made.returncode != 0
+    assert "POSTGRES_PASSWORD" in made.stderr
+    assert not (tmp_path / "userservice.env").exists()
 
 
 def test_service_settings_are_real_and_accepted(
@@ -181,9 +226,51 @@ def test_nginx_gets_every_template_variable_and_is_the_only_trusted_proxy() -> N
     assert command[command.index("--port") + 1] == "8080"
     address = nginx["networks"]["backend"]["ipv4_address"]
     assert services["userservice"]["environment"]["USERSERVICE_TRUSTED_PROXIES"] == address
-    (subnet,) = _compose()["networks"]["backend"]["ipam"]["config"]
-    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet["subnet"])
     assert sorted(nginx["ports"]) == ["443:443", "80:80"]
+
+
+def test_o7_no_replica_can_take_the_trusted_proxy_address() -> None:
+    """nginx starts last: were its fixed address in the range compose hands out,
+    a replica (with --scale, any number) could take it first, and would then be
+    the trusted proxy."""
+    address = ipaddress.ip_address(_services()["nginx"]["networks"]["backend"]["ipv4_address"])
+    (pool,) = _compose()["networks"]["backend"]["ipam"]["config"]
+    subnet = ipaddress.IPv4Network(pool["subnet"])
+    dynamic = ipaddress.IPv4Network(pool["ip_range"])
+    assert address in subnet
+    assert dynamic.subnet_of(subnet)
+    assert address not in dynamic
+    # Room for far more replicas than anyone scales to on one host.
+    assert dynamic.num_addresses >= 64
+    for name, service in _services().items():
+        networks = service.get("networks", [])
+        if name != "nginx" and isinstance(networks, dict):
+            assert "ipv4_address" not in networks.get("backend", {}), name
+
+
+def test_the_image_is_built_once_and_the_migration_has_no_health_probe() -> None:
+    services = _services()
+    built = [name for name, service in services.items() if "build" in service]
+    assert built == ["migrate"]
+    image = services["migrate"]["image"]
+    assert services["userservice"]["image"] == image
+    # Never pulled: the tag exists only where `migrate` built it, before the
+    # replicas start (they wait for the migration to complete).
+    assert services["userservice"]["pull_policy"] == "never"
+    assert services["userservice"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    # The image's HEALTHCHECK probes a server the one-shot migration never runs.
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+    assert "healthcheck" not in services["userservice"]  # the image's own probe
+
+
+def test_nginx_reload_after_scaling_is_documented() -> None:
+    """nginx resolves `userservice` once: the file says to reload it after a scale
+    (the `resolve` server parameter is refused by the nginx CI checks with)."""
+    text = COMPOSE.read_text()
+    assert "docker compose exec nginx nginx -s reload" in text
+    assert "resolve" in text and "1.22" in text
 
 
 def test_o8_service_containers_are_hardened() -> None:
