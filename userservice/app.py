@@ -219,7 +219,7 @@ def create_app(settings: Settings) -> FastAPI:
     db = open_database(build_engine(settings.resolved_database_url(), pool=pool_options(settings)))
     metrics = metrics_for(settings)
     if isinstance(metrics, PrometheusMetrics):
-        watch_pool(db.engine, metrics.pool_in_use, metrics.pool_limit)
+        watch_pool(db, metrics.pool_in_use, metrics.pool_limit)
         metrics.add_collector(OutboxGauges(partial(outbox_backlog, db)))
     services = build_services(settings, db, metrics)
     keys, accounts = services.keys, services.accounts

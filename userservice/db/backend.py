@@ -74,6 +74,12 @@ class Database(abc.ABC):
     def prune_turn(self) -> AbstractContextManager[bool]:
         """The deployment's one pruning turn (db/prune_lock.py, db/ports.py)."""
 
+    def watch_own_connections(self, moved: Callable[[int], None]) -> int:
+        """Connections this backend opens outside the engine's pool (none here):
+        `moved(+1)` when one is taken for a statement and `moved(-1)` when it is
+        given back; returns how many there may be at most."""
+        return 0
+
     def _lift_limits(self, session: Session) -> None:
         """Lift the serving time limits for this transaction (none by default)."""
         return None

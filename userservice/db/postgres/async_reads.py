@@ -13,7 +13,7 @@ request must fail at once (503), not wait for a background reconnect loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -51,63 +51,76 @@ class AsyncReader:
 
     def __init__(self, url: URL, size: int) -> None:
         self._conninfo = conninfo(url)
-        self._size = size
+        self.size = size
         self._state: _LoopState | None = None
+        # Told +1 when a statement takes a connection slot, -1 when it gives it
+        # back (the pool gauges); a plain callable, so db/ knows no metrics.
+        self.on_use: Callable[[int], None] | None = None
 
     def _for_this_loop(self) -> _LoopState:
         # Connections and the semaphore belong to one event loop: a worker has one;
         # an embedding that runs the app on a new loop (tests) gets a fresh set.
         loop = asyncio.get_running_loop()
         if self._state is None or self._state.loop is not loop:
-            self._state = _LoopState(loop, self._size)
+            self._state = _LoopState(loop, self.size)
         return self._state
 
     async def fetch(self, sql: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
         state = self._for_this_loop()
         async with state.slots:
-            for attempt in (1, 2):
-                conn = state.idle.pop() if state.idle else None
-                reused = conn is not None
-                try:
-                    if conn is None:
-                        conn = await psycopg.AsyncConnection.connect(
-                            self._conninfo, autocommit=True
-                        )
-                    # Binary results: a quarter less CPU to decode UUIDs, timestamps
-                    # and booleans than text (measured).
-                    cursor = await conn.execute(sql, params, binary=True)
-                    # A write without RETURNING has no result to fetch.
-                    rows = await cursor.fetchall() if cursor.description is not None else []
-                except psycopg.errors.QueryCanceled as exc:
-                    # The statement_timeout (N8): the connection is sound, and a
-                    # second try would only double the wait (then 503).
-                    if conn is not None:
-                        state.idle.append(conn)
-                    raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from None
-                except psycopg.OperationalError as exc:
-                    if conn is not None:
-                        await conn.close()
-                    if reused and attempt == 1:
-                        # Stale after a database restart: so are the other idle ones
-                        # (taking the next idle one failed the same way, seen as a
-                        # flaky 503): drop them all, once more on a new connection.
-                        stale, state.idle = state.idle, []
-                        for other in stale:
-                            await other.close()
-                        continue
-                    raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from None
-                except psycopg.Error as exc:
-                    if conn is not None:
-                        await conn.close()
-                    raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from None
-                except BaseException:
-                    # Cancelled mid-query (the client went away): the connection's
-                    # state is unknown, so it is closed at once, never reused.
-                    if conn is not None:
-                        conn.pgconn.finish()
-                    raise
-                state.idle.append(conn)
-                return rows
+            on_use = self.on_use
+            if on_use is None:
+                return await self._fetch(state, sql, params)
+            on_use(1)
+            try:
+                return await self._fetch(state, sql, params)
+            finally:
+                on_use(-1)
+
+    async def _fetch(
+        self, state: _LoopState, sql: str, params: Mapping[str, object]
+    ) -> list[tuple[Any, ...]]:
+        for attempt in (1, 2):
+            conn = state.idle.pop() if state.idle else None
+            reused = conn is not None
+            try:
+                if conn is None:
+                    conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                # Binary results: a quarter less CPU to decode UUIDs, timestamps
+                # and booleans than text (measured).
+                cursor = await conn.execute(sql, params, binary=True)
+                # A write without RETURNING has no result to fetch.
+                rows = await cursor.fetchall() if cursor.description is not None else []
+            except psycopg.errors.QueryCanceled as exc:
+                # The statement_timeout (N8): the connection is sound, and a
+                # second try would only double the wait (then 503).
+                if conn is not None:
+                    state.idle.append(conn)
+                raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from None
+            except psycopg.OperationalError as exc:
+                if conn is not None:
+                    await conn.close()
+                if reused and attempt == 1:
+                    # Stale after a database restart: so are the other idle ones
+                    # (taking the next idle one failed the same way, seen as a
+                    # flaky 503): drop them all, once more on a new connection.
+                    stale, state.idle = state.idle, []
+                    for other in stale:
+                        await other.close()
+                    continue
+                raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from None
+            except psycopg.Error as exc:
+                if conn is not None:
+                    await conn.close()
+                raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from None
+            except BaseException:
+                # Cancelled mid-query (the client went away): the connection's
+                # state is unknown, so it is closed at once, never reused.
+                if conn is not None:
+                    conn.pgconn.finish()
+                raise
+            state.idle.append(conn)
+            return rows
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def close(self) -> None:

@@ -75,6 +75,11 @@ class PostgresDatabase(Database):
         # threadpool cannot starve them.
         self._lookup_slots = anyio.CapacityLimiter(16)
 
+    def watch_own_connections(self, moved: Callable[[int], None]) -> int:
+        # The hot-path reader's connections are the database's too (pool gauges).
+        self._reader.on_use = moved
+        return self._reader.size
+
     def _compiled(self, statement: Statement) -> str:
         found = self._sql.get(statement)
         if found is None:
