@@ -5,7 +5,9 @@ the request-size limit and the sign-in rate limit enforced at the edge."""
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import ssl
 import subprocess
 import threading
@@ -19,6 +21,7 @@ import trustme
 
 from tests.support.nginx import TEMPLATE, Nginx, envsubst, template_variables
 from tests.support.server import free_port
+from userservice.services.accounts import AccountService
 from userservice.settings import Settings
 
 
@@ -196,3 +199,27 @@ def test_o7_compose_self_signed_certificate_is_accepted_by_nginx(tmp_path: Path)
     nginx.write([18080], cert, key)
     check = nginx.check()
     assert check.returncode == 0, check.stderr
+
+
+def _seconds(value: str) -> int:
+    match = re.fullmatch(r"(\d+)(s|m)?", value)
+    assert match, value
+    return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+def test_o7_edge_waits_longer_than_the_service_for_a_password_check() -> None:
+    """The service answers 503 after `attempt_seconds` waiting for a hashing slot;
+    nginx's read timeout must be clearly longer, or its 504 races that answer on
+    POST /login and /oauth/token (and every route that checks a password)."""
+    attempt = inspect.signature(AccountService).parameters["attempt_seconds"].default
+    template = TEMPLATE.read_text()
+    timeouts = re.findall(r"^\s*proxy_read_timeout\s+(\S+);", template, re.MULTILINE)
+    assert timeouts == ["60s"]
+    # Set once for the TLS server, before any location, so every location inherits it.
+    server = template[template.index("listen ${NGINX_LISTEN_HTTPS}") :]
+    assert server.index("proxy_read_timeout") < server.index("location")
+    assert _seconds(timeouts[0]) >= attempt + 10
+    # The error log keeps failed requests' lines with their query strings (mailed
+    # links' tokens): the template lowers no level, and says to keep it high.
+    assert not re.search(r"^\s*error_log\s", template, re.MULTILINE)
+    assert "never `info`/`debug`" in template
