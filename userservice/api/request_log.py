@@ -11,6 +11,8 @@ import logging
 from time import perf_counter
 from urllib.parse import quote
 
+import anyio
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from userservice.logging_config import redacted_path
@@ -29,6 +31,10 @@ UNMATCHED = "unmatched"
 # O2: a client can send any token as its method; the metric label takes only these.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MAX_USER_AGENT = 256
+# nginx's "client closed request": the request ended before any response started
+# because the client went away or a shutdown's grace period cut it, not a fault
+# of ours (a 500 would page someone for a client's hang-up).
+CLIENT_CLOSED = 499
 
 
 class RequestLogMiddleware:
@@ -62,19 +68,22 @@ class RequestLogMiddleware:
         context = RequestContext(request_id, *(trace or (None, None)))
         reset = current_request.set(context)
         status = 500
+        started = False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
-        except BaseException:
+        except BaseException as error:
             # The error is answered (500) and logged by the handlers outside this
             # middleware: the context stays set for their lines (the task ends with
             # the request, taking the value with it).
+            if not started and _client_gone(error):
+                status = CLIENT_CLOSED
             self._finish(scope, path, root_path, context, status, start, user_agent)
             raise
         self._finish(scope, path, root_path, context, status, start, user_agent)
@@ -90,18 +99,24 @@ class RequestLogMiddleware:
         start: float,
         user_agent: bytes | None,
     ) -> None:
+        observe = self.metrics.enabled
+        logged = access_log.isEnabledFor(logging.INFO)
+        if not observe and not logged:
+            # Neither reads anything: no route lookup, no record built.
+            return
         seconds = perf_counter() - start
         template = _template(scope, root_path)
         method: str = scope["method"]
-        self.metrics.observe_request(
-            method if method in KNOWN_METHODS else "other", template, status, seconds
-        )
-        if not access_log.isEnabledFor(logging.INFO):
+        if observe:
+            self.metrics.observe_request(
+                method if method in KNOWN_METHODS else "other", template, status, seconds
+            )
+        if not logged:
             return
-        state = scope["state"]
         path = _logged_path(path, scope.get("query_string", b""))
         client = scope.get("client")
         address = _unquoted(client[0]) if client else "unknown"
+        state = scope["state"]
         fields = {
             "method": method,
             "route": template,
@@ -124,6 +139,12 @@ class RequestLogMiddleware:
             context.request_id,
             extra={"fields": fields},
         )
+
+
+def _client_gone(error: BaseException) -> bool:
+    """Cancelled (the client disconnected, or the graceful shutdown's time ran out)
+    or told by the body's reader that the client went away."""
+    return isinstance(error, (anyio.get_cancelled_exc_class(), ClientDisconnect))
 
 
 def _template(scope: Scope, root_path: str) -> str:
