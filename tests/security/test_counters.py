@@ -15,7 +15,15 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from tests.support.counters import run, store_url
 from userservice.security.counter_stores import limits_uri
-from userservice.security.counters import FAILED, RELEASED, SUCCEEDED, Counters, Hold, Window
+from userservice.security.counters import (
+    FAILED,
+    RELEASED,
+    SUCCEEDED,
+    Counters,
+    Hold,
+    Refused,
+    Window,
+)
 
 __all__ = ["store_url"]
 
@@ -35,7 +43,9 @@ def test_admission_is_all_or_nothing_over_the_windows(store_url: str | None) -> 
         first = await counters.admit([own, shared])
         assert isinstance(first, Hold)
         refused = await counters.admit([own, shared])
-        assert refused == 1.0  # full only with a hold: settled within a hash's time
+        # Full only with a hold (settled within a hash's time); the shared window
+        # is the one full, and the admission says so itself.
+        assert refused == Refused(1.0, (1,))
         assert await first.store.held(own, time.time()) == 1  # the refusal took no place
         await counters.settle(first, RELEASED)
         assert await first.store.held(own, time.time()) == 0
@@ -54,13 +64,15 @@ def test_failures_fill_a_window_and_a_success_empties_only_the_first(
             hold = await counters.admit([own, ip])
             assert isinstance(hold, Hold)
             await counters.settle(hold, FAILED)
-        wait = await counters.admit([own, ip])
-        assert isinstance(wait, float) and 1 < wait <= 60  # until the oldest ages out
+        refused = await counters.admit([own, ip])
+        assert isinstance(refused, Refused)
+        assert 1 < refused.wait <= 60  # until the oldest ages out
+        assert refused.full == (0,)  # the address's window still has room
         other = await counters.admit([_window("other"), ip])
         assert isinstance(other, Hold)
         await counters.settle(other, SUCCEEDED)  # empties "other", not the address's
         assert isinstance(await counters.admit([_window("third"), ip]), Hold)
-        assert isinstance(await counters.admit([_window("fourth"), ip]), float)
+        assert await counters.admit([_window("fourth"), ip]) == Refused(1.0, (1,))
 
     run(counters, scenario)
 
@@ -90,7 +102,7 @@ def test_a_killed_attempts_hold_ages_out(store_url: str | None) -> None:
     async def scenario() -> None:
         for _ in range(2):
             assert isinstance(await counters.admit([window]), Hold)  # never settled
-        assert isinstance(await counters.admit([window]), float)
+        assert isinstance(await counters.admit([window]), Refused)
         deadline = time.monotonic() + 5
         while not isinstance(await counters.admit([window]), Hold):
             assert time.monotonic() < deadline, "the holds never aged out"
@@ -164,4 +176,4 @@ def test_blocking_calls_count_in_the_same_windows(store_url: str | None) -> None
     hold = counters.admit_blocking([window])  # no event loop in this thread
     assert isinstance(hold, Hold)
     counters.settle_blocking(hold, FAILED)
-    assert isinstance(counters.admit_blocking([window]), float)
+    assert isinstance(counters.admit_blocking([window]), Refused)

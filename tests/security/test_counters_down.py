@@ -15,7 +15,7 @@ import pytest
 from limits import parse
 
 from tests.support.redis import RedisServer
-from userservice.security.counters import FAILED, Counters, Hold, Window
+from userservice.security.counters import FAILED, Counters, Hold, Refused, Window
 
 TIMEOUT = 0.3
 WINDOW = Window(parse("2/minute"), "test", "ada")
@@ -69,8 +69,8 @@ def test_n2_counting_goes_on_in_memory_while_redis_is_down(
             hold = await process.admit([WINDOW])
             assert isinstance(hold, Hold)
             await process.settle(hold, FAILED)
-        assert isinstance(await counters.admit([WINDOW]), float)
-        assert isinstance(await other_process.admit([WINDOW]), float)
+        assert isinstance(await counters.admit([WINDOW]), Refused)
+        assert isinstance(await other_process.admit([WINDOW]), Refused)
         await counters.close()
         await other_process.close()
 
@@ -94,11 +94,11 @@ def test_n2_a_failure_settled_during_an_outage_is_counted_in_memory(
     redis_server.stop()
     try:
 
-        async def settled_during_outage() -> float | Hold:
+        async def settled_during_outage() -> Refused | Hold:
             await counters.settle(hold, FAILED)  # Redis gone: counted here instead
             return await counters.admit([window])
 
-        assert isinstance(anyio.run(settled_during_outage), float)
+        assert isinstance(anyio.run(settled_during_outage), Refused)
     finally:
         redis_server.start()
 

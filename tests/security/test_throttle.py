@@ -3,12 +3,14 @@ the same rules whether counters are kept in process memory or in Redis (N1)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from tests.support.counters import run, store_url
 from userservice.errors import Throttled
-from userservice.security.counters import Counters
-from userservice.security.throttle import CEILING_FACTOR, LoginThrottle, Windows
+from userservice.security.counters import Counters, Hold, Refused, Window
+from userservice.security.throttle import CEILING_FACTOR, LoginThrottle, LoginThrottled, Windows
 
 __all__ = ["store_url"]
 
@@ -104,5 +106,45 @@ def test_a_window_without_ip_is_not_held_by_a_busy_address(store_url: str | None
         with pytest.raises(Throttled):
             await throttle.check(Windows("c", "10.0.0.9"))
         await throttle.check(Windows("device:n", None))
+
+    run(counters, scenario)
+
+
+class _CountedAdmissions(Counters):
+    """A real counter store (memory or Redis) that counts its admissions."""
+
+    admissions = 0
+
+    async def admit(self, windows: Sequence[Window]) -> Hold | Refused:
+        self.admissions += 1
+        return await super().admit(windows)
+
+
+def test_a_refusal_names_its_limit_from_its_one_admission(store_url: str | None) -> None:
+    """The metrics' label comes from the refused admission itself: no second
+    admission (a round trip under a flood, and a place held for a moment that a
+    concurrent sign-in could be refused for)."""
+    counters = _CountedAdmissions(store_url, TIMEOUT)
+    throttle = LoginThrottle("2/minute", "3/minute", counters)
+    ada = Windows("ada", "10.0.0.1", ceiling="ada")
+
+    async def scenario() -> None:
+        for _ in range(2):
+            await throttle.failed(await throttle.check(ada))
+        asked = counters.admissions
+        with pytest.raises(LoginThrottled) as account:
+            await throttle.check(ada)  # the account's window is full, the address's not
+        assert account.value.limit == "login_account"
+        await throttle.failed(await throttle.check(Windows("bob", "10.0.0.1")))
+        with pytest.raises(LoginThrottled) as address:
+            await throttle.check(Windows("carol", "10.0.0.1"))  # the address's is full
+        assert address.value.limit == "login_ip"
+        with pytest.raises(LoginThrottled) as both:
+            await throttle.check(ada)
+        assert both.value.limit == "login_ip"  # the address's window was full too
+        assert counters.admissions == asked + 4  # one per check, no probe
+        with pytest.raises(LoginThrottled) as exempt:
+            await throttle.check(Windows("ada", None, ceiling="ada"))  # no IP window
+        assert exempt.value.limit == "login_account"
 
     run(counters, scenario)

@@ -10,11 +10,13 @@ strategies read the same state."""
 
 # KEYS: per window its failures (limits' list) and its holds in this bucket and
 # the previous one. ARGV: now, a hold counter's lifetime, then per window its
-# amount and period. Returns "0" when admitted (a hold taken in each window), else
-# the seconds to wait, as the text of a float (Redis would truncate a number).
+# amount and period. Returns {"0"} when admitted (a hold taken in each window),
+# else the seconds to wait, as the text of a float (Redis would truncate a
+# number), followed by the 0-based positions of the windows that were full.
 ADMIT = """
 local now = tonumber(ARGV[1])
 local wait = 0
+local answer = {'0'}
 for i = 0, #KEYS / 3 - 1 do
   local amount = tonumber(ARGV[3 + 2 * i])
   local period = tonumber(ARGV[4 + 2 * i])
@@ -29,15 +31,19 @@ for i = 0, #KEYS / 3 - 1 do
     local w = 1
     if failures >= amount then w = tonumber(stamps[amount]) + period - now end
     if w > wait then wait = w end
+    answer[#answer + 1] = i
   end
 end
-if wait > 0 then return tostring(wait) end
+if wait > 0 then
+  answer[1] = tostring(wait)
+  return answer
+end
 for i = 0, #KEYS / 3 - 1 do
   if redis.call('incr', KEYS[3 * i + 2]) == 1 then
     redis.call('expire', KEYS[3 * i + 2], ARGV[2])
   end
 end
-return '0'
+return answer
 """
 
 # KEYS: per window its failures and its holds in the attempt's bucket. ARGV: now,

@@ -51,8 +51,15 @@ class Window:
 FAILED, SUCCEEDED, RELEASED = "failed", "succeeded", "released"
 
 
+# An admission's answer: 0.0 and no window when admitted (a hold taken in each);
+# else the seconds to wait and the positions of the windows that were full, so
+# that a refusal says which limit refused without a second look.
+Admission = tuple[float, tuple[int, ...]]
+ADMITTED: Admission = (0.0, ())
+
+
 class Store(Protocol):
-    async def admit(self, windows: Sequence[Window], now: float) -> float: ...
+    async def admit(self, windows: Sequence[Window], now: float) -> Admission: ...
     async def settle(
         self, windows: Sequence[Window], held_at: float | None, outcome: str, now: float
     ) -> None: ...
@@ -85,24 +92,26 @@ class MemoryStore:
         bucket = _bucket(now, self._hold_seconds)
         return sum(max(0, self._storage.get(_hold_key(key, b))) for b in (bucket, bucket - 1))
 
-    def admit_now(self, windows: Sequence[Window], now: float) -> float:
+    def admit_now(self, windows: Sequence[Window], now: float) -> Admission:
         with self._lock:
             wait = 0.0
-            for window in windows:
+            full: list[int] = []
+            for index, window in enumerate(windows):
                 start, failures = self._storage.get_moving_window(
                     window.key, window.amount, window.period
                 )
                 if failures + self._held(window.key, now) >= window.amount:
                     # Full of failures: until the oldest ages out. Full only with
                     # holds: those settle within a hash's time.
-                    full = failures >= window.amount
-                    wait = max(wait, start + window.period - now if full else 1.0)
+                    failed = failures >= window.amount
+                    wait = max(wait, start + window.period - now if failed else 1.0)
+                    full.append(index)
             if wait > 0:
-                return wait
+                return wait, tuple(full)
             bucket = _bucket(now, self._hold_seconds)
             for window in windows:
                 self._storage.incr(_hold_key(window.key, bucket), self._hold_ttl)
-            return 0.0
+            return ADMITTED
 
     def settle_now(
         self, windows: Sequence[Window], held_at: float | None, outcome: str, now: float
@@ -130,7 +139,7 @@ class MemoryStore:
         with self._lock:
             return self._held(window.key, now)
 
-    async def admit(self, windows: Sequence[Window], now: float) -> float:
+    async def admit(self, windows: Sequence[Window], now: float) -> Admission:
         return self.admit_now(windows, now)
 
     async def settle(
@@ -197,7 +206,7 @@ class RedisStore:
                 client = self._clients[loop] = _LoopClient(self._uri, self._timeout)
             return client
 
-    async def admit(self, windows: Sequence[Window], now: float) -> float:
+    async def admit(self, windows: Sequence[Window], now: float) -> Admission:
         client = self._client()
         bucket = _bucket(now, self._hold_seconds)
         keys: list[str] = []
@@ -206,8 +215,10 @@ class RedisStore:
             key = client.key(window.key)
             keys += [key, _hold_key(key, bucket), _hold_key(key, bucket - 1)]
             args += [window.amount, window.period]
-        wait = await client.admit(keys=keys, args=args)
-        return float(wait)
+        # [wait as text, then the 0-based positions of the full windows]
+        answer = await client.admit(keys=keys, args=args)
+        wait = float(answer[0])
+        return (wait, tuple(int(index) for index in answer[1:])) if wait > 0 else ADMITTED
 
     async def settle(
         self, windows: Sequence[Window], held_at: float | None, outcome: str, now: float

@@ -41,7 +41,7 @@ from userservice.security.counter_stores import (
     now,
 )
 
-__all__ = ["FAILED", "RELEASED", "SUCCEEDED", "Counters", "Hold", "Window"]
+__all__ = ["FAILED", "RELEASED", "SUCCEEDED", "Counters", "Hold", "Refused", "Window"]
 
 log = logging.getLogger("userservice.security")
 
@@ -64,6 +64,15 @@ class Hold:
     windows: tuple[Window, ...]
     store: Store
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An attempt not admitted: the seconds until it would be, and which of its
+    windows were full (by position in the windows asked for)."""
+
+    wait: float
+    full: tuple[int, ...]
 
 
 class Counters:
@@ -145,18 +154,18 @@ class Counters:
 
     # -- the port ----------------------------------------------------------------
 
-    async def admit(self, windows: Sequence[Window]) -> Hold | float:
+    async def admit(self, windows: Sequence[Window]) -> Hold | Refused:
         """A hold in every window when each has room for one more attempt (its
         counted events plus the holds of attempts in flight below its amount);
-        else the seconds until one would."""
+        else the seconds until one would, and which windows were full."""
         chosen = self._store()
         at = now()
         answer = await self._on(chosen, lambda store: store.admit(windows, at))
         if answer is None:
-            chosen, wait = self._memory, self._memory.admit_now(windows, at)
+            chosen, (wait, full) = self._memory, self._memory.admit_now(windows, at)
         else:
-            (wait,) = answer
-        return Hold(tuple(windows), chosen, at) if wait <= 0 else wait
+            ((wait, full),) = answer
+        return Refused(wait, full) if wait > 0 else Hold(tuple(windows), chosen, at)
 
     async def settle(self, hold: Hold, outcome: str) -> None:
         """FAILED: one more event in each window; SUCCEEDED: the first window
@@ -195,11 +204,11 @@ class Counters:
 
     # -- from worker threads ------------------------------------------------------
 
-    def admit_blocking(self, windows: Sequence[Window]) -> Hold | float:
+    def admit_blocking(self, windows: Sequence[Window]) -> Hold | Refused:
         if self._redis is None:
             at = now()
-            wait = self._memory.admit_now(windows, at)
-            return Hold(tuple(windows), self._memory, at) if wait <= 0 else wait
+            wait, full = self._memory.admit_now(windows, at)
+            return Refused(wait, full) if wait > 0 else Hold(tuple(windows), self._memory, at)
         return self._on_loop(self.admit, windows)
 
     def settle_blocking(self, hold: Hold, outcome: str) -> None:

@@ -30,10 +30,31 @@ from typing import Literal
 from limits import parse
 
 from userservice.errors import Throttled
-from userservice.security.counters import FAILED, RELEASED, SUCCEEDED, Counters, Hold, Window
+from userservice.security.counters import (
+    FAILED,
+    RELEASED,
+    SUCCEEDED,
+    Counters,
+    Hold,
+    Refused,
+    Window,
+)
 
 # A ceiling window allows this many times the per-account limit.
 CEILING_FACTOR = 10
+
+LoginLimit = Literal["login_account", "login_ip"]
+
+
+class LoginThrottled(Throttled):
+    """A sign-in refused, naming the limit that refused it (for the metrics):
+    `login_ip` when the client address's window was full, else `login_account`.
+    Told by the admission itself: asking again would cost another round trip and,
+    for a moment, hold a place a concurrent sign-in could be refused for."""
+
+    def __init__(self, retry_after: int, limit: LoginLimit) -> None:
+        super().__init__(retry_after)
+        self.limit: LoginLimit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,23 +88,16 @@ class LoginThrottle:
         return tuple(found)
 
     async def check(self, windows: Windows) -> Hold:
-        """Admit one attempt, or raise Throttled when any of its windows' failures
-        plus attempts in flight fill it. An admitted attempt must be settled with
-        failed(), succeeded() or released()."""
-        return _admitted(await self._counters.admit(self._windows(windows)))
-
-    async def refused_by(self, windows: Windows) -> Literal["login_account", "login_ip"]:
-        """After a refusal: which limit was full, for the metrics (`login_ip` when
-        the client address's window alone refuses, else `login_account`). A probe
-        of that one window, given straight back if admitted."""
-        if windows.ip is None:
-            return "login_account"
-        ip_only = (Window(self._per_ip, "login", f"ip:{windows.ip}"),)
-        admission = await self._counters.admit(ip_only)
+        """Admit one attempt, or raise LoginThrottled when any of its windows'
+        failures plus attempts in flight fill it. An admitted attempt must be
+        settled with failed(), succeeded() or released()."""
+        asked = self._windows(windows)
+        admission = await self._counters.admit(asked)
         if isinstance(admission, Hold):
-            await self._counters.settle(admission, RELEASED)
-            return "login_account"
-        return "login_ip"
+            return admission
+        # The IP window, when there is one, is the last asked for (_windows).
+        by_ip = windows.ip is not None and len(asked) - 1 in admission.full
+        raise LoginThrottled(_retry_after(admission), "login_ip" if by_ip else "login_account")
 
     async def failed(self, hold: Hold) -> None:
         await self._counters.settle(hold, FAILED)
@@ -106,9 +120,13 @@ class LoginThrottle:
         self._counters.settle_blocking(hold, outcome)
 
 
-def _admitted(admission: Hold | float) -> Hold:
+def _admitted(admission: Hold | Refused) -> Hold:
     if isinstance(admission, Hold):
         return admission
+    raise Throttled(_retry_after(admission))
+
+
+def _retry_after(refused: Refused) -> int:
     # Full of failures: until the oldest ages out. Full only with attempts in
     # flight: those settle within a hash's time (1 s).
-    raise Throttled(max(1, math.ceil(admission)))
+    return max(1, math.ceil(refused.wait))

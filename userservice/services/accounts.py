@@ -36,7 +36,7 @@ from userservice.security.counters import FAILED, HOLD_SECONDS, RELEASED, SUCCEE
 from userservice.security.password_policy import password_problem
 from userservice.security.passwords import PasswordHasher
 from userservice.security.secrets import new_token
-from userservice.security.throttle import LoginThrottle, Windows
+from userservice.security.throttle import LoginThrottle, LoginThrottled
 from userservice.services.account_tokens import discard_resets
 from userservice.services.audit import audit, record, record_now
 from userservice.services.devices import DeviceCookies
@@ -182,9 +182,10 @@ class AccountService:
         windows = login_windows(throttle_key, ip, browser=browser, device=device, user_id=user_id)
         try:
             hold = await self.throttle.check(windows)
-        except Throttled:
+        except LoginThrottled as refused:
             audit("login.throttled", account=throttle_key, ip=ip, window=windows.kind)
-            await self._count_throttled(windows)
+            self.metrics.login("throttled")
+            self.metrics.throttled(refused.limit)
             raise
         try:
             with anyio.fail_after(self.attempt_seconds):
@@ -221,11 +222,6 @@ class AccountService:
             # Parameters were raised since this hash was made (E1: rehash on login).
             await anyio.to_thread.run_sync(self._store_rehash, account_user.id, new_hash)
         return account_user
-
-    async def _count_throttled(self, windows: Windows) -> None:
-        self.metrics.login("throttled")
-        if self.metrics.enabled:  # which limit costs a probe: only when counted
-            self.metrics.throttled(await self.throttle.refused_by(windows))
 
     async def _check_password(
         self, account: str | None, password: str, read: tuple[_Credentials] | None
