@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import logging.config
 import os
@@ -75,6 +76,26 @@ def warn_console_mail(settings: Settings) -> None:
         )
 
 
+def _may_overlap(metrics_host: str, host: str) -> bool:
+    """Whether two listeners on one port would collide: the same address, or one
+    of them every address (a host name is taken to be any of ours)."""
+    wildcard = ("0.0.0.0", "::")  # noqa: S104
+    return (
+        metrics_host == host
+        or metrics_host in wildcard
+        or host in wildcard
+        or (not _is_address(host))
+    )
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_port_free(host: str, port: int) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -88,6 +109,10 @@ def _check_port_free(host: str, port: int) -> None:
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536 or args.workers < 1:
         raise CliError("--port must be 1-65535 and --workers at least 1")
+    if settings.metrics_port == args.port and _may_overlap(settings.metrics_host, args.host):
+        raise CliError(
+            f"USERSERVICE_METRICS_PORT {args.port} is the service's own port: choose another"
+        )
     logs = log_config(settings.log_level, settings.log_format)
     # Configured now, so what TLS set-up reports reads like the server's own log.
     logging.config.dictConfig(logs)

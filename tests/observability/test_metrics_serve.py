@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,8 @@ from tests.support.cli import run_cli
 from tests.support.metrics import TOKEN, total, value
 from tests.support.serve_process import Served, serve, trusting
 from tests.support.server import free_port
+from userservice.observability.exposition import MetricsPortError, serving_metrics
+from userservice.settings import Settings
 
 REQUESTS = 120
 POOL_LIMIT = 16 + 16  # SQLite: the default pool size, and as many again for bursts
@@ -131,6 +134,11 @@ def test_o3_one_worker_runs_in_serve_itself_and_is_counted(tmp_path: Path) -> No
         text = scrape(port)
         assert value(text, COUNT, method="GET", route="/healthz", status="200") == 30
         assert value(text, "userservice_db_pool_connections_limit") == POOL_LIMIT
+        # O1: the metrics port answers /metrics and nothing else.
+        for path in ("/", "/metrics/", "/users", "/favicon.ico"):
+            other = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+            assert other.status_code == 404, path
+            assert "userservice_" not in other.text
 
 
 def test_o3_a_busy_metrics_port_is_one_clear_error(tmp_path: Path) -> None:
@@ -151,6 +159,41 @@ def test_o3_a_busy_metrics_port_is_one_clear_error(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         f"userservice: error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def test_o1_the_metrics_port_cannot_be_the_service_port(tmp_path: Path) -> None:
+    port = free_port()
+    done = run_cli(
+        tmp_path / "data",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        USERSERVICE_METRICS_PORT=str(port),
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"userservice: error: USERSERVICE_METRICS_PORT {port} is the service's own port: "
+        "choose another"
+    ]
+
+
+def test_o3_no_directory_for_the_workers_values_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only filesystem without a writable TMPDIR (a container's): one line
+    (serve prints it and exits 2, as for a busy port), not a traceback."""
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_directory / "tmp"))
+    settings = Settings(_env_file=None, metrics_port=free_port())  # type: ignore[call-arg]
+    with pytest.raises(MetricsPortError) as refused, serving_metrics(settings):
+        raise AssertionError("served without a metrics directory")
+    message = str(refused.value)
+    assert message.startswith("cannot make the workers' metrics directory (set TMPDIR")
+    assert "\n" not in message
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
 def test_o1_no_metrics_port_unless_set(tmp_path: Path) -> None:

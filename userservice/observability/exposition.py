@@ -10,31 +10,47 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
 
+from userservice.observability.metrics import MULTIPROC_ENV, metrics_wanted
 from userservice.settings import Settings
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-SCRAPE_DB_SECONDS = 5.0
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from prometheus_client import CollectorRegistry
+
+NOT_FOUND = b"Not found: this port serves /metrics only.\n"
 
 
 class MetricsPortError(RuntimeError):
-    """The metrics port cannot be served (taken, or an address not ours)."""
+    """Metrics cannot be served: the port is taken or the address not ours, or
+    there is no directory for the workers' values."""
 
 
 @contextmanager
 def serving_metrics(settings: Settings) -> Iterator[None]:
     """Around uvicorn's run: prepares the workers' shared metrics directory and
     serves the metrics port while the server runs."""
-    if settings.metrics_port is None and settings.metrics_token is None:
+    if not metrics_wanted(settings):
         # Metrics off (observability/prometheus.py metrics_for): nothing to share.
         yield
         return
     # Fresh at every start (O3: no counts carried over from a previous run), private
     # (0700: mkdtemp), and in TMPDIR: the data directory may be read-only.
-    directory = tempfile.mkdtemp(prefix="userservice-metrics-")
+    try:
+        directory = tempfile.mkdtemp(prefix="userservice-metrics-")
+    except OSError as exc:
+        raise MetricsPortError(
+            f"cannot make the workers' metrics directory (set TMPDIR to a writable "
+            f"directory): {exc.strerror or exc}"
+        ) from None
     previous = os.environ.get(MULTIPROC_ENV)
     os.environ[MULTIPROC_ENV] = directory
     try:
@@ -53,26 +69,13 @@ def serving_metrics(settings: Settings) -> Iterator[None]:
 @contextmanager
 def _metrics_port(settings: Settings, port: int, directory: str) -> Iterator[None]:
     # Imported only now that the directory is set (see the module's docstring).
-    from prometheus_client import start_http_server
+    from userservice.app_metrics import open_scrape_database, outbox_gauges
+    from userservice.observability.multiprocess import scrape_registry
 
-    from userservice.db.engine import PoolOptions, build_engine, open_database
-    from userservice.db.outbox_backlog import outbox_backlog
-    from userservice.observability.multiprocess import OutboxGauges, scrape_registry
-
-    # The supervisor's own small pool, for the outbox reading at scrape time; short
-    # limits, so that a database in trouble slows a scrape, never hangs it.
-    pool = PoolOptions(
-        size=1,
-        timeout_seconds=SCRAPE_DB_SECONDS,
-        connect_timeout_seconds=settings.database_connect_timeout_seconds,
-        statement_timeout_ms=int(SCRAPE_DB_SECONDS * 1000),
-    )
-    db = open_database(build_engine(settings.resolved_database_url(), pool=pool))
-    registry = scrape_registry([OutboxGauges(lambda: outbox_backlog(db))], directory)
+    db = open_scrape_database(settings)
+    registry = scrape_registry([outbox_gauges(db)], directory)
     try:
-        # prometheus_client's own server: plain HTTP, the scrape on its own
-        # thread, never sharing the service's event loop or its connections.
-        server, thread = start_http_server(port, settings.metrics_host, registry=registry)
+        server, thread = _start_server(settings.metrics_host, port, registry)
     except OSError as exc:
         db.dispose()
         where = f"{settings.metrics_host}:{port}"
@@ -84,3 +87,37 @@ def _metrics_port(settings: Settings, port: int, directory: str) -> Iterator[Non
         server.server_close()
         thread.join(5)
         db.dispose()
+
+
+def _start_server(
+    host: str, port: int, registry: CollectorRegistry
+) -> tuple[WSGIServer, threading.Thread]:
+    """prometheus_client's exposition as its start_http_server serves it (plain
+    HTTP, the scrape on its own thread, never sharing the service's event loop or
+    its connections), but for `/metrics` only: any other path is 404."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    scrape = make_wsgi_app(registry)
+
+    def only_metrics(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/metrics":
+            answer: Iterable[bytes] = scrape(environ, start_response)
+            return answer
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [NOT_FOUND]
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes are not logged (every 15 s of every Prometheus)."""
+
+    app: WSGIApplication = only_metrics
+    server = make_server(host, port, app, Server, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread

@@ -7,11 +7,23 @@ call. `userservice.observability.prometheus.PrometheusMetrics` records them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from userservice.settings import Settings
 
 LoginOutcome = Literal["success", "failure", "throttled", "refused"]
 Grant = Literal["password", "authorization_code", "refresh_token", "client_credentials"]
 ThrottleLimit = Literal["login_account", "login_ip", "current_password", "mail", "attempts"]
+# Where prometheus_client's multiprocess mode keeps every process's values (set by
+# serve before anything loads prometheus_client: observability/exposition.py).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_wanted(settings: Settings) -> bool:
+    """Metrics are kept only when someone can read them: a metrics port, or the
+    metrics token on the service's port."""
+    return settings.metrics_port is not None or settings.metrics_token is not None
 
 
 class NoMetrics:

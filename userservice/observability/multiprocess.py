@@ -23,7 +23,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from userservice.observability.metrics import MULTIPROC_ENV
+
 _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 logger = logging.getLogger("userservice.metrics")
 

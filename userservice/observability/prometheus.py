@@ -20,8 +20,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from userservice.observability.metrics import Grant, LoginOutcome, NoMetrics, ThrottleLimit
-from userservice.observability.multiprocess import MULTIPROC_ENV, scrape_registry
+from userservice.observability.metrics import (
+    MULTIPROC_ENV,
+    Grant,
+    LoginOutcome,
+    NoMetrics,
+    ThrottleLimit,
+    metrics_wanted,
+)
+from userservice.observability.multiprocess import scrape_registry
 from userservice.settings import Settings
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -157,10 +164,6 @@ class _Reading:
 
     def collect(self) -> Iterable[Metric]:
         return self._source.collect()
-
-
-def metrics_wanted(settings: Settings) -> bool:
-    return settings.metrics_port is not None or settings.metrics_token is not None
 
 
 def metrics_for(settings: Settings) -> NoMetrics:
