@@ -6,18 +6,16 @@ none during the memory side's). A full comparison is not a test."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from bench.ab_envs import Comparison, Run, summarise
 from bench.throttle_cost import SIDES, TRAFFIC
 
-ROOT = Path(__file__).resolve().parents[2]
+# The tiny_round fixture (conftest.py): (module, users, arguments) -> (stdout, JSON).
+TinyRound = Callable[[str, int, list[str]], tuple[str, dict[str, Any]]]
 # The sides and traffic of the Redis stage; its probe needs a running Redis.
 REDIS_STAGE = Comparison("throttle", SIDES, lambda _side: {}, TRAFFIC)
 
@@ -54,24 +52,8 @@ def test_the_verdict_is_the_median_of_the_per_round_changes() -> None:
 
 @pytest.mark.bench
 @pytest.mark.timeout(180)
-def test_one_tiny_round_measures_both_sides(tmp_path: Path) -> None:
-    if shutil.which("wrk") is None:
-        # Never a silent skip: the harness is part of "the tests pass".
-        pytest.fail("wrk is not installed: run `make system-deps`", pytrace=False)
-    out = tmp_path / "ab-redis.json"
-    tiny = ["--rounds", "1", "--seconds", "1", "--warmup", "0", "--connections", "4"]
-    tiny += ["--users", "40", "--json", str(out)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ab_redis", *tiny],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=170,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-    results = json.loads(out.read_text())
+def test_one_tiny_round_measures_both_sides(tiny_round: TinyRound) -> None:
+    _stdout, results = tiny_round("bench.ab_redis", 40, [])
     assert results["backend"] == "sqlite"
     assert list(results["scenarios"]) == ["login"]
     entry = results["scenarios"]["login"]
@@ -86,4 +68,3 @@ def test_one_tiny_round_measures_both_sides(tmp_path: Path) -> None:
     assert entry["memory"]["redis_commands_per_request"] == 0
     assert entry["redis"]["redis_commands_per_request"] > 0
     assert 2 <= entry["redis"]["redis_scripts_per_request"] < 3.5
-    assert "medians over 1 rounds" in done.stdout

@@ -5,17 +5,17 @@ A full A/B run is not a test."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.ab import SCENARIOS, SIDES, Run, order, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
+# The tiny_round fixture (conftest.py): (module, users, arguments) -> (stdout, JSON).
+TinyRound = Callable[[str, int, list[str]], tuple[str, dict[str, Any]]]
 
 
 def test_sides_alternate_by_round_and_by_scenario() -> None:
@@ -52,24 +52,8 @@ def test_summary_takes_medians_and_flags_more_than_five_percent_cpu() -> None:
 
 @pytest.mark.bench
 @pytest.mark.timeout(240)
-def test_one_tiny_round_measures_every_scenario_on_both_sides(tmp_path: Path) -> None:
-    if shutil.which("wrk") is None:
-        # Never a silent skip: the harness is part of "the tests pass".
-        pytest.fail("wrk is not installed: run `make system-deps`", pytrace=False)
-    out = tmp_path / "ab.json"
-    tiny = ["--rounds", "1", "--seconds", "1", "--warmup", "0", "--connections", "4"]
-    tiny += ["--users", "60", "--json", str(out)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ab", *tiny, str(ROOT), str(ROOT)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=230,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-    results = json.loads(out.read_text())
+def test_one_tiny_round_measures_every_scenario_on_both_sides(tiny_round: TinyRound) -> None:
+    stdout, results = tiny_round("bench.ab", 60, [str(ROOT), str(ROOT)])
     assert results["before"] == results["after"] == str(ROOT)
     assert results["backend"] == "sqlite"
     assert list(results["scenarios"]) == list(SCENARIOS)
@@ -80,5 +64,5 @@ def test_one_tiny_round_measures_every_scenario_on_both_sides(tmp_path: Path) ->
             assert entry[side]["cpu_us_per_request"] > 0, (scenario, side)
     measured = sorted((r["scenario"], r["side"]) for r in results["runs"])
     assert measured == sorted((s, side) for s in SCENARIOS for side in SIDES)
-    medians = done.stdout.split("medians over 1 rounds")[1]
+    medians = stdout.split("medians over 1 rounds")[1]
     assert all(f"\n{scenario} " in medians for scenario in SCENARIOS)
