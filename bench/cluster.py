@@ -4,14 +4,16 @@ client_credentials through nginx and, in the same run, directly to one replica.
 
 CPU per request is the replicas' (masters and workers, every replica the traffic
 can reach), as for one server elsewhere; nginx's own CPU per request is in the
-notes. Requests per replica come from nginx's access log, which the stage switches
-to a format naming the upstream (`$upstream_addr`) by a reload: the check that
+notes. Requests per replica come from nginx's access log: the shipped
+configuration's JSON lines name the upstream; a configuration whose log does not
+is switched to a format naming it (`$upstream_addr`) by a reload. The check that
 the proxy spreads the load, not that the fleet scales, since on a 2-core machine
 the replicas, nginx, PostgreSQL and wrk share the same two cores."""
 
 from __future__ import annotations
 
 import collections
+import json
 import re
 import signal
 import time
@@ -67,10 +69,16 @@ class ProcessGroup(Server):
 
 
 def _log_upstreams(fleet: Fleet) -> Path | None:
-    """Make nginx log the upstream of each request (reload, SIGHUP) and return the
-    log; None where the fleet's configuration has no access_log line to change."""
-    conf = fleet.nginx.conf
+    """The access log naming each request's upstream: as configured when its format
+    names it already (the shipped JSON format), else after switching it (reload,
+    SIGHUP); None where the fleet's configuration has no access_log line to change."""
     log = fleet.nginx.directory / "access.log"
+    # The shipped configuration: the main file includes the server's own.
+    for shipped in (fleet.nginx.conf, fleet.nginx.server_conf):
+        text = shipped.read_text() if shipped.exists() else ""
+        if "$upstream_addr" in text and f"access_log {log} " in text:
+            return log
+    conf = fleet.nginx.conf
     text = conf.read_text()
     line = f"access_log {log};"
     if line not in text or fleet.nginx.process is None:
@@ -88,7 +96,7 @@ def _log_upstreams(fleet: Fleet) -> Path | None:
         except (urllib.error.URLError, OSError):
             pass
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-        if lines and UPSTREAM_LINE.match(lines[-1]):
+        if lines and _upstream_port(lines[-1]) is not None:
             return log
         time.sleep(0.1)
     return None
@@ -100,10 +108,22 @@ def _spread(log: Path | None, offset: int, ports: Sequence[int]) -> list[int]:
     with log.open("rb") as handle:
         handle.seek(offset)
         text = handle.read().decode(errors="replace")
-    counts = collections.Counter(
-        int(match.group(1)) for ln in text.splitlines() if (match := UPSTREAM_LINE.match(ln))
-    )
+    counts = collections.Counter(_upstream_port(line) for line in text.splitlines())
     return [counts.get(port, 0) for port in ports]
+
+
+def _upstream_port(line: str) -> int | None:
+    """The port of the upstream that answered, from a line of the bench's format or
+    of the shipped JSON one (after a retry nginx lists each upstream tried: the last
+    one answered)."""
+    if match := UPSTREAM_LINE.match(line):
+        return int(match.group(1))
+    try:
+        upstream = json.loads(line).get("upstream", "") if line.startswith("{") else ""
+    except ValueError:
+        return None
+    port = str(upstream).rsplit(",", 1)[-1].strip().rpartition(":")[2]
+    return int(port) if port.isdigit() else None
 
 
 def _run(
