@@ -81,6 +81,11 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+# A record may carry its JSON message under this name: a short one where the text
+# message only repeats its fields for a human (the access record's request line).
+BRIEF = "brief"
+
+
 class UtcClock:
     """A record's time as `2026-12-03T21:02:43.017Z`, the one timestamp format of
     both log formats. The formatted second is kept: strftime once a second rather
@@ -105,7 +110,11 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
     "taskName",
     "color_message",  # uvicorn's coloured copy of the message
     "fields",
+    BRIEF,
 }
+_CONTEXT = ("request_id", "trace_id", "parent_id")
+# One encoder for every line: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -119,24 +128,31 @@ class JsonFormatter(logging.Formatter):
         self._time = UtcClock()
 
     def format(self, record: logging.LogRecord) -> str:
+        attributes = record.__dict__
         data: dict[str, Any] = {
             "time": self._time(record),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": attributes.get(BRIEF) or record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and key not in data:
-                data[key] = value
-        fields = record.__dict__.get("fields")
+        fields = attributes.get("fields")
         if isinstance(fields, dict):
+            # A structured record says what it carries: no need to look further
+            # than its fields and the request context.
+            for key in _CONTEXT:
+                if key in attributes:
+                    data[key] = attributes[key]
             for key, value in fields.items():
                 if value is not None:
                     data.setdefault(key, value)
+        else:
+            for key, value in attributes.items():
+                if key not in _STANDARD and key not in data:
+                    data[key] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             data["exception"] = record.exc_text
         if record.stack_info:
             data["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(data, default=str, separators=(",", ":"))
+        return _encode(data)
