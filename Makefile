@@ -45,7 +45,7 @@ pytest: $(VENV)/.synced-dev system-deps
 test: lint typecheck pytest
 
 # The performance benchmark (loopback only, bounded in time; bench/README.md): results.json,
-# results.md and results.png in bench/results/. Full: ~25 min, on a quiet machine.
+# results.md and results.png in bench/results/. Full: ~35 min, on a quiet machine.
 bench: $(VENV)/.synced-dev system-deps
 	$(VENV)/bin/python -m bench.run
 
