@@ -30,6 +30,8 @@ BAD_TEXT = {
     "app_name": "",
     "mail_limit_per_address": "3 an hour",
     "mail_limit_per_ip": "30/eon",
+    "second_factor_limit": "five per minute",
+    "totp_issuer": "Acme: sign-in",
     "mail_url": "gopher://mail.example.com",
     "mail_from": "nobody",
     "redis_url": "memcached://cache.example.com",

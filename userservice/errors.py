@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 
 class DomainError(Exception):
     """Base of every error the services raise on purpose."""
@@ -80,6 +82,35 @@ class StepUpRequired(AuthenticationFailed):
     def __init__(self, max_age: int) -> None:
         super().__init__(f"This operation needs a login within the last {max_age} seconds.")
         self.max_age = max_age
+
+
+class SecondFactorRequired(DomainError):
+    """The password was right and the account needs a second factor: the password
+    alone never signs it in, by any route (M4). `step`: `verify` when the user has a
+    factor, `enrol` when the sign-in policy requires one the user lacks."""
+
+    code = "mfa_required"
+
+    def __init__(self, user_id: uuid.UUID, step: str) -> None:
+        super().__init__(
+            "This account signs in with a second factor: use the authorization code "
+            "flow (/oauth/authorize), where the hosted sign-in page asks for it."
+        )
+        self.user_id = user_id
+        self.step = step
+
+
+class InvalidCode(Forbidden):
+    """A second-factor code that is wrong, used already, or outside its time window
+    (M1, M2): one refusal for all of them."""
+
+    code = "invalid_code"
+
+
+class SecondFactorNeeded(Forbidden):
+    """The operation needs the account's second factor as well as its password (M7)."""
+
+    code = "second_factor_required"
 
 
 class InsufficientScope(Forbidden):

@@ -85,6 +85,8 @@ class NewRefreshToken:
     expires_at: dt.datetime
     # When the user authenticated; every rotation carries it forward unchanged.
     auth_time: int | None = None
+    # How (space-separated RFC 8176 values; None: the password alone), carried too.
+    amr: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ class Rotated:
     scope: str
     tokens_valid_after: int
     auth_time: int | None
+    amr: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,8 @@ class SessionState:
     auth_time: int
     last_seen_at: dt.datetime
     expires_at: dt.datetime
+    # How the login was made (space-separated RFC 8176 values; None: password alone).
+    amr: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from userservice.security.smtp_url import smtp_server
+from userservice.settings_factors import FactorSettings
 from userservice.settings_fleet import FleetSettings
 from userservice.settings_operations import OperationsSettings
 
@@ -62,7 +63,7 @@ def _proxy(value: str) -> str:
         ) from None
 
 
-class Settings(FleetSettings, OperationsSettings):
+class Settings(FleetSettings, OperationsSettings, FactorSettings):
     model_config = SettingsConfigDict(
         env_prefix="USERSERVICE_",
         env_file=".env",
@@ -264,6 +265,7 @@ class Settings(FleetSettings, OperationsSettings):
         "login_limit_per_ip",
         "mail_limit_per_address",
         "mail_limit_per_ip",
+        "second_factor_limit",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:

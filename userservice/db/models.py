@@ -14,7 +14,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     Uuid,
@@ -22,23 +21,11 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+from userservice.db.base import NAMING as NAMING
+from userservice.db.base import Base as Base
+from userservice.db.base import utcnow as utcnow
 
 
 class User(Base):
@@ -114,6 +101,8 @@ class RefreshToken(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # When the user authenticated: ID tokens issued on refresh repeat it (OIDC Core §12.2).
     auth_time: Mapped[int | None] = mapped_column(BigInteger)
+    # How (RFC 8176 amr values, space-separated; NULL: the password alone).
+    amr: Mapped[str | None] = mapped_column(String(64))
 
 
 class SigningKey(Base):
@@ -146,6 +135,7 @@ class AuthorizationCode(Base):
     code_challenge: Mapped[str] = mapped_column(String(128))
     code_challenge_method: Mapped[str] = mapped_column(String(8))
     auth_time: Mapped[int] = mapped_column(BigInteger)
+    amr: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -179,6 +169,7 @@ class BrowserSession(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     auth_time: Mapped[int] = mapped_column(BigInteger)
+    amr: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
@@ -298,3 +289,10 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")
 
     __table_args__ = (Index("ix_audit_events_user_id_id", "user_id", "id"),)
+
+
+# The second factors' tables, defined beside these on the same Base.
+from userservice.db.models_factors import HalfLogin as HalfLogin  # noqa: E402
+from userservice.db.models_factors import Policy as Policy  # noqa: E402
+from userservice.db.models_factors import RecoveryCode as RecoveryCode  # noqa: E402
+from userservice.db.models_factors import TotpFactor as TotpFactor  # noqa: E402

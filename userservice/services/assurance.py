@@ -1,0 +1,38 @@
+"""How a login was made, as relying parties are told: `amr` (RFC 8176 method
+references) and `acr` (OIDC Core §2, our two levels), from one rule (M5).
+
+Stored once per login (session, authorization code, refresh family) as the
+space-separated amr; the acr is derived from it, so the two can never disagree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+ACR_PASSWORD = "urn:userservice:acr:pwd"  # noqa: S105 (a level's name)
+ACR_MFA = "urn:userservice:acr:mfa"
+# Weakest first: what discovery publishes as acr_values_supported.
+ACR_VALUES = (ACR_PASSWORD, ACR_MFA)
+PASSWORD = "pwd"  # noqa: S105 (RFC 8176's name of the method)
+# RFC 8176 §2: a one-time password, whether from an authenticator app or a
+# single-use recovery code.
+ONE_TIME_CODE = "otp"
+MULTI_FACTOR = "mfa"
+PASSWORD_ONLY: tuple[str, ...] = (PASSWORD,)
+
+
+def with_second_factor(method: str) -> tuple[str, ...]:
+    """The amr of a password login completed with a second factor of `method`."""
+    return (PASSWORD, method, MULTI_FACTOR)
+
+
+def acr_of(amr: Iterable[str]) -> str:
+    return ACR_MFA if MULTI_FACTOR in amr else ACR_PASSWORD
+
+
+def stored_amr(amr: Iterable[str]) -> str:
+    return " ".join(amr)
+
+
+def loaded_amr(stored: str | None) -> tuple[str, ...]:
+    """NULL (rows written before second factors existed) is the password alone."""
+    return tuple(stored.split()) if stored else PASSWORD_ONLY

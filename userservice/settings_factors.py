@@ -1,0 +1,36 @@
+"""The settings of second factors and the two-step sign-in. Part of Settings
+(settings.py), kept apart so that each file stays readable."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings
+
+
+class FactorSettings(BaseSettings):
+    half_login_ttl_seconds: int = Field(
+        default=300,
+        ge=60,
+        le=1800,
+        description="how long the sign-in page waits for the second factor after a "
+        "correct password before the password must be entered again",
+    )
+    second_factor_limit: str = Field(
+        default="5/5minutes",
+        description="wrong second-factor codes per account per window before 429 "
+        "(counted apart from wrong passwords)",
+    )
+    totp_issuer: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the name authenticator apps show beside the account; unset: `app_name`",
+    )
+
+    @field_validator("totp_issuer")
+    @classmethod
+    def _issuer_label(cls, value: str | None) -> str | None:
+        # The otpauth URI's label is `issuer:account`: a colon would move the
+        # boundary, and a control character would show in the user's app.
+        if value is not None and (not value.strip() or ":" in value or not value.isprintable()):
+            raise ValueError("must be printable text without a colon")
+        return value
