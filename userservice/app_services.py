@@ -26,9 +26,12 @@ from userservice.services.clients import ClientService
 from userservice.services.consents import ConsentService
 from userservice.services.devices import DeviceCookies
 from userservice.services.email_change import EmailChange
+from userservice.services.factors import SecondFactors
+from userservice.services.half_logins import HalfLogins
 from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
+from userservice.services.mfa_policy import MfaPolicy
 from userservice.services.password_reset import PasswordReset
 from userservice.services.preferences import PreferenceService
 from userservice.services.privacy import Privacy
@@ -141,4 +144,15 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
         audit_log=AuditLog(db),
         pages=page_templates(catalogs, settings.app_name),
         metrics=metrics,
+        factors=SecondFactors(
+            db,
+            AtRest.for_settings(settings),
+            mailer,
+            counters,
+            limit=settings.second_factor_limit,
+            issuer=settings.totp_issuer or settings.app_name,
+            metrics=metrics,
+        ),
+        half_logins=HalfLogins(db, settings.half_login_ttl_seconds),
+        mfa_policy=MfaPolicy(db),
     )

@@ -23,8 +23,11 @@ from userservice.services.authn import Authenticator
 from userservice.services.clients import ClientService
 from userservice.services.consents import ConsentService
 from userservice.services.email_change import EmailChange
+from userservice.services.factors import SecondFactors
+from userservice.services.half_logins import HalfLogins
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
+from userservice.services.mfa_policy import MfaPolicy
 from userservice.services.password_reset import PasswordReset
 from userservice.services.preferences import PreferenceService
 from userservice.services.privacy import Privacy
@@ -71,6 +74,11 @@ class Services:
     pages: Templates
     # Prometheus metrics, or NoMetrics when no metrics port or token is set.
     metrics: NoMetrics
+    # Second factors (M1-M3, M8), the half-login between password and code (M6),
+    # and whether administrators must have one (M8).
+    factors: SecondFactors
+    half_logins: HalfLogins
+    mfa_policy: MfaPolicy
 
 
 def install(app: FastAPI, built: Services) -> None:

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from userservice.settings import Settings
 
-LoginOutcome = Literal["success", "failure", "throttled", "refused"]
+LoginOutcome = Literal["success", "failure", "throttled", "refused", "second_factor"]
 Grant = Literal["password", "authorization_code", "refresh_token", "client_credentials"]
-ThrottleLimit = Literal["login_account", "login_ip", "current_password", "mail", "attempts"]
+ThrottleLimit = Literal[
+    "login_account", "login_ip", "current_password", "mail", "attempts", "second_factor"
+]
 # Where prometheus_client's multiprocess mode keeps every process's values (set by
 # serve before anything loads prometheus_client: observability/exposition.py).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -33,7 +33,13 @@ from userservice.settings import Settings
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 HASH_QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-LOGIN_OUTCOMES: tuple[LoginOutcome, ...] = ("success", "failure", "throttled", "refused")
+LOGIN_OUTCOMES: tuple[LoginOutcome, ...] = (
+    "success",
+    "failure",
+    "throttled",
+    "refused",
+    "second_factor",
+)
 GRANTS: tuple[Grant, ...] = (
     "password",
     "authorization_code",
@@ -46,6 +52,7 @@ THROTTLE_LIMITS: tuple[ThrottleLimit, ...] = (
     "current_password",
     "mail",
     "attempts",
+    "second_factor",
 )
 
 RequestKey = tuple[str, str, int]

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 import anyio
 
+from userservice.db.factors import sign_in_state
 from userservice.db.ports import Storage
 from userservice.db.users import UserRepository
 from userservice.errors import (
     AuthenticationFailed,
     EmailNotVerified,
     InvalidInput,
+    SecondFactorRequired,
     ServiceUnavailable,
 )
 from userservice.observability.metrics import NoMetrics
@@ -27,6 +30,7 @@ from userservice.services.audit import audit, record_now
 from userservice.services.devices import DeviceCookies
 from userservice.services.emails import normalize_email
 from userservice.services.login_limits import BrowserLogin, login_windows
+from userservice.services.mfa_policy import effective
 
 # The credentials row and hash; None: no such account.
 _Credentials = tuple[UserRecord, str] | None
@@ -115,13 +119,34 @@ class PasswordSignIn:
                 self.db, "login.refused", user=account_user.id, ip=ip, reason="email_unverified"
             )
             raise EmailNotVerified(UNVERIFIED)
-        # Unstored, a success is an error (503): nobody is signed in unaudited (L25).
-        await record_now(self.db, "login.succeeded", user=account_user.id, ip=ip)
-        self.metrics.login("success")
         if new_hash:
             # Parameters were raised since this hash was made (E1: rehash on login).
             await anyio.to_thread.run_sync(self._store_rehash, account_user.id, new_hash)
+        # Only now, after a correct password: a wrong one costs exactly what it
+        # did before second factors existed (E3), and says nothing about them.
+        step = await self._second_factor_step(account_user)
+        if step is not None:
+            # M4, M8: the password alone never signs this account in, by any route.
+            await record_now(
+                self.db, "login.password_accepted", user=account_user.id, ip=ip, step=step
+            )
+            self.metrics.login("second_factor")
+            raise SecondFactorRequired(account_user.id, step)
+        # Unstored, a success is an error (503): nobody is signed in unaudited (L25).
+        await record_now(self.db, "login.succeeded", user=account_user.id, ip=ip)
+        self.metrics.login("success")
         return account_user
+
+    async def _second_factor_step(self, user: UserRecord) -> str | None:
+        """`verify` when the user has an authenticator app, `enrol` when the
+        policy requires administrators to have one and this one has none, else
+        None. One read, off the event loop on a network database."""
+        has_app, policy = await self.db.run_lookup(partial(sign_in_state, user_id=user.id))
+        if has_app:
+            return "verify"
+        if user.is_admin and effective(policy) == "admins":
+            return "enrol"
+        return None
 
     async def _check_password(
         self, account: str | None, password: str, read: tuple[_Credentials] | None

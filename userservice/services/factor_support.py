@@ -1,0 +1,89 @@
+"""What the second-factor services share: the per-account limit on wrong codes,
+the revocation a factor change brings, and the notices it mails (M1, M3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+
+from limits import parse
+
+from userservice.db.models import User
+from userservice.db.ports import UnitOfWork
+from userservice.db.sessions import SessionRepository
+from userservice.errors import Throttled
+from userservice.i18n import DEFAULT_LOCALE
+from userservice.observability.metrics import NoMetrics
+from userservice.security.counters import FAILED, RELEASED, Counters, Hold, Window
+from userservice.services.account_mail import Mailer, mail_locale
+from userservice.services.accounts import revoke_everything
+from userservice.services.audit import audit
+from userservice.services.client_address import printable_ip
+
+# Where the mails send someone who did not make the change: a new password ends
+# every session, and the attacker's with them (E7).
+RECOVERY_PAGE = "/forgot-password"
+
+
+class CodeThrottle:
+    """Wrong second-factor codes per account (M1, M6): its own window, apart from
+    the password's, so that neither kind of guess spends the other's budget.
+    Only failures count; an attempt holds its place until settled
+    (security/throttle.py), so a burst of guesses cannot all pass at once."""
+
+    def __init__(self, limit: str, counters: Counters, metrics: NoMetrics | None = None) -> None:
+        self._limit = parse(limit)
+        self._counters = counters
+        self._metrics = metrics or NoMetrics()
+
+    def admit(self, user_id: uuid.UUID) -> Hold:
+        admission = self._counters.admit_blocking([self.window(user_id)])
+        if isinstance(admission, Hold):
+            return admission
+        audit("factor.throttled", user=user_id)
+        self._metrics.throttled("second_factor")
+        raise Throttled(max(1, math.ceil(admission.wait)))
+
+    def window(self, user_id: uuid.UUID) -> Window:
+        return Window(self._limit, "second-factor", user_id.hex)
+
+    def failed(self, hold: Hold) -> None:
+        self._counters.settle_blocking(hold, FAILED)
+
+    def passed(self, hold: Hold) -> None:
+        # Released, not SUCCEEDED: a success does not wipe the failures before it,
+        # or the owner signing in would reset the count of someone guessing with
+        # the stolen password.
+        self._counters.settle_blocking(hold, RELEASED)
+
+
+def end_everything(uow: UnitOfWork, user: User) -> int:
+    """M3: every browser session, refresh, access token and unredeemed code of the
+    user ends with a factor change, in its unit of work; the browser that made
+    the change is given a new session by its caller. The number of sessions."""
+    ended = SessionRepository(uow).delete_all_for_user(user.id)
+    revoke_everything(uow, user)
+    return ended
+
+
+class FactorNotices:
+    """The mails of factor changes (M3): what happened, when, from where, and what
+    to do when it was not the owner; queued in the change's unit of work (L6)."""
+
+    def __init__(self, mailer: Mailer) -> None:
+        self.mailer = mailer
+
+    def send(
+        self, uow: UnitOfWork, kind: str, user: User, locale: str | None, ip: str | None
+    ) -> None:
+        language = mail_locale(user.locale, locale or DEFAULT_LOCALE)
+        values = {
+            "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            # Built from the configured public URL, never the request's Host (L3).
+            "link": self.mailer.queue.link(RECOVERY_PAGE),
+        }
+        address = printable_ip(ip)
+        if address is not None:
+            values["ip"] = address
+        self.mailer.notice(uow, kind, (user.id, user.email), language, **values)
