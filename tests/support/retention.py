@@ -16,6 +16,7 @@ from userservice.db.models import (
     AuditEvent,
     AuthorizationCode,
     BrowserSession,
+    HalfLogin,
     OutboxMail,
     RefreshToken,
     RevokedAccessToken,
@@ -30,6 +31,7 @@ KEYS: dict[str, Any] = {
     "revoked_access_tokens": RevokedAccessToken.jti,
     "authorization_codes": AuthorizationCode.digest,
     "refresh_tokens": RefreshToken.digest,
+    "half_logins": HalfLogin.id_digest,
 }
 
 
@@ -42,6 +44,18 @@ def _session(key: str, user_id: uuid.UUID, now: dt.datetime, expires: dt.datetim
         last_seen_at=now - DAY,
         expires_at=expires,
         handle=key[:32],
+    )
+
+
+def _half_login(key: str, user_id: uuid.UUID, now: dt.datetime, expires: dt.datetime) -> Any:
+    return HalfLogin(
+        id_digest=key,
+        user_id=user_id,
+        step="verify",
+        auth_time=0,
+        attempts=0,
+        created_at=now - dt.timedelta(minutes=5),
+        expires_at=expires,
     )
 
 
@@ -148,6 +162,10 @@ def seed(
                 _refresh("r-rotated", user_id, now, live_family, expires_at=later, revoked_at=now),
                 _refresh("r-current", user_id, now, live_family, expires_at=later),
             ],
+        ),
+        "half_logins": (
+            [_half_login("h-expired", user_id, now, now - dt.timedelta(seconds=1))],
+            [_half_login("h-live", user_id, now, now + dt.timedelta(minutes=5))],
         ),
     }
     events = (

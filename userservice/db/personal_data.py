@@ -10,7 +10,7 @@ and no mail content (a pending mail holds a live link) is ever selected (L26).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select
@@ -25,7 +25,9 @@ from userservice.db.models import (
     GrantRevocation,
     OAuthClient,
     OutboxMail,
+    RecoveryCode,
     RefreshToken,
+    TotpFactor,
     User,
 )
 from userservice.records import StoredAuditEvent
@@ -48,6 +50,32 @@ class PersonalData:
     links: Rows
     mail: Rows
     events: list[StoredAuditEvent]
+    # Second factors: what kind, since when, how many recovery codes are left or
+    # spent; never the secret or a code's digest (M1, M2).
+    factors: Rows = field(default_factory=list)
+
+
+def _factors(session: Session, user_id: uuid.UUID) -> Rows:
+    app = session.execute(
+        select(TotpFactor.created_at, TotpFactor.confirmed_at).where(TotpFactor.user_id == user_id)
+    ).first()
+    if app is None:
+        return []
+    left, used = session.execute(
+        select(
+            func.count().filter(RecoveryCode.used_at.is_(None)),
+            func.count().filter(RecoveryCode.used_at.is_not(None)),
+        ).where(RecoveryCode.user_id == user_id)
+    ).one()
+    return [
+        {
+            "kind": "totp",
+            "created_at": app.created_at,
+            "confirmed_at": app.confirmed_at,
+            "recovery_codes_left": int(left or 0),
+            "recovery_codes_used": int(used or 0),
+        }
+    ]
 
 
 def _rows(session: Session, query: Select[*tuple[Any, ...]]) -> Rows:
@@ -155,7 +183,16 @@ def personal_data(session: Session, user_id: uuid.UUID) -> PersonalData | None:
     )
     events = events_about(session, user_id, after=None, limit=MAX_EXPORTED_EVENTS)
     return PersonalData(
-        dict(profile._mapping), apps, withdrawn, sessions, tokens, codes, links, mail, events
+        dict(profile._mapping),
+        apps,
+        withdrawn,
+        sessions,
+        tokens,
+        codes,
+        links,
+        mail,
+        events,
+        _factors(session, user_id),
     )
 
 

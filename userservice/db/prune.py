@@ -25,6 +25,7 @@ from userservice.db.models import (
     AuditEvent,
     AuthorizationCode,
     BrowserSession,
+    HalfLogin,
     OutboxMail,
     RefreshToken,
     RevokedAccessToken,
@@ -95,6 +96,8 @@ _KINDS: dict[str, tuple[InstrumentedAttribute[Any], Condition]] = {
         lambda c: AuthorizationCode.expires_at < c.now,
     ),
     "refresh_tokens": (RefreshToken.id, _refresh_family_over),
+    # Past its few minutes a half-login is refused whether its row is there or not (M6).
+    "half_logins": (HalfLogin.id_digest, lambda c: HalfLogin.expires_at < c.now),
 }
 
 

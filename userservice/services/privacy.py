@@ -86,6 +86,7 @@ class Privacy:
             "authorization_codes": [_json(row) for row in data.authorization_codes],
             "links": [_json(row) for row in data.links],
             "mail": [_json(row) for row in data.mail if row["kind"] not in UNEXPORTED_MAIL],
+            "factors": [_json(row) for row in data.factors],
             "events": [_event(user_id, event) for event in reversed(data.events)],
         }
 
