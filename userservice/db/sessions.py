@@ -21,6 +21,7 @@ _SESSION_AND_USER = (
         BrowserSession.auth_time,
         BrowserSession.last_seen_at,
         BrowserSession.expires_at,
+        BrowserSession.amr,
     )
     .join(User, User.id == BrowserSession.user_id)
     .where(BrowserSession.id_digest == bindparam("id_digest"))
@@ -42,7 +43,7 @@ class SessionReads:
         row = await self._db.fetch_one(_LOOKUP, {"id_digest": id_digest})
         if row is None:
             return None
-        return SessionState(UserRecord(*row[:9]), int(row[9]), row[10], row[11])
+        return SessionState(UserRecord(*row[:9]), int(row[9]), row[10], row[11], row[12])
 
 
 class SessionRepository:
@@ -60,6 +61,7 @@ class SessionRepository:
         handle: str,
         user_agent: str | None = None,
         ip: str | None = None,
+        amr: str | None = None,
     ) -> None:
         self.session.add(
             BrowserSession(
@@ -72,6 +74,7 @@ class SessionRepository:
                 handle=handle,
                 user_agent=user_agent,
                 ip=ip,
+                amr=amr,
             )
         )
         self.session.flush()

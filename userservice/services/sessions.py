@@ -24,6 +24,7 @@ from userservice.errors import NotFound
 from userservice.records import UserRecord
 from userservice.security.secrets import digest, new_token
 from userservice.services.accounts import revoke_everything
+from userservice.services.assurance import PASSWORD_ONLY, loaded_amr, stored_amr
 from userservice.services.audit import record
 from userservice.services.device_names import DeviceName, device_name
 
@@ -43,6 +44,8 @@ MAX_IP = 64
 class BrowserSession:
     user: UserRecord
     auth_time: int
+    # How this login was made (RFC 8176), passed on to codes and tokens (M5).
+    amr: tuple[str, ...] = PASSWORD_ONLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +94,10 @@ class SessionService:
         *,
         user_agent: str | None = None,
         ip: str | None = None,
+        amr: tuple[str, ...] = PASSWORD_ONLY,
     ) -> str:
-        """A fresh random id at every login (session fixation, OWASP ASVS V3.2.1)."""
+        """A fresh random id at every login (session fixation, OWASP ASVS V3.2.1);
+        `amr` says how the login was proven (RFC 8176, M5)."""
         raw_id = new_token(32)  # 256 bits from the OS CSPRNG
         now = dt.datetime.now(dt.UTC)
         address = _printable(ip, MAX_IP)
@@ -111,6 +116,7 @@ class SessionService:
                 handle=new_token(16),
                 user_agent=_printable(user_agent, MAX_USER_AGENT),
                 ip=address,
+                amr=stored_amr(amr),
             )
             record(session, "session.started", user=user_id, ip=address)
         return raw_id
@@ -208,7 +214,7 @@ class SessionService:
             # dies with the user's tokens.
             return None, _Follow.DELETE, id_digest
         follow = _Follow.TOUCH if now - last_seen_at >= TOUCH_INTERVAL else _Follow.NOTHING
-        return BrowserSession(user, auth_time), follow, id_digest
+        return BrowserSession(user, auth_time, loaded_amr(state.amr)), follow, id_digest
 
     def _follow_up(self, follow: _Follow, id_digest: str) -> None:
         if follow is _Follow.NOTHING:
