@@ -211,8 +211,16 @@ class SecondFactors:
         with self.db.unit_of_work() as uow:
             record(uow, "factor.failed", user=user_id, ip=printable_ip(ip), during=during)
 
-    def reset(self, user_id: uuid.UUID, *, actor_id: uuid.UUID, ip: str | None) -> None:
-        """M8: an administrator removes every factor of a user who lost them."""
+    def reset(
+        self,
+        user_id: uuid.UUID,
+        *,
+        actor_id: uuid.UUID | None,
+        ip: str | None,
+        via: str | None = None,
+    ) -> None:
+        """M8: an administrator removes every factor of a user who lost them;
+        `via` names a tool acting with no account (the command line)."""
         with self.db.unit_of_work() as uow:
             user = _user(uow, user_id)
             factors = FactorRepository(uow)
@@ -228,6 +236,7 @@ class SecondFactors:
                 app=had_app,
                 recovery_codes=codes,
                 sessions=ended,
+                **({"via": via} if via else {}),
             )
             self.notices.send(uow, "factors_reset", user, None, ip)
 
