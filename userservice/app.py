@@ -17,8 +17,10 @@ from userservice import __version__
 from userservice.api import (
     account_mail,
     admin_clients,
+    admin_factors,
     admin_keys,
     docs,
+    factors,
     grants,
     health,
     oauth,
@@ -138,6 +140,10 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         sessions_api.router,
         email_change_api.router,
         privacy_api.router,
+        # Before /users/{user_id}/factors, which refuses "me" anyway (admin_factors).
+        factors.router,
+        admin_factors.users_router,
+        admin_factors.policy_router,
     )
     for router in api_routers:
         app.include_router(router)

@@ -116,6 +116,15 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
             on_refused=partial(metrics.throttled, "mail"),
         ),
     )
+    factors = SecondFactors(
+        db,
+        AtRest.for_settings(settings),
+        mailer,
+        counters,
+        limit=settings.second_factor_limit,
+        issuer=settings.totp_issuer or settings.app_name,
+        metrics=metrics,
+    )
     return Services(
         settings=settings,
         keys=keys,
@@ -139,20 +148,12 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
         verification=Verification(db, mailer),
         password_reset=PasswordReset(db, accounts, mailer),
         preferences=PreferenceService(db),
-        email_change=EmailChange(db, accounts, mailer),
+        email_change=EmailChange(db, accounts, mailer, factors),
         privacy=Privacy(db),
         audit_log=AuditLog(db),
         pages=page_templates(catalogs, settings.app_name),
         metrics=metrics,
-        factors=SecondFactors(
-            db,
-            AtRest.for_settings(settings),
-            mailer,
-            counters,
-            limit=settings.second_factor_limit,
-            issuer=settings.totp_issuer or settings.app_name,
-            metrics=metrics,
-        ),
+        factors=factors,
         half_logins=HalfLogins(db, settings.half_login_ttl_seconds),
         mfa_policy=MfaPolicy(db),
     )

@@ -1,4 +1,5 @@
-"""`userservice` command line: serve, db, create-admin, prune, backup, healthcheck."""
+"""`userservice` command line: serve, db, create-admin, prune, backup, healthcheck,
+factors, policy."""
 
 from __future__ import annotations
 
@@ -219,6 +220,9 @@ def _parser() -> argparse.ArgumentParser:
     from userservice.cli_backup import register as register_backup  # imports this module
 
     register_backup(sub)
+    from userservice.cli_factors import register as register_factors  # imports this module
+
+    register_factors(sub)
     return parser
 
 

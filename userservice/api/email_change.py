@@ -47,11 +47,14 @@ async def change_email(
     (`POST /users/email-change/confirm`). An address another account has gets the
     same answer, in the same time, and its owner a notice. 403 when the current
     password is wrong, 422 for a malformed address or your own, 409 while the undo
-    link of an earlier change is still valid. Throttled per address and client."""
+    link of an earlier change is still valid. Throttled per address and client.
+    An account with a second factor also needs `code` (M7): without it 403
+    `second_factor_required`, a wrong or used one 403 `invalid_code` (counted: 429
+    past the limit); the password is checked first."""
     user_id, ip, locale = principal.user.id, client_ip(request), request_locale(request)
     await at_floor(
         lambda: svc.email_change.request(
-            user_id, body.email, body.current_password, ip=ip, locale=locale
+            user_id, body.email, body.current_password, ip=ip, locale=locale, code=body.code
         ),
         what="POST /users/me/email",
     )

@@ -18,6 +18,7 @@ from userservice.api.challenges import challenge_headers
 from userservice.api.deps import BearerRefused
 from userservice.api.methods import allowed_methods
 from userservice.oauth.errors import error_description
+from userservice.services.assurance import ACR_MFA
 
 log = logging.getLogger("userservice.api")
 
@@ -32,6 +33,8 @@ _STATUS = {
     errors.InvalidInput: 422,
     errors.RegistrationClosed: 403,
     errors.AuthenticationFailed: 401,
+    # M4: the password was right, and it is not enough: authenticate again.
+    errors.SecondFactorRequired: 401,
     errors.Forbidden: 403,
     errors.Throttled: 429,
     errors.ServiceUnavailable: 503,
@@ -138,9 +141,23 @@ async def _domain_error(request: Request, exc: errors.DomainError) -> JSONRespon
     if isinstance(exc, errors.Throttled):
         headers["Retry-After"] = str(exc.retry_after)
     headers.update(challenge_headers(exc))
+    if isinstance(exc, errors.SecondFactorRequired):
+        headers.update(second_factor_challenge())
     if isinstance(exc, errors.ServiceUnavailable):
         headers["Retry-After"] = "1"
     return problem(status, exc.code, exc.detail, headers=headers)
+
+
+def second_factor_challenge() -> dict[str, str]:
+    """RFC 9470 §3: the caller needs a token from a login that meets this acr (a
+    second factor); no Basic challenge, since a password alone cannot meet it (M4)."""
+    return {
+        "WWW-Authenticate": (
+            'Bearer realm="userservice", error="insufficient_user_authentication", '
+            'error_description="A second factor is required", '
+            f'acr_values="{ACR_MFA}"'
+        )
+    }
 
 
 async def _bearer_refused(request: Request, exc: BearerRefused) -> JSONResponse:

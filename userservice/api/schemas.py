@@ -79,9 +79,19 @@ LinkToken = Annotated[str, Field(description="The `token` query parameter of the
 _EXAMPLE_LINK_TOKEN = "q3WQm0F2yZ7l0p8t9Xr4cVb6nH1sK5dJ2aE8uY3iO7w"  # noqa: S105 - an example
 
 
+# A second factor's code: six digits (spaces allowed) or a recovery code (dashes and
+# spaces allowed); the bound keeps a huge body from reaching the comparisons.
+OneTimeCode = Annotated[Text, Field(min_length=1, max_length=64, examples=["123456"])]
+
+
 class EmailChangeRequest(Strict):
     email: Email = Field(description="The new sign-in address.")
     current_password: Password
+    code: OneTimeCode | None = Field(
+        default=None,
+        description="With a second factor set up: the authenticator app's current code "
+        "or a recovery code (M7).",
+    )
 
     model_config = ConfigDict(
         extra="forbid",

@@ -30,13 +30,21 @@ from userservice.db.account_tokens import Holder, addressee, reserved
 from userservice.db.models import User
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.users import UserRepository
-from userservice.errors import Conflict, EmailTaken, InvalidAccountToken, InvalidInput, NotFound
+from userservice.errors import (
+    Conflict,
+    EmailTaken,
+    InvalidAccountToken,
+    InvalidInput,
+    NotFound,
+    SecondFactorNeeded,
+)
 from userservice.i18n import DEFAULT_LOCALE, N_
 from userservice.services.account_mail import Mailer, mail_locale
 from userservice.services.account_tokens import LINK_INVALID, Purpose, discard, pending
 from userservice.services.accounts import AccountService, revoke_everything
 from userservice.services.audit import audit, record
 from userservice.services.emails import normalize_email
+from userservice.services.factors import SecondFactors
 
 ACTION = "email_change"
 # The mail proving a new address: queued only when the address is free, so the
@@ -66,10 +74,13 @@ def masked(address: str) -> str:
 
 
 class EmailChange:
-    def __init__(self, db: Storage, accounts: AccountService, mailer: Mailer) -> None:
+    def __init__(
+        self, db: Storage, accounts: AccountService, mailer: Mailer, factors: SecondFactors
+    ) -> None:
         self.db = db
         self.accounts = accounts
         self.mailer = mailer
+        self.factors = factors
 
     def request(
         self,
@@ -79,12 +90,15 @@ class EmailChange:
         *,
         ip: str,
         locale: str,
+        code: str | None = None,
     ) -> None:
         """Mail a link to the new address, or a notice to its owner when another
         account has it; the same outcome for the caller either way (L20). Nothing
-        changes on any account."""
+        changes on any account. An account with a second factor needs its `code`
+        too (M7)."""
         asked = normalize_email(new_email)  # a malformed one costs no password check
         self.accounts.require_current_password(user_id, current_password)
+        self._require_second_factor(user_id, code, ip=ip, locale=locale)
         # Counted per address and per client network like every mail journey (L5),
         # only once the password is proven: nobody else can fill an address's window.
         address = self.mailer.address_for(ACTION, new_email, ip)
@@ -122,6 +136,22 @@ class EmailChange:
             owner = (holder.user_id, holder.email)
             language = mail_locale(holder.locale, locale)
             self.mailer.notice(uow, "email_change_taken", owner, language)
+
+    def _require_second_factor(
+        self, user_id: uuid.UUID, code: str | None, *, ip: str, locale: str
+    ) -> None:
+        """M7: whoever learnt the password must not move the account to an address
+        of theirs, where a reset link would then go. Asked only once the password
+        is proven, so that a guess at it learns nothing of the account's factors;
+        wrong codes count in the factor's own limit (M1)."""
+        if not self.factors.summary(user_id).enrolled:
+            return
+        if code is None:
+            raise SecondFactorNeeded(
+                "This account has a second factor: the code from the authenticator app "
+                "(or a recovery code) is needed too."
+            )
+        self.factors.verify(user_id, code, ip=ip, locale=locale)
 
     def check(self, token: str) -> None:
         """InvalidAccountToken unless the link can still change the address; the

@@ -31,7 +31,10 @@ class MfaPolicy:
         with self.db.unit_of_work(read_only=True) as uow:
             return effective(PolicyRepository(uow).get(MFA_REQUIRED_FOR))
 
-    def set_required_for(self, value: str, *, actor_id: uuid.UUID, ip: str | None) -> None:
+    def set_required_for(
+        self, value: str, *, actor_id: uuid.UUID | None, ip: str | None, via: str | None = None
+    ) -> None:
+        """`via` names a tool acting with no account (the command line)."""
         if value not in REQUIRED_FOR:
             raise InvalidInput(f"required_for must be one of: {', '.join(REQUIRED_FOR)}")
         with self.db.unit_of_work() as uow:
@@ -46,4 +49,5 @@ class MfaPolicy:
                 ip=printable_ip(ip),
                 before=before,
                 after=value,
+                **({"via": via} if via else {}),
             )

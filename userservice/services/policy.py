@@ -99,6 +99,13 @@ POLICY: dict[str, Rule] = {
     "end_all_sessions": Rule(ACCOUNT_OWNER),
     "change_email": Rule(ACCOUNT_OWNER),
     "export_me": Rule(ACCOUNT_OWNER),
+    # Second factors (api/factors.py): account management; a change needs a recent
+    # login, so that a token left behind cannot swap the factor for its own (M3).
+    "list_factors": Rule(ACCOUNT_OWNER),
+    "start_totp": Rule(ACCOUNT_OWNER, recent_auth=True),
+    "confirm_totp": Rule(ACCOUNT_OWNER, recent_auth=True),
+    "remove_totp": Rule(ACCOUNT_OWNER, recent_auth=True),
+    "regenerate_recovery_codes": Rule(ACCOUNT_OWNER, recent_auth=True),
     # Yourself (then read_me's rule applies), or anyone with `users:read`: an
     # administrator's token, or a service client granted it.
     "read_user": Rule(USERS | {Caller.SERVICE}),
@@ -113,6 +120,11 @@ POLICY: dict[str, Rule] = {
     "update_client": ADMIN,
     "delete_client": ADMIN,
     "rotate_client_secret": ADMIN,
+    # A user's second factors, and whether administrators must have one (M8).
+    "list_user_factors": ADMIN,
+    "reset_user_factors": ADMIN,
+    "read_mfa_policy": ADMIN,
+    "update_mfa_policy": ADMIN,
     # The signing keys every replica shares (api/admin_keys.py).
     "list_signing_keys": ADMIN,
     "rotate_signing_keys": ADMIN,

@@ -1,0 +1,92 @@
+"""`userservice factors reset EMAIL` and `userservice policy mfa [none|admins]`: the
+way back in for an administrator who lost the phone and the recovery codes, when
+administrators must sign in with a second factor and no other one can reset theirs
+(M8). Whoever runs it holds the server, which is the trust it rests on."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from userservice.cli import CliError, _database, _settings
+from userservice.errors import DomainError
+from userservice.services.mfa_policy import REQUIRED_FOR
+from userservice.wiring import Services
+
+# Audited like the admin API's reset, naming the tool instead of an account.
+ACTOR = "cli"
+
+
+def register(sub: Any) -> None:
+    """Add the `factors` and `policy` commands to the top-level subparsers (`sub`)."""
+    factors = sub.add_parser("factors", help="second factors: reset a user's")
+    actions = factors.add_subparsers(dest="factors_action", required=True)
+    reset = actions.add_parser(
+        "reset",
+        help="remove the user's authenticator app and recovery codes, end every session "
+        "and token of theirs, and mail them a notice",
+    )
+    reset.add_argument("email")
+    reset.set_defaults(func=_cmd_reset)
+
+    policy = sub.add_parser("policy", help="sign-in policies")
+    rules = policy.add_subparsers(dest="policy_name", required=True)
+    mfa = rules.add_parser(
+        "mfa", help="who must sign in with a second factor; prints it, or sets it"
+    )
+    mfa.add_argument("required_for", nargs="?", choices=REQUIRED_FOR)
+    mfa.set_defaults(func=_cmd_mfa)
+
+
+def _with_services(action: Callable[[Services], str]) -> int:
+    from userservice.app_services import build_services
+    from userservice.db import migrate
+
+    settings = _settings()
+    db = _database(settings)
+    try:
+        migrate.upgrade(db.engine)
+        print(action(build_services(settings, db)))
+        return 0
+    except DomainError as exc:
+        raise CliError(exc.detail) from None
+    except SQLAlchemyError as exc:
+        raise CliError(f"database error: {type(exc).__name__}") from None
+    finally:
+        db.dispose()
+
+
+def _reset(email: str, svc: Services) -> str:
+    from userservice.db.users import UserRepository
+    from userservice.services.emails import normalize_email
+
+    try:
+        address = normalize_email(email)
+    except DomainError:
+        raise CliError(f"no user {email}") from None
+    with svc.accounts.db.unit_of_work(read_only=True) as uow:
+        found = UserRepository(uow).credentials(address)
+    if found is None:
+        raise CliError(f"no user {email}")
+    user = found[0]
+    svc.factors.reset(user.id, actor_id=None, ip=None, via=ACTOR)
+    return f"reset the second factors of {user.email} ({user.id}); every session ended"
+
+
+def _cmd_reset(args: argparse.Namespace) -> int:
+    email: str = args.email
+    return _with_services(lambda svc: _reset(email, svc))
+
+
+def _mfa(value: str | None, svc: Services) -> str:
+    if value is not None:
+        svc.mfa_policy.set_required_for(value, actor_id=None, ip=None, via=ACTOR)
+    return f"mfa required for: {svc.mfa_policy.required_for()}"
+
+
+def _cmd_mfa(args: argparse.Namespace) -> int:
+    value: str | None = args.required_for
+    return _with_services(lambda svc: _mfa(value, svc))
