@@ -44,7 +44,15 @@ from userservice.observability.multiprocess import forget_this_process
 from userservice.services.key_refresh import KeyRefresher
 from userservice.services.pruning import BackgroundPruner
 from userservice.settings import Settings
-from userservice.web import account, authorize, end_session, journeys, language, pages
+from userservice.web import (
+    account,
+    account_factors,
+    authorize,
+    end_session,
+    journeys,
+    language,
+    pages,
+)
 from userservice.web import email_change as email_change_pages
 from userservice.web.browser import CsrfRejected
 from userservice.wiring import install
@@ -153,6 +161,7 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         health.router,
         pages.router,
         account.router,
+        account_factors.router,
         journeys.router,
         email_change_pages.router,
         language.router,

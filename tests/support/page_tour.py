@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.accounts import ISSUER, PASSWORD, register
 from tests.support.browser import tls_server
+from tests.support.factors import now_code, verified
 from tests.support.oauth_flow import add_app, authorize_url, obtain_code, redeem
 from tests.support.oauth_flow import sign_in as client_sign_in
 from tests.support.personal_data import browser as browser_at
@@ -56,6 +57,21 @@ def _failed_login(page: Any, base: str) -> None:
     page.wait_for_selector("#form-error")
 
 
+def _start_two_factor(page: Any, base: str) -> None:
+    page.goto(base + "/account#two-factor")
+    page.fill("#factor_password", PASSWORD)
+    page.locator("form[action='/account/two-factor/start'] button[type=submit]").click()
+    page.wait_for_selector("#totp-secret")
+
+
+def _confirm_two_factor(page: Any, base: str) -> None:
+    """The code an app would show for the key on the setup page (M1)."""
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.fill("#code", now_code(secret))
+    page.locator("form[action='/account/two-factor/confirm'] button[type=submit]").click()
+    page.wait_for_selector("#recovery-codes")
+
+
 STOPS = (
     Stop("login", _goto("/login")),
     Stop("login-error", _failed_login),
@@ -77,6 +93,10 @@ STOPS = (
     Stop("consent", _goto(authorize_url(scope="openid profile email")), signed_in=True),
     Stop("logout", _goto("/logout"), signed_in=True),
     Stop("end-session", _goto("/oauth/logout"), signed_in=True),
+    # Last: setting up the app ends every other session of hers.
+    Stop("account-two-factor-setup", _start_two_factor, signed_in=True),
+    Stop("account-recovery-codes", _confirm_two_factor, signed_in=True),
+    Stop("account-two-factor-on", _goto("/account#two-factor"), signed_in=True),
 )
 
 
@@ -94,6 +114,8 @@ def tour_server(database_url: str, directory: Path) -> Iterator[tuple[str, str]]
     )
     with TestClient(create_app(settings), base_url=ISSUER) as client:
         register(client, EMAIL, display_name="Ada Lovelace")
+        # A proven address: the account page offers two-step verification (M3).
+        verified(cast(FastAPI, client.app), EMAIL)
         add_app(client, name="Photo App")
         add_app(client, ALLOWED_APP, name="Calendar App")
         # Her other session, on a phone: the account page lists it beside the tour's.

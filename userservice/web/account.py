@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from typing import Any
 
 import anyio
@@ -18,18 +19,23 @@ from fastapi.responses import JSONResponse, Response
 from userservice.errors import (
     Conflict,
     Forbidden,
+    InvalidCode,
     InvalidInput,
     NotFound,
+    SecondFactorNeeded,
     Throttled,
     WeakPassword,
 )
 from userservice.i18n import N_
 from userservice.security.response_floor import at_floor
 from userservice.services.accounts import ProfileChanges
+from userservice.services.assurance import PASSWORD_ONLY
 from userservice.services.email_change import SAME_ADDRESS, UNDO_PENDING
 from userservice.services.emails import MAX_EMAIL_LENGTH
 from userservice.services.sessions import BrowserSession
 from userservice.web.account_page import (
+    BAD_CODE,
+    NO_CODE,
     NO_NEW_PASSWORD,
     NO_PASSWORD,
     NOT_CONFIRMED,
@@ -55,11 +61,11 @@ router = APIRouter(include_in_schema=False)
 FAILED = N_("Your account could not be changed")
 
 
-def _to_login() -> Response:
+def to_login() -> Response:
     return redirect(login_url("/account"))
 
 
-async def _signed_in(
+async def signed_in(
     request: Request, svc: Services, failure_title: str = FAILED
 ) -> tuple[dict[str, str], BrowserSession] | Response:
     """A POST's form and session, or the answer to send instead: the error page for
@@ -69,11 +75,11 @@ async def _signed_in(
         return form
     session = await current_session(request, svc.sessions)
     if session is None:
-        return _to_login()
+        return to_login()
     return form, session
 
 
-async def _checked_password(
+async def checked_password(
     request: Request, svc: Services, session: BrowserSession, password: str, field: str
 ) -> Refusal | None:
     """The current password, checked off the event loop (argon2, E1) and throttled
@@ -86,11 +92,11 @@ async def _checked_password(
     except Forbidden:
         return Refusal({field: WRONG_PASSWORD})
     except Throttled as exc:
-        return _throttled(field, exc)
+        return throttled_refusal(field, exc)
     return None
 
 
-def _throttled(field: str, exc: Throttled) -> Refusal:
+def throttled_refusal(field: str, exc: Throttled) -> Refusal:
     return Refusal({field: TOO_MANY}, status=429, headers={"Retry-After": str(exc.retry_after)})
 
 
@@ -98,13 +104,13 @@ def _throttled(field: str, exc: Throttled) -> Refusal:
 async def account(request: Request, svc: ServicesDep) -> Response:
     session = await current_session(request, svc.sessions)
     if session is None:
-        return _to_login()
+        return to_login()
     return await account_page(request, svc, session)
 
 
 @router.post("/account/profile")
 async def change_name(request: Request, svc: ServicesDep) -> Response:
-    found = await _signed_in(request, svc)
+    found = await signed_in(request, svc)
     if isinstance(found, Response):
         return found
     form, session = found
@@ -123,7 +129,7 @@ async def change_name(request: Request, svc: ServicesDep) -> Response:
 async def change_email(request: Request, svc: ServicesDep) -> Response:
     """L20: nothing changes until the new address opens its link; the answer is the
     same whether or not another account has that address."""
-    found = await _signed_in(request, svc)
+    found = await signed_in(request, svc)
     if isinstance(found, Response):
         return found
     form, session = found
@@ -136,14 +142,19 @@ async def change_email(request: Request, svc: ServicesDep) -> Response:
         refusal = Refusal({"email_password": NO_PASSWORD}, typed)
     else:
         ip, locale = client_ip(request), page_locale(request)
-        ask = svc.email_change.request
+        ask, code = svc.email_change.request, form.get("code") or None
         try:
             # L20: a taken address (a notice to its owner) and a free one (a link)
             # answer at one time, the floor.
             await at_floor(
-                lambda: ask(session.user.id, email, password, ip=ip, locale=locale),
+                lambda: ask(session.user.id, email, password, ip=ip, locale=locale, code=code),
                 what="POST /account/email",
             )
+        except SecondFactorNeeded:
+            # M7: the password alone does not move the account to another address.
+            refusal = Refusal({"email_code": NO_CODE}, typed)
+        except InvalidCode:
+            refusal = Refusal({"email_code": BAD_CODE}, typed)
         except Forbidden:
             refusal = Refusal({"email_password": WRONG_PASSWORD}, typed)
         except Conflict:
@@ -153,7 +164,7 @@ async def change_email(request: Request, svc: ServicesDep) -> Response:
             shown = SAME_ADDRESS if exc.detail == SAME_ADDRESS else BAD_EMAIL
             refusal = Refusal({"email": shown}, typed)
         except Throttled as exc:
-            refusal = _throttled("email_password", exc)
+            refusal = throttled_refusal("email_password", exc)
             refusal.typed = typed
     if refusal is not None:
         return await account_page(request, svc, session, refusal=refusal)
@@ -164,7 +175,7 @@ async def change_email(request: Request, svc: ServicesDep) -> Response:
 async def change_password(request: Request, svc: ServicesDep) -> Response:
     """L28: the current password first; every session and token ends with the
     change (E7), and this browser goes on in a new session with a new id."""
-    found = await _signed_in(request, svc)
+    found = await signed_in(request, svc)
     if isinstance(found, Response):
         return found
     form, session = found
@@ -183,20 +194,29 @@ async def change_password(request: Request, svc: ServicesDep) -> Response:
         except Forbidden:
             refusal = Refusal({"current_password": WRONG_PASSWORD})
         except Throttled as exc:
-            refusal = _throttled("current_password", exc)
+            refusal = throttled_refusal("current_password", exc)
     if refusal is not None:
         return await account_page(request, svc, session, refusal=refusal)
     response = redirect("/account?done=password")
-    await _new_session(request, svc, session, response)
+    # The password was just proven; how the session was first made (its second
+    # factor, M5) still holds for the new one.
+    await continue_in_new_session(request, svc, session.user.id, response, amr=session.amr)
     return response
 
 
-async def _new_session(
-    request: Request, svc: Services, session: BrowserSession, response: Response
+async def continue_in_new_session(
+    request: Request,
+    svc: Services,
+    user_id: uuid.UUID,
+    response: Response,
+    *,
+    amr: tuple[str, ...] = PASSWORD_ONLY,
 ) -> None:
+    """After a change that ended every session (E7, M3): this browser goes on in
+    a new one with a new id (F2), whose amr (M5) says how it was just proven."""
     ip, agent = client_ip(request), request.headers.get("user-agent")
     raw_id = await anyio.to_thread.run_sync(
-        lambda: svc.sessions.start(session.user.id, int(time.time()), user_agent=agent, ip=ip)
+        lambda: svc.sessions.start(user_id, int(time.time()), user_agent=agent, ip=ip, amr=amr)
     )
     previous = request.cookies.get(SESSION_COOKIE)
     await anyio.to_thread.run_sync(lambda: svc.sessions.end(previous, ip=ip, how="replaced"))
@@ -206,7 +226,7 @@ async def _new_session(
 @router.post("/account/sessions/end-all")
 async def end_all_sessions(request: Request, svc: ServicesDep) -> Response:
     """L23: every session (this one too), refresh token and access token."""
-    found = await _signed_in(request, svc)
+    found = await signed_in(request, svc)
     if isinstance(found, Response):
         return found
     _form, session = found
@@ -220,7 +240,7 @@ async def end_all_sessions(request: Request, svc: ServicesDep) -> Response:
 @router.post("/account/sessions/{handle}/end")
 async def end_session(request: Request, handle: str, svc: ServicesDep) -> Response:
     """L22: only the user's own sessions; one already gone is no error."""
-    found = await _signed_in(request, svc)
+    found = await signed_in(request, svc)
     if isinstance(found, Response):
         return found
     _form, session = found
@@ -235,7 +255,7 @@ async def end_session(request: Request, handle: str, svc: ServicesDep) -> Respon
 @router.post("/account/grants/{client_id}/revoke")
 async def revoke_grant(request: Request, client_id: str, svc: ServicesDep) -> Response:
     """A9, L24: withdraw an app's access (as DELETE /users/me/grants/{client_id})."""
-    found = await _signed_in(request, svc, N_("Could not withdraw access"))
+    found = await signed_in(request, svc, N_("Could not withdraw access"))
     if isinstance(found, Response):
         return found
     _form, session = found
@@ -253,7 +273,7 @@ async def export(request: Request, svc: ServicesDep) -> Response:
     """GDPR art. 15 and 20: the user's data as a JSON file (L26)."""
     session = await current_session(request, svc.sessions)
     if session is None:
-        return _to_login()
+        return to_login()
     data: dict[str, Any] = await anyio.to_thread.run_sync(svc.privacy.export, session.user.id)
     disposition = 'attachment; filename="account-data.json"'
     headers = {**PAGE_HEADERS, "Content-Disposition": disposition}
@@ -263,7 +283,7 @@ async def export(request: Request, svc: ServicesDep) -> Response:
 @router.post("/account/delete")
 async def delete_account(request: Request, svc: ServicesDep) -> Response:
     """L29: the current password, and the box ticked; then L27's erasure."""
-    found = await _signed_in(request, svc)
+    found = await signed_in(request, svc)
     if isinstance(found, Response):
         return found
     form, session = found
@@ -271,7 +291,7 @@ async def delete_account(request: Request, svc: ServicesDep) -> Response:
         refusal: Refusal | None = Refusal({"confirm": NOT_CONFIRMED})
     else:
         password = form.get("current_password", "")
-        refusal = await _checked_password(request, svc, session, password, "delete_password")
+        refusal = await checked_password(request, svc, session, password, "delete_password")
     if refusal is not None:
         return await account_page(request, svc, session, refusal=refusal)
     ip = client_ip(request)

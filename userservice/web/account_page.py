@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from userservice.i18n import N_
 from userservice.services.consents import GrantView
+from userservice.services.factors import FactorSummary
 from userservice.services.scopes import describe
 from userservice.services.sessions import ActiveSession, BrowserSession
 from userservice.web.browser import SESSION_COOKIE, issue_csrf
@@ -30,12 +31,21 @@ NOTICES = {
     "password": N_("Your password was changed. Every other device was signed out."),
     "session-ended": N_("That session was signed out."),
     "app-withdrawn": N_("The app's access was withdrawn."),
+    "two-factor-off": N_(
+        "Two-step verification is off. Every other device was signed out; sign-ins "
+        "now need your password alone."
+    ),
 }
 NO_PASSWORD = N_("Enter your current password.")
 WRONG_PASSWORD = N_("The current password is not correct.")
 NO_NEW_PASSWORD = N_("Enter a new password.")
 NOT_CONFIRMED = N_("Tick the box to confirm that the account is to be deleted.")
 TOO_MANY = N_("Too many attempts. Wait a little and try again.")
+NO_CODE = N_("Enter the code from your authenticator app, or a recovery code.")
+BAD_CODE = N_("That code is not correct, or it was already used.")
+# M2: so few codes left that losing the phone could lock the owner out soon.
+FEW_CODES_LEFT = 3
+RECOVERY_CODES = 10
 
 
 @dataclass
@@ -68,6 +78,19 @@ def _session_rows(found: list[ActiveSession]) -> list[dict[str, Any]]:
     ]
 
 
+def _factor_context(user_verified: bool, summary: FactorSummary) -> dict[str, Any]:
+    confirmed = summary.totp_confirmed_at
+    return {
+        "totp_on": summary.totp,
+        "totp_since": when(confirmed) if confirmed is not None else "",
+        "codes_left": summary.recovery_codes_left,
+        "codes_total": RECOVERY_CODES,
+        "codes_low": summary.totp and summary.recovery_codes_left <= FEW_CODES_LEFT,
+        # M3: only an address the user proved to own may enrol.
+        "may_enrol": user_verified,
+    }
+
+
 def _grant_rows(grants: list[GrantView]) -> list[dict[str, Any]]:
     return [
         {
@@ -91,6 +114,7 @@ async def account_page(
     current = request.cookies.get(SESSION_COOKIE)
     sessions = await anyio.to_thread.run_sync(svc.sessions.active, user.id, current)
     grants = await anyio.to_thread.run_sync(svc.consents.list, user.id)
+    factors = await anyio.to_thread.run_sync(svc.factors.summary, user.id)
     notice = None if refusal else NOTICES.get(request.query_params.get("done", ""))
     typed = refusal.typed if refusal else {}
     context: dict[str, Any] = {
@@ -102,6 +126,9 @@ async def account_page(
         "grants": _grant_rows(grants),
         "notice": notice,
         "errors": refusal.errors if refusal else {},
+        # M7: an address change asks for the second factor too.
+        "email_needs_code": factors.enrolled,
+        **_factor_context(user.email_verified, factors),
     }
     cookies = Response()
     context["csrf_token"] = issue_csrf(cookies, request)
