@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from userservice.api.deps import bearer_allowed
 from userservice.api.schemas import OAuthErrorBody
+from userservice.services.assurance import ACR_VALUES
 from userservice.services.authn import Principal
 from userservice.services.id_tokens import claims_for_scope
 from userservice.services.scopes import SCOPES
@@ -52,6 +53,8 @@ def server_metadata(issuer: str) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
+        # M5 (OIDC Discovery §3): the two levels an ID token's acr can name.
+        "acr_values_supported": list(ACR_VALUES),
         "claims_supported": [
             "sub",
             "iss",
@@ -59,6 +62,8 @@ def server_metadata(issuer: str) -> dict[str, Any]:
             "exp",
             "iat",
             "auth_time",
+            "acr",
+            "amr",
             "nonce",
             "at_hash",
             "name",

@@ -105,14 +105,16 @@ _CLAIM = (
         _TOKENS.c.expires_at,
         _TOKENS.c.auth_time,
         _owner("tokens_valid_after"),
+        _TOKENS.c.amr,
     )
 )
 # The successor keeps the family's grant (a narrowed scope is for the access token
-# only, so a later refresh may ask for the rest again), expiry and auth_time.
+# only, so a later refresh may ask for the rest again), expiry, auth_time and amr
+# (M5: a refresh is no new login, so it never says more or less about it).
 ROTATION = Succession(
     claim=_CLAIM,
     table=_TOKENS,
-    carried=("family_id", "user_id", "client_id", "scope", "expires_at", "auth_time"),
+    carried=("family_id", "user_id", "client_id", "scope", "expires_at", "auth_time", "amr"),
     fresh={"digest": "successor_digest", "issued_at": "now"},
 )
 # ON CONFLICT DO NOTHING: PostgreSQL's event-loop reader runs a statement once more
@@ -167,8 +169,8 @@ class RefreshTokens:
         )
         if row is None:
             return None
-        family_id, user_id, _client, scope, _expires, auth_time, valid_after = row
-        return Rotated(family_id, user_id, scope, valid_after or 0, auth_time)
+        family_id, user_id, _client, scope, _expires, auth_time, valid_after, amr = row
+        return Rotated(family_id, user_id, scope, valid_after or 0, auth_time, amr)
 
     async def state(self, token_digest: str) -> RefreshState | None:
         row = await self._db.fetch_one(_STATE, {"token_digest": token_digest})

@@ -31,6 +31,7 @@ from userservice.oauth.params import required
 from userservice.records import StoredClient
 from userservice.security.secrets import digest
 from userservice.services.access_tokens import Grant
+from userservice.services.assurance import loaded_amr
 from userservice.services.audit import audit
 from userservice.services.id_tokens import IdTokenService
 from userservice.services.scopes import granted_scope
@@ -90,6 +91,7 @@ class CodeExchange:
             auth_time=redeemed.auth_time,
             nonce=redeemed.nonce,
             access_token=issued.access_token,
+            amr=redeemed.issuance.grant.amr,
         )
         return replace(issued, id_token=id_token)
 
@@ -139,7 +141,9 @@ class CodeExchange:
             return error
         # S5: tokens of a grant withdrawn earlier stand only from the withdrawal on.
         mark = ConsentRepository(session).withdrawal_mark(record.id, client.client_id)
-        issuance = self.tokens.plan(record, client, scope, Grant(row.auth_time, not_before=mark))
+        # M5: the login's amr, as the session had it when the code was made.
+        grant = Grant(row.auth_time, not_before=mark, amr=loaded_amr(row.amr))
+        issuance = self.tokens.plan(record, client, scope, grant)
         if issuance.family is not None:
             RefreshTokenRepository(session).insert(issuance.family)
         codes.record_issued(code_digest, issuance.grant.family_id, issuance.jti)

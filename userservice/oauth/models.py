@@ -12,16 +12,19 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 
 from userservice.errors import OAuthError
 from userservice.records import StoredClient, UserRecord
+from userservice.services.assurance import PASSWORD_ONLY
 from userservice.services.redirect_uris import redirect_uri_matches
 from userservice.services.scopes import consent_scope
 
 
 @dataclass(frozen=True)
 class AuthorizingUser:
-    """The signed-in user at the authorization endpoint, with when they logged in."""
+    """The signed-in user at the authorization endpoint, with when and how they
+    logged in (the session's RFC 8176 amr, which the code carries on: M5)."""
 
     record: UserRecord
     auth_time: int
+    amr: tuple[str, ...] = PASSWORD_ONLY
 
     def get_user_id(self) -> str:
         return str(self.record.id)

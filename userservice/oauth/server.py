@@ -23,6 +23,7 @@ from userservice.oauth.authorization_request import (
 )
 from userservice.oauth.models import AuthorizingUser, ClientModel, S256Only
 from userservice.security.secrets import digest
+from userservice.services.assurance import stored_amr
 
 CODE_TTL = dt.timedelta(minutes=5)  # B8: at most 10 minutes (RFC 6749 §4.1.2)
 
@@ -80,6 +81,7 @@ class OAuthServer(StarletteAuthorizationServer):
                     code_challenge=data["code_challenge"],
                     code_challenge_method="S256",
                     auth_time=user.auth_time,
+                    amr=stored_amr(user.amr),
                     created_at=now,
                     expires_at=now + CODE_TTL,
                 )

@@ -19,11 +19,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, cast
 
 from userservice.db.clients import FIRST_PARTY_CLIENT_ID
 from userservice.db.ports import Storage
-from userservice.errors import AuthenticationFailed, EmailNotVerified, OAuthError
+from userservice.errors import (
+    AuthenticationFailed,
+    EmailNotVerified,
+    OAuthError,
+    SecondFactorRequired,
+)
 from userservice.oauth.code_exchange import CodeExchange
 from userservice.oauth.params import MAX_VALUE_LENGTH, requested_scope, required
 from userservice.observability.metrics import Grant as IssuedGrant
@@ -32,12 +38,20 @@ from userservice.records import StoredClient
 from userservice.security.secrets import same_digest
 from userservice.services.access_tokens import Grant
 from userservice.services.accounts import AccountService
+from userservice.services.assurance import PASSWORD_ONLY
 from userservice.services.id_tokens import IdTokenService
 from userservice.services.scopes import granted_scope
 from userservice.services.token_status import TokenStatus
 from userservice.services.tokens import IssuedTokens, TokenService
 
 GrantHandler = Callable[[StoredClient, dict[str, str], str], Awaitable[IssuedTokens]]
+
+# M4: an extension error (RFC 6749 §8.5), answered only after a correct password.
+MFA_REQUIRED = "mfa_required"
+MFA_REQUIRED_DESCRIPTION = (
+    "This account signs in with a second factor, which the password grant cannot "
+    "take: use the authorization code flow with PKCE (/oauth/authorize)."
+)
 
 
 def token_body(issued: IssuedTokens) -> dict[str, Any]:
@@ -71,6 +85,7 @@ class TokenEndpoint:
         self.accounts = accounts
         self.tokens = tokens
         self.status = status
+        self.id_tokens = id_tokens
         self.codes = CodeExchange(db, tokens, id_tokens)
         self._grants: dict[str, GrantHandler] = {
             "authorization_code": self._authorization_code,
@@ -158,13 +173,31 @@ class TokenEndpoint:
             raise OAuthError("invalid_grant", exc.detail) from None
         except AuthenticationFailed:
             raise OAuthError("invalid_grant", "Invalid email or password.") from None
-        # The password was checked just now: that is when the user authenticated.
-        grant = Grant(auth_time=int(time.time()))
+        except SecondFactorRequired:
+            # M4: the password was right, but alone it never signs this account in;
+            # a wrong one was answered above exactly as for any account.
+            raise OAuthError(MFA_REQUIRED, MFA_REQUIRED_DESCRIPTION) from None
+        # The password was checked just now: that is when the user authenticated,
+        # with the password alone (M5).
+        grant = Grant(auth_time=int(time.time()), amr=PASSWORD_ONLY)
         return await self.tokens.issue(user, client, granted_scope(client, scope, user), grant)
 
     async def _refresh(self, client: StoredClient, params: dict[str, str], ip: str) -> IssuedTokens:
         token = required(params, "refresh_token")
-        return await self.tokens.refresh_async(token, client, requested_scope(params))
+        issued = await self.tokens.refresh_async(token, client, requested_scope(params))
+        grant, user_id = issued.grant, issued.user_id
+        if "openid" not in issued.scope.split() or grant is None or user_id is None:
+            return issued
+        # OIDC Core §12.2: a new ID token whose auth_time, amr and acr are the
+        # login's, unchanged (M5).
+        id_token = self.id_tokens.refreshed(
+            user_id,
+            client.client_id,
+            auth_time=grant.auth_time,
+            amr=grant.amr,
+            access_token=issued.access_token,
+        )
+        return replace(issued, id_token=id_token)
 
     async def revoke(self, client: StoredClient, params: dict[str, str]) -> None:
         token = required(params, "token")

@@ -13,6 +13,7 @@ from typing import Any
 from userservice.db.ports import Storage
 from userservice.records import TokenKey, TokenStanding
 from userservice.security.jwt import TokenInvalid, UnknownKey
+from userservice.services.assurance import PASSWORD_ONLY, acr_of
 from userservice.services.keys import KeyStore
 
 # The refresh family an access token was issued with (a private claim, RFC 9068 §2.2.3
@@ -33,12 +34,14 @@ class TokenSettings:
 class Grant:
     """What an access token stands for besides its user and client: when the user
     authenticated (RFC 9470 §6: unchanged across refresh), the refresh family it
-    was issued with (S5: revoking that family ends it), and the earliest `iat` the
-    grant accepts (a withdrawal mark of this user and client, if any)."""
+    was issued with (S5: revoking that family ends it), the earliest `iat` the
+    grant accepts (a withdrawal mark of this user and client, if any), and how the
+    user authenticated (RFC 8176 amr, M5: unchanged across refresh too)."""
 
     auth_time: int | None
     family_id: uuid.UUID | None = None
     not_before: int = 0
+    amr: tuple[str, ...] = PASSWORD_ONLY
 
 
 class AccessTokenSigner:
@@ -63,7 +66,11 @@ class AccessTokenSigner:
         iat = max(now, tokens_valid_after, grant.not_before)
         claims = self._claims(str(user_id), client_id, scope, iat, now, jti)
         if grant.auth_time is not None:
+            # RFC 9068 §2.2.1: a user's token says when and how the user
+            # authenticated, so a resource server can ask for more (RFC 9470, M5).
             claims["auth_time"] = grant.auth_time
+            claims["acr"] = acr_of(grant.amr)
+            claims["amr"] = list(grant.amr)
         if grant.family_id is not None:
             claims[GRANT_CLAIM] = grant.family_id.hex
         return self.keys.sign(claims, self.settings.alg, "at+jwt")

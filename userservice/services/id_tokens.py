@@ -1,13 +1,15 @@
-"""OpenID Connect ID tokens and userinfo claims (OIDC Core §2, §3.1.3.6, §5.4)."""
+"""OpenID Connect ID tokens and userinfo claims (OIDC Core §2, §3.1.3.6, §5.4, §12.2)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import time
+import uuid
 from typing import Any
 
 from userservice.records import UserRecord
+from userservice.services.assurance import PASSWORD_ONLY, acr_of
 from userservice.services.keys import KeyStore
 from userservice.services.scopes import reveals_email
 
@@ -49,19 +51,43 @@ class IdTokenService:
         auth_time: int | None,
         nonce: str | None,
         access_token: str | None,
+        amr: tuple[str, ...] = PASSWORD_ONLY,
     ) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            **claims_for_scope(user, scope),
-            "iss": self.issuer,
-            "aud": client_id,
-            "iat": now,
-            "exp": now + self.ttl,
-        }
-        if auth_time is not None:
-            claims["auth_time"] = auth_time
+        claims = claims_for_scope(user, scope)
         if nonce:
             claims["nonce"] = nonce
+        return self._signed(claims, client_id, auth_time, amr, access_token)
+
+    def refreshed(
+        self,
+        user_id: uuid.UUID,
+        client_id: str,
+        *,
+        auth_time: int | None,
+        amr: tuple[str, ...],
+        access_token: str,
+    ) -> str:
+        """The ID token of a refresh (OIDC Core §12.2): the same subject and the
+        same auth_time, amr and acr as the login's (M5), no nonce. The profile
+        and email claims stay at userinfo (§5.4), so a refresh reads no user."""
+        return self._signed({"sub": str(user_id)}, client_id, auth_time, amr, access_token)
+
+    def _signed(
+        self,
+        claims: dict[str, Any],
+        client_id: str,
+        auth_time: int | None,
+        amr: tuple[str, ...],
+        access_token: str | None,
+    ) -> str:
+        now = int(time.time())
+        claims.update(iss=self.issuer, aud=client_id, iat=now, exp=now + self.ttl)
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+            # OIDC Core §2: how the user authenticated, as RFC 8176 methods and
+            # as our level (M5); both from the one stored amr.
+            claims["amr"] = list(amr)
+            claims["acr"] = acr_of(amr)
         if access_token:
             claims["at_hash"] = at_hash(access_token)
         return self.keys.sign(claims, OIDC_SIGNING_ALG, "JWT")

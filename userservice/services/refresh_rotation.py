@@ -19,6 +19,7 @@ from userservice.errors import OAuthError
 from userservice.observability.metrics import NoMetrics
 from userservice.records import RefreshState, RotationRequest, StoredClient
 from userservice.security.secrets import digest, new_token
+from userservice.services.assurance import loaded_amr
 from userservice.services.audit import audit
 
 _INVALID = "The refresh token is invalid or expired."
@@ -34,6 +35,7 @@ class Rotation:
     tokens_valid_after: int
     scope: str  # the requested narrowing, or the whole grant
     auth_time: int | None
+    amr: tuple[str, ...]  # the family's login (M5); NULL rows read as the password
 
 
 class RefreshRotation:
@@ -68,6 +70,7 @@ class RefreshRotation:
             rotated.tokens_valid_after,
             " ".join(sorted(wanted)) if wanted else rotated.scope,
             rotated.auth_time,
+            loaded_amr(rotated.amr),
         )
 
     async def _refused(

@@ -11,6 +11,7 @@ from userservice.observability.metrics import NoMetrics
 from userservice.records import NewRefreshToken, StoredClient, UserRecord
 from userservice.security.secrets import digest, new_token
 from userservice.services.access_tokens import AccessTokenSigner, Grant, TokenSettings
+from userservice.services.assurance import stored_amr
 from userservice.services.audit import audit
 from userservice.services.keys import KeyStore
 from userservice.services.refresh_rotation import RefreshRotation
@@ -28,6 +29,10 @@ class IssuedTokens:
     refresh_token: str | None = None
     family_id: uuid.UUID | None = None
     id_token: str | None = None
+    # Whose tokens and the login behind them: a refresh's ID token repeats its
+    # auth_time and amr (OIDC Core §12.2, M5) without reading the user again.
+    user_id: uuid.UUID | None = None
+    grant: Grant | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,7 @@ class TokenService:
         if not gets_refresh_token(client, scope):
             return Issuance(user, client.client_id, scope, grant, _new_jti(), None, None)
         token, row = self._new_family(user, client, scope, grant)
-        in_family = Grant(grant.auth_time, row.family_id, grant.not_before)
+        in_family = Grant(grant.auth_time, row.family_id, grant.not_before, grant.amr)
         return Issuance(user, client.client_id, scope, in_family, _new_jti(), token, row)
 
     async def issue(
@@ -120,6 +125,8 @@ class TokenService:
             issuance.jti,
             issuance.refresh_token,
             issuance.grant.family_id,
+            user_id=user.id,
+            grant=issuance.grant,
         )
 
     def _new_family(
@@ -136,6 +143,7 @@ class TokenService:
             issued_at=now,
             expires_at=now + dt.timedelta(seconds=self.settings.refresh_absolute_ttl),
             auth_time=grant.auth_time,
+            amr=stored_amr(grant.amr),
         )
         return token, row
 
@@ -147,12 +155,15 @@ class TokenService:
         rotation = await self.rotation.rotate(token, client, requested)
         audit("token.refreshed", user=rotation.user_id, client=client.client_id)
         jti = _new_jti()
+        # auth_time and amr as the family stored them: a refresh is no new login
+        # (RFC 9470 §6, M5).
+        grant = Grant(rotation.auth_time, rotation.family_id, amr=rotation.amr)
         access = self.signer.for_user(
             rotation.user_id,
             rotation.tokens_valid_after,
             client.client_id,
             rotation.scope,
-            Grant(rotation.auth_time, rotation.family_id),
+            grant,
             jti=jti,
         )
         return IssuedTokens(
@@ -162,4 +173,6 @@ class TokenService:
             jti,
             rotation.refresh_token,
             rotation.family_id,
+            user_id=rotation.user_id,
+            grant=grant,
         )

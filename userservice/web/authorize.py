@@ -70,7 +70,7 @@ async def authorize(request: Request, svc: ServicesDep) -> Response:
         # The reason is for the app's developer: shown as it is, in English.
         return _error_page(request, N_("The request could not be read."), detail=str(exc))
     session = await current_session(request, svc.sessions)
-    user = AuthorizingUser(session.user, session.auth_time) if session else None
+    user = AuthorizingUser(session.user, session.auth_time, session.amr) if session else None
     try:
         grant = await anyio.to_thread.run_sync(server.get_consent_grant, snap, user)
     except OAuth2Error as error:
