@@ -254,3 +254,16 @@ def test_the_confirm_without_a_start_is_refused(client: TestClient, ready: str) 
     refused = post(client, CONFIRM, code="123456")
     assert refused.status_code == 400 and "Start again." in refused.text
     assert f'action="{REMOVE}"' not in client.get("/account").text
+
+
+def test_m5_a_password_change_keeps_how_this_browser_signed_in(
+    client: TestClient, app: FastAPI, ready: str
+) -> None:
+    """The new session after a password change (L28) keeps the second factor this
+    browser proved; it is not silently downgraded to the password alone."""
+    enable(client)
+    new = "another long passphrase here"
+    changed = post(client, "/account/password", current_password=PASSWORD, new_password=new)
+    assert changed.status_code == 303
+    raw_id = client.cookies.get(SESSION)
+    assert raw_id and stored_amr(app, raw_id) == "pwd otp mfa"
