@@ -1,0 +1,84 @@
+"""Second factors through the API in tests: a proven address (only such accounts
+enrol, M3), an authenticator app set up with codes pyotp computes from the key the
+API returns (M1), what was stored (audit events, queued mail), and a first-party
+token as a sign-in with the second factor would give it (the grant that makes one
+is tested with the token endpoint)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pyotp
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from tests.support.accounts import bearer
+from tests.support.oauth_clients import jwt_claims
+from tests.support.wiring import engine_of
+from userservice.db.models import AuditEvent, OutboxMail, User
+from userservice.services.access_tokens import Grant
+from userservice.wiring import wired
+
+
+def verified(app: FastAPI, email: str) -> None:
+    """Arrange an address as proven (the mailed link is tested elsewhere)."""
+    with engine_of(app).begin() as conn:
+        conn.execute(update(User).where(User.email == email).values(email_verified=True))
+
+
+def code_now(secret: str, ahead: int = 0) -> str:
+    return str(pyotp.TOTP(secret).at(time.time() + 30 * ahead))
+
+
+def wrong_code(secret: str) -> str:
+    """Six digits that are none of the codes the server accepts right now."""
+    valid = {code_now(secret, step) for step in (-1, 0, 1)}
+    guess = 123456
+    while f"{guess:06d}" in valid:
+        guess += 1
+    return f"{guess:06d}"
+
+
+def start(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
+    response = client.post("/users/me/factors/totp", headers=headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def enrol(client: TestClient, headers: dict[str, str]) -> tuple[str, list[str]]:
+    """An app set up and confirmed: its key and the ten recovery codes."""
+    secret = str(start(client, headers)["secret"])
+    confirmed = client.post(
+        "/users/me/factors/totp/confirm", json={"code": code_now(secret)}, headers=headers
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return secret, list(confirmed.json()["recovery_codes"])
+
+
+def fresh_token(app: FastAPI, like: dict[str, str], *, age: int = 0) -> dict[str, str]:
+    """A first-party access token for the user of `like` (a bearer header), its login
+    `age` seconds ago, as the sign-in with a second factor issues them."""
+    claims = jwt_claims(like["Authorization"][7:])
+    user = wired(app).accounts.get(uuid.UUID(claims["sub"]))
+    grant = Grant(auth_time=int(time.time()) - age)
+    token = wired(app).tokens.signer.for_user(
+        user.id, user.tokens_valid_after, claims["client_id"], claims["scope"], grant
+    )
+    return bearer(token)
+
+
+def events(app: FastAPI, prefix: str) -> list[AuditEvent]:
+    query = select(AuditEvent).where(AuditEvent.event.like(f"{prefix}%")).order_by(AuditEvent.id)
+    with engine_of(app).connect() as conn:
+        return list(conn.execute(query).all())  # type: ignore[arg-type]
+
+
+def mails(app: FastAPI, recipient: str) -> list[str]:
+    """The kinds of mail queued for an address, oldest first."""
+    query = select(OutboxMail.kind).where(OutboxMail.recipient == recipient)
+    with engine_of(app).connect() as conn:
+        return [str(kind) for kind in conn.execute(query.order_by(OutboxMail.id)).scalars()]
