@@ -315,3 +315,16 @@ def test_m3_mails_go_in_the_accounts_language(
         [mail] = mails(app, ADA, kind)
         assert mail["Content-Language"] == "zh-Hans"
         assert "身份验证器" in str(mail["Subject"])
+
+
+def test_m2_notices_go_without_a_known_address(
+    app: FastAPI, client: TestClient, services: Services
+) -> None:
+    ada = verified_user(client, services)
+    secret = services.factors.start_totp(ada, ip=None).secret
+    codes = services.factors.confirm_totp(ada, code_at(secret), ip=None, locale="en")
+    services.factors.verify(ada, codes[0], ip=None, locale="en")
+    services.factors.regenerate_recovery_codes(ada, ip=None, locale="en")
+    for kind in ("factor_added", "recovery_code_used", "recovery_codes_renewed"):
+        [mail] = mails(app, ADA, kind)
+        assert "from the address" not in text_of(mail)

@@ -83,7 +83,7 @@ class FactorNotices:
             # Built from the configured public URL, never the request's Host (L3).
             "link": self.mailer.queue.link(RECOVERY_PAGE),
         }
-        address = printable_ip(ip)
-        if address is not None:
-            values["ip"] = address
+        # Empty when unknown (a command, no client address): the mail leaves the
+        # sentence out.
+        values["ip"] = printable_ip(ip) or ""
         self.mailer.notice(uow, kind, (user.id, user.email), language, **values)
