@@ -1,5 +1,5 @@
 """Accounts with a confirmed authenticator app for the OAuth tests, made through
-the second-factor service itself (M1), with codes computed by pyotp."""
+the second-factor service itself, with codes computed by pyotp."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def with_app(client: TestClient, email: str) -> tuple[uuid.UUID, str]:
 def second_factor_session(client: TestClient, user_id: uuid.UUID, secret: str) -> None:
     """Give the TestClient the session a login with password and app code ends in:
     the code checked by the service's second step, the session started with the
-    amr it names (M5)."""
+    amr it names."""
     app = client.app
     assert isinstance(app, FastAPI)
     svc = wired(app)

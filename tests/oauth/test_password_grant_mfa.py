@@ -25,7 +25,7 @@ from userservice.settings import Settings
 
 ADA = "ada@example.com"  # has an authenticator app
 BOB = "bob@example.com"  # password only
-# RFC 6749 §5.2: the characters error_description may hold (S7).
+# RFC 6749 §5.2: the characters error_description may hold.
 DESCRIPTION_CHARS = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
 
 
@@ -58,7 +58,7 @@ def test_m4_right_password_of_an_mfa_account_gets_mfa_required(client: TestClien
 
 def test_m4_wrong_password_of_an_mfa_account_is_any_wrong_password(client: TestClient) -> None:
     """The same bytes as a wrong password of an account without a factor, and as
-    an unknown address: a guesser learns nothing about the factor (M4, E3)."""
+    an unknown address: a guesser learns nothing about the factor (M4)."""
     with_app(client, ADA)
     register(client, BOB)
     mfa = client.post("/oauth/token", data=password_form(ADA, "wrong-password-1"))
@@ -88,7 +88,7 @@ def client_with(make_settings: Callable[..., Settings]) -> Iterator[Callable[...
 
 
 def test_m4_the_login_throttle_still_applies(client_with: Callable[..., TestClient]) -> None:
-    """E4: wrong passwords of an MFA account count like any; past the limit even
+    """M4: wrong passwords of an MFA account count like any; past the limit even
     the right password gets 429, not mfa_required (no oracle for the password)."""
     client = client_with(login_limit_per_account="3/minute")
     with_app(client, ADA)
