@@ -26,6 +26,7 @@ from tests.support.callers import (
     service_headers,
     third_party_token,
 )
+from tests.support.factor_api import verified
 from tests.support.oauth_flow import EMAIL, signed_in
 from tests.support.routes import walk_routes
 from userservice.api.openapi_security import policy_operation
@@ -115,6 +116,10 @@ def callers(client: TestClient, app: FastAPI) -> list[Who]:
     add_third_party(client)
     make_admin(app, ADMIN_EMAIL)
     register(client, TARGET_EMAIL)
+    # Proven addresses: only those may set up a second factor (M3), so that an
+    # admitted caller's start_totp is admitted all the way.
+    verified(app, EMAIL)
+    verified(app, ADMIN_EMAIL)
     ada = {"user_id": client.get("/users/me", headers=basic_headers()).json()["id"], "email": EMAIL}
     root_basic = basic_headers(ADMIN_EMAIL)
     root_id = client.get("/users/me", headers=root_basic).json()["id"]
