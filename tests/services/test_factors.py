@@ -328,3 +328,19 @@ def test_m2_notices_go_without_a_known_address(
     for kind in ("factor_added", "recovery_code_used", "recovery_codes_renewed"):
         [mail] = mails(app, ADA, kind)
         assert "from the address" not in text_of(mail)
+
+
+def test_export_lists_factors_without_secrets(client: TestClient, services: Services) -> None:
+    ada = verified_user(client, services)
+    assert services.privacy.export(ada)["factors"] == []
+    secret, codes = enrolled(services, ada)
+    services.factors.verify(ada, codes[0], ip=IP, locale="en")
+    exported = services.privacy.export(ada)
+    [factor] = exported["factors"]
+    assert factor["kind"] == "totp" and factor["confirmed_at"] is not None
+    assert (factor["recovery_codes_left"], factor["recovery_codes_used"]) == (9, 1)
+    with services.accounts.db.unit_of_work(read_only=True) as uow:
+        digests = uow.execute(text("SELECT digest FROM recovery_codes")).scalars().all()
+    whole = json.dumps(exported)
+    for needle in [secret, *codes, *digests]:
+        assert needle not in whole
