@@ -162,6 +162,7 @@ def test_m1_wrong_codes_are_throttled_per_account_and_audited(
     assert refused.value.retry_after >= 1
     # Even the right code waits: the window is the account's, not the guess's.
     assert names(services, ada).count("factor.failed") == 4
+    assert names(services, ada).count("factor.throttled") == 1
     assert "factor.verified" not in names(services, ada)
     # Another account is not locked by Ada's guesses.
     assert services.factors.verify(bob, code_at(bob_secret), ip=IP, locale="en") == ONE_TIME_CODE

@@ -18,7 +18,6 @@ from userservice.observability.metrics import NoMetrics
 from userservice.security.counters import FAILED, RELEASED, Counters, Hold, Window
 from userservice.services.account_mail import Mailer, mail_locale
 from userservice.services.accounts import revoke_everything
-from userservice.services.audit import audit
 from userservice.services.client_address import printable_ip
 
 # Where the mails send someone who did not make the change: a new password ends
@@ -41,7 +40,6 @@ class CodeThrottle:
         admission = self._counters.admit_blocking([self.window(user_id)])
         if isinstance(admission, Hold):
             return admission
-        audit("factor.throttled", user=user_id)
         self._metrics.throttled("second_factor")
         raise Throttled(max(1, math.ceil(admission.wait)))
 

@@ -15,7 +15,7 @@ from userservice.db.factors import FactorRepository
 from userservice.db.models import User
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.users import UserRepository
-from userservice.errors import Conflict, EmailNotVerified, InvalidCode, NotFound
+from userservice.errors import Conflict, EmailNotVerified, InvalidCode, NotFound, Throttled
 from userservice.observability.metrics import NoMetrics
 from userservice.security import recovery_codes, totp
 from userservice.security.counters import Counters, Hold
@@ -109,7 +109,7 @@ class SecondFactors:
             app = FactorRepository(uow).totp(user_id)
         if app is None or app.confirmed_at is not None or app.created_at <= started_after:
             raise NotFound("No authenticator app is waiting for its first code: start again.")
-        hold = self.throttle.admit(user_id)
+        hold = self._admit(user_id, ip)
         try:
             step = totp.matched_step(self.at_rest.reveal(app.secret, _row(user_id)), code)
             codes = recovery_codes.new_codes()
@@ -161,7 +161,7 @@ class SecondFactors:
     def verify(self, user_id: uuid.UUID, code: str, *, ip: str | None, locale: str) -> str:
         """The second step of a sign-in: InvalidCode for a wrong, used or late code
         (one answer for all), Throttled past the account's limit."""
-        hold = self.throttle.admit(user_id)
+        hold = self._admit(user_id, ip)
         try:
             method = self._check(user_id, code, ip, locale)
         except BaseException:
@@ -203,6 +203,15 @@ class SecondFactors:
             record(uow, "factor.verified", user=user_id, ip=address, method="recovery_code")
             self.notices.send(uow, "recovery_code_used", user, locale, ip)
         return "recovery_code"
+
+    def _admit(self, user_id: uuid.UUID, ip: str | None) -> Hold:
+        try:
+            return self.throttle.admit(user_id)
+        except Throttled:
+            # Stored: a burst of refused guesses shows in the user's own trail.
+            with self.db.unit_of_work() as uow:
+                record(uow, "factor.throttled", user=user_id, ip=printable_ip(ip))
+            raise
 
     def _failed(self, hold: Hold, user_id: uuid.UUID, ip: str | None, during: str) -> None:
         # Counted before the event is stored: a failing audit write never un-counts
