@@ -52,6 +52,7 @@ from userservice.web import (
     journeys,
     language,
     pages,
+    second_factor,
 )
 from userservice.web import email_change as email_change_pages
 from userservice.web.browser import CsrfRejected
@@ -160,6 +161,7 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         end_session.router,
         health.router,
         pages.router,
+        second_factor.router,
         account.router,
         account_factors.router,
         journeys.router,

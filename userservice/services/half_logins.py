@@ -18,6 +18,7 @@ import anyio
 
 from userservice.db.half_logins import HalfLoginRepository
 from userservice.db.ports import Storage
+from userservice.db.sessions import SessionRepository
 from userservice.errors import InvalidInput
 from userservice.records import UserRecord
 from userservice.security.secrets import digest, new_token
@@ -63,8 +64,11 @@ class HalfLogins:
         raw_id = new_token(32)
         now = dt.datetime.now(dt.UTC)
         with self.db.unit_of_work() as uow:
+            # As for sessions: a password checked in the same second as a revocation
+            # (an app just added, M3) must not fall before its mark and die at once.
+            mark = SessionRepository(uow).tokens_valid_after(user_id) or 0
             HalfLoginRepository(uow).add(
-                digest(raw_id), user_id, step, auth_time, next_path, now, now + self.ttl
+                digest(raw_id), user_id, step, max(auth_time, mark), next_path, now, now + self.ttl
             )
             record(uow, "login.half_started", user=user_id, ip=printable_ip(ip), step=step)
         return raw_id

@@ -22,6 +22,9 @@ SESSION_COOKIE = "__Host-session"
 # S12: proof of an earlier sign-in on this browser (services/devices.py).
 DEVICE_COOKIE = "__Host-device"
 CSRF_COOKIE = "__Host-csrf"
+# M6: the half-login between a correct password and the second step. It opens no
+# page by itself: only the second-factor and enrolment pages read it.
+HALF_LOGIN_COOKIE = "__Host-half-login"
 CSRF_FIELD = "csrf_token"
 MAX_NEXT_LENGTH = 4096
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,64}")
@@ -60,6 +63,21 @@ def set_device_cookie(response: Response, value: str) -> None:
         secure=True,
         httponly=True,
         samesite="lax",
+    )
+
+
+def set_half_login_cookie(response: Response, raw_id: str) -> None:
+    # M6: Strict, unlike the session: the second step is always reached from our
+    # own POST /login, so no other site ever needs to carry it. No Max-Age: the
+    # server ends it after settings.half_login_ttl_seconds.
+    response.set_cookie(
+        HALF_LOGIN_COOKIE, raw_id, path="/", secure=True, httponly=True, samesite="strict"
+    )
+
+
+def clear_half_login_cookie(response: Response) -> None:
+    response.delete_cookie(
+        HALF_LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict"
     )
 
 

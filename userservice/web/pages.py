@@ -10,7 +10,12 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from userservice.errors import AuthenticationFailed, EmailNotVerified, Throttled
+from userservice.errors import (
+    AuthenticationFailed,
+    EmailNotVerified,
+    SecondFactorRequired,
+    Throttled,
+)
 from userservice.i18n import N_
 from userservice.security.password_policy import MAX_LENGTH as MAX_PASSWORD_LENGTH
 from userservice.services.login_limits import BrowserLogin
@@ -22,12 +27,11 @@ from userservice.web.browser import (
     current_session,
     issue_csrf,
     safe_next,
-    set_device_cookie,
-    set_session_cookie,
 )
 from userservice.web.forms import checked_form as _checked_form
 from userservice.web.forms import error_page as _error
 from userservice.web.forms import redirect as _redirect
+from userservice.web.login_steps import begin_second_step, complete_login
 from userservice.web.templating import render
 from userservice.wiring import ServicesDep, client_ip
 
@@ -40,6 +44,9 @@ LOGIN_FAILED = N_("Incorrect email or password.")
 LOGIN_NOTICES = {
     ("signed_out", "everywhere"): N_("You were signed out everywhere: on every device and app."),
     ("deleted", "1"): N_("Your account was deleted."),
+    # M6: the half-login ended without a session: too slow, or too many codes.
+    ("expired", "1"): N_("The sign-in took too long and has ended. Sign in again."),
+    ("too_many_codes", "1"): N_("Too many wrong codes. Sign in again with your password."),
 }
 UNVERIFIED = N_(
     "Verify your email address first: open the link in the mail we sent you, or ask for a new mail."
@@ -132,21 +139,14 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
             status=429,
             headers={"Retry-After": str(exc.retry_after)},
         )
-    previous = request.cookies.get(SESSION_COOKIE)
-    ip, agent = client_ip(request), request.headers.get("user-agent")
-    raw_id = await anyio.to_thread.run_sync(
-        lambda: svc.sessions.start(user.id, int(time.time()), user_agent=agent, ip=ip)
-    )
-    if previous:
-        # F2: whatever session id the browser held before is dead after login.
-        await anyio.to_thread.run_sync(lambda: svc.sessions.end(previous, ip=ip, how="replaced"))
-    response = _redirect(next_path or "/account")
-    set_session_cookie(response, raw_id)
-    devices = svc.accounts.devices
-    device_cookie = devices.issue(user.id, devices.read(device))
-    if device_cookie is not None:
-        set_device_cookie(response, device_cookie)
-    return response
+    except SecondFactorRequired as needed:
+        # M6: the password was right; the second step decides. A half-login only,
+        # which keeps when the password was checked: the session's auth_time later.
+        return await begin_second_step(
+            request, svc, needed, auth_time=int(time.time()), next_path=next_path
+        )
+    auth_time = int(time.time())
+    return await complete_login(request, svc, user.id, auth_time=auth_time, next_path=next_path)
 
 
 @router.get("/logout")

@@ -1,0 +1,215 @@
+"""The second step of a hosted sign-in (M6): the code from the authenticator app
+or a recovery code, or, when the policy requires administrators to have an app
+and this one has none, setting one up (M8). Only these pages read the half-login
+cookie; every other page and route reads the session cookie alone, so a half-login
+grants nothing. Forms carry the CSRF token and pass the origin check (F4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from userservice.errors import Conflict, EmailNotVerified, InvalidCode, NotFound, Throttled
+from userservice.i18n import N_
+from userservice.services.assurance import ONE_TIME_CODE, with_second_factor
+from userservice.services.factors import TotpEnrolment
+from userservice.services.half_logins import HalfLoginState
+from userservice.web.browser import HALF_LOGIN_COOKIE, issue_csrf
+from userservice.web.forms import checked_form, redirect
+from userservice.web.locale import page_locale
+from userservice.web.login_steps import (
+    ENROL_PAGE,
+    SECOND_FACTOR_PAGE,
+    back_to_login,
+    complete_login,
+    start_session,
+)
+from userservice.web.templating import render
+from userservice.wiring import Services, ServicesDep, client_ip
+
+router = APIRouter(include_in_schema=False)
+FAILED = N_("Sign-in failed")
+NO_CODE = N_("Enter the 6-digit code from your authenticator app, or a recovery code.")
+WRONG = N_("That code is not correct, or it was used already. Try the current code.")
+TOO_MANY = N_("Too many wrong codes. Wait a little and try again.")
+WRONG_SETUP = N_("That code is not correct. Check the app and try the current code.")
+UNVERIFIED = N_(
+    "Verify your email address first: only a confirmed address may set up two-step verification."
+)
+# The longest code anyone types: a recovery code with its dashes, and spaces.
+MAX_CODE_LENGTH = 64
+
+
+async def _half_login(request: Request, svc: Services) -> tuple[str, HalfLoginState] | None:
+    raw_id = request.cookies.get(HALF_LOGIN_COOKIE)
+    state = await svc.half_logins.current(raw_id)
+    if raw_id is None or state is None:
+        return None
+    return raw_id, state
+
+
+def _page(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    cookies = Response()
+    values = {"csrf_token": issue_csrf(cookies, request), "error": None, **context}
+    return render(request, name, values, status_code=status, response=cookies, headers=headers)
+
+
+@router.get(SECOND_FACTOR_PAGE)
+async def code_form(request: Request, svc: ServicesDep) -> Response:
+    found = await _half_login(request, svc)
+    if found is None:
+        return back_to_login("expired")
+    if found[1].step == "enrol":
+        return redirect(ENROL_PAGE)
+    return _page(request, "second_factor.html", {})
+
+
+@router.post(SECOND_FACTOR_PAGE)
+async def code_submit(request: Request, svc: ServicesDep) -> Response:
+    form = await checked_form(request, FAILED)
+    if isinstance(form, Response):
+        return form
+    found = await _half_login(request, svc)
+    if found is None:
+        return back_to_login("expired")
+    raw_id, state = found
+    if state.step == "enrol":
+        return redirect(ENROL_PAGE)
+    code = form.get("code", "").strip()[:MAX_CODE_LENGTH]
+    if not code:
+        # 400: the form was refused, as for every wrong code below (not counted).
+        return _page(request, "second_factor.html", {"error": NO_CODE}, status=400)
+    ip, locale = client_ip(request), page_locale(request)
+    user_id = state.user.id
+    try:
+        method = await anyio.to_thread.run_sync(
+            lambda: svc.factors.verify(user_id, code, ip=ip, locale=locale)
+        )
+    except Throttled as exc:
+        # M1: the account's code limit, apart from the password's (M6). The
+        # half-login's own count is not spent on a guess that was never checked.
+        retry = {"Retry-After": str(exc.retry_after)}
+        return _page(request, "second_factor.html", {"error": TOO_MANY}, status=429, headers=retry)
+    except InvalidCode:
+        # M6: at most MAX_CODE_ATTEMPTS wrong codes, then the password again.
+        if not await anyio.to_thread.run_sync(lambda: svc.half_logins.failed(raw_id)):
+            return back_to_login("too_many_codes", state.next_path)
+        # 400 and the form again: a refused submission, like the account page's
+        # code check; the login page's 200 is for E3's one answer to two causes.
+        return _page(request, "second_factor.html", {"error": WRONG}, status=400)
+    await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
+    return await complete_login(
+        request,
+        svc,
+        user_id,
+        auth_time=state.auth_time,
+        next_path=state.next_path,
+        amr=with_second_factor(method),
+    )
+
+
+@router.post(SECOND_FACTOR_PAGE + "/cancel")
+async def cancel(request: Request, svc: ServicesDep) -> Response:
+    """Sign in as someone else: the half-login ends now rather than in minutes."""
+    form = await checked_form(request, FAILED)
+    if isinstance(form, Response):
+        return form
+    raw_id = request.cookies.get(HALF_LOGIN_COOKIE)
+    if raw_id:
+        await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
+    return back_to_login()
+
+
+def _enrol_page(
+    request: Request,
+    totp: TotpEnrolment | None,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    errors = {"code": error} if error else {}
+    context = {"totp": totp, "errors": errors, "here": ENROL_PAGE}
+    return _page(request, "enrol.html", context, status=status, headers=headers)
+
+
+@router.get(ENROL_PAGE)
+async def enrol_form(request: Request, svc: ServicesDep) -> Response:
+    """M8: the policy requires an app of this administrator before any session.
+    Each visit makes a new key (replacing one not yet confirmed): the key is never
+    stored where a page could show it again. Only this browser's Strict half-login
+    cookie reaches here, so no other site can make it do so."""
+    found = await _half_login(request, svc)
+    if found is None:
+        return back_to_login("expired")
+    raw_id, state = found
+    if state.step != "enrol":
+        return redirect(SECOND_FACTOR_PAGE)
+    ip = client_ip(request)
+    try:
+        enrolment = await anyio.to_thread.run_sync(
+            lambda: svc.factors.start_totp(state.user.id, ip=ip)
+        )
+    except EmailNotVerified:
+        # M3: only proven addresses enrol; this sign-in cannot go on.
+        await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
+        return _page(request, "enrol.html", {"unverified": UNVERIFIED, "totp": None}, status=403)
+    except Conflict:
+        # An app was confirmed meanwhile (another tab): sign in with its code.
+        await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
+        return back_to_login("expired", state.next_path)
+    return _enrol_page(request, enrolment)
+
+
+@router.post(ENROL_PAGE)
+async def enrol_submit(request: Request, svc: ServicesDep) -> Response:
+    form = await checked_form(request, FAILED)
+    if isinstance(form, Response):
+        return form
+    found = await _half_login(request, svc)
+    if found is None:
+        return back_to_login("expired")
+    raw_id, state = found
+    if state.step != "enrol":
+        return redirect(SECOND_FACTOR_PAGE)
+    code = form.get("code", "").strip()[:MAX_CODE_LENGTH]
+    if not code:
+        return _enrol_page(request, None, error=NO_CODE, status=400)
+    ip, locale = client_ip(request), page_locale(request)
+    user_id = state.user.id
+    try:
+        codes = await anyio.to_thread.run_sync(
+            lambda: svc.factors.confirm_totp(user_id, code, ip=ip, locale=locale)
+        )
+    except InvalidCode:
+        if not await anyio.to_thread.run_sync(lambda: svc.half_logins.failed(raw_id)):
+            return back_to_login("too_many_codes", state.next_path)
+        return _enrol_page(request, None, error=WRONG_SETUP, status=400)
+    except Throttled as exc:
+        retry = {"Retry-After": str(exc.retry_after)}
+        return _enrol_page(request, None, error=TOO_MANY, status=429, headers=retry)
+    except NotFound:
+        # The setup took too long (or never started here): a new key.
+        return redirect(ENROL_PAGE)
+    # The confirmation revoked everything of the user (M3), this half-login too
+    # (its auth_time is before the revocation). The login ends here, with the
+    # app as its second factor (M5); the codes are on this one page only (M2),
+    # and "Continue" is a plain link to where the sign-in was going.
+    await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
+    response = Response()
+    amr = with_second_factor(ONE_TIME_CODE)
+    await start_session(request, svc, user_id, response, auth_time=state.auth_time, amr=amr)
+    continue_to = state.next_path or "/account"
+    # The language switch goes on to the destination: this page is never shown again.
+    context = {"recovery_codes": codes, "continue_to": continue_to, "here": continue_to}
+    return render(request, "enrol.html", context, response=response)
