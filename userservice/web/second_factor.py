@@ -39,6 +39,13 @@ WRONG_SETUP = N_("That code is not correct. Check the app and try the current co
 UNVERIFIED = N_(
     "Verify your email address first: only a confirmed address may set up two-step verification."
 )
+# enrol.html's three states: the setup, an unverified address, the codes.
+ENROL_CONTEXT: dict[str, Any] = {
+    "totp": None,
+    "errors": {},
+    "unverified": None,
+    "recovery_codes": None,
+}
 # The longest code anyone types: a recovery code with its dashes, and spaces.
 MAX_CODE_LENGTH = 64
 
@@ -140,7 +147,9 @@ def _enrol_page(
 ) -> Response:
     errors = {"code": error} if error else {}
     context = {"totp": totp, "errors": errors, "here": ENROL_PAGE}
-    return _page(request, "enrol.html", context, status=status, headers=headers)
+    return _page(
+        request, "enrol.html", {**ENROL_CONTEXT, **context}, status=status, headers=headers
+    )
 
 
 @router.get(ENROL_PAGE)
@@ -163,7 +172,8 @@ async def enrol_form(request: Request, svc: ServicesDep) -> Response:
     except EmailNotVerified:
         # M3: only proven addresses enrol; this sign-in cannot go on.
         await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
-        return _page(request, "enrol.html", {"unverified": UNVERIFIED, "totp": None}, status=403)
+        unverified = {**ENROL_CONTEXT, "unverified": UNVERIFIED}
+        return _page(request, "enrol.html", unverified, status=403)
     except Conflict:
         # An app was confirmed meanwhile (another tab): sign in with its code.
         await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
@@ -211,5 +221,10 @@ async def enrol_submit(request: Request, svc: ServicesDep) -> Response:
     await start_session(request, svc, user_id, response, auth_time=state.auth_time, amr=amr)
     continue_to = state.next_path or "/account"
     # The language switch goes on to the destination: this page is never shown again.
-    context = {"recovery_codes": codes, "continue_to": continue_to, "here": continue_to}
+    context = {
+        **ENROL_CONTEXT,
+        "recovery_codes": codes,
+        "continue_to": continue_to,
+        "here": continue_to,
+    }
     return render(request, "enrol.html", context, response=response)
