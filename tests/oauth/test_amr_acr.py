@@ -17,11 +17,11 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import update
 
-from tests.oauth.mfa_accounts import second_factor_session, with_app
 from tests.support.accounts import register
 from tests.support.introspection import introspect, resource_server
 from tests.support.oauth_clients import jwt_claims, password_form
 from tests.support.oauth_flow import EMAIL, add_app, obtain_code, redeem, signed_in
+from tests.support.oauth_mfa import second_factor_session, with_app
 from tests.support.wiring import engine_of
 from userservice.db.models import AuthorizationCode, BrowserSession, RefreshToken
 from userservice.security.secrets import digest

@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.oauth.mfa_accounts import with_app
 from tests.support.accounts import PASSWORD, register
 from tests.support.oauth_clients import assert_oauth_error, jwt_claims, password_form
+from tests.support.oauth_mfa import with_app
 from tests.support.wiring import engine_of
 from userservice.app import create_app
 from userservice.db.models import RefreshToken
