@@ -13,7 +13,7 @@ from typing import Any, cast
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.support.accounts import ISSUER, PASSWORD, register
+from tests.support.accounts import ISSUER, PASSWORD, make_admin, register
 from tests.support.browser import tls_server
 from tests.support.factors import now_code, verified
 from tests.support.oauth_flow import add_app, authorize_url, obtain_code, redeem
@@ -21,8 +21,10 @@ from tests.support.oauth_flow import sign_in as client_sign_in
 from tests.support.personal_data import browser as browser_at
 from userservice.app import create_app
 from userservice.settings import Settings
+from userservice.wiring import wired
 
 EMAIL = "ada@example.com"
+ADMIN_EMAIL = "root@example.com"
 APP_NAME = "Example ID"
 ALLOWED_APP = "calendar-app"
 PHONE_IP = "203.0.113.24"
@@ -72,6 +74,19 @@ def _confirm_two_factor(page: Any, base: str) -> None:
     page.wait_for_selector("#recovery-codes")
 
 
+def _password_step(email: str, lands_on: str) -> Callable[[Any, str], None]:
+    """The password of `email` on the sign-in page: the half-login's page (M6)."""
+
+    def open_page(page: Any, base: str) -> None:
+        page.goto(base + "/login?force=1")
+        page.fill("#email", email)
+        page.fill("#password", PASSWORD)
+        page.locator("form[action='/login'] button[type=submit]").click()
+        page.wait_for_url(base + lands_on)
+
+    return open_page
+
+
 STOPS = (
     Stop("login", _goto("/login")),
     Stop("login-error", _failed_login),
@@ -97,6 +112,9 @@ STOPS = (
     Stop("account-two-factor-setup", _start_two_factor, signed_in=True),
     Stop("account-recovery-codes", _confirm_two_factor, signed_in=True),
     Stop("account-two-factor-on", _goto("/account#two-factor"), signed_in=True),
+    Stop("login-second-factor", _password_step(EMAIL, "/login/second-factor"), signed_in=True),
+    # An administrator the policy makes set up an app before any session (M8).
+    Stop("login-enrol", _password_step(ADMIN_EMAIL, "/login/enrol"), signed_in=True),
 )
 
 
@@ -115,7 +133,11 @@ def tour_server(database_url: str, directory: Path) -> Iterator[tuple[str, str]]
     with TestClient(create_app(settings), base_url=ISSUER) as client:
         register(client, EMAIL, display_name="Ada Lovelace")
         # A proven address: the account page offers two-step verification (M3).
-        verified(cast(FastAPI, client.app), EMAIL)
+        app = cast(FastAPI, client.app)
+        verified(app, EMAIL)
+        make_admin(app, ADMIN_EMAIL)
+        verified(app, ADMIN_EMAIL)
+        wired(app).mfa_policy.set_required_for("admins", actor_id=None, ip=None)
         add_app(client, name="Photo App")
         add_app(client, ALLOWED_APP, name="Calendar App")
         # Her other session, on a phone: the account page lists it beside the tour's.
