@@ -9,13 +9,13 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from tests.support.event_loop import run
 from tests.support.storage import add_user
 from userservice.db.backend import Database
 from userservice.db.factors import (
     MFA_REQUIRED_FOR,
     FactorRepository,
     PolicyRepository,
-    sign_in_state,
 )
 from userservice.db.half_logins import HalfLoginRepository
 
@@ -141,9 +141,13 @@ def test_m2_another_users_code_and_a_voided_set_are_refused(database: Database) 
         assert factors.delete_codes(ada) == 10
 
 
+def second_factor_state(database: Database, user_id: uuid.UUID) -> tuple[bool, str | None]:
+    return run(database, lambda: database.users.second_factor_state(user_id))
+
+
 def test_sign_in_state_is_the_confirmed_app_and_the_policy(database: Database) -> None:
     pending = with_app(database, confirmed=False)
-    assert sign_in_state(database.engine, pending) == (False, None)
+    assert second_factor_state(database, pending) == (False, None)
     with database.unit_of_work() as uow:
         assert FactorRepository(uow).delete_totp(pending)
     confirmed_user = add_user(database, "carol@example.com")
@@ -152,8 +156,8 @@ def test_sign_in_state_is_the_confirmed_app_and_the_policy(database: Database) -
         factors.start_totp(confirmed_user, "S", now())
         factors.confirm_totp(confirmed_user, STEP, now(), now() - dt.timedelta(minutes=1))
         PolicyRepository(uow).set(MFA_REQUIRED_FOR, "admins")
-    assert sign_in_state(database.engine, confirmed_user) == (True, "admins")
-    assert sign_in_state(database.engine, pending) == (False, "admins")
+    assert second_factor_state(database, confirmed_user) == (True, "admins")
+    assert second_factor_state(database, pending) == (False, "admins")
     with database.unit_of_work() as uow:
         PolicyRepository(uow).set(MFA_REQUIRED_FOR, "none")
         assert PolicyRepository(uow).get(MFA_REQUIRED_FOR) == "none"

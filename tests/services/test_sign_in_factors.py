@@ -77,15 +77,16 @@ def stored_events(database: Database) -> list[tuple[str, dict[str, Any]]]:
 
 
 class CountedLookups:
-    """The backend's run_lookup, counted (it still runs): which sign-ins read more."""
+    """The users port's factor read, counted (it still runs): which sign-ins read
+    more."""
 
     def __init__(self, database: Database) -> None:
         self.calls = 0
-        self._inner = database.run_lookup
+        self._inner = database.users.second_factor_state
 
-    async def __call__(self, func: Any) -> Any:
+    async def __call__(self, user_id: Any) -> Any:
         self.calls += 1
-        return await self._inner(func)
+        return await self._inner(user_id)
 
 
 def test_m4_correct_password_of_an_account_with_an_app_needs_the_code(
@@ -119,7 +120,7 @@ def test_m4_wrong_password_is_answered_as_always_without_reading_factors(
     plain = accounts.register("bob@example.com", PASSWORD, "Bob")
     with_app(database, ada.id)
     lookups = CountedLookups(database)
-    monkeypatch.setattr(database, "run_lookup", lookups)
+    monkeypatch.setattr(database.users, "second_factor_state", lookups)
     answers = []
     for email in (ADA, plain.email, "nobody@example.com"):
         with pytest.raises(AuthenticationFailed) as refused:

@@ -12,11 +12,12 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, delete, exists, func, or_, select, update
+from sqlalchemy import Uuid, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from userservice.db.codec import utc as as_utc
-from userservice.db.models import Policy, RecoveryCode, TotpFactor, User
+from userservice.db.models import Policy, RecoveryCode, TotpFactor
+from userservice.db.statement import Statement
 
 # The policies table's row of the administrators' sign-in rule (M8).
 MFA_REQUIRED_FOR = "mfa_required_for"
@@ -160,18 +161,23 @@ class PolicyRepository:
         self.session.flush()
 
 
-_SIGN_IN_STATE = select(
-    exists().where(TotpFactor.user_id == User.id, TotpFactor.confirmed_at.is_not(None)),
-    select(Policy.value).where(Policy.name == MFA_REQUIRED_FOR).scalar_subquery(),
+# After a correct password: whether the user has a confirmed app, and the
+# administrators' policy, in one round trip. A hot statement (UserReads runs it on
+# the event loop, as the credentials read): the password grant never hops to a
+# worker thread for it.
+SIGN_IN_STATE = Statement(
+    select(
+        exists().where(
+            TotpFactor.user_id == bindparam("user_id", type_=Uuid),
+            TotpFactor.confirmed_at.is_not(None),
+        ),
+        select(Policy.value).where(Policy.name == bindparam("policy")).scalar_subquery(),
+    )
 )
 
 
-def sign_in_state(engine: Engine, user_id: uuid.UUID) -> tuple[bool, str | None]:
-    """After a correct password: whether the user has a confirmed app, and the
-    administrators' policy, in one round trip (Storage.run_lookup runs it)."""
-    query = _SIGN_IN_STATE.where(User.id == user_id)
-    with engine.connect() as connection:
-        row = connection.execute(query).first()
+def sign_in_state(row: tuple[object, ...] | None) -> tuple[bool, str | None]:
+    """SIGN_IN_STATE's row as (has a confirmed app, the policy's stored value)."""
     if row is None:
         return False, None
     return bool(row[0]), None if row[1] is None else str(row[1])

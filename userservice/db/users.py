@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from userservice.db.codec import utc as as_utc
+from userservice.db.factors import MFA_REQUIRED_FOR, SIGN_IN_STATE, sign_in_state
 from userservice.db.models import (
     GrantRevocation,
     OAuthClient,
@@ -133,6 +134,15 @@ class UserReads:
         """The account and its password hash, for a login on the event loop."""
         row = await self._db.fetch_one(CREDENTIALS, {"email": email})
         return None if row is None else (UserRecord(*row[:9]), str(row[9]))
+
+    async def second_factor_state(self, user_id: uuid.UUID) -> tuple[bool, str | None]:
+        """After a correct password, on the event loop too: whether the account has
+        a confirmed authenticator app, and the stored MFA policy (M4)."""
+        return sign_in_state(
+            await self._db.fetch_one(
+                SIGN_IN_STATE, {"user_id": user_id, "policy": MFA_REQUIRED_FOR}
+            )
+        )
 
 
 class UserRepository:

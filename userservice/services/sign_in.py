@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from functools import partial
 
 import anyio
 
-from userservice.db.factors import sign_in_state
 from userservice.db.ports import Storage
 from userservice.db.users import UserRepository
 from userservice.errors import (
@@ -140,8 +138,8 @@ class PasswordSignIn:
     async def _second_factor_step(self, user: UserRecord) -> str | None:
         """`verify` when the user has an authenticator app, `enrol` when the
         policy requires administrators to have one and this one has none, else
-        None. One read, off the event loop on a network database."""
-        has_app, policy = await self.db.run_lookup(partial(sign_in_state, user_id=user.id))
+        None. One read, awaited on the event loop like the credentials read."""
+        has_app, policy = await self.db.users.second_factor_state(user.id)
         if has_app:
             return "verify"
         if user.is_admin and effective(policy) == "admins":
