@@ -87,6 +87,21 @@ def _password_step(email: str, lands_on: str) -> Callable[[Any, str], None]:
     return open_page
 
 
+def _wrong_code(page: Any, base: str) -> None:
+    # A recovery code's shape that none of hers has (80 random bits each, M2).
+    page.fill("#code", "aaaa-aaaa-aaaa-aaaa")
+    page.locator("form[action='/login/second-factor'] button[type=submit]").click()
+    page.wait_for_selector("#form-error")
+
+
+def _enrolled(page: Any, base: str) -> None:
+    """The first code for the key on the enrolment page: the recovery codes (M2)."""
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.fill("#code", now_code(secret))
+    page.locator("form[action='/login/enrol'] button[type=submit]").click()
+    page.wait_for_selector("#recovery-codes")
+
+
 STOPS = (
     Stop("login", _goto("/login")),
     Stop("login-error", _failed_login),
@@ -113,8 +128,10 @@ STOPS = (
     Stop("account-recovery-codes", _confirm_two_factor, signed_in=True),
     Stop("account-two-factor-on", _goto("/account#two-factor"), signed_in=True),
     Stop("login-second-factor", _password_step(EMAIL, "/login/second-factor"), signed_in=True),
+    Stop("login-second-factor-error", _wrong_code, signed_in=True),
     # An administrator the policy makes set up an app before any session (M8).
     Stop("login-enrol", _password_step(ADMIN_EMAIL, "/login/enrol"), signed_in=True),
+    Stop("login-enrol-codes", _enrolled, signed_in=True),
 )
 
 
