@@ -7,13 +7,18 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
 import pyotp
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from tests.support.accounts import PASSWORD
+from tests.support.pages import csrf_token
 from tests.support.wiring import engine_of
 from userservice.db.models import User
 
+START, CONFIRM = "/account/two-factor/start", "/account/two-factor/confirm"
 # Recovery codes as the pages show them: four groups of four base32 letters.
 CODE_SHAPE = re.compile(r"^[a-z2-7]{4}(-[a-z2-7]{4}){3}$")
 
@@ -48,3 +53,22 @@ def wrong_code(secret: str) -> str:
     while f"{guess:06d}" in valid:
         guess += 1
     return f"{guess:06d}"
+
+
+def post(client: TestClient, path: str, **fields: str) -> httpx.Response:
+    token = csrf_token(client.get("/account").text)
+    response: httpx.Response = client.post(
+        path, data={"csrf_token": token, **fields}, follow_redirects=False
+    )
+    return response
+
+
+def enable(client: TestClient) -> tuple[str, list[str], str]:
+    """Set the app up; (secret, recovery codes, the confirming code)."""
+    started = post(client, START, current_password=PASSWORD)
+    assert started.status_code == 200, started.text
+    secret = secret_on(started.text)
+    code = now_code(secret)
+    confirmed = post(client, CONFIRM, code=code)
+    assert confirmed.status_code == 200, confirmed.text
+    return secret, codes_on(confirmed.text), code

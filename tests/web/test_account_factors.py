@@ -11,14 +11,24 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.support.accounts import PASSWORD, bearer, login, register
-from tests.support.factors import CODE_SHAPE, codes_on, now_code, secret_on, verified, wrong_code
+from tests.support.factors import (
+    CODE_SHAPE,
+    CONFIRM,
+    START,
+    codes_on,
+    enable,
+    now_code,
+    post,
+    secret_on,
+    verified,
+    wrong_code,
+)
 from tests.support.journeys import mails
 from tests.support.pages import EMAIL, SESSION, check_page_headers, csrf_token, web_login
 from tests.support.wiring import engine_of
@@ -27,7 +37,6 @@ from userservice.db.models import BrowserSession
 from userservice.security.secrets import digest
 from userservice.settings import Settings
 
-START, CONFIRM = "/account/two-factor/start", "/account/two-factor/confirm"
 CODES, REMOVE = "/account/two-factor/recovery-codes", "/account/two-factor/remove"
 
 
@@ -36,25 +45,6 @@ def stored_amr(app: FastAPI, raw_id: str) -> str | None:
         query = select(BrowserSession.amr).where(BrowserSession.id_digest == digest(raw_id))
         amr: str | None = conn.execute(query).scalar_one()
     return amr
-
-
-def post(client: TestClient, path: str, **fields: str) -> httpx.Response:
-    token = csrf_token(client.get("/account").text)
-    response: httpx.Response = client.post(
-        path, data={"csrf_token": token, **fields}, follow_redirects=False
-    )
-    return response
-
-
-def enable(client: TestClient) -> tuple[str, list[str], str]:
-    """Set the app up; (secret, recovery codes, the confirming code)."""
-    started = post(client, START, current_password=PASSWORD)
-    assert started.status_code == 200, started.text
-    secret = secret_on(started.text)
-    code = now_code(secret)
-    confirmed = post(client, CONFIRM, code=code)
-    assert confirmed.status_code == 200, confirmed.text
-    return secret, codes_on(confirmed.text), code
 
 
 @pytest.fixture

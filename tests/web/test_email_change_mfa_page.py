@@ -9,10 +9,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD
-from tests.support.factors import now_code, verified, wrong_code
+from tests.support.factors import enable, now_code, post, verified, wrong_code
 from tests.support.journeys import mails
 from tests.support.pages import EMAIL
-from tests.web.test_account_factors import enable, post
 
 NEW = "new@example.com"
 CHANGE = {"email": NEW, "current_password": PASSWORD}
