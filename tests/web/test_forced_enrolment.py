@@ -29,7 +29,7 @@ from tests.support.pages import (
     web_login,
 )
 from tests.support.wiring import engine_of
-from userservice.db.models import BrowserSession, HalfLogin
+from userservice.db.models import BrowserSession, HalfLogin, User
 from userservice.security.secrets import digest
 from userservice.wiring import wired
 
@@ -168,6 +168,4 @@ def test_m3_m8_an_unverified_admin_cannot_enrol_nor_sign_in(
 
 def _admin_id(app: FastAPI) -> uuid.UUID:
     with engine_of(app).connect() as conn:
-        from userservice.db.models import User
-
         return uuid.UUID(str(conn.scalar(select(User.id).where(User.email == ROOT))))
