@@ -25,7 +25,7 @@ _QR_TARGET_PIXELS = 200
 
 
 def new_secret() -> str:
-    """160 random bits in base32 (RFC 4226 §4 R6 recommends 160), from the OS CSPRNG."""
+    """160 random bits in base32 (the length RFC 4226 §4 recommends), from the OS CSPRNG."""
     return pyotp.random_base32(32)
 
 
