@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from tests.support.accounts import make_admin
 from tests.support.callers import basic_headers, first_party_headers
 from tests.support.cli import assert_one_line_error, run_cli
-from tests.support.factor_api import enrol, events, fresh_token, mails, verified
+from tests.support.factor_api import enrol, events, fresh_token, mails
+from tests.support.factors import verified
 from tests.support.oauth_clients import jwt_claims
 from userservice.app import create_app
 from userservice.settings import Settings

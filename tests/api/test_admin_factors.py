@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from tests.support.accounts import register
 from tests.support.callers import basic_headers, first_party_headers
-from tests.support.factor_api import enrol, events, fresh_token, mails, verified
+from tests.support.factor_api import enrol, events, fresh_token, mails
+from tests.support.factors import verified
 from tests.support.oauth_flow import EMAIL
 from tests.support.problems import assert_problem
 

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from tests.support.accounts import register
 from tests.support.callers import first_party_headers
-from tests.support.factor_api import enrol, verified
+from tests.support.factor_api import enrol
+from tests.support.factors import verified
 from tests.support.oauth_clients import user_basic
 from tests.support.oauth_flow import EMAIL
 from tests.support.problems import assert_problem

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, register
 from tests.support.callers import basic_headers, first_party_headers
-from tests.support.factor_api import code_now, enrol, fresh_token, mails, verified, wrong_code
+from tests.support.factor_api import enrol, fresh_token, mails
+from tests.support.factors import now_code, verified, wrong_code
 from tests.support.oauth_flow import EMAIL
 from tests.support.problems import assert_problem
 from userservice.app import create_app
@@ -41,10 +42,10 @@ def test_m7_the_change_needs_the_code_after_the_password(client: TestClient, app
     assert _ask(client, headers) == (403, "second_factor_required")
     # The password first: a wrong one is that refusal, whatever the code.
     assert _ask(client, headers, current_password="not the password")[1] == "forbidden"
-    assert _ask(client, headers, current_password="nope", code=code_now(secret))[1] == "forbidden"
+    assert _ask(client, headers, current_password="nope", code=now_code(secret))[1] == "forbidden"
     assert _ask(client, headers, code=wrong_code(secret)) == (403, "invalid_code")
     assert mails(app, NEW) == []
-    assert _ask(client, headers, code=code_now(secret, 1)) == (202, "")
+    assert _ask(client, headers, code=now_code(secret, 1)) == (202, "")
     assert mails(app, NEW) == ["email_change_verify"]
 
 
@@ -76,7 +77,7 @@ def test_m1_wrong_codes_are_throttled_per_account(
             assert _ask(client, headers, code=wrong_code(secret)) == (403, "invalid_code")
         throttled = client.post(
             "/users/me/email",
-            json={"email": NEW, "current_password": PASSWORD, "code": code_now(secret, 1)},
+            json={"email": NEW, "current_password": PASSWORD, "code": now_code(secret, 1)},
             headers=headers,
         )
         assert throttled.status_code == 429, throttled.text

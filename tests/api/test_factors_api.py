@@ -18,16 +18,8 @@ from tests.support.callers import (
     first_party_headers,
     third_party_token,
 )
-from tests.support.factor_api import (
-    code_now,
-    enrol,
-    events,
-    fresh_token,
-    mails,
-    start,
-    verified,
-    wrong_code,
-)
+from tests.support.factor_api import enrol, events, fresh_token, mails, start
+from tests.support.factors import now_code, verified, wrong_code
 from tests.support.oauth_flow import EMAIL
 from tests.support.problems import assert_problem
 
@@ -73,7 +65,7 @@ def test_m1_m3_the_whole_enrolment_over_the_api(
     )
     assert wrong.status_code == 403 and assert_problem(wrong)["code"] == "invalid_code"
     confirmed = client.post(
-        "/users/me/factors/totp/confirm", json={"code": code_now(body["secret"])}, headers=ada
+        "/users/me/factors/totp/confirm", json={"code": now_code(body["secret"])}, headers=ada
     )
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.headers["cache-control"] == "no-store"
@@ -104,7 +96,7 @@ def test_m1_a_used_code_is_refused_again(
     """The code that confirmed the app cannot be used again (same step, M1): here
     as the second factor of an email change."""
     secret = str(start(client, ada)["secret"])
-    code = code_now(secret)
+    code = now_code(secret)
     confirmed = client.post("/users/me/factors/totp/confirm", json={"code": code}, headers=ada)
     assert confirmed.status_code == 200, confirmed.text
     replay = client.post(

@@ -26,7 +26,7 @@ from tests.support.callers import (
     service_headers,
     third_party_token,
 )
-from tests.support.factor_api import verified
+from tests.support.factors import verified
 from tests.support.oauth_flow import EMAIL, signed_in
 from tests.support.routes import walk_routes
 from userservice.api.openapi_security import policy_operation

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import pyotp
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
 from tests.support.accounts import bearer, login, register
+from tests.support.factors import now_code
 from tests.support.journeys import mails, text_of
 from tests.support.wiring import engine_of
 from userservice.app import create_app
@@ -54,15 +54,11 @@ def verified_user(client: TestClient, services: Services, email: str = ADA) -> u
     return user_id
 
 
-def code_at(secret: str, offset_steps: int = 0) -> str:
-    return pyotp.TOTP(secret).at(time.time() + 30 * offset_steps)
-
-
 def enrolled(services: Services, user_id: uuid.UUID) -> tuple[str, list[str]]:
     """An app confirmed with the previous step's code (the current one stays
     usable): its secret and the recovery codes."""
     secret = services.factors.start_totp(user_id, ip=IP).secret
-    codes = services.factors.confirm_totp(user_id, code_at(secret, -1), ip=IP, locale="en")
+    codes = services.factors.confirm_totp(user_id, now_code(secret, -1), ip=IP, locale="en")
     return secret, codes
 
 
@@ -90,7 +86,7 @@ def test_m1_app_counts_only_after_a_valid_code(client: TestClient, services: Ser
     with pytest.raises(InvalidCode):
         services.factors.confirm_totp(ada, "000000", ip=IP, locale="en")
     assert not services.factors.summary(ada).enrolled
-    codes = services.factors.confirm_totp(ada, code_at(enrolment.secret), ip=IP, locale="en")
+    codes = services.factors.confirm_totp(ada, now_code(enrolment.secret), ip=IP, locale="en")
     summary = services.factors.summary(ada)
     assert summary.enrolled and summary.totp_confirmed_at is not None
     assert summary.recovery_codes_left == 10 and len(set(codes)) == 10
@@ -108,8 +104,8 @@ def test_m1_a_new_enrolment_replaces_an_unconfirmed_one(
     second = services.factors.start_totp(ada, ip=IP).secret
     assert first != second
     with pytest.raises(InvalidCode):
-        services.factors.confirm_totp(ada, code_at(first), ip=IP, locale="en")
-    services.factors.confirm_totp(ada, code_at(second), ip=IP, locale="en")
+        services.factors.confirm_totp(ada, now_code(first), ip=IP, locale="en")
+    services.factors.confirm_totp(ada, now_code(second), ip=IP, locale="en")
 
 
 def test_m1_confirming_without_an_enrolment_is_not_found(
@@ -127,9 +123,9 @@ def test_m1_window_is_one_step_either_side(client: TestClient, services: Service
     secret, _codes = enrolled(services, ada)
     for offset in (2, -2):
         with pytest.raises(InvalidCode):
-            services.factors.verify(ada, code_at(secret, offset), ip=IP, locale="en")
-    assert services.factors.verify(ada, code_at(secret, 0), ip=IP, locale="en") == ONE_TIME_CODE
-    assert services.factors.verify(ada, code_at(secret, 1), ip=IP, locale="en") == ONE_TIME_CODE
+            services.factors.verify(ada, now_code(secret, offset), ip=IP, locale="en")
+    assert services.factors.verify(ada, now_code(secret, 0), ip=IP, locale="en") == ONE_TIME_CODE
+    assert services.factors.verify(ada, now_code(secret, 1), ip=IP, locale="en") == ONE_TIME_CODE
 
 
 def test_m1_a_used_code_and_an_earlier_one_are_refused(
@@ -137,13 +133,13 @@ def test_m1_a_used_code_and_an_earlier_one_are_refused(
 ) -> None:
     ada = verified_user(client, services)
     secret, _codes = enrolled(services, ada)
-    now_code = code_at(secret, 0)
-    assert services.factors.verify(ada, f"{now_code[:3]} {now_code[3:]}", ip=IP, locale="en")
+    current = now_code(secret, 0)
+    assert services.factors.verify(ada, f"{current[:3]} {current[3:]}", ip=IP, locale="en")
     with pytest.raises(InvalidCode):
-        services.factors.verify(ada, now_code, ip=IP, locale="en")
+        services.factors.verify(ada, current, ip=IP, locale="en")
     # The confirmation used the previous step: older than the last one used.
     with pytest.raises(InvalidCode):
-        services.factors.verify(ada, code_at(secret, -1), ip=IP, locale="en")
+        services.factors.verify(ada, now_code(secret, -1), ip=IP, locale="en")
     assert ("factor.verified", {"method": "totp"}) in events(services, ada)
 
 
@@ -158,21 +154,21 @@ def test_m1_wrong_codes_are_throttled_per_account_and_audited(
         with pytest.raises(InvalidCode):
             services.factors.verify(ada, "000000", ip=IP, locale="en")
     with pytest.raises(Throttled) as refused:
-        services.factors.verify(ada, code_at(secret), ip=IP, locale="en")
+        services.factors.verify(ada, now_code(secret), ip=IP, locale="en")
     assert refused.value.retry_after >= 1
     # Even the right code waits: the window is the account's, not the guess's.
     assert names(services, ada).count("factor.failed") == 4
     assert names(services, ada).count("factor.throttled") == 1
     assert "factor.verified" not in names(services, ada)
     # Another account is not locked by Ada's guesses.
-    assert services.factors.verify(bob, code_at(bob_secret), ip=IP, locale="en") == ONE_TIME_CODE
+    assert services.factors.verify(bob, now_code(bob_secret), ip=IP, locale="en") == ONE_TIME_CODE
 
 
 def test_m1_successes_are_not_counted(client: TestClient, services: Services) -> None:
     ada = verified_user(client, services)
     secret, codes = enrolled(services, ada)
-    services.factors.verify(ada, code_at(secret, 0), ip=IP, locale="en")
-    services.factors.verify(ada, code_at(secret, 1), ip=IP, locale="en")
+    services.factors.verify(ada, now_code(secret, 0), ip=IP, locale="en")
+    services.factors.verify(ada, now_code(secret, 1), ip=IP, locale="en")
     for code in codes[:3]:
         services.factors.verify(ada, code, ip=IP, locale="en")
     with pytest.raises(InvalidCode):
@@ -191,7 +187,7 @@ def test_m1_secret_is_sealed_at_rest(make_settings: Callable[..., Settings]) -> 
         assert is_envelope(stored) and secret not in stored
         assert len(digests) == 10 and all(len(d) == 64 for d in digests)
         # Sealed, it still opens: the app's codes are accepted.
-        assert services.factors.verify(ada, code_at(secret), ip=IP, locale="en") == ONE_TIME_CODE
+        assert services.factors.verify(ada, now_code(secret), ip=IP, locale="en") == ONE_TIME_CODE
 
 
 def test_m2_recovery_codes_are_single_use_audited_and_mailed(
@@ -255,7 +251,7 @@ def test_m3_factor_changes_revoke_every_session_and_token(
     tokens = login(client, ADA) if change == "add" else None
     if change == "add":
         secret = services.factors.start_totp(ada, ip=IP).secret
-        services.factors.confirm_totp(ada, code_at(secret), ip=IP, locale="en")
+        services.factors.confirm_totp(ada, now_code(secret), ip=IP, locale="en")
     elif change == "remove":
         services.factors.remove_totp(ada, ip=IP, locale="en")
     else:
@@ -323,7 +319,7 @@ def test_m2_notices_go_without_a_known_address(
 ) -> None:
     ada = verified_user(client, services)
     secret = services.factors.start_totp(ada, ip=None).secret
-    codes = services.factors.confirm_totp(ada, code_at(secret), ip=None, locale="en")
+    codes = services.factors.confirm_totp(ada, now_code(secret), ip=None, locale="en")
     services.factors.verify(ada, codes[0], ip=None, locale="en")
     services.factors.regenerate_recovery_codes(ada, ip=None, locale="en")
     for kind in ("factor_added", "recovery_code_used", "recovery_codes_renewed"):

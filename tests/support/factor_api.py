@@ -1,8 +1,8 @@
-"""Second factors through the API in tests: a proven address (only such accounts
-enrol, M3), an authenticator app set up with codes pyotp computes from the key the
-API returns (M1), what was stored (audit events, queued mail), and a first-party
-token as a sign-in with the second factor would give it (the grant that makes one
-is tested with the token endpoint)."""
+"""Second factors through the API in tests: an authenticator app set up with the
+codes of tests/support/factors.py (pyotp, from the key the API returns, M1), what
+was stored (audit events, queued mail), and a first-party token as a sign-in with
+the second factor would give it (the grant that makes one is tested with the
+token endpoint)."""
 
 from __future__ import annotations
 
@@ -10,36 +10,17 @@ import time
 import uuid
 from typing import Any
 
-import pyotp
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from tests.support.accounts import bearer
+from tests.support.factors import now_code
 from tests.support.oauth_clients import jwt_claims
 from tests.support.wiring import engine_of
-from userservice.db.models import AuditEvent, OutboxMail, User
+from userservice.db.models import AuditEvent, OutboxMail
 from userservice.services.access_tokens import Grant
 from userservice.wiring import wired
-
-
-def verified(app: FastAPI, email: str) -> None:
-    """Arrange an address as proven (the mailed link is tested elsewhere)."""
-    with engine_of(app).begin() as conn:
-        conn.execute(update(User).where(User.email == email).values(email_verified=True))
-
-
-def code_now(secret: str, ahead: int = 0) -> str:
-    return str(pyotp.TOTP(secret).at(time.time() + 30 * ahead))
-
-
-def wrong_code(secret: str) -> str:
-    """Six digits that are none of the codes the server accepts right now."""
-    valid = {code_now(secret, step) for step in (-1, 0, 1)}
-    guess = 123456
-    while f"{guess:06d}" in valid:
-        guess += 1
-    return f"{guess:06d}"
 
 
 def start(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
@@ -53,7 +34,7 @@ def enrol(client: TestClient, headers: dict[str, str]) -> tuple[str, list[str]]:
     """An app set up and confirmed: its key and the ten recovery codes."""
     secret = str(start(client, headers)["secret"])
     confirmed = client.post(
-        "/users/me/factors/totp/confirm", json={"code": code_now(secret)}, headers=headers
+        "/users/me/factors/totp/confirm", json={"code": now_code(secret)}, headers=headers
     )
     assert confirmed.status_code == 200, confirmed.text
     return secret, list(confirmed.json()["recovery_codes"])

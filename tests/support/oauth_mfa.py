@@ -6,22 +6,16 @@ from __future__ import annotations
 import time
 import uuid
 
-import pyotp
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import register
-from tests.support.factors import verified
+from tests.support.factors import now_code, verified
 from userservice.services.assurance import with_second_factor
 from userservice.web.browser import SESSION_COOKIE
 from userservice.wiring import wired
 
 IP = "192.0.2.44"
-
-
-def code_at(secret: str, steps: int = 0) -> str:
-    """The app's code `steps` periods of 30 s from now."""
-    return str(pyotp.TOTP(secret).at(time.time() + 30 * steps))
 
 
 def with_app(client: TestClient, email: str) -> tuple[uuid.UUID, str]:
@@ -33,7 +27,7 @@ def with_app(client: TestClient, email: str) -> tuple[uuid.UUID, str]:
     verified(app, email)
     factors = wired(app).factors
     secret = factors.start_totp(user_id, ip=IP).secret
-    factors.confirm_totp(user_id, code_at(secret, -1), ip=IP, locale="en")
+    factors.confirm_totp(user_id, now_code(secret, -1), ip=IP, locale="en")
     return user_id, secret
 
 
@@ -44,6 +38,6 @@ def second_factor_session(client: TestClient, user_id: uuid.UUID, secret: str) -
     app = client.app
     assert isinstance(app, FastAPI)
     svc = wired(app)
-    method = svc.factors.verify(user_id, code_at(secret), ip=IP, locale="en")
+    method = svc.factors.verify(user_id, now_code(secret), ip=IP, locale="en")
     raw = svc.sessions.start(user_id, int(time.time()), amr=with_second_factor(method))
     client.cookies.set(SESSION_COOKIE, raw, domain="testserver.local", path="/")
