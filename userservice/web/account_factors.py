@@ -26,6 +26,7 @@ from userservice.errors import (
 from userservice.i18n import N_
 from userservice.services.assurance import ONE_TIME_CODE, PASSWORD_ONLY, with_second_factor
 from userservice.services.factors import TotpEnrolment
+from userservice.services.sessions import BrowserSession
 from userservice.web.account import (
     checked_password,
     continue_in_new_session,
@@ -36,7 +37,7 @@ from userservice.web.browser import issue_csrf
 from userservice.web.forms import redirect
 from userservice.web.locale import page_locale
 from userservice.web.templating import render
-from userservice.wiring import ServicesDep, client_ip
+from userservice.wiring import Services, ServicesDep, client_ip
 
 router = APIRouter(include_in_schema=False)
 FAILED = N_("Two-step verification could not be changed")
@@ -94,26 +95,39 @@ def _codes_page(request: Request, codes: list[str], response: Response, *, added
     return render(request, "account_recovery_codes.html", context, response=response)
 
 
-@router.post("/account/two-factor/start")
-async def start(request: Request, svc: ServicesDep) -> Response:
+async def _password_proven(
+    request: Request, svc: Services, field: str
+) -> BrowserSession | Response:
+    """M3: a factor change on the pages needs the current password. The signed-in
+    session once it is proven, or the answer to send instead: signed_in's, or the
+    account page with the password's refusal on `field`."""
     found = await signed_in(request, svc, FAILED)
     if isinstance(found, Response):
         return found
     form, session = found
     password = form.get("current_password", "")
-    refusal = await checked_password(request, svc, session, password, START_FIELD)
-    if refusal is None:
-        ip = client_ip(request)
-        try:
-            enrolment = await anyio.to_thread.run_sync(
-                lambda: svc.factors.start_totp(session.user.id, ip=ip)
-            )
-        except EmailNotVerified:
-            refusal = Refusal({SECTION: UNVERIFIED}, status=403)
-        except Conflict:
-            refusal = Refusal({SECTION: ALREADY_ON}, status=409)
-        else:
-            return _setup_page(request, enrolment)
+    refusal = await checked_password(request, svc, session, password, field)
+    if refusal is not None:
+        return await account_page(request, svc, session, refusal=refusal)
+    return session
+
+
+@router.post("/account/two-factor/start")
+async def start(request: Request, svc: ServicesDep) -> Response:
+    session = await _password_proven(request, svc, START_FIELD)
+    if isinstance(session, Response):
+        return session
+    ip = client_ip(request)
+    try:
+        enrolment = await anyio.to_thread.run_sync(
+            lambda: svc.factors.start_totp(session.user.id, ip=ip)
+        )
+    except EmailNotVerified:
+        refusal = Refusal({SECTION: UNVERIFIED}, status=403)
+    except Conflict:
+        refusal = Refusal({SECTION: ALREADY_ON}, status=409)
+    else:
+        return _setup_page(request, enrolment)
     return await account_page(request, svc, session, refusal=refusal)
 
 
@@ -153,48 +167,35 @@ async def confirm(request: Request, svc: ServicesDep) -> Response:
 @router.post("/account/two-factor/recovery-codes")
 async def new_codes(request: Request, svc: ServicesDep) -> Response:
     """M2: a new set voids the old one; the page shows it once."""
-    found = await signed_in(request, svc, FAILED)
-    if isinstance(found, Response):
-        return found
-    form, session = found
-    password = form.get("current_password", "")
-    refusal = await checked_password(request, svc, session, password, CODES_FIELD)
-    if refusal is None:
-        ip, locale = client_ip(request), page_locale(request)
-        try:
-            codes = await anyio.to_thread.run_sync(
-                lambda: svc.factors.regenerate_recovery_codes(session.user.id, ip=ip, locale=locale)
-            )
-        except Conflict:
-            refusal = Refusal({SECTION: NOT_ON}, status=409)
-        else:
-            return _codes_page(request, codes, Response(), added=False)
-    return await account_page(request, svc, session, refusal=refusal)
+    session = await _password_proven(request, svc, CODES_FIELD)
+    if isinstance(session, Response):
+        return session
+    ip, locale = client_ip(request), page_locale(request)
+    try:
+        codes = await anyio.to_thread.run_sync(
+            lambda: svc.factors.regenerate_recovery_codes(session.user.id, ip=ip, locale=locale)
+        )
+    except Conflict:
+        refusal = Refusal({SECTION: NOT_ON}, status=409)
+        return await account_page(request, svc, session, refusal=refusal)
+    return _codes_page(request, codes, Response(), added=False)
 
 
 @router.post("/account/two-factor/remove")
 async def remove(request: Request, svc: ServicesDep) -> Response:
     """M3: turning the app off ends every session and token; this browser goes on
     with the password alone (M5)."""
-    found = await signed_in(request, svc, FAILED)
-    if isinstance(found, Response):
-        return found
-    form, session = found
-    password = form.get("current_password", "")
-    refusal = await checked_password(request, svc, session, password, REMOVE_FIELD)
-    if refusal is None:
-        ip, locale = client_ip(request), page_locale(request)
-        try:
-            await anyio.to_thread.run_sync(
-                lambda: svc.factors.remove_totp(session.user.id, ip=ip, locale=locale)
-            )
-        except NotFound:
-            # A second tab got there first: the page shows the truth.
-            return redirect("/account#two-factor")
-        else:
-            response = redirect("/account?done=two-factor-off")
-            await continue_in_new_session(
-                request, svc, session.user.id, response, amr=PASSWORD_ONLY
-            )
-            return response
-    return await account_page(request, svc, session, refusal=refusal)
+    session = await _password_proven(request, svc, REMOVE_FIELD)
+    if isinstance(session, Response):
+        return session
+    ip, locale = client_ip(request), page_locale(request)
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: svc.factors.remove_totp(session.user.id, ip=ip, locale=locale)
+        )
+    except NotFound:
+        # A second tab got there first: the page shows the truth.
+        return redirect("/account#two-factor")
+    response = redirect("/account?done=two-factor-off")
+    await continue_in_new_session(request, svc, session.user.id, response, amr=PASSWORD_ONLY)
+    return response

@@ -50,12 +50,23 @@ ENROL_CONTEXT: dict[str, Any] = {
 MAX_CODE_LENGTH = 64
 
 
-async def _half_login(request: Request, svc: Services) -> tuple[str, HalfLoginState] | None:
+async def _half_login(
+    request: Request, svc: Services, step: str
+) -> tuple[str, HalfLoginState] | Response:
+    """This browser's half-login at `step`, or where the browser goes instead: the
+    password again when it is missing, expired or ended (M6), the page of its own
+    step otherwise."""
     raw_id = request.cookies.get(HALF_LOGIN_COOKIE)
     state = await svc.half_logins.current(raw_id)
     if raw_id is None or state is None:
-        return None
+        return back_to_login("expired")
+    if state.step != step:
+        return redirect(ENROL_PAGE if state.step == "enrol" else SECOND_FACTOR_PAGE)
     return raw_id, state
+
+
+def _code(form: dict[str, str]) -> str:
+    return form.get("code", "").strip()[:MAX_CODE_LENGTH]
 
 
 def _page(
@@ -73,11 +84,9 @@ def _page(
 
 @router.get(SECOND_FACTOR_PAGE)
 async def code_form(request: Request, svc: ServicesDep) -> Response:
-    found = await _half_login(request, svc)
-    if found is None:
-        return back_to_login("expired")
-    if found[1].step == "enrol":
-        return redirect(ENROL_PAGE)
+    found = await _half_login(request, svc, "verify")
+    if isinstance(found, Response):
+        return found
     return _page(request, "second_factor.html", {})
 
 
@@ -86,13 +95,11 @@ async def code_submit(request: Request, svc: ServicesDep) -> Response:
     form = await checked_form(request, FAILED)
     if isinstance(form, Response):
         return form
-    found = await _half_login(request, svc)
-    if found is None:
-        return back_to_login("expired")
+    found = await _half_login(request, svc, "verify")
+    if isinstance(found, Response):
+        return found
     raw_id, state = found
-    if state.step == "enrol":
-        return redirect(ENROL_PAGE)
-    code = form.get("code", "").strip()[:MAX_CODE_LENGTH]
+    code = _code(form)
     if not code:
         # 400: the form was refused, as for every wrong code below (not counted).
         return _page(request, "second_factor.html", {"error": NO_CODE}, status=400)
@@ -158,12 +165,10 @@ async def enrol_form(request: Request, svc: ServicesDep) -> Response:
     Each visit makes a new key (replacing one not yet confirmed): the key is never
     stored where a page could show it again. Only this browser's Strict half-login
     cookie reaches here, so no other site can make it do so."""
-    found = await _half_login(request, svc)
-    if found is None:
-        return back_to_login("expired")
+    found = await _half_login(request, svc, "enrol")
+    if isinstance(found, Response):
+        return found
     raw_id, state = found
-    if state.step != "enrol":
-        return redirect(SECOND_FACTOR_PAGE)
     ip = client_ip(request)
     try:
         enrolment = await anyio.to_thread.run_sync(
@@ -186,13 +191,11 @@ async def enrol_submit(request: Request, svc: ServicesDep) -> Response:
     form = await checked_form(request, FAILED)
     if isinstance(form, Response):
         return form
-    found = await _half_login(request, svc)
-    if found is None:
-        return back_to_login("expired")
+    found = await _half_login(request, svc, "enrol")
+    if isinstance(found, Response):
+        return found
     raw_id, state = found
-    if state.step != "enrol":
-        return redirect(SECOND_FACTOR_PAGE)
-    code = form.get("code", "").strip()[:MAX_CODE_LENGTH]
+    code = _code(form)
     if not code:
         return _enrol_page(request, None, error=NO_CODE, status=400)
     ip, locale = client_ip(request), page_locale(request)
