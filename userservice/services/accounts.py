@@ -61,7 +61,10 @@ def revoke_everything(uow: UnitOfWork, user: User) -> None:
     """End every access token, refresh token, browser session and unredeemed
     authorization code issued to the user so far, in the caller's unit of work
     (password set, account disabled, sign out everywhere, address change undone)."""
-    user.tokens_valid_after = _revocation_mark()
+    # Strictly above the previous mark: a session or token started right after an
+    # earlier revocation in this same second is stamped with that mark, and must
+    # die with this one too (L3, L23).
+    user.tokens_valid_after = max(_revocation_mark(), (user.tokens_valid_after or 0) + 1)
     # First the codes: on PostgreSQL this waits for a redemption holding one to
     # commit, so the refresh tokens it bought are there to be revoked next (L23).
     CodeRepository(uow).discard_unredeemed(user.id)
