@@ -1,11 +1,10 @@
-"""OpenID Connect ID tokens and userinfo claims (OIDC Core §2, §3.1.3.6, §5.4, §12.2)."""
+"""OpenID Connect ID tokens and userinfo claims (OIDC Core §2, §3.1.3.6, §5.4)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import time
-import uuid
 from typing import Any
 
 from userservice.records import UserRecord
@@ -57,20 +56,6 @@ class IdTokenService:
         if nonce:
             claims["nonce"] = nonce
         return self._signed(claims, client_id, auth_time, amr, access_token)
-
-    def refreshed(
-        self,
-        user_id: uuid.UUID,
-        client_id: str,
-        *,
-        auth_time: int | None,
-        amr: tuple[str, ...],
-        access_token: str,
-    ) -> str:
-        """The ID token of a refresh (OIDC Core §12.2): the same subject and the
-        same auth_time, amr and acr as the login's (M5), no nonce. The profile
-        and email claims stay at userinfo (§5.4), so a refresh reads no user."""
-        return self._signed({"sub": str(user_id)}, client_id, auth_time, amr, access_token)
 
     def _signed(
         self,

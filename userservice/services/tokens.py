@@ -29,10 +29,6 @@ class IssuedTokens:
     refresh_token: str | None = None
     family_id: uuid.UUID | None = None
     id_token: str | None = None
-    # Whose tokens and the login behind them: a refresh's ID token repeats its
-    # auth_time and amr (OIDC Core §12.2, M5) without reading the user again.
-    user_id: uuid.UUID | None = None
-    grant: Grant | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +121,6 @@ class TokenService:
             issuance.jti,
             issuance.refresh_token,
             issuance.grant.family_id,
-            user_id=user.id,
-            grant=issuance.grant,
         )
 
     def _new_family(
@@ -151,19 +145,20 @@ class TokenService:
         self, token: str, client: StoredClient, requested: str | None
     ) -> IssuedTokens:
         """Rotate the refresh token (services/refresh_rotation.py), then sign: no
-        access token is ever signed for a rotation that did not happen."""
+        access token is ever signed for a rotation that did not happen. No new ID
+        token: OIDC Core §12.2 leaves it optional, and a second RS256 signature would
+        double the refresh's cost; the access token carries the login's amr."""
         rotation = await self.rotation.rotate(token, client, requested)
         audit("token.refreshed", user=rotation.user_id, client=client.client_id)
         jti = _new_jti()
-        # auth_time and amr as the family stored them: a refresh is no new login
-        # (RFC 9470 §6, M5).
-        grant = Grant(rotation.auth_time, rotation.family_id, amr=rotation.amr)
         access = self.signer.for_user(
             rotation.user_id,
             rotation.tokens_valid_after,
             client.client_id,
             rotation.scope,
-            grant,
+            # auth_time and amr as the family stored them: a refresh is no new
+            # login (RFC 9470 §6, M5).
+            Grant(rotation.auth_time, rotation.family_id, amr=rotation.amr),
             jti=jti,
         )
         return IssuedTokens(
@@ -173,6 +168,4 @@ class TokenService:
             jti,
             rotation.refresh_token,
             rotation.family_id,
-            user_id=rotation.user_id,
-            grant=grant,
         )
