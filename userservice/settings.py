@@ -265,7 +265,6 @@ class Settings(FleetSettings, OperationsSettings, FactorSettings):
         "login_limit_per_ip",
         "mail_limit_per_address",
         "mail_limit_per_ip",
-        "second_factor_limit",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:

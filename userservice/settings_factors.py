@@ -16,15 +16,31 @@ class FactorSettings(BaseSettings):
         "correct password before the password must be entered again",
     )
     second_factor_limit: str = Field(
-        default="5/5minutes",
-        description="wrong second-factor codes per account per window before 429 "
-        "(counted apart from wrong passwords)",
+        default="5/5minutes;20/day",
+        description="wrong second-factor codes per account before 429, in every "
+        "window given (`;` between them; counted apart from wrong passwords)",
     )
     totp_issuer: str | None = Field(
         default=None,
         max_length=64,
         description="the name authenticator apps show beside the account; unset: `app_name`",
     )
+
+    @field_validator("second_factor_limit")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            windows = parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a list of rate limits such as 5/5minutes;20/day"
+            ) from None
+        # The same window twice would count each failure twice in one counter.
+        if len({item.key_for() for item in windows}) != len(windows):
+            raise ValueError(f"{value!r} gives the same window twice")
+        return value
 
     @field_validator("totp_issuer")
     @classmethod

@@ -7,7 +7,7 @@ import datetime as dt
 import math
 import uuid
 
-from limits import parse
+from limits import parse_many
 
 from userservice.db.models import User
 from userservice.db.ports import UnitOfWork
@@ -26,25 +26,32 @@ RECOVERY_PAGE = "/forgot-password"
 
 
 class CodeThrottle:
-    """Wrong second-factor codes per account (M1, M6): its own window, apart from
+    """Wrong second-factor codes per account (M1, M6): its own windows, apart from
     the password's, so that neither kind of guess spends the other's budget.
     Only failures count; an attempt holds its place until settled
-    (security/throttle.py), so a burst of guesses cannot all pass at once."""
+    (security/throttle.py), so a burst of guesses cannot all pass at once.
+
+    Several windows (`5/5minutes;20/day`), each counting every failure and
+    admitted at once: a short window alone is only a rate, which over a day
+    still lets a guesser try some 1,440 codes (M1)."""
 
     def __init__(self, limit: str, counters: Counters, metrics: NoMetrics | None = None) -> None:
-        self._limit = parse(limit)
+        self._limits = parse_many(limit)
         self._counters = counters
         self._metrics = metrics or NoMetrics()
 
     def admit(self, user_id: uuid.UUID) -> Hold:
-        admission = self._counters.admit_blocking([self.window(user_id)])
+        admission = self._counters.admit_blocking(self.windows(user_id))
         if isinstance(admission, Hold):
             return admission
         self._metrics.throttled("second_factor")
+        # The longest wait of the full windows: until each of them has room.
         raise Throttled(max(1, math.ceil(admission.wait)))
 
-    def window(self, user_id: uuid.UUID) -> Window:
-        return Window(self._limit, "second-factor", user_id.hex)
+    def windows(self, user_id: uuid.UUID) -> tuple[Window, ...]:
+        # limits' key names each window's amount and period, so the account's
+        # windows are counted apart.
+        return tuple(Window(item, "second-factor", user_id.hex) for item in self._limits)
 
     def failed(self, hold: Hold) -> None:
         self._counters.settle_blocking(hold, FAILED)
