@@ -94,6 +94,12 @@ def _wrong_code(page: Any, base: str) -> None:
     page.wait_for_selector("#form-error")
 
 
+def _enrol_started(page: Any, base: str) -> None:
+    """The start button: only this POST makes the key (M8); opening the page does not."""
+    page.locator("form[action='/login/enrol/start'] button[type=submit]").click()
+    page.wait_for_selector("#totp-secret")
+
+
 def _enrolled(page: Any, base: str) -> None:
     """The first code for the key on the enrolment page: the recovery codes (M2)."""
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
@@ -131,6 +137,7 @@ STOPS = (
     Stop("login-second-factor-error", _wrong_code, signed_in=True),
     # An administrator the policy makes set up an app before any session (M8).
     Stop("login-enrol", _password_step(ADMIN_EMAIL, "/login/enrol"), signed_in=True),
+    Stop("login-enrol-setup", _enrol_started, signed_in=True),
     Stop("login-enrol-codes", _enrolled, signed_in=True),
 )
 

@@ -3,7 +3,9 @@ on SQLite and PostgreSQL: with `mfa required for admins`, an administrator witho
 an authenticator app must set one up after the password and before any session
 exists (the QR drawn locally, the first code computed by pyotp from the key the
 page shows, ten recovery codes shown once); meanwhile the password grant answers
-mfa_required (M4) and the half-login opens nothing."""
+mfa_required (M4) and the half-login opens nothing. Opening the page makes no
+key (its "Start" button's POST does), and the session the enrolment ends in says
+pwd (M5): an app set up just now proves nothing beyond the password."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from sqlalchemy import func, select
 from tests.support.accounts import PASSWORD, make_admin, register
 from tests.support.factors import CODE_SHAPE, codes_on, now_code, secret_on, verified, wrong_code
 from tests.support.journeys import mails
-from tests.support.oauth_clients import assert_oauth_error, password_form
+from tests.support.oauth_clients import assert_oauth_error, jwt_claims, password_form
+from tests.support.oauth_flow import add_app, obtain_code, redeem
 from tests.support.pages import (
     SESSION,
     check_page_headers,
@@ -29,13 +32,16 @@ from tests.support.pages import (
     web_login,
 )
 from tests.support.wiring import engine_of
-from userservice.db.models import BrowserSession, HalfLogin, User
+from userservice.db.models import BrowserSession, HalfLogin, TotpFactor, User
 from userservice.security.secrets import digest
+from userservice.services.assurance import ACR_PASSWORD, PASSWORD_ONLY, loaded_amr
 from userservice.wiring import wired
 
 ROOT = "root@example.com"
 HALF = "__Host-half-login"
 ENROL = "/login/enrol"
+START = "/login/enrol/start"
+NONCE = "n-enrol-0S6_WzA2Mj"
 
 
 @pytest.fixture
@@ -45,13 +51,30 @@ def policy(app: FastAPI) -> None:
     wired(app).mfa_policy.set_required_for("admins", actor_id=uuid.uuid4(), ip=None)
 
 
-def enrol_page(client: TestClient, next_path: str | None = None) -> httpx.Response:
+def start_page(client: TestClient, next_path: str | None = None) -> httpx.Response:
+    """The password, then the enrolment page as opened: the start button only."""
     extra = {"next": next_path} if next_path else {}
     response = web_login(client, ROOT, **extra)
     assert response.status_code == 303, response.text
     assert response.headers["location"] == ENROL
     assert SESSION not in set_cookies(response) and HALF in set_cookies(response)
     page = client.get(ENROL, follow_redirects=False)
+    assert page.status_code == 200, page.text
+    assert f'action="{START}"' in page.text
+    assert "<svg" not in page.text and 'id="totp-secret"' not in page.text
+    return page
+
+
+def start(client: TestClient, page: httpx.Response) -> httpx.Response:
+    response: httpx.Response = client.post(
+        START, data={"csrf_token": csrf_token(page.text)}, follow_redirects=False
+    )
+    return response
+
+
+def enrol_page(client: TestClient, next_path: str | None = None) -> httpx.Response:
+    """The setup with its key, after the start button."""
+    page = start(client, start_page(client, next_path))
     assert page.status_code == 200, page.text
     return page
 
@@ -88,8 +111,6 @@ def test_m8_an_admin_without_an_app_enrols_before_any_session(
     raw = client.cookies.get(SESSION)
     assert raw and session_opens(app, raw)
     with engine_of(app).connect() as conn:
-        query = select(BrowserSession.amr).where(BrowserSession.id_digest == digest(raw))
-        assert conn.execute(query).scalar_one() == "pwd otp mfa"
         assert conn.scalar(select(func.count()).select_from(HalfLogin)) == 0
     assert wired(app).factors.summary(_admin_id(app)).totp
     assert len(mails(app, to=ROOT, kind="factor_added")) == 1
@@ -148,6 +169,17 @@ def test_m6_the_enrol_page_needs_the_half_login_and_the_token(
         follow_redirects=False,
     )
     assert foreign.status_code == 403
+    # The start button is a form like the others (F4): no token, or another
+    # site's origin, makes no new key.
+    keys = pending_keys(app)
+    assert client.post(START, data={}, follow_redirects=False).status_code == 403
+    cross = client.post(
+        START,
+        data={"csrf_token": csrf_token(page.text)},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert cross.status_code == 403 and pending_keys(app) == keys
     # The code page is not a way around the setup.
     assert client.get("/login/second-factor", follow_redirects=False).headers["location"] == ENROL
 
@@ -162,8 +194,78 @@ def test_m3_m8_an_unverified_admin_cannot_enrol_nor_sign_in(
     page = client.get(ENROL, follow_redirects=False)
     assert page.status_code == 403
     assert "Verify your email address first" in page.text
-    assert 'name="code"' not in page.text and SESSION not in client.cookies
-    assert sessions_of(app) == 0
+    assert 'name="code"' not in page.text and f'action="{START}"' not in page.text
+    # Nor by posting the start form directly: refused, and the sign-in is over.
+    refused = client.post(START, data={"csrf_token": csrf_token(page.text)}, follow_redirects=False)
+    assert refused.status_code == 403 and 'id="totp-secret"' not in refused.text
+    assert client.get(ENROL, follow_redirects=False).headers["location"] == "/login?expired=1"
+    assert SESSION not in client.cookies and sessions_of(app) == 0
+    assert pending_keys(app) == []
+
+
+def test_m8_opening_the_enrol_page_makes_no_key(
+    client: TestClient, app: FastAPI, policy: None
+) -> None:
+    """A GET changes nothing: the key is made by the start button's POST, so a
+    reload or a prefetch neither makes keys nor replaces the one being set up."""
+    page = start_page(client)
+    assert client.get(ENROL, follow_redirects=False).status_code == 200
+    assert pending_keys(app) == []
+    setup = start(client, page)
+    assert setup.status_code == 200 and "<svg" in setup.text
+    secret = secret_on(setup.text)
+    keys = pending_keys(app)
+    assert len(keys) == 1
+    again = client.get(ENROL, follow_redirects=False)
+    assert again.status_code == 200 and 'id="totp-secret"' not in again.text
+    assert pending_keys(app) == keys
+    # The key shown before the reload is still the one to confirm.
+    assert post_code(client, setup, now_code(secret)).status_code == 200
+
+
+def test_m6_after_a_wrong_code_a_new_key_comes_from_a_post(
+    client: TestClient, app: FastAPI, policy: None
+) -> None:
+    page = enrol_page(client)
+    refused = post_code(client, page, wrong_code(secret_on(page.text)))
+    assert refused.status_code == 400
+    assert f'<form method="post" action="{START}"' in refused.text
+    renewed = start(client, refused)
+    assert renewed.status_code == 200
+    secret = secret_on(renewed.text)
+    assert secret != secret_on(page.text)
+    assert post_code(client, renewed, now_code(secret)).status_code == 200
+
+
+def test_m5_m8_a_forced_enrolment_signs_in_with_the_password_alone(
+    client: TestClient, app: FastAPI, policy: None
+) -> None:
+    """Whoever had only the password could have set the app up: the session, and
+    the ID and access tokens a code flow from it gets, say pwd and acr pwd."""
+    page = enrol_page(client)
+    assert post_code(client, page, now_code(secret_on(page.text))).status_code == 200
+    raw = client.cookies.get(SESSION)
+    assert raw
+    with engine_of(app).connect() as conn:
+        query = select(BrowserSession.amr).where(BrowserSession.id_digest == digest(raw))
+        assert loaded_amr(conn.execute(query).scalar_one()) == PASSWORD_ONLY
+    add_app(client)
+    code, verifier = obtain_code(client, scope="openid", nonce=NONCE)
+    tokens = redeem(client, code, verifier)
+    assert tokens.status_code == 200, tokens.text
+    for token in (tokens.json()["id_token"], tokens.json()["access_token"]):
+        claims = jwt_claims(token)
+        assert claims["amr"] == ["pwd"] and claims["acr"] == ACR_PASSWORD, claims
+    # The next sign-in is a real two-step one: the password, then the app's code.
+    client.cookies.clear()
+    assert web_login(client, ROOT).headers["location"] == "/login/second-factor"
+
+
+def pending_keys(app: FastAPI) -> list[str]:
+    """The stored (sealed) keys of apps being set up, not yet confirmed."""
+    with engine_of(app).connect() as conn:
+        query = select(TotpFactor.secret).where(TotpFactor.confirmed_at.is_(None))
+        return [str(secret) for secret in conn.scalars(query)]
 
 
 def _admin_id(app: FastAPI) -> uuid.UUID:

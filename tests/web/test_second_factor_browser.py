@@ -143,6 +143,10 @@ def _enrol_walk(base: str, axe: str, lang: str, context: Any, _secret: str) -> N
     page.goto(f"{base}/login")
     _password(page, base, ROOT)
     assert urlsplit(page.url).path == "/login/enrol", page.url
+    # Opening the page makes no key: the start button's POST does (M8).
+    expect(page.locator(".qr svg")).to_have_count(0)
+    _accessible(page, axe, lang, "enrolment start page")
+    page.locator("form[action='/login/enrol/start'] button[type=submit]").click()
     expect(page.locator(".qr svg")).to_be_visible()
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     assert re.fullmatch(r"[A-Z2-7]{32}", secret), secret

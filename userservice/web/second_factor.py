@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from userservice.errors import Conflict, EmailNotVerified, InvalidCode, NotFound, Throttled
 from userservice.i18n import N_
-from userservice.services.assurance import ONE_TIME_CODE, with_second_factor
+from userservice.services.assurance import PASSWORD_ONLY, with_second_factor
 from userservice.services.factors import TotpEnrolment
 from userservice.services.half_logins import HalfLoginState
 from userservice.web.browser import HALF_LOGIN_COOKIE, issue_csrf
@@ -39,8 +39,10 @@ WRONG_SETUP = N_("That code is not correct. Check the app and try the current co
 UNVERIFIED = N_(
     "Verify your email address first: only a confirmed address may set up two-step verification."
 )
-# enrol.html's three states: the setup, an unverified address, the codes.
+# enrol.html's four states: the start button, the setup, an unverified address,
+# the codes.
 ENROL_CONTEXT: dict[str, Any] = {
+    "start": False,
     "totp": None,
     "errors": {},
     "unverified": None,
@@ -162,9 +164,26 @@ def _enrol_page(
 @router.get(ENROL_PAGE)
 async def enrol_form(request: Request, svc: ServicesDep) -> Response:
     """M8: the policy requires an app of this administrator before any session.
-    Each visit makes a new key (replacing one not yet confirmed): the key is never
-    stored where a page could show it again. Only this browser's Strict half-login
-    cookie reaches here, so no other site can make it do so."""
+    Opening the page changes nothing: the key is made by the "Start" button's
+    POST (below), so a reload, a prefetch or the back button does not replace it."""
+    found = await _half_login(request, svc, "enrol")
+    if isinstance(found, Response):
+        return found
+    _raw_id, state = found
+    if not state.user.email_verified:
+        # M3: only proven addresses enrol; this sign-in cannot go on.
+        return _page(request, "enrol.html", {**ENROL_CONTEXT, "unverified": UNVERIFIED}, status=403)
+    return _page(request, "enrol.html", {**ENROL_CONTEXT, "start": True, "here": ENROL_PAGE})
+
+
+@router.post(ENROL_PAGE + "/start")
+async def enrol_start(request: Request, svc: ServicesDep) -> Response:
+    """A new key (replacing one not yet confirmed): it is never stored where a
+    page could show it again. The form's CSRF token and origin check (F4) and the
+    Strict half-login cookie keep other sites from pressing this button."""
+    form = await checked_form(request, FAILED)
+    if isinstance(form, Response):
+        return form
     found = await _half_login(request, svc, "enrol")
     if isinstance(found, Response):
         return found
@@ -212,16 +231,20 @@ async def enrol_submit(request: Request, svc: ServicesDep) -> Response:
         retry = {"Retry-After": str(exc.retry_after)}
         return _enrol_page(request, None, error=TOO_MANY, status=429, headers=retry)
     except NotFound:
-        # The setup took too long (or never started here): a new key.
+        # The setup took too long (or never started here): the start button again.
         return redirect(ENROL_PAGE)
     # The confirmation revoked everything of the user (M3), this half-login too
-    # (its auth_time is before the revocation). The login ends here, with the
-    # app as its second factor (M5); the codes are on this one page only (M2),
-    # and "Continue" is a plain link to where the sign-in was going.
+    # (its auth_time is before the revocation). The codes are on this one page
+    # only (M2), and "Continue" is a plain link to where the sign-in was going.
     await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
     response = Response()
-    amr = with_second_factor(ONE_TIME_CODE)
-    await start_session(request, svc, user_id, response, auth_time=state.auth_time, amr=amr)
+    # M5, M8: an app set up just now proves nothing beyond the password (whoever
+    # had the password could have set it up), so this session, and every token
+    # issued from it, says pwd and acr pwd. The owner is told by the
+    # factor_added mail; the next sign-in takes the password and an app code.
+    await start_session(
+        request, svc, user_id, response, auth_time=state.auth_time, amr=PASSWORD_ONLY
+    )
     continue_to = state.next_path or "/account"
     # The language switch goes on to the destination: this page is never shown again.
     context = {
