@@ -74,7 +74,7 @@ def end_everything(uow: UnitOfWork, user: User) -> int:
 
 class FactorNotices:
     """The mails of factor changes (M3): what happened, when, from where, and what
-    to do when it was not the owner; queued in the change's unit of work (L6)."""
+    to do when it was not the owner; queued in the change's unit of work (L10)."""
 
     def __init__(self, mailer: Mailer) -> None:
         self.mailer = mailer
