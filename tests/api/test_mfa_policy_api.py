@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from tests.support.callers import basic_headers
 from tests.support.factor_api import events
 from tests.support.problems import assert_problem
+from userservice.wiring import wired
 
 PATH = "/admin/policies/mfa"
 
@@ -25,14 +26,17 @@ def test_m8_the_policy_is_read_and_set_by_an_admin_and_audited(
 ) -> None:
     root = _root(admin)
     assert client.get(PATH, headers=root).json() == {"required_for": "none"}
+    root_id = client.get("/users/me", headers=root).json()["id"]
+    back = client.put(PATH, json={"required_for": "none"}, headers=root)
+    assert back.json() == {"required_for": "none"}
     changed = client.put(PATH, json={"required_for": "admins"}, headers=root)
     assert changed.status_code == 200, changed.text
     assert changed.json() == {"required_for": "admins"}
-    assert client.get(PATH, headers=root).json() == {"required_for": "admins"}
-    [event] = events(app, "policy.mfa_changed")
-    assert str(event.actor_id) == client.get("/users/me", headers=root).json()["id"]
-    back = client.put(PATH, json={"required_for": "none"}, headers=root)
-    assert back.json() == {"required_for": "none"}
+    assert wired(app).mfa_policy.required_for() == "admins"
+    [_, event] = events(app, "policy.mfa_changed")
+    assert str(event.actor_id) == root_id
+    # The actor has no app: their own token ended with the switch (M8).
+    assert client.get(PATH, headers=root).status_code == 401
 
 
 def test_m8_values_and_callers_are_checked(

@@ -16,7 +16,7 @@ from sqlalchemy import Uuid, and_, bindparam, delete, exists, func, or_, select,
 from sqlalchemy.orm import Session
 
 from userservice.db.codec import utc as as_utc
-from userservice.db.models import Policy, RecoveryCode, TotpFactor
+from userservice.db.models import Policy, RecoveryCode, TotpFactor, User
 from userservice.db.statement import Statement
 
 # The policies table's row of the administrators' sign-in rule (M8).
@@ -152,6 +152,14 @@ class PolicyRepository:
         value = self.session.scalar(select(Policy.value).where(Policy.name == name))
         return None if value is None else str(value)
 
+    def get_for_share(self, name: str) -> str | None:
+        """The value, its row held against a concurrent `set` until this unit of
+        work ends (FOR SHARE on PostgreSQL; SQLite has one writer at a time)."""
+        value = self.session.scalar(
+            select(Policy.value).where(Policy.name == name).with_for_update(read=True)
+        )
+        return None if value is None else str(value)
+
     def set(self, name: str, value: str) -> None:
         row = self.session.get(Policy, name, with_for_update=True)
         if row is None:
@@ -159,6 +167,23 @@ class PolicyRepository:
         else:
             row.value = value
         self.session.flush()
+
+
+def unenrolled_admins(session: Session) -> list[User]:
+    """Every active administrator without a confirmed app, locked for update in id
+    order (two concurrent switches lock them alike): whom a switch to the `admins`
+    policy signs out at once (M8)."""
+    query = (
+        select(User)
+        .where(
+            User.is_admin.is_(True),
+            User.is_active.is_(True),
+            ~exists().where(TotpFactor.user_id == User.id, TotpFactor.confirmed_at.is_not(None)),
+        )
+        .order_by(User.id)
+        .with_for_update(of=User)
+    )
+    return list(session.scalars(query))
 
 
 # After a correct password: whether the user has a confirmed app, and the

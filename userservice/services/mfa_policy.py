@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import uuid
 
-from userservice.db.factors import MFA_REQUIRED_FOR, PolicyRepository
+from userservice.db.factors import MFA_REQUIRED_FOR, PolicyRepository, unenrolled_admins
 from userservice.db.ports import Storage
 from userservice.errors import InvalidInput
 from userservice.services.audit import record
 from userservice.services.client_address import printable_ip
+from userservice.services.factor_support import end_everything
+from userservice.services.mfa_rule import REQUIRED_FOR, effective
 
-REQUIRED_FOR = ("none", "admins")
-DEFAULT = "none"
-
-
-def effective(stored: str | None) -> str:
-    """An unknown stored value (a later version's) reads as the stricter rule."""
-    if stored is None:
-        return DEFAULT
-    return stored if stored in REQUIRED_FOR else "admins"
+# REQUIRED_FOR is part of this module's interface (the API and the command line).
+__all__ = ["REQUIRED_FOR", "MfaPolicy"]
 
 
 class MfaPolicy:
@@ -34,7 +29,14 @@ class MfaPolicy:
     def set_required_for(
         self, value: str, *, actor_id: uuid.UUID | None, ip: str | None, via: str | None = None
     ) -> None:
-        """`via` names a tool acting with no account (the command line)."""
+        """`via` names a tool acting with no account (the command line).
+
+        M8: `admins` bites at once. Every active administrator without an app
+        loses every session, refresh and access token in this same unit of work,
+        or a token from before (a refresh keeps its amr `pwd`, RFC 8176) would go
+        on acting as an administrator, even to switch the policy off again. Their
+        next sign-in is the forced enrolment. One `policy.mfa_signed_out` event
+        per such administrator, in their own trail, names the actor."""
         if value not in REQUIRED_FOR:
             raise InvalidInput(f"required_for must be one of: {', '.join(REQUIRED_FOR)}")
         with self.db.unit_of_work() as uow:
@@ -51,3 +53,15 @@ class MfaPolicy:
                 after=value,
                 **({"via": via} if via else {}),
             )
+            if value == "admins":
+                for admin in unenrolled_admins(uow):
+                    ended = end_everything(uow, admin)
+                    record(
+                        uow,
+                        "policy.mfa_signed_out",
+                        user=admin.id,
+                        actor=actor_id,
+                        ip=printable_ip(ip),
+                        sessions=ended,
+                        **({"via": via} if via else {}),
+                    )

@@ -28,7 +28,7 @@ from userservice.services.audit import audit, record_now
 from userservice.services.devices import DeviceCookies
 from userservice.services.emails import normalize_email
 from userservice.services.login_limits import BrowserLogin, login_windows
-from userservice.services.mfa_policy import effective
+from userservice.services.mfa_rule import effective
 
 # The credentials row and hash; None: no such account.
 _Credentials = tuple[UserRecord, str] | None

@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from userservice.db.ports import Storage
+from userservice.db.factors import MFA_REQUIRED_FOR, PolicyRepository, has_confirmed_totp
+from userservice.db.models import User
+from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.users import UserRepository, user_record
 from userservice.errors import InvalidInput, NotFound
 from userservice.records import UserRecord
 from userservice.services.accounts import UNSET, revoke_everything
 from userservice.services.audit import record
+from userservice.services.factor_support import end_everything
+from userservice.services.mfa_rule import effective
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class UserAdministration:
             if changes.display_name is not UNSET:
                 user.display_name = changes.display_name  # type: ignore[assignment]
             if changes.is_admin is not None:
+                if changes.is_admin and not user.is_admin:
+                    _grant_under_policy(session, user, actor_id, ip)
                 user.is_admin = changes.is_admin
             if changes.is_active is not None and changes.is_active != user.is_active:
                 user.is_active = changes.is_active
@@ -69,6 +75,20 @@ class UserAdministration:
             after_email=after,
             limit=limit,
         )
+
+
+def _grant_under_policy(uow: UnitOfWork, user: User, actor_id: uuid.UUID, ip: str | None) -> None:
+    """M8: under the `admins` policy a new administrator without an app is signed
+    out everywhere in the grant's unit of work, so that no token from before acts
+    as an administrator with the password alone; their next sign-in is the forced
+    enrolment. The policy's row is held FOR SHARE until this commits: a switch to
+    `admins` racing with the grant waits for it, then finds this administrator."""
+    if effective(PolicyRepository(uow).get_for_share(MFA_REQUIRED_FOR)) != "admins":
+        return
+    if has_confirmed_totp(uow, user.id):
+        return
+    ended = end_everything(uow, user)
+    record(uow, "policy.mfa_signed_out", user=user.id, actor=actor_id, ip=ip, sessions=ended)
 
 
 def _given(changes: AdminChanges) -> list[str]:
