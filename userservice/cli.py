@@ -26,7 +26,9 @@ class CliError(Exception):
     """A problem the operator can fix; printed as one line, exit status 2."""
 
 
-def _settings() -> Settings:
+def load_settings() -> Settings:
+    """The settings every command runs with (the env file, then the environment);
+    a bad value is a CliError naming its variable. Shared by the command modules."""
     env_file = os.environ.get("USERSERVICE_ENV_FILE")
     if env_file is not None and not os.path.exists(env_file):
         raise CliError(f"bad setting USERSERVICE_ENV_FILE: {env_file} does not exist")
@@ -52,7 +54,9 @@ def _setting_problem(loc: tuple[int | str, ...], message: str) -> str:
     return f"bad setting {prefix}{str(loc[0]).upper()}: {message}"
 
 
-def _database(settings: Settings) -> Database:
+def open_database_of(settings: Settings) -> Database:
+    """The configured database, its data directory made private first (S11); a
+    bad URL is a CliError. Shared by the command modules."""
     from userservice.db.engine import DatabaseConfigError, build_engine, open_database
     from userservice.security.files import private_directory
 
@@ -73,7 +77,7 @@ def _database(settings: Settings) -> Database:
 def _cmd_db(args: argparse.Namespace) -> int:
     from userservice.db import migrate
 
-    db = _database(_settings())
+    db = open_database_of(load_settings())
     try:
         if args.action == "upgrade":
             migrate.upgrade(db.engine, args.revision or "head")
@@ -104,8 +108,8 @@ def _cmd_create_admin(args: argparse.Namespace) -> int:
     from userservice.db import migrate
     from userservice.errors import DomainError
 
-    settings = _settings()
-    db = _database(settings)
+    settings = load_settings()
+    db = open_database_of(settings)
     try:
         migrate.upgrade(db.engine)
         password = _read_password(f"Password for {args.email}: ")
@@ -126,8 +130,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from userservice.db import migrate
     from userservice.services.retention import prune_expired
 
-    settings = _settings()
-    db = _database(settings)
+    settings = load_settings()
+    db = open_database_of(settings)
     try:
         # Deleting by the rules of one schema from another could delete the wrong rows.
         current, head = migrate.current_revision(db.engine), migrate.head_revision()
@@ -153,13 +157,13 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from userservice.serve import serve
 
-    return serve(_settings(), args)
+    return serve(load_settings(), args)
 
 
 def _cmd_healthcheck(args: argparse.Namespace) -> int:
     from userservice.healthcheck import probe
 
-    problem = probe(_settings().data_dir, timeout=args.timeout)
+    problem = probe(load_settings().data_dir, timeout=args.timeout)
     if problem is not None:
         # Exit status 1 is "unhealthy" to Docker's HEALTHCHECK.
         print(f"userservice: unhealthy: {problem}", file=sys.stderr)

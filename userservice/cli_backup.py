@@ -8,14 +8,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from userservice.cli import CliError, _database, _settings
+from userservice.cli import CliError, load_settings, open_database_of
 
 
 def _cmd_backup(args: argparse.Namespace) -> int:
     from userservice.db.backend import BackupUnsupported
     from userservice.db.sqlite.backup import BackupCheckFailed
 
-    db = _database(_settings())
+    db = open_database_of(load_settings())
     target = Path(args.path)
     try:
         db.backup(target)

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from userservice.cli import CliError, _database, _settings
+from userservice.cli import CliError, load_settings, open_database_of
 from userservice.errors import DomainError
 from userservice.services.client_metadata import AUTH_METHODS, UNSET, ClientChanges
 from userservice.services.clients import ClientRecord, ClientService, IssuedClient
@@ -105,7 +105,7 @@ def _changes(args: argparse.Namespace) -> ClientChanges:
 def _with_service(action: Callable[[ClientService], object]) -> int:
     from userservice.db import migrate
 
-    db = _database(_settings())
+    db = open_database_of(load_settings())
     try:
         # Like create-admin: a fresh install can register clients before `serve`.
         migrate.upgrade(db.engine)

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from userservice.cli import CliError, _database, _settings
-from userservice.errors import DomainError
+from userservice.cli import CliError, load_settings, open_database_of
+from userservice.errors import DomainError, NotFound
 from userservice.services.mfa_policy import REQUIRED_FOR
 from userservice.wiring import Services
 
@@ -45,8 +45,8 @@ def _with_services(action: Callable[[Services], str]) -> int:
     from userservice.app_services import build_services
     from userservice.db import migrate
 
-    settings = _settings()
-    db = _database(settings)
+    settings = load_settings()
+    db = open_database_of(settings)
     try:
         migrate.upgrade(db.engine)
         print(action(build_services(settings, db)))
@@ -60,19 +60,10 @@ def _with_services(action: Callable[[Services], str]) -> int:
 
 
 def _reset(email: str, svc: Services) -> str:
-    from userservice.db.users import UserRepository
-    from userservice.services.emails import normalize_email
-
     try:
-        address = normalize_email(email)
-    except DomainError:
+        user = svc.factors.reset_by_email(email, via=ACTOR)
+    except NotFound:
         raise CliError(f"no user {email}") from None
-    with svc.accounts.db.unit_of_work(read_only=True) as uow:
-        found = UserRepository(uow).credentials(address)
-    if found is None:
-        raise CliError(f"no user {email}")
-    user = found[0]
-    svc.factors.reset(user.id, actor_id=None, ip=None, via=ACTOR)
     return f"reset the second factors of {user.email} ({user.id}); every session ended"
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from userservice.cli import CliError, _database, _settings
+from userservice.cli import CliError, load_settings, open_database_of
 from userservice.services.at_rest import AtRestError
 from userservice.services.key_schedule import KeyInfo
 from userservice.services.keys import KeyStore, Rotation
@@ -36,8 +36,8 @@ def register(sub: Any) -> None:
 def _with_store(action: Callable[[KeyStore], int]) -> int:
     from userservice.db import migrate
 
-    settings = _settings()
-    db = _database(settings)
+    settings = load_settings()
+    db = open_database_of(settings)
     try:
         # Like create-admin: a fresh install can rotate before the first `serve`.
         migrate.upgrade(db.engine)

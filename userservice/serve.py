@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from userservice.cli import CliError, _database
+from userservice.cli import CliError, open_database_of
 from userservice.db import migrate
 from userservice.healthcheck import healthz_url
 from userservice.healthcheck import record as record_listener
@@ -119,7 +119,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     warn_console_mail(settings)
     tls = _tls_files(settings, args)
     _check_port_free(args.host, args.port)
-    db = _database(settings)
+    db = open_database_of(settings)
     try:
         if not args.no_migrate:
             migrate.upgrade(db.engine)

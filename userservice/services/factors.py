@@ -15,8 +15,16 @@ from userservice.db.factors import FactorRepository
 from userservice.db.models import User
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.users import UserRepository
-from userservice.errors import Conflict, EmailNotVerified, InvalidCode, NotFound, Throttled
+from userservice.errors import (
+    Conflict,
+    EmailNotVerified,
+    InvalidCode,
+    InvalidInput,
+    NotFound,
+    Throttled,
+)
 from userservice.observability.metrics import NoMetrics
+from userservice.records import UserRecord
 from userservice.security import recovery_codes, totp
 from userservice.security.counters import Counters, Hold
 from userservice.services.account_mail import Mailer
@@ -24,6 +32,7 @@ from userservice.services.assurance import ONE_TIME_CODE
 from userservice.services.at_rest import AtRest
 from userservice.services.audit import record
 from userservice.services.client_address import printable_ip
+from userservice.services.emails import normalize_email
 from userservice.services.factor_support import CodeThrottle, FactorNotices, end_everything
 
 # An enrolment not confirmed within this time must be started again: a QR code
@@ -248,6 +257,22 @@ class SecondFactors:
                 **({"via": via} if via else {}),
             )
             self.notices.send(uow, "factors_reset", user, None, ip)
+
+    def reset_by_email(self, email: str, *, via: str) -> UserRecord:
+        """M8: the reset of a tool acting with no account (the command line),
+        naming the user by address as its operator does. NotFound when no account
+        has the address, or it is no address at all."""
+        try:
+            address = normalize_email(email)
+        except InvalidInput:
+            raise NotFound("No such user.") from None
+        with self.db.unit_of_work(read_only=True) as uow:
+            found = UserRepository(uow).credentials(address)
+        if found is None:
+            raise NotFound("No such user.")
+        user = found[0]
+        self.reset(user.id, actor_id=None, ip=None, via=via)
+        return user
 
 
 def _user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
