@@ -95,10 +95,11 @@ def test_m6_five_wrong_codes_and_it_is_gone(halves: HalfLogins, database: Databa
 
 def test_m6_finish_deletes_it(halves: HalfLogins, database: Database) -> None:
     _user_id, raw_id = started(halves, database)
-    halves.finish(raw_id)
+    assert halves.finish(raw_id) is True
     assert current(halves, raw_id) is None
-    halves.finish(raw_id)  # twice: nothing to do
-    halves.finish("not an id")
+    # Twice: nothing to do, and the caller learns another request ended it.
+    assert halves.finish(raw_id) is False
+    assert halves.finish("not an id") is False
 
 
 def test_m6_disabled_user_is_none(halves: HalfLogins, database: Database) -> None:

@@ -109,9 +109,12 @@ class HalfLogins:
                 return False
         return True
 
-    def finish(self, raw_id: str) -> None:
-        """Gone: the second step succeeded, or the user cancelled."""
+    def finish(self, raw_id: str) -> bool:
+        """Gone: the second step succeeded, or the user cancelled. True when this
+        call ended it; False when it was gone already (expired, its last wrong
+        code or a parallel correct one in another request): one DELETE decides,
+        so one half-login ends in at most one session (M6)."""
         if not well_formed(raw_id):
-            return
+            return False
         with self.db.unit_of_work() as uow:
-            HalfLoginRepository(uow).delete(digest(raw_id))
+            return HalfLoginRepository(uow).delete(digest(raw_id))

@@ -123,7 +123,10 @@ async def code_submit(request: Request, svc: ServicesDep) -> Response:
         # 400 and the form again: a refused submission, like the account page's
         # code check; the login page's 200 is for E3's one answer to two causes.
         return _page(request, "second_factor.html", {"error": WRONG}, status=400)
-    await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
+    if not await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id)):
+        # M6: ended meanwhile (its fifth wrong code or a correct one in a parallel
+        # request, or its time ran out): that request decided; no second session.
+        return back_to_login("expired", state.next_path)
     return await complete_login(
         request,
         svc,
@@ -236,7 +239,11 @@ async def enrol_submit(request: Request, svc: ServicesDep) -> Response:
     # The confirmation revoked everything of the user (M3), this half-login too
     # (its auth_time is before the revocation). The codes are on this one page
     # only (M2), and "Continue" is a plain link to where the sign-in was going.
-    await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id))
+    if not await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id)):
+        # M6: ended meanwhile (a parallel request, or its time ran out). The app
+        # is on; the next sign-in takes its code, and the account page makes new
+        # recovery codes.
+        return back_to_login("expired", state.next_path)
     response = Response()
     # M5, M8: an app set up just now proves nothing beyond the password (whoever
     # had the password could have set it up), so this session, and every token
