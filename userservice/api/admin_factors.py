@@ -75,7 +75,8 @@ def reset_user_factors(
     have a factor, they set up a new one at the next sign-in). Every session and
     token of the user ends; the user is mailed; the reset is audited with the
     administrator who did it. For someone who lost the phone and the codes: confirm
-    who is asking before using it. 404 for an unknown user."""
+    who is asking before using it. 404 for an unknown user; needs a login at most
+    5 minutes old (401 `insufficient_user_authentication`, RFC 9470)."""
     svc.factors.reset(user_id, actor_id=admin.user.id, ip=client_ip(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -105,9 +106,11 @@ def update_mfa_policy(
     svc: ServicesDep,
     admin: Annotated[Principal, Depends(user_allowed("update_mfa_policy"))],
 ) -> MfaPolicyBody:
-    """`admins`: from their next sign-in every administrator needs a second factor;
-    one who has none is asked to set one up before anything else, and meanwhile
-    the password grant and HTTP Basic answer them 401 `mfa_required`. Audited.
+    """`admins`: every administrator needs a second factor. Each one who has none
+    is signed out at once (every session and token, the caller's own included) and
+    asked to set one up at the next sign-in, before anything else; meanwhile the
+    password grant and HTTP Basic answer them 401 `mfa_required`. Needs a login at
+    most 5 minutes old (401 `insufficient_user_authentication`, RFC 9470). Audited.
     Before choosing it, make sure you can still get in: `userservice factors reset
     EMAIL` on the server is the way back for an administrator who lost the phone."""
     svc.mfa_policy.set_required_for(

@@ -51,7 +51,8 @@ _CONFIRM = (
 _REMOVE = (
     "The account signs in with its password alone again. Every session, refresh token "
     "and access token ends, the caller's own included, and a notice is mailed. 404 when "
-    "no app is set up." + _STEP_UP
+    "no app is set up; 409 for an administrator while administrators must have a "
+    "second factor (another administrator resets it instead)." + _STEP_UP
 )
 _REGENERATE = (
     "Ten new codes, shown this once; every earlier code is void from now on. A notice "
@@ -119,7 +120,7 @@ def confirm_totp(
 @router.delete(
     "/totp",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 409),
     summary="Remove the authenticator app and its recovery codes",
     description=_REMOVE,
 )

@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from userservice.db.factors import FactorRepository
+from userservice.db.factors import MFA_REQUIRED_FOR, FactorRepository, PolicyRepository
 from userservice.db.models import User
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.users import UserRepository
@@ -34,12 +34,18 @@ from userservice.services.audit import record
 from userservice.services.client_address import printable_ip
 from userservice.services.emails import normalize_email
 from userservice.services.factor_support import CodeThrottle, FactorNotices, end_everything
+from userservice.services.mfa_rule import effective
 
 # An enrolment not confirmed within this time must be started again: a QR code
 # left on a screen stops being worth photographing.
 ENROLMENT_SECONDS = 15 * 60
 UNVERIFIED = "Verify your email address before adding a second factor."
 _WRONG = "The code is not correct, or it was used already."
+ADMIN_KEEPS_APP = (
+    "Administrators must keep their authenticator app while the policy requires "
+    "one. For a new phone, ask another administrator to reset your factors; you "
+    "set up the new app at your next sign-in."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +149,18 @@ class SecondFactors:
     def remove_totp(self, user_id: uuid.UUID, *, ip: str | None, locale: str) -> None:
         with self.db.unit_of_work() as uow:
             user = _user(uow, user_id)
+            # M8, M3: under the `admins` policy an administrator's app is what their
+            # role rests on; removing it would leave a password-only administrator
+            # until the next sign-in. The policy's row is held until this commits,
+            # so a switch to `admins` at the same moment comes after, and signs out.
             factors = FactorRepository(uow)
-            if not factors.delete_totp(user_id, confirmed_only=True):
+            app = factors.totp(user_id)
+            if app is None or app.confirmed_at is None:
                 raise NotFound("No authenticator app is set up.")
+            policy = PolicyRepository(uow).get_for_share(MFA_REQUIRED_FOR)
+            if user.is_admin and effective(policy) == "admins":
+                raise Conflict(ADMIN_KEEPS_APP)
+            factors.delete_totp(user_id, confirmed_only=True)
             factors.delete_codes(user_id)
             ended = end_everything(uow, user)
             record(uow, "factor.removed", user=user_id, ip=printable_ip(ip), sessions=ended)

@@ -81,6 +81,7 @@ class Rule:
 
 
 ADMIN = Rule(ACCOUNT_OWNER, scopes=("admin",), admin=True)
+ADMIN_RECENT = Rule(ACCOUNT_OWNER, scopes=("admin",), admin=True, recent_auth=True)
 
 # Keyed by operation id (the route function's name, also the OpenAPI operationId).
 POLICY: dict[str, Rule] = {
@@ -121,10 +122,12 @@ POLICY: dict[str, Rule] = {
     "delete_client": ADMIN,
     "rotate_client_secret": ADMIN,
     # A user's second factors, and whether administrators must have one (M8).
+    # Stripping factors or switching the policy needs a recent login (RFC 9470):
+    # an old, refreshed administrator's token cannot undo what guards sign-in.
     "list_user_factors": ADMIN,
-    "reset_user_factors": ADMIN,
+    "reset_user_factors": ADMIN_RECENT,
     "read_mfa_policy": ADMIN,
-    "update_mfa_policy": ADMIN,
+    "update_mfa_policy": ADMIN_RECENT,
     # The signing keys every replica shares (api/admin_keys.py).
     "list_signing_keys": ADMIN,
     "rotate_signing_keys": ADMIN,

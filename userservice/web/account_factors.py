@@ -53,6 +53,11 @@ NOT_ON = N_("Two-step verification is not on.")
 NO_CODE = N_("Enter the 6-digit code the app shows.")
 WRONG_CODE = N_("That code is not correct. Check the app and try the current code.")
 EXPIRED = N_("The setup took too long and has ended. Start again.")
+# M8: while administrators must have a second factor, theirs stays on.
+ADMIN_KEEPS = N_(
+    "Administrators must keep two-step verification on. For a new phone, ask another "
+    "administrator to reset it; you set up the new app at your next sign-in."
+)
 
 
 def _setup_page(
@@ -196,6 +201,9 @@ async def remove(request: Request, svc: ServicesDep) -> Response:
     except NotFound:
         # A second tab got there first: the page shows the truth.
         return redirect("/account#two-factor")
+    except Conflict:
+        refusal = Refusal({SECTION: ADMIN_KEEPS}, status=409)
+        return await account_page(request, svc, session, refusal=refusal)
     response = redirect("/account?done=two-factor-off")
     await continue_in_new_session(request, svc, session.user.id, response, amr=PASSWORD_ONLY)
     return response
