@@ -56,6 +56,8 @@ COMMANDS = [
     ["healthcheck"],
     ["prune"],
     ["backup", "copy.db"],
+    ["factors", "reset", "root@example.com"],
+    ["policy", "mfa"],
 ]
 
 

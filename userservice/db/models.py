@@ -99,7 +99,7 @@ class RefreshToken(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    # When the user authenticated: ID tokens issued on refresh repeat it (OIDC Core §12.2).
+    # When the user authenticated: access tokens issued on refresh repeat it (RFC 9470 §6).
     auth_time: Mapped[int | None] = mapped_column(BigInteger)
     # How (RFC 8176 amr values, space-separated; NULL: the password alone).
     amr: Mapped[str | None] = mapped_column(String(64))
