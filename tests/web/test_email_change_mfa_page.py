@@ -68,3 +68,33 @@ def test_the_code_field_takes_no_markup(client: TestClient, app: FastAPI, signed
     odd = post(client, "/account/email", **CHANGE, code='"><script>alert(1)</script>')
     assert odd.status_code == 400 and "<script>" not in odd.text
     assert pyotp  # the codes above are computed with it, as an app would
+
+
+def test_m7_the_code_is_trimmed_and_bounded(
+    client: TestClient, app: FastAPI, signed_in: str
+) -> None:
+    verified(app, EMAIL)
+    secret, _codes, _ = enable(client)
+    # A code beyond any code's length is refused as a wrong code, never a 500.
+    huge = post(client, "/account/email", **CHANGE, code="1" * 10_000)
+    assert huge.status_code == 400 and 'id="email_code-error"' in huge.text
+    # Spaces around it, as a paste brings them, are not part of the code.
+    padded = post(client, "/account/email", **CHANGE, code=f"  {now_code(secret, ahead=1)}\t ")
+    assert padded.status_code == 303, padded.text
+
+
+def test_m1_m7_a_throttled_code_is_reported_on_the_code_field(
+    client: TestClient, app: FastAPI, signed_in: str
+) -> None:
+    verified(app, EMAIL)
+    secret, _codes, _ = enable(client)
+    answer = post(client, "/account/email", **CHANGE, code=wrong_code(secret))
+    for _ in range(10):  # the account's code limit (settings.second_factor_limit)
+        if answer.status_code == 429:
+            break
+        assert answer.status_code == 400, answer.text
+        answer = post(client, "/account/email", **CHANGE, code=wrong_code(secret))
+    assert answer.status_code == 429 and int(answer.headers["retry-after"]) > 0
+    assert 'id="email_code-error"' in answer.text and "Too many attempts" in answer.text
+    assert 'id="email_password-error"' not in answer.text
+    assert not mails(app, NEW, "email_change_verify")

@@ -54,6 +54,7 @@ from userservice.web.browser import (
 from userservice.web.forms import checked_form, redirect
 from userservice.web.journeys import BAD_EMAIL, BAD_NAME, MAX_NAME_LENGTH
 from userservice.web.locale import page_locale
+from userservice.web.second_factor import MAX_CODE_LENGTH
 from userservice.web.templating import PAGE_HEADERS
 from userservice.wiring import Services, ServicesDep, client_ip
 
@@ -142,7 +143,8 @@ async def change_email(request: Request, svc: ServicesDep) -> Response:
         refusal = Refusal({"email_password": NO_PASSWORD}, typed)
     else:
         ip, locale = client_ip(request), page_locale(request)
-        ask, code = svc.email_change.request, form.get("code") or None
+        # Trimmed and bounded as on the sign-in's code page (M7, M1).
+        ask, code = svc.email_change.request, form.get("code", "").strip()[:MAX_CODE_LENGTH] or None
         try:
             # L20: a taken address (a notice to its owner) and a free one (a link)
             # answer at one time, the floor.
@@ -164,7 +166,10 @@ async def change_email(request: Request, svc: ServicesDep) -> Response:
             shown = SAME_ADDRESS if exc.detail == SAME_ADDRESS else BAD_EMAIL
             refusal = Refusal({"email": shown}, typed)
         except Throttled as exc:
-            refusal = throttled_refusal("email_password", exc)
+            # With a code sent, the code's own limit (M1) is the likely one: the
+            # password's (E4) counts wrong passwords only. Without a code only the
+            # password was checked.
+            refusal = throttled_refusal("email_code" if code else "email_password", exc)
             refusal.typed = typed
     if refusal is not None:
         return await account_page(request, svc, session, refusal=refusal)
