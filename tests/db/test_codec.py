@@ -159,6 +159,7 @@ def rows(database: Database) -> Iterator[dict[str, Any]]:
         "name": "zo",
         "after_email": "a",
         "limit": 10,
+        "policy": "mfa_required_for",
     }
 
 
@@ -226,7 +227,8 @@ def test_the_claim_returns_what_sqlalchemy_returns(
     assert compiled.decode(stored) == expected
     claimed = run(database, lambda: database.succeed(refresh_tokens.ROTATION, params))
     assert claimed == expected
-    assert claimed[:2] == (FAMILY, rows["user_id"]) and claimed[5:] == (1_700_000_000, 77)
+    # auth_time, the mark, and the family's amr (NULL: the password alone).
+    assert claimed[:2] == (FAMILY, rows["user_id"]) and claimed[5:] == (1_700_000_000, 77, None)
 
 
 def test_the_port_stores_what_sqlalchemy_stores(database: Database) -> None:
