@@ -32,6 +32,7 @@ BAD_TEXT = {
     "mail_limit_per_ip": "30/eon",
     "second_factor_limit": "five per minute",
     "totp_issuer": "Acme: sign-in",
+    "passkey_rp_name": "   ",
     "mail_url": "gopher://mail.example.com",
     "mail_from": "nobody",
     "redis_url": "memcached://cache.example.com",

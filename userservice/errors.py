@@ -75,13 +75,22 @@ class InvalidToken(AuthenticationFailed):
 
 
 class StepUpRequired(AuthenticationFailed):
-    """The login behind the call is too old for it (RFC 9470 §3)."""
+    """The login behind the call is too old or too weak for it (RFC 9470 §3):
+    `acr_values`, when set, names the level a new login must reach."""
 
     code = "insufficient_user_authentication"
 
-    def __init__(self, max_age: int) -> None:
-        super().__init__(f"This operation needs a login within the last {max_age} seconds.")
+    def __init__(self, max_age: int, acr_values: str | None = None) -> None:
+        if acr_values:
+            message = (
+                f"This operation needs a login with a second factor within the last "
+                f"{max_age} seconds."
+            )
+        else:
+            message = f"This operation needs a login within the last {max_age} seconds."
+        super().__init__(message)
         self.max_age = max_age
+        self.acr_values = acr_values
 
 
 class SecondFactorRequired(DomainError):
@@ -105,6 +114,21 @@ class InvalidCode(Forbidden):
     (M1, M2): one refusal for all of them."""
 
     code = "invalid_code"
+
+
+class InvalidPasskey(Forbidden):
+    """A passkey answer that does not verify: unknown credential, wrong origin or RP
+    ID, a challenge not ours, expired or answered before, a bad signature, a sign
+    counter that went backwards (M9): one refusal for all of them."""
+
+    code = "invalid_passkey"
+
+
+class PasskeysUnavailable(Conflict):
+    """The public URL's host is not a domain name, so no browser would accept it as
+    a WebAuthn relying party id: passkeys are off on this deployment."""
+
+    code = "passkeys_unavailable"
 
 
 class SecondFactorNeeded(Forbidden):

@@ -26,6 +26,20 @@ class FactorSettings(BaseSettings):
         description="the name authenticator apps show beside the account; unset: `app_name`",
     )
 
+    passkey_rp_name: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the name a passkey prompt shows for this service; unset: `app_name`. "
+        "The relying party id is the issuer's host name, which must be a domain name "
+        "(`localhost` included), not an IP address, for passkeys to be offered",
+    )
+    passkey_challenge_ttl_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=900,
+        description="how long a passkey prompt (its WebAuthn challenge) stays answerable",
+    )
+
     @field_validator("second_factor_limit")
     @classmethod
     def _rate_limits(cls, value: str) -> str:
@@ -42,11 +56,12 @@ class FactorSettings(BaseSettings):
             raise ValueError(f"{value!r} gives the same window twice")
         return value
 
-    @field_validator("totp_issuer")
+    @field_validator("totp_issuer", "passkey_rp_name")
     @classmethod
     def _issuer_label(cls, value: str | None) -> str | None:
         # The otpauth URI's label is `issuer:account`: a colon would move the
-        # boundary, and a control character would show in the user's app.
+        # boundary, and a control character would show in the user's app (or in
+        # the browser's passkey prompt).
         if value is not None and (not value.strip() or ":" in value or not value.isprintable()):
             raise ValueError("must be printable text without a colon")
         return value

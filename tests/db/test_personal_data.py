@@ -38,6 +38,7 @@ def test_every_reference_to_an_account_cascades_in_the_migrated_schema(
         ("totp_factors", "user_id"),
         ("recovery_codes", "user_id"),
         ("half_logins", "user_id"),
+        ("passkeys", "user_id"),
     }
     assert {rule.upper() for rule in referencing.values() if rule} == {"CASCADE"}
     assert None not in referencing.values()

@@ -20,6 +20,7 @@ from userservice.db.models import (
     OutboxMail,
     RefreshToken,
     RevokedAccessToken,
+    SpentChallenge,
 )
 
 DAY = dt.timedelta(days=1)
@@ -32,6 +33,7 @@ KEYS: dict[str, Any] = {
     "authorization_codes": AuthorizationCode.digest,
     "refresh_tokens": RefreshToken.digest,
     "half_logins": HalfLogin.id_digest,
+    "spent_challenges": SpentChallenge.digest,
 }
 
 
@@ -166,6 +168,10 @@ def seed(
         "half_logins": (
             [_half_login("h-expired", user_id, now, now - dt.timedelta(seconds=1))],
             [_half_login("h-live", user_id, now, now + dt.timedelta(minutes=5))],
+        ),
+        "spent_challenges": (
+            [SpentChallenge(digest="c-expired", expires_at=now - dt.timedelta(seconds=1))],
+            [SpentChallenge(digest="c-live", expires_at=now + dt.timedelta(minutes=5))],
         ),
     }
     events = (

@@ -18,10 +18,16 @@ def challenge_headers(exc: errors.DomainError) -> dict[str, str]:
             )
         }
     if isinstance(exc, errors.StepUpRequired):
+        wanted = f'acr_values="{exc.acr_values}", ' if exc.acr_values else ""
+        described = (
+            "A more recent login with a second factor is required"
+            if exc.acr_values
+            else "A more recent login is required"
+        )
         return {
             "WWW-Authenticate": (
                 f'Bearer {_REALM}, error="insufficient_user_authentication", '
-                f'error_description="A more recent login is required", max_age={exc.max_age}'
+                f'error_description="{described}", {wanted}max_age={exc.max_age}'
             )
         }
     if isinstance(exc, errors.InvalidToken):

@@ -12,11 +12,21 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Uuid, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Uuid,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from userservice.db.codec import utc as as_utc
-from userservice.db.models import Policy, RecoveryCode, TotpFactor, User
+from userservice.db.models import Passkey, Policy, RecoveryCode, TotpFactor, User
 from userservice.db.statement import Statement
 
 # The policies table's row of the administrators' sign-in rule (M8).
@@ -169,52 +179,42 @@ class PolicyRepository:
         self.session.flush()
 
 
-def unenrolled_admins(session: Session) -> list[User]:
-    """Every active administrator without a confirmed app, locked for update in id
-    order (two concurrent switches lock them alike): whom a switch to the `admins`
-    policy signs out at once (M8)."""
-    query = (
-        select(User)
-        .where(
-            User.is_admin.is_(True),
-            User.is_active.is_(True),
-            ~exists().where(TotpFactor.user_id == User.id, TotpFactor.confirmed_at.is_not(None)),
-        )
-        .order_by(User.id)
-        .with_for_update(of=User)
+def has_factor(user_id: ColumnElement[uuid.UUID] | uuid.UUID) -> ColumnElement[bool]:
+    """The one definition of "has a second factor": a confirmed authenticator app or
+    at least one passkey (recovery codes alone are a way back in, not a factor)."""
+    return or_(
+        exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)),
+        exists().where(Passkey.user_id == user_id),
     )
-    return list(session.scalars(query))
 
 
-# After a correct password: whether the user has a confirmed app, and the
-# administrators' policy, in one round trip. A hot statement (UserReads runs it on
-# the event loop, as the credentials read): the password grant never hops to a
-# worker thread for it.
+def unenrolled_users(session: Session, *, admins_only: bool) -> list[User]:
+    """Every active user (or administrator) without a second factor, locked for
+    update in id order (two concurrent switches lock them alike): whom a switch to
+    the `admins` or `all` policy signs out at once (M8)."""
+    query = select(User).where(User.is_active.is_(True), ~has_factor(User.__table__.c.id))
+    if admins_only:
+        query = query.where(User.is_admin.is_(True))
+    return list(session.scalars(query.order_by(User.id).with_for_update(of=User)))
+
+
+# After a correct password: whether the user has a second factor, and the sign-in
+# policy, in one round trip. A hot statement (UserReads runs it on the event loop,
+# as the credentials read): the password grant never hops to a worker thread for it.
 SIGN_IN_STATE = Statement(
     select(
-        exists().where(
-            TotpFactor.user_id == bindparam("user_id", type_=Uuid),
-            TotpFactor.confirmed_at.is_not(None),
-        ),
+        has_factor(bindparam("user_id", type_=Uuid)),
         select(Policy.value).where(Policy.name == bindparam("policy")).scalar_subquery(),
     )
 )
 
 
 def sign_in_state(row: tuple[object, ...] | None) -> tuple[bool, str | None]:
-    """SIGN_IN_STATE's row as (has a confirmed app, the policy's stored value)."""
+    """SIGN_IN_STATE's row as (has a second factor, the policy's stored value)."""
     if row is None:
         return False, None
     return bool(row[0]), None if row[1] is None else str(row[1])
 
 
-def has_confirmed_totp(session: Session, user_id: uuid.UUID) -> bool:
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    and_(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None))
-                )
-            )
-        )
-    )
+def has_second_factor(session: Session, user_id: uuid.UUID) -> bool:
+    return bool(session.scalar(select(has_factor(user_id))))

@@ -296,3 +296,5 @@ from userservice.db.models_factors import HalfLogin as HalfLogin  # noqa: E402
 from userservice.db.models_factors import Policy as Policy  # noqa: E402
 from userservice.db.models_factors import RecoveryCode as RecoveryCode  # noqa: E402
 from userservice.db.models_factors import TotpFactor as TotpFactor  # noqa: E402
+from userservice.db.models_passkeys import Passkey as Passkey  # noqa: E402
+from userservice.db.models_passkeys import SpentChallenge as SpentChallenge  # noqa: E402

@@ -29,6 +29,7 @@ from userservice.db.models import (
     OutboxMail,
     RefreshToken,
     RevokedAccessToken,
+    SpentChallenge,
 )
 from userservice.db.ports import Storage
 
@@ -98,6 +99,8 @@ _KINDS: dict[str, tuple[InstrumentedAttribute[Any], Condition]] = {
     "refresh_tokens": (RefreshToken.id, _refresh_family_over),
     # Past its few minutes a half-login is refused whether its row is there or not (M6).
     "half_logins": (HalfLogin.id_digest, lambda c: HalfLogin.expires_at < c.now),
+    # An expired challenge is refused by its own expiry; its spent row is no longer needed.
+    "spent_challenges": (SpentChallenge.digest, lambda c: SpentChallenge.expires_at < c.now),
 }
 
 

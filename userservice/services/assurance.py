@@ -17,12 +17,28 @@ PASSWORD = "pwd"  # noqa: S105 (RFC 8176's name of the method)
 # single-use recovery code.
 ONE_TIME_CODE = "otp"
 MULTI_FACTOR = "mfa"
+# RFC 8176 §2: proof of possession of a hardware-secured key (a device-bound
+# passkey) or of a software-secured one (a synced passkey, whose authenticator
+# reports backup eligibility: the key leaves the device).
+HARDWARE_KEY = "hwk"
+SOFTWARE_KEY = "swk"
 PASSWORD_ONLY: tuple[str, ...] = (PASSWORD,)
 
 
 def with_second_factor(method: str) -> tuple[str, ...]:
     """The amr of a password login completed with a second factor of `method`."""
     return (PASSWORD, method, MULTI_FACTOR)
+
+
+def passkey_method(backup_eligible: bool) -> str:
+    return SOFTWARE_KEY if backup_eligible else HARDWARE_KEY
+
+
+def passkey_amr(backup_eligible: bool, *, user_verified: bool) -> tuple[str, ...]:
+    """The amr of a sign-in with a passkey alone: the key, plus `mfa` when the
+    authenticator verified the user (PIN or biometric: a second factor inside it)."""
+    method = passkey_method(backup_eligible)
+    return (method, MULTI_FACTOR) if user_verified else (method,)
 
 
 def acr_of(amr: Iterable[str]) -> str:

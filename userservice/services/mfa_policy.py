@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from userservice.db.factors import MFA_REQUIRED_FOR, PolicyRepository, unenrolled_admins
+from userservice.db.factors import MFA_REQUIRED_FOR, PolicyRepository, unenrolled_users
 from userservice.db.ports import Storage
 from userservice.errors import InvalidInput
 from userservice.services.audit import record
@@ -53,13 +53,13 @@ class MfaPolicy:
                 after=value,
                 **({"via": via} if via else {}),
             )
-            if value == "admins":
-                for admin in unenrolled_admins(uow):
-                    ended = end_everything(uow, admin)
+            if value != "none":
+                for user in unenrolled_users(uow, admins_only=value == "admins"):
+                    ended = end_everything(uow, user)
                     record(
                         uow,
                         "policy.mfa_signed_out",
-                        user=admin.id,
+                        user=user.id,
                         actor=actor_id,
                         ip=printable_ip(ip),
                         sessions=ended,

@@ -107,6 +107,12 @@ POLICY: dict[str, Rule] = {
     "confirm_totp": Rule(ACCOUNT_OWNER, recent_auth=True),
     "remove_totp": Rule(ACCOUNT_OWNER, recent_auth=True),
     "regenerate_recovery_codes": Rule(ACCOUNT_OWNER, recent_auth=True),
+    # Passkeys (api/passkeys.py): the same as the app. Registering through the API
+    # works only for a frontend served from the relying party's own origin.
+    "passkey_registration_options": Rule(ACCOUNT_OWNER, recent_auth=True),
+    "register_passkey": Rule(ACCOUNT_OWNER, recent_auth=True),
+    "rename_passkey": Rule(ACCOUNT_OWNER),
+    "remove_passkey": Rule(ACCOUNT_OWNER, recent_auth=True),
     # Yourself (then read_me's rule applies), or anyone with `users:read`: an
     # administrator's token, or a service client granted it.
     "read_user": Rule(USERS | {Caller.SERVICE}),

@@ -28,7 +28,7 @@ from userservice.services.audit import audit, record_now
 from userservice.services.devices import DeviceCookies
 from userservice.services.emails import normalize_email
 from userservice.services.login_limits import BrowserLogin, login_windows
-from userservice.services.mfa_rule import effective
+from userservice.services.mfa_rule import applies, effective
 
 # The credentials row and hash; None: no such account.
 _Credentials = tuple[UserRecord, str] | None
@@ -136,13 +136,13 @@ class PasswordSignIn:
         return account_user
 
     async def _second_factor_step(self, user: UserRecord) -> str | None:
-        """`verify` when the user has an authenticator app, `enrol` when the
-        policy requires administrators to have one and this one has none, else
-        None. One read, awaited on the event loop like the credentials read."""
-        has_app, policy = await self.db.users.second_factor_state(user.id)
-        if has_app:
+        """`verify` when the user has a second factor, `enrol` when the sign-in
+        rule requires one this user lacks, else None. One read, awaited on the
+        event loop like the credentials read."""
+        has_factor, policy = await self.db.users.second_factor_state(user.id)
+        if has_factor:
             return "verify"
-        if user.is_admin and effective(policy) == "admins":
+        if applies(effective(policy), is_admin=user.is_admin):
             return "enrol"
         return None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from userservice.db.factors import MFA_REQUIRED_FOR, PolicyRepository, has_confirmed_totp
+from userservice.db.factors import MFA_REQUIRED_FOR, PolicyRepository, has_second_factor
 from userservice.db.models import User
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.users import UserRepository, user_record
@@ -85,7 +85,7 @@ def _grant_under_policy(uow: UnitOfWork, user: User, actor_id: uuid.UUID, ip: st
     `admins` racing with the grant waits for it, then finds this administrator."""
     if effective(PolicyRepository(uow).get_for_share(MFA_REQUIRED_FOR)) != "admins":
         return
-    if has_confirmed_totp(uow, user.id):
+    if has_second_factor(uow, user.id):
         return
     ended = end_everything(uow, user)
     record(uow, "policy.mfa_signed_out", user=user.id, actor=actor_id, ip=ip, sessions=ended)
