@@ -153,6 +153,14 @@ class FactorRepository:
         result = self.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
         return int(getattr(result, "rowcount", 0) or 0)
 
+    # -- passkeys (counted only: services/passkeys.py owns them) -----------------------
+
+    def passkey_count(self, user_id: uuid.UUID) -> int:
+        count = self.session.scalar(
+            select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id)
+        )
+        return int(count or 0)
+
 
 class PolicyRepository:
     def __init__(self, session: Session) -> None:
