@@ -103,7 +103,9 @@ def check_page_headers(response: httpx.Response) -> None:
     assert headers["cache-control"] == "no-store"
     csp = headers["content-security-policy"]
     assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
-    assert "style-src 'self'" in csp and "script-src" not in csp
+    # M9: the one local WebAuthn script; no inline script, no eval.
+    assert "style-src 'self'" in csp and "script-src 'self';" in csp
+    assert "unsafe-inline" not in csp.split("script-src", 1)[1].split(";", 1)[0]
     assert "form-action" not in csp
     if response.status_code != 303:
         assert headers["content-type"] == "text/html; charset=utf-8"

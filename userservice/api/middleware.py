@@ -21,10 +21,11 @@ DOCS_CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
-# Hosted pages: no script at all. No form-action: Chrome applies it to the redirect
-# that follows a form POST, which would block the consent form's redirect to the client.
+# Hosted pages: no script but our own file (the WebAuthn script, M9), never inline.
+# No form-action: Chrome applies it to the redirect that follows a form POST, which
+# would block the consent form's redirect to the client.
 PAGES_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 
