@@ -1,5 +1,6 @@
 """What the second-factor services share: the per-account limit on wrong codes,
-the revocation a factor change brings, and the notices it mails (M1, M3)."""
+the revocation a factor change brings, the notices it mails (M1, M3), and the
+refusals of the sign-in rule (M8, M13)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from limits import parse_many
 from userservice.db.models import User
 from userservice.db.ports import UnitOfWork
 from userservice.db.sessions import SessionRepository
-from userservice.errors import Throttled
+from userservice.db.users import UserRepository
+from userservice.errors import NotFound, Throttled
 from userservice.i18n import DEFAULT_LOCALE
 from userservice.observability.metrics import NoMetrics
+from userservice.security import recovery_codes
 from userservice.security.counters import FAILED, RELEASED, Counters, Hold, Window
 from userservice.services.account_mail import Mailer, mail_locale
 from userservice.services.accounts import revoke_everything
@@ -23,6 +26,19 @@ from userservice.services.client_address import printable_ip
 # Where the mails send someone who did not make the change: a new password ends
 # every session, and the attacker's with them (E7).
 RECOVERY_PAGE = "/forgot-password"
+
+# M8, M13: the refusals of removing the last factor while the rule requires one.
+ADMIN_KEEPS_APP = (
+    "Administrators must keep their authenticator app while the policy requires "
+    "one. For a new phone, ask another administrator to reset your factors; you "
+    "set up the new app at your next sign-in."
+)
+EVERYONE_KEEPS_A_FACTOR = (
+    "Every account must keep a second factor while the policy requires one: add a "
+    "passkey before removing the authenticator app, or, for a new phone, ask an "
+    "administrator to reset your factors; you set up the new one at your next sign-in."
+)
+NO_FACTOR = "Recovery codes go with a second factor: set up an authenticator app or a passkey."
 
 
 class CodeThrottle:
@@ -92,3 +108,18 @@ class FactorNotices:
         # sentence out.
         values["ip"] = printable_ip(ip) or ""
         self.mailer.notice(uow, kind, (user.id, user.email), language, **values)
+
+
+def locked_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
+    user = UserRepository(uow).get_for_update(user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def digests(codes: list[str]) -> list[str]:
+    return [recovery_codes.code_digest(code) for code in codes]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

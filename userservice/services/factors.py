@@ -1,5 +1,6 @@
-"""Second factors (M1-M3, M8): an authenticator app (TOTP) with ten recovery
-codes, enrolled by verified accounts, checked at the second step of sign-in.
+"""Second factors (M1-M3, M8, M13): an authenticator app (TOTP) and the ten
+recovery codes that go with any second factor (the app or a passkey), enrolled by
+verified accounts, checked at the second step of sign-in.
 
 Synchronous: the pages and the API call these in a worker thread
 (anyio.to_thread.run_sync). Every change is one unit of work with its audit
@@ -11,9 +12,13 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from userservice.db.factors import MFA_REQUIRED_FOR, FactorRepository, PolicyRepository
-from userservice.db.models import User
-from userservice.db.ports import Storage, UnitOfWork
+from userservice.db.factors import (
+    MFA_REQUIRED_FOR,
+    FactorRepository,
+    PolicyRepository,
+    has_second_factor,
+)
+from userservice.db.ports import Storage
 from userservice.db.users import UserRepository
 from userservice.errors import (
     Conflict,
@@ -33,31 +38,38 @@ from userservice.services.at_rest import AtRest
 from userservice.services.audit import record
 from userservice.services.client_address import printable_ip
 from userservice.services.emails import normalize_email
-from userservice.services.factor_support import CodeThrottle, FactorNotices, end_everything
-from userservice.services.mfa_rule import effective
+from userservice.services.factor_support import (
+    ADMIN_KEEPS_APP,
+    EVERYONE_KEEPS_A_FACTOR,
+    NO_FACTOR,
+    CodeThrottle,
+    FactorNotices,
+    digests,
+    end_everything,
+    locked_user,
+    now,
+)
+from userservice.services.mfa_rule import applies, effective
 
 # An enrolment not confirmed within this time must be started again: a QR code
 # left on a screen stops being worth photographing.
 ENROLMENT_SECONDS = 15 * 60
 UNVERIFIED = "Verify your email address before adding a second factor."
 _WRONG = "The code is not correct, or it was used already."
-ADMIN_KEEPS_APP = (
-    "Administrators must keep their authenticator app while the policy requires "
-    "one. For a new phone, ask another administrator to reset your factors; you "
-    "set up the new app at your next sign-in."
-)
 
 
 @dataclass(frozen=True, slots=True)
 class FactorSummary:
     totp: bool  # a confirmed authenticator app
     totp_confirmed_at: dt.datetime | None
-    recovery_codes_left: int  # unused recovery codes
+    recovery_codes_left: int  # unused recovery codes (0 without any factor)
+    passkeys: int = 0  # how many passkeys (services/passkeys.py keeps them)
 
     @property
     def enrolled(self) -> bool:
-        """True when a factor signs in (the app; recovery codes only stand in for it)."""
-        return self.totp
+        """True when a factor signs in: the app or a passkey (recovery codes only
+        stand in for one, as db/factors.has_factor counts)."""
+        return self.totp or self.passkeys > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +108,22 @@ class SecondFactors:
             factors = FactorRepository(uow)
             app = factors.totp(user_id)
             left = factors.code_counts(user_id).left
+            passkeys = factors.passkey_count(user_id)
         confirmed = app.confirmed_at if app is not None else None
-        return FactorSummary(confirmed is not None, confirmed, left if confirmed else 0)
+        # M2: codes left behind by no factor (none should be) are not offered.
+        usable = confirmed is not None or passkeys > 0
+        return FactorSummary(confirmed is not None, confirmed, left if usable else 0, passkeys)
 
     def start_totp(self, user_id: uuid.UUID, *, ip: str | None) -> TotpEnrolment:
         secret = totp.new_secret()
         with self.db.unit_of_work() as uow:
-            user = _user(uow, user_id)
+            user = locked_user(uow, user_id)
             if not user.email_verified:
                 # M3: an unproven address cannot be told of factor changes, nor be
                 # used to get back in.
                 raise EmailNotVerified(UNVERIFIED)
             sealed = self.at_rest.protect(secret, _row(user_id))
-            if not FactorRepository(uow).start_totp(user_id, sealed, _now()):
+            if not FactorRepository(uow).start_totp(user_id, sealed, now()):
                 raise Conflict("An authenticator app is set up already: remove it first.")
             record(uow, "factor.enrolment_started", user=user_id, ip=printable_ip(ip))
             email = user.email
@@ -119,7 +134,7 @@ class SecondFactors:
     def confirm_totp(
         self, user_id: uuid.UUID, code: str, *, ip: str | None, locale: str
     ) -> list[str]:
-        started_after = _now() - dt.timedelta(seconds=ENROLMENT_SECONDS)
+        started_after = now() - dt.timedelta(seconds=ENROLMENT_SECONDS)
         with self.db.unit_of_work(read_only=True) as uow:
             app = FactorRepository(uow).totp(user_id)
         if app is None or app.confirmed_at is not None or app.created_at <= started_after:
@@ -129,11 +144,11 @@ class SecondFactors:
             step = totp.matched_step(self.at_rest.reveal(app.secret, _row(user_id)), code)
             codes = recovery_codes.new_codes()
             with self.db.unit_of_work() as uow:
-                user = _user(uow, user_id)
+                user = locked_user(uow, user_id)
                 factors = FactorRepository(uow)
-                if step is None or not factors.confirm_totp(user_id, step, _now(), started_after):
+                if step is None or not factors.confirm_totp(user_id, step, now(), started_after):
                     raise InvalidCode(_WRONG)
-                factors.replace_codes(user_id, _digests(codes), _now())
+                factors.replace_codes(user_id, digests(codes), now())
                 ended = end_everything(uow, user)
                 record(uow, "factor.added", user=user_id, ip=printable_ip(ip), sessions=ended)
                 self.notices.send(uow, "factor_added", user, locale, ip)
@@ -148,20 +163,26 @@ class SecondFactors:
 
     def remove_totp(self, user_id: uuid.UUID, *, ip: str | None, locale: str) -> None:
         with self.db.unit_of_work() as uow:
-            user = _user(uow, user_id)
-            # M8, M3: under the `admins` policy an administrator's app is what their
-            # role rests on; removing it would leave a password-only administrator
-            # until the next sign-in. The policy's row is held until this commits,
-            # so a switch to `admins` at the same moment comes after, and signs out.
+            user = locked_user(uow, user_id)
             factors = FactorRepository(uow)
             app = factors.totp(user_id)
             if app is None or app.confirmed_at is None:
                 raise NotFound("No authenticator app is set up.")
-            policy = PolicyRepository(uow).get_for_share(MFA_REQUIRED_FOR)
-            if user.is_admin and effective(policy) == "admins":
-                raise Conflict(ADMIN_KEEPS_APP)
+            # The policy's row is held until this commits, so a switch at the same
+            # moment comes after, and signs out whoever this leaves without a factor.
+            rule = effective(PolicyRepository(uow).get_for_share(MFA_REQUIRED_FOR))
             factors.delete_totp(user_id, confirmed_only=True)
-            factors.delete_codes(user_id)
+            left = has_second_factor(uow, user_id)
+            if not left and applies(rule, is_admin=user.is_admin):
+                # M8, M13: under the rule the last factor stays, or the account
+                # would sign in with the password alone until its next sign-in.
+                # Read after the delete, in this unit of work (a passkey removed
+                # at the same moment is refused the same way); raising rolls back.
+                raise Conflict(ADMIN_KEEPS_APP if rule == "admins" else EVERYONE_KEEPS_A_FACTOR)
+            if not left:
+                # M2: codes stand in for a factor; with none left they would be a
+                # second password.
+                factors.delete_codes(user_id)
             ended = end_everything(uow, user)
             record(uow, "factor.removed", user=user_id, ip=printable_ip(ip), sessions=ended)
             self.notices.send(uow, "factor_removed", user, locale, ip)
@@ -171,13 +192,12 @@ class SecondFactors:
     ) -> list[str]:
         codes = recovery_codes.new_codes()
         with self.db.unit_of_work() as uow:
-            user = _user(uow, user_id)
+            user = locked_user(uow, user_id)
             factors = FactorRepository(uow)
-            app = factors.totp(user_id)
-            if app is None or app.confirmed_at is None:
-                raise Conflict("Recovery codes go with an authenticator app: set one up first.")
+            if not has_second_factor(uow, user_id):
+                raise Conflict(NO_FACTOR)
             # M2: the old set is void from this commit on.
-            factors.replace_codes(user_id, _digests(codes), _now())
+            factors.replace_codes(user_id, digests(codes), now())
             record(uow, "factor.recovery_codes_renewed", user=user_id, ip=printable_ip(ip))
             self.notices.send(uow, "recovery_codes_renewed", user, locale, ip)
         return codes
@@ -201,10 +221,10 @@ class SecondFactors:
         """`totp` or `recovery_code` when the code was good (and is now spent)."""
         with self.db.unit_of_work(read_only=True) as uow:
             app = FactorRepository(uow).totp(user_id)
-        if app is None or app.confirmed_at is None:
-            return None
         address = printable_ip(ip)
         if totp.normalized(code) is not None:
+            if app is None or app.confirmed_at is None:
+                return None
             step = totp.matched_step(self.at_rest.reveal(app.secret, _row(user_id)), code)
             if step is None:
                 return None
@@ -219,9 +239,13 @@ class SecondFactors:
             return None
         with self.db.unit_of_work() as uow:
             factors = FactorRepository(uow)
-            if not factors.use_code(user_id, recovery_codes.code_digest(code), _now()):
+            # M2: a code stands in for the app or a passkey (a passkey-only account
+            # has codes too), never for no factor at all.
+            if not has_second_factor(uow, user_id):
                 return None
-            user = _user(uow, user_id)
+            if not factors.use_code(user_id, recovery_codes.code_digest(code), now()):
+                return None
+            user = locked_user(uow, user_id)
             left = factors.code_counts(user_id).left
             record(uow, "factor.recovery_code_used", user=user_id, ip=address, left=left)
             record(uow, "factor.verified", user=user_id, ip=address, method="recovery_code")
@@ -255,7 +279,7 @@ class SecondFactors:
         """M8: an administrator removes every factor of a user who lost them;
         `via` names a tool acting with no account (the command line)."""
         with self.db.unit_of_work() as uow:
-            user = _user(uow, user_id)
+            user = locked_user(uow, user_id)
             factors = FactorRepository(uow)
             had_app = factors.delete_totp(user_id)
             codes = factors.delete_codes(user_id)
@@ -288,18 +312,3 @@ class SecondFactors:
         user = found[0]
         self.reset(user.id, actor_id=None, ip=None, via=via)
         return user
-
-
-def _user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
-    user = UserRepository(uow).get_for_update(user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    return user
-
-
-def _digests(codes: list[str]) -> list[str]:
-    return [recovery_codes.code_digest(code) for code in codes]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
