@@ -161,6 +161,11 @@ class FactorRepository:
         )
         return int(count or 0)
 
+    def delete_passkeys(self, user_id: uuid.UUID) -> int:
+        """An administrator's reset (M8): every passkey of the user goes."""
+        result = self.session.execute(delete(Passkey).where(Passkey.user_id == user_id))
+        return int(getattr(result, "rowcount", 0) or 0)
+
 
 class PolicyRepository:
     def __init__(self, session: Session) -> None:
