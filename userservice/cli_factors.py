@@ -1,7 +1,8 @@
-"""`userservice factors reset EMAIL` and `userservice policy mfa [none|admins]`: the
-way back in for an administrator who lost the phone and the recovery codes, when
-administrators must sign in with a second factor and no other one can reset theirs
-(M8). Whoever runs it holds the server, which is the trust it rests on."""
+"""`userservice factors reset EMAIL` and `userservice policy mfa [none|admins|all]`:
+the way back in for an administrator who lost the phone and the recovery codes,
+when administrators must sign in with a second factor and no other one can reset
+theirs (M8), and the rule itself (M13). Whoever runs it holds the server, which is
+the trust it rests on."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def register(sub: Any) -> None:
     actions = factors.add_subparsers(dest="factors_action", required=True)
     reset = actions.add_parser(
         "reset",
-        help="remove the user's authenticator app and recovery codes, end every session "
-        "and token of theirs, and mail them a notice",
+        help="remove the user's authenticator app, passkeys and recovery codes, end every "
+        "session and token of theirs, and mail them a notice",
     )
     reset.add_argument("email")
     reset.set_defaults(func=_cmd_reset)
@@ -35,7 +36,13 @@ def register(sub: Any) -> None:
     policy = sub.add_parser("policy", help="sign-in policies")
     rules = policy.add_subparsers(dest="policy_name", required=True)
     mfa = rules.add_parser(
-        "mfa", help="who must sign in with a second factor; prints it, or sets it"
+        "mfa",
+        help="who must sign in with a second factor; prints it, or sets it",
+        description="none: each user chooses. admins: every administrator. all: every "
+        "user. Whoever the rule covers and has no second factor is signed out at once "
+        "and sets one up at the next sign-in. The password grant and HTTP Basic answer "
+        "mfa_required to everyone the rule covers: under `all` they stop for every user, "
+        "so first-party frontends must use the authorization code flow with PKCE.",
     )
     mfa.add_argument("required_for", nargs="?", choices=REQUIRED_FOR)
     mfa.set_defaults(func=_cmd_mfa)

@@ -1,6 +1,6 @@
-"""Whether administrators must sign in with a second factor (services/mfa_policy.py,
-M8): `none` until an administrator says `admins`, stored for every replica, any
-other value refused, every change audited with who made it."""
+"""Who must sign in with a second factor (services/mfa_policy.py, M8, M13): `none`
+until an administrator says `admins` or `all`, stored for every replica, any other
+value refused, every change audited with who made it."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ IP = "192.0.2.1"
 
 def test_m8_default_is_none(database: Database) -> None:
     assert MfaPolicy(database).required_for() == "none"
-    assert REQUIRED_FOR == ("none", "admins")
+    assert REQUIRED_FOR == ("none", "admins", "all")
 
 
 def test_m8_set_is_stored_and_audited_with_the_actor(database: Database) -> None:
@@ -44,7 +44,7 @@ def test_m8_set_is_stored_and_audited_with_the_actor(database: Database) -> None
     ]
 
 
-@pytest.mark.parametrize("value", ["", "all", "Admins", "admins ", "none\n"])
+@pytest.mark.parametrize("value", ["", "everyone", "All", "Admins", "admins ", "none\n"])
 def test_m8_other_values_are_refused_and_change_nothing(database: Database, value: str) -> None:
     root = add_user(database, "root@example.com", is_admin=True)
     policy = MfaPolicy(database)
@@ -54,7 +54,7 @@ def test_m8_other_values_are_refused_and_change_nothing(database: Database, valu
     assert policy.required_for() == "admins"
 
 
-def test_m8_an_unknown_stored_value_reads_as_the_stricter_rule(database: Database) -> None:
+def test_m8_m13_an_unknown_stored_value_reads_as_the_strictest_rule(database: Database) -> None:
     with database.unit_of_work() as uow:
         PolicyRepository(uow).set(MFA_REQUIRED_FOR, "everyone")
-    assert MfaPolicy(database).required_for() == "admins"
+    assert MfaPolicy(database).required_for() == "all"

@@ -1,6 +1,6 @@
-"""An administrator's side of second factors (M8): a user's factors seen and reset
-(the way back in for someone who lost the phone and the recovery codes), and the
-rule whether administrators must sign in with one."""
+"""An administrator's side of second factors (M8, M13): a user's factors seen and
+reset (the way back in for someone who lost the phone and the recovery codes), and
+the rule who must sign in with one (nobody, administrators, or everyone)."""
 
 from __future__ import annotations
 
@@ -70,9 +70,9 @@ def reset_user_factors(
     svc: ServicesDep,
     admin: Annotated[Principal, Depends(user_allowed("reset_user_factors"))],
 ) -> Response:
-    """Removes the user's authenticator app (a pending one too) and recovery codes,
-    so that the password alone signs them in again (or, where administrators must
-    have a factor, they set up a new one at the next sign-in). Every session and
+    """Removes the user's authenticator app (a pending one too), passkeys and
+    recovery codes, so that the password alone signs them in again (or, where the
+    rule requires a factor of them, they set up a new one at the next sign-in). Every session and
     token of the user ends; the user is mailed; the reset is audited with the
     administrator who did it. For someone who lost the phone and the codes: confirm
     who is asking before using it. 404 for an unknown user; needs a login at most
@@ -106,13 +106,17 @@ def update_mfa_policy(
     svc: ServicesDep,
     admin: Annotated[Principal, Depends(user_allowed("update_mfa_policy"))],
 ) -> MfaPolicyBody:
-    """`admins`: every administrator needs a second factor. Each one who has none
-    is signed out at once (every session and token, the caller's own included) and
-    asked to set one up at the next sign-in, before anything else; meanwhile the
-    password grant and HTTP Basic answer them 401 `mfa_required`. Needs a login at
-    most 5 minutes old (401 `insufficient_user_authentication`, RFC 9470). Audited.
-    Before choosing it, make sure you can still get in: `userservice factors reset
-    EMAIL` on the server is the way back for an administrator who lost the phone."""
+    """`admins`: every administrator needs a second factor (an authenticator app or
+    a passkey); `all`: every user does. Each one it covers who has none is signed
+    out at once (every session and token, the caller's own included) and asked to
+    set one up at the next sign-in, before anything else. The password grant and
+    HTTP Basic never carry a second factor: they answer 401 `mfa_required` to
+    everyone the rule covers, so under `all` they stop for every user and
+    first-party frontends must sign in with the authorization code flow and PKCE.
+    Needs a login at most 5 minutes old (401 `insufficient_user_authentication`,
+    RFC 9470). Audited. Before choosing it, make sure you can still get in:
+    `userservice factors reset EMAIL` on the server is the way back for an
+    administrator who lost the phone."""
     svc.mfa_policy.set_required_for(
         body.required_for, actor_id=admin.user.id, ip=client_ip(request)
     )
@@ -120,5 +124,7 @@ def update_mfa_policy(
 
 
 def _known(value: str) -> RequiredFor:
-    # The service reads an unknown stored value as the stricter rule already.
-    return "none" if value == "none" else "admins"
+    # The service reads an unknown stored value as the strictest rule already.
+    if value == "none":
+        return "none"
+    return "admins" if value == "admins" else "all"

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from userservice.api.schemas import OneTimeCode, Strict
 from userservice.services.factors import FactorSummary
 
-RequiredFor = Literal["none", "admins"]
+RequiredFor = Literal["none", "admins", "all"]
 
 
 class TotpState(BaseModel):
@@ -61,5 +61,8 @@ class RecoveryCodesOut(BaseModel):
 class MfaPolicyBody(Strict):
     required_for: RequiredFor = Field(
         description="`none`: each user chooses; `admins`: every administrator must sign in "
-        "with a second factor, and one without is asked to set one up at the next sign-in."
+        "with a second factor (an authenticator app or a passkey), and one without is asked "
+        "to set one up at the next sign-in; `all`: the same for every user. Under `all` the "
+        "password grant and HTTP Basic answer `mfa_required` for everyone, so first-party "
+        "frontends must sign users in with the authorization code flow and PKCE."
     )

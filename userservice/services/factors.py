@@ -282,6 +282,7 @@ class SecondFactors:
             user = locked_user(uow, user_id)
             factors = FactorRepository(uow)
             had_app = factors.delete_totp(user_id)
+            passkeys = factors.delete_passkeys(user_id)
             codes = factors.delete_codes(user_id)
             ended = end_everything(uow, user)
             record(
@@ -291,6 +292,7 @@ class SecondFactors:
                 actor=actor_id,
                 ip=printable_ip(ip),
                 app=had_app,
+                passkeys=passkeys,
                 recovery_codes=codes,
                 sessions=ended,
                 **({"via": via} if via else {}),

@@ -1,6 +1,9 @@
-"""Who must sign in with a second factor (M8): nobody by rule (`none`, each user
-chooses), or every administrator (`admins`). Set at run time by an administrator
-and kept in the database, so that every replica applies the same rule."""
+"""Who must sign in with a second factor (M8, M13): nobody by rule (`none`, each
+user chooses), every administrator (`admins`), or every user (`all`). Set at run
+time by an administrator and kept in the database, so that every replica applies
+the same rule. Under `all` the password grant and HTTP Basic answer `mfa_required`
+for every user (they carry no second factor, M4): first-party frontends sign in
+through the authorization code flow with PKCE."""
 
 from __future__ import annotations
 
@@ -31,12 +34,16 @@ class MfaPolicy:
     ) -> None:
         """`via` names a tool acting with no account (the command line).
 
-        M8: `admins` bites at once. Every active administrator without an app
-        loses every session, refresh and access token in this same unit of work,
-        or a token from before (a refresh keeps its amr `pwd`, RFC 8176) would go
-        on acting as an administrator, even to switch the policy off again. Their
-        next sign-in is the forced enrolment. One `policy.mfa_signed_out` event
-        per such administrator, in their own trail, names the actor."""
+        M8, M13: the rule bites at once. Every active user it covers (every
+        administrator under `admins`, everyone under `all`) who has no second
+        factor (neither an app nor a passkey) loses every session, refresh and
+        access token in this same unit of work, or a token from before (a refresh
+        keeps its amr `pwd`, RFC 8176) would go on acting without one, an
+        administrator's even to switch the rule off again. Their next sign-in is
+        the forced enrolment. One `policy.mfa_signed_out` event per such user, in
+        their own trail, names the actor and the rule. Under `all` this is one
+        transaction however many users it signs out: it holds their rows' locks
+        until it commits."""
         if value not in REQUIRED_FOR:
             raise InvalidInput(f"required_for must be one of: {', '.join(REQUIRED_FOR)}")
         with self.db.unit_of_work() as uow:
@@ -63,5 +70,6 @@ class MfaPolicy:
                         actor=actor_id,
                         ip=printable_ip(ip),
                         sessions=ended,
+                        rule=value,
                         **({"via": via} if via else {}),
                     )
