@@ -58,6 +58,12 @@ ADMIN_KEEPS = N_(
     "Administrators must keep two-step verification on. For a new phone, ask another "
     "administrator to reset it; you set up the new app at your next sign-in."
 )
+# M13: under the rule for everyone, the last factor stays on for every account.
+EVERYONE_KEEPS = N_(
+    "This service requires two-step verification of every account: add a passkey "
+    "before turning the app off. For a new phone, ask an administrator to reset it; "
+    "you set up the new one at your next sign-in."
+)
 
 
 def _setup_page(
@@ -202,7 +208,8 @@ async def remove(request: Request, svc: ServicesDep) -> Response:
         # A second tab got there first: the page shows the truth.
         return redirect("/account#two-factor")
     except Conflict:
-        refusal = Refusal({SECTION: ADMIN_KEEPS}, status=409)
+        keeps = ADMIN_KEEPS if session.user.is_admin else EVERYONE_KEEPS
+        refusal = Refusal({SECTION: keeps}, status=409)
         return await account_page(request, svc, session, refusal=refusal)
     response = redirect("/account?done=two-factor-off")
     await continue_in_new_session(request, svc, session.user.id, response, amr=PASSWORD_ONLY)

@@ -1,8 +1,9 @@
 """The second step of a hosted sign-in (M6): the code from the authenticator app
-or a recovery code, or, when the policy requires administrators to have an app
-and this one has none, setting one up (M8). Only these pages read the half-login
-cookie; every other page and route reads the session cookie alone, so a half-login
-grants nothing. Forms carry the CSRF token and pass the origin check (F4)."""
+or a recovery code, or, when the sign-in rule requires a second factor of this
+user (an administrator under `admins`, anyone under `all`) and they have none,
+setting one up (M8, M13). Only these pages read the half-login cookie; every
+other page and route reads the session cookie alone, so a half-login grants
+nothing. Forms carry the CSRF token and pass the origin check (F4)."""
 
 from __future__ import annotations
 
@@ -166,7 +167,7 @@ def _enrol_page(
 
 @router.get(ENROL_PAGE)
 async def enrol_form(request: Request, svc: ServicesDep) -> Response:
-    """M8: the policy requires an app of this administrator before any session.
+    """M8, M13: the rule requires a factor of this user before any session.
     Opening the page changes nothing: the key is made by the "Start" button's
     POST (below), so a reload, a prefetch or the back button does not replace it."""
     found = await _half_login(request, svc, "enrol")
