@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
         # embedded use (tests, other ASGI servers) and is a plain load otherwise.
         keys.ensure()
         accounts.devices.ensure()
+        services.passkeys.ensure()
         # Everything built so far (modules, routes, models) lives as long as the
         # process: keep it out of the cyclic collector's full passes.
         gc.freeze()

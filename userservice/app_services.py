@@ -14,6 +14,7 @@ from userservice.observability.metrics import NoMetrics
 from userservice.security.counters import Counters
 from userservice.security.mail_limits import MailThrottle
 from userservice.security.passwords import PasswordHasher
+from userservice.security.relying_party import relying_party
 from userservice.security.throttle import LoginThrottle
 from userservice.services.access_tokens import TokenSettings
 from userservice.services.account_mail import Mailer
@@ -32,6 +33,7 @@ from userservice.services.id_tokens import IdTokenService
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
 from userservice.services.mfa_policy import MfaPolicy
+from userservice.services.passkeys import Passkeys
 from userservice.services.password_reset import PasswordReset
 from userservice.services.preferences import PreferenceService
 from userservice.services.privacy import Privacy
@@ -156,4 +158,12 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
         factors=factors,
         half_logins=HalfLogins(db, settings.half_login_ttl_seconds),
         mfa_policy=MfaPolicy(db),
+        passkeys=Passkeys(
+            db,
+            AtRest.for_settings(settings),
+            mailer,
+            # M9: the relying party from the configured public URL, never a Host header.
+            relying_party(settings.issuer, settings.passkey_rp_name or settings.app_name),
+            challenge_ttl=settings.passkey_challenge_ttl_seconds,
+        ),
     )

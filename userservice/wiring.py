@@ -28,6 +28,7 @@ from userservice.services.half_logins import HalfLogins
 from userservice.services.keys import KeyStore
 from userservice.services.mail import MailOutbox
 from userservice.services.mfa_policy import MfaPolicy
+from userservice.services.passkeys import Passkeys
 from userservice.services.password_reset import PasswordReset
 from userservice.services.preferences import PreferenceService
 from userservice.services.privacy import Privacy
@@ -79,6 +80,8 @@ class Services:
     factors: SecondFactors
     half_logins: HalfLogins
     mfa_policy: MfaPolicy
+    # Passkeys (M9, M10): registration, passwordless sign-in, the second step.
+    passkeys: Passkeys
 
 
 def install(app: FastAPI, built: Services) -> None:

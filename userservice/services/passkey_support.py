@@ -1,0 +1,115 @@
+"""What services/passkeys.py needs around py_webauthn (M9): the shared challenge
+key, reading an untrusted browser answer without ever failing loudly, and the
+credential descriptors the options name."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from typing import Any
+
+from webauthn.helpers import (
+    parse_authentication_credential_json,
+    parse_client_data_json,
+    parse_registration_credential_json,
+)
+from webauthn.helpers.structs import (
+    AuthenticationCredential,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    RegistrationCredential,
+)
+
+from userservice.db.ports import Storage
+from userservice.db.server_secrets import get_or_create, replace_value
+from userservice.errors import InvalidInput, InvalidPasskey
+from userservice.services.at_rest import AtRest
+
+KEY_NAME = "webauthn_challenge_key"
+# WebAuthn L2 §5.8.3: a credential id is at most 1023 bytes; a JSON answer is a
+# few kilobytes at most (an attestation certificate chain is the large part).
+MAX_RESPONSE_CHARS = 64 * 1024
+REFUSED = "The passkey could not be verified: try again."
+_TRANSPORTS = {item.value for item in AuthenticatorTransport}
+
+log = logging.getLogger("userservice.passkeys")
+
+
+def load_challenge_key(db: Storage, at_rest: AtRest) -> bytes:
+    """The HMAC key of WebAuthn challenges: a server secret every replica shares
+    (a challenge minted by one is checked by another), sealed at rest (S11), made
+    on first start. As services/devices.py loads the device-cookie key."""
+    row = f"server secret {KEY_NAME}"
+    fresh = at_rest.protect(_b64(secrets.token_bytes(32)), row)
+    stored = get_or_create(db, KEY_NAME, fresh)
+    key = at_rest.reveal(stored, row)
+    if at_rest.needs_sealing(stored):
+        replace_value(db, KEY_NAME, stored, at_rest.protect(key, row))
+        log.info("encrypted the server secret %s stored in plaintext", KEY_NAME)
+    return base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+
+
+def parsed_registration(response_json: str) -> tuple[RegistrationCredential, bytes]:
+    """The credential and the challenge its clientDataJSON answers; InvalidPasskey
+    for anything malformed (the body is the browser's, or an attacker's: never a
+    500)."""
+    if len(response_json) > MAX_RESPONSE_CHARS:
+        raise InvalidPasskey(REFUSED)
+    try:
+        credential = parse_registration_credential_json(response_json)
+        challenge = parse_client_data_json(credential.response.client_data_json).challenge
+    except Exception:
+        raise InvalidPasskey(REFUSED) from None
+    return credential, challenge
+
+
+def parsed_authentication(response_json: str) -> tuple[AuthenticationCredential, bytes]:
+    if len(response_json) > MAX_RESPONSE_CHARS:
+        raise InvalidPasskey(REFUSED)
+    try:
+        credential = parse_authentication_credential_json(response_json)
+        challenge = parse_client_data_json(credential.response.client_data_json).challenge
+    except Exception:
+        raise InvalidPasskey(REFUSED) from None
+    return credential, challenge
+
+
+def descriptors(stored: list[tuple[bytes, str | None]]) -> list[PublicKeyCredentialDescriptor]:
+    """excludeCredentials / allowCredentials: each passkey's id, with the
+    transports its authenticator reported (a hint; unknown values dropped)."""
+    found = []
+    for credential_id, transports in stored:
+        names = [name for name in (transports or "").split() if name in _TRANSPORTS]
+        found.append(
+            PublicKeyCredentialDescriptor(
+                id=credential_id,
+                transports=[AuthenticatorTransport(name) for name in names] or None,
+            )
+        )
+    return found
+
+
+def transports_of(credential: RegistrationCredential) -> str | None:
+    names = [item.value for item in credential.response.transports or []]
+    joined = " ".join(dict.fromkeys(names))
+    return joined[:128] or None
+
+
+def clean_name(name: Any) -> str:
+    """A passkey's name as stored: trimmed, 1 to 64 characters, no control
+    characters (it is shown on pages and in mails)."""
+    if not isinstance(name, str):
+        raise InvalidInput("Give the passkey a name.")
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise InvalidInput("Give the passkey a name.")
+    if len(cleaned) > 64:
+        raise InvalidInput("A passkey's name has at most 64 characters.")
+    if any(ord(char) < 32 or ord(char) == 127 for char in cleaned):
+        raise InvalidInput("A passkey's name cannot hold control characters.")
+    return cleaned
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -1,0 +1,452 @@
+"""Passkeys (M9, M10): WebAuthn Level 2 credentials, registered by verified
+accounts, used alone (passwordless, user verification required) or as the second
+factor after the password.
+
+The relying party (its id and origin) comes from the configured public URL only,
+never from a request. Challenges are stateless (security/webauthn_challenges.py)
+and spent in the database when answered. Synchronous: callers use
+anyio.to_thread.run_sync. Every change is one unit of work with its audit event,
+its revocations and its mail: all commit, or none does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from typing import NoReturn
+
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers.structs import (
+    AttestationConveyancePreference,
+    AuthenticationCredential,
+    AuthenticatorSelectionCriteria,
+    CredentialDeviceType,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from userservice.db.codec import utc
+from userservice.db.factors import (
+    MFA_REQUIRED_FOR,
+    FactorRepository,
+    PolicyRepository,
+    has_second_factor,
+)
+from userservice.db.models import Passkey, User
+from userservice.db.passkeys import PasskeyRepository, spend_challenge
+from userservice.db.ports import Storage, UnitOfWork
+from userservice.db.users import UserRepository
+from userservice.errors import (
+    Conflict,
+    EmailNotVerified,
+    InvalidPasskey,
+    NotFound,
+    PasskeysUnavailable,
+)
+from userservice.security import recovery_codes, webauthn_challenges
+from userservice.security.relying_party import RelyingParty
+from userservice.services.account_mail import Mailer
+from userservice.services.assurance import passkey_amr, passkey_method
+from userservice.services.at_rest import AtRest
+from userservice.services.audit import record
+from userservice.services.client_address import printable_ip
+from userservice.services.factor_support import FactorNotices, end_everything
+from userservice.services.mfa_rule import applies, effective
+from userservice.services.passkey_support import (
+    REFUSED,
+    clean_name,
+    descriptors,
+    load_challenge_key,
+    parsed_authentication,
+    parsed_registration,
+    transports_of,
+)
+
+UNVERIFIED = "Verify your email address before adding a passkey."
+UNAVAILABLE = "Passkeys need the service's public URL to name a domain, not an IP address."
+KEEP_ONE = (
+    "Every account under the sign-in rule must keep a second factor: add another "
+    "passkey or an authenticator app before removing this one."
+)
+NO_PASSKEY = "No such passkey."
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyView:
+    id: uuid.UUID
+    name: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    synced: bool  # backup_eligible (amr swk)
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeySignIn:
+    user_id: uuid.UUID
+    amr: tuple[str, ...]
+    auth_time: int
+
+
+def half_login_binding(half_login_id: str) -> str:
+    """The second-factor challenge's binding: the half-login's digest, so that a
+    challenge answered in one browser's sign-in cannot finish another's (M6)."""
+    return hashlib.sha256(half_login_id.encode()).hexdigest()
+
+
+class Passkeys:
+    def __init__(
+        self,
+        db: Storage,
+        at_rest: AtRest,
+        mailer: Mailer,
+        rp: RelyingParty | None,
+        *,
+        challenge_ttl: int,
+    ) -> None:
+        self.db = db
+        self.at_rest = at_rest
+        self.notices = FactorNotices(mailer)
+        self.rp = rp
+        self.ttl = challenge_ttl
+        self._key: bytes | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.rp is not None
+
+    def ensure(self) -> None:
+        """Load the challenge key, creating it on first start (at start-up, not on
+        the event loop; a key that does not open stops the start)."""
+        self._key = load_challenge_key(self.db, self.at_rest)
+
+    # -- registration ------------------------------------------------------------------
+
+    def registration_options(self, user_id: uuid.UUID) -> str:
+        rp = self._rp()
+        with self.db.unit_of_work(read_only=True) as uow:
+            user = uow.get(User, user_id)
+            if user is None:
+                raise NotFound("No such user.")
+            if not user.email_verified:
+                # M3: an unproven address cannot be told of factor changes.
+                raise EmailNotVerified(UNVERIFIED)
+            email = user.email
+            existing = PasskeyRepository(uow).credential_ids_for_user(user_id)
+        challenge = self._mint(webauthn_challenges.REGISTER, user_id.hex)
+        options = generate_registration_options(
+            rp_id=rp.id,
+            rp_name=rp.name,
+            user_name=email,
+            user_id=user_id.bytes,
+            user_display_name=email,
+            challenge=challenge,
+            timeout=self.ttl * 1000,
+            attestation=AttestationConveyancePreference.NONE,
+            authenticator_selection=AuthenticatorSelectionCriteria(
+                # Discoverable, so that a passwordless sign-in finds the account.
+                resident_key=ResidentKeyRequirement.REQUIRED,
+                user_verification=UserVerificationRequirement.PREFERRED,
+            ),
+            exclude_credentials=descriptors(existing),
+        )
+        return options_to_json(options)
+
+    def register(
+        self, user_id: uuid.UUID, response_json: str, name: str, *, ip: str | None, locale: str
+    ) -> list[str] | None:
+        rp = self._rp()
+        cleaned = clean_name(name)
+        credential, challenge = parsed_registration(response_json)
+        expiry = self._check(challenge, webauthn_challenges.REGISTER, user_id.hex)
+        if expiry is None:
+            self._refused(user_id, ip, "registration", "challenge")
+        try:
+            verified = verify_registration_response(
+                credential=credential,
+                expected_challenge=challenge,
+                expected_rp_id=rp.id,
+                expected_origin=rp.origin,
+            )
+        except Exception:
+            self._refused(user_id, ip, "registration", "verification")
+        synced = verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE
+        codes = recovery_codes.new_codes()
+        now = _now()
+        with self.db.unit_of_work() as uow:
+            user = _user(uow, user_id)
+            if not user.email_verified:
+                raise EmailNotVerified(UNVERIFIED)
+            if not spend_challenge(uow, webauthn_challenges.digest(challenge), _at(expiry)):
+                raise InvalidPasskey(REFUSED)
+            first = not has_second_factor(uow, user_id)
+            PasskeyRepository(uow).add(
+                Passkey(
+                    user_id=user_id,
+                    credential_id=verified.credential_id,
+                    public_key=verified.credential_public_key,
+                    sign_count=verified.sign_count,
+                    backup_eligible=synced,
+                    backed_up=verified.credential_backed_up,
+                    transports=transports_of(credential),
+                    aaguid=verified.aaguid,
+                    name=cleaned,
+                    created_at=now,
+                )
+            )
+            if first:
+                # M2: recovery codes go with the first factor, shown once.
+                FactorRepository(uow).replace_codes(
+                    user_id, [recovery_codes.code_digest(code) for code in codes], now
+                )
+            ended = end_everything(uow, user)
+            record(
+                uow,
+                "factor.added",
+                user=user_id,
+                ip=printable_ip(ip),
+                kind="passkey",
+                synced=synced,
+                sessions=ended,
+            )
+            self.notices.send(uow, "passkey_added", user, locale, ip)
+        return codes if first else None
+
+    # -- sign-in -------------------------------------------------------------------------
+
+    def sign_in_options(self) -> str:
+        rp = self._rp()
+        options = generate_authentication_options(
+            rp_id=rp.id,
+            challenge=self._mint(webauthn_challenges.SIGN_IN, ""),
+            timeout=self.ttl * 1000,
+            allow_credentials=[],
+            # M10: a passkey alone counts as multi-factor only with the user verified.
+            user_verification=UserVerificationRequirement.REQUIRED,
+        )
+        return options_to_json(options)
+
+    def sign_in(self, response_json: str, *, ip: str | None) -> PasskeySignIn:
+        credential, challenge = parsed_authentication(response_json)
+        expiry = self._check(challenge, webauthn_challenges.SIGN_IN, "")
+        passkey = self._passkey_for(credential, None, ip, expiry, "sign_in")
+        backup_eligible = self._verify(credential, challenge, passkey, expiry, ip, "sign_in")
+        amr = passkey_amr(backup_eligible, user_verified=True)
+        with self.db.unit_of_work() as uow:
+            record(uow, "login.succeeded", user=passkey[1], ip=printable_ip(ip), method="passkey")
+        return PasskeySignIn(passkey[1], amr, int(time.time()))
+
+    def second_factor_options(self, user_id: uuid.UUID, half_login_id: str) -> str:
+        rp = self._rp()
+        with self.db.unit_of_work(read_only=True) as uow:
+            existing = PasskeyRepository(uow).credential_ids_for_user(user_id)
+        options = generate_authentication_options(
+            rp_id=rp.id,
+            challenge=self._mint(
+                webauthn_challenges.SECOND_FACTOR, half_login_binding(half_login_id)
+            ),
+            timeout=self.ttl * 1000,
+            allow_credentials=descriptors(existing),
+            user_verification=UserVerificationRequirement.PREFERRED,
+        )
+        return options_to_json(options)
+
+    def verify_second_factor(
+        self, user_id: uuid.UUID, response_json: str, half_login_id: str, *, ip: str | None
+    ) -> str:
+        credential, challenge = parsed_authentication(response_json)
+        binding = half_login_binding(half_login_id)
+        expiry = self._check(challenge, webauthn_challenges.SECOND_FACTOR, binding)
+        passkey = self._passkey_for(credential, user_id, ip, expiry, "second_factor")
+        backup_eligible = self._verify(credential, challenge, passkey, expiry, ip, "second_factor")
+        with self.db.unit_of_work() as uow:
+            record(uow, "factor.verified", user=user_id, ip=printable_ip(ip), method="passkey")
+        return passkey_method(backup_eligible)
+
+    # -- management -------------------------------------------------------------------
+
+    def list(self, user_id: uuid.UUID) -> list[PasskeyView]:
+        with self.db.unit_of_work(read_only=True) as uow:
+            rows = PasskeyRepository(uow).list_for_user(user_id)
+            return [_view(row) for row in rows]
+
+    def rename(
+        self, user_id: uuid.UUID, passkey_id: uuid.UUID, name: str, *, ip: str | None
+    ) -> None:
+        cleaned = clean_name(name)
+        with self.db.unit_of_work() as uow:
+            if not PasskeyRepository(uow).rename(user_id, passkey_id, cleaned):
+                raise NotFound(NO_PASSKEY)
+            record(uow, "passkey.renamed", user=user_id, ip=printable_ip(ip))
+
+    def remove(
+        self, user_id: uuid.UUID, passkey_id: uuid.UUID, *, ip: str | None, locale: str
+    ) -> None:
+        with self.db.unit_of_work() as uow:
+            user = _user(uow, user_id)
+            # The policy's row is held until this commits (as services/factors.py
+            # does), so a switch at the same moment comes after this removal.
+            rule = effective(PolicyRepository(uow).get_for_share(MFA_REQUIRED_FOR))
+            if not PasskeyRepository(uow).delete(user_id, passkey_id):
+                raise NotFound(NO_PASSKEY)
+            left = has_second_factor(uow, user_id)
+            if not left and applies(rule, is_admin=user.is_admin):
+                # M8, M13: under the rule the last factor stays; raising rolls back.
+                raise Conflict(KEEP_ONE)
+            if not left:
+                # M2: with no factor left, codes would be a second password.
+                FactorRepository(uow).delete_codes(user_id)
+            ended = end_everything(uow, user)
+            record(
+                uow,
+                "factor.removed",
+                user=user_id,
+                ip=printable_ip(ip),
+                kind="passkey",
+                sessions=ended,
+            )
+            self.notices.send(uow, "passkey_removed", user, locale, ip)
+
+    # -- the ceremonies' parts ---------------------------------------------------------
+
+    def _rp(self) -> RelyingParty:
+        if self.rp is None:
+            raise PasskeysUnavailable(UNAVAILABLE)
+        return self.rp
+
+    def _key_now(self) -> bytes:
+        if self._key is None:
+            # Embedded use without the start-up hook (a test building services).
+            self.ensure()
+        assert self._key is not None
+        return self._key
+
+    def _mint(self, purpose: str, binding: str) -> bytes:
+        return webauthn_challenges.mint(self._key_now(), purpose, binding, time.time(), self.ttl)
+
+    def _check(self, challenge: bytes, purpose: str, binding: str) -> int | None:
+        return webauthn_challenges.check(self._key_now(), challenge, purpose, binding, time.time())
+
+    def _passkey_for(
+        self,
+        credential: AuthenticationCredential,
+        user_id: uuid.UUID | None,
+        ip: str | None,
+        expiry: int | None,
+        during: str,
+    ) -> tuple[uuid.UUID, uuid.UUID, bytes, bool, bool]:
+        """(passkey id, user id, COSE key, backup eligible, account active)."""
+        if expiry is None:
+            self._refused(user_id, ip, during, "challenge")
+        with self.db.unit_of_work(read_only=True) as uow:
+            found = PasskeyRepository(uow).by_credential_id(credential.raw_id)
+            owner = uow.get(User, found.user_id) if found is not None else None
+            if found is None or owner is None:
+                self._refused(user_id, ip, during, "unknown_credential")
+            if user_id is not None and found.user_id != user_id:
+                self._refused(user_id, ip, during, "unknown_credential")
+            handle = credential.response.user_handle
+            if handle is not None and handle != found.user_id.bytes:
+                # WebAuthn L2 §7.2 step 6: the user handle must name the owner.
+                self._refused(found.user_id, ip, during, "user_handle")
+            if not owner.is_active:
+                self._refused(found.user_id, ip, during, "disabled")
+            return (found.id, found.user_id, bytes(found.public_key), found.backup_eligible, True)
+
+    def _verify(
+        self,
+        credential: AuthenticationCredential,
+        challenge: bytes,
+        passkey: tuple[uuid.UUID, uuid.UUID, bytes, bool, bool],
+        expiry: int | None,
+        ip: str | None,
+        during: str,
+    ) -> bool:
+        """Verify the assertion, then spend the challenge and advance the counter in
+        one unit of work. The backup eligibility stored at registration."""
+        assert self.rp is not None and expiry is not None
+        passkey_id, owner, public_key, backup_eligible, _ = passkey
+        try:
+            verified = verify_authentication_response(
+                credential=credential,
+                expected_challenge=challenge,
+                expected_rp_id=self.rp.id,
+                expected_origin=self.rp.origin,
+                credential_public_key=public_key,
+                # The counter is checked by db/passkeys.advance, atomically, so that
+                # a clone racing the original is refused too (and audited apart).
+                credential_current_sign_count=0,
+                require_user_verification=during == "sign_in",
+            )
+        except Exception:
+            self._refused(owner, ip, during, "verification")
+        try:
+            with self.db.unit_of_work() as uow:
+                if not spend_challenge(uow, webauthn_challenges.digest(challenge), _at(expiry)):
+                    raise _Refusal("challenge_spent")
+                repository = PasskeyRepository(uow)
+                if not repository.advance(
+                    passkey_id, verified.new_sign_count, verified.credential_backed_up, _now()
+                ):
+                    # WebAuthn L2 §6.1.1: a counter that did not grow betrays a
+                    # copy of the key; raising rolls the spent challenge back too.
+                    raise _Refusal("counter")
+        except _Refusal as refusal:
+            if refusal.reason == "counter":
+                with self.db.unit_of_work() as uow:
+                    record(uow, "passkey.counter_rejected", user=owner, ip=printable_ip(ip))
+            self._refused(owner, ip, during, refusal.reason)
+        return backup_eligible
+
+    def _refused(
+        self, user_id: uuid.UUID | None, ip: str | None, during: str, reason: str
+    ) -> NoReturn:
+        """Audit a refused ceremony (the user id and a reason: nothing else about
+        the answer) and refuse it with the one message for every cause (M9)."""
+        event = {"sign_in": "login.failed", "second_factor": "factor.failed"}.get(
+            during, "passkey.failed"
+        )
+        with self.db.unit_of_work() as uow:
+            record(
+                uow,
+                event,
+                user=user_id,
+                ip=printable_ip(ip),
+                method="passkey",
+                during=during,
+                reason=reason,
+            )
+        raise InvalidPasskey(REFUSED)
+
+
+class _Refusal(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _view(row: Passkey) -> PasskeyView:
+    last = utc(row.last_used_at) if row.last_used_at is not None else None
+    return PasskeyView(row.id, row.name, utc(row.created_at), last, row.backup_eligible)
+
+
+def _user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
+    user = UserRepository(uow).get_for_update(user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def _at(expiry: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(expiry, dt.UTC)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
