@@ -82,7 +82,10 @@ def _grant_under_policy(uow: UnitOfWork, user: User, actor_id: uuid.UUID, ip: st
     out everywhere in the grant's unit of work, so that no token from before acts
     as an administrator with the password alone; their next sign-in is the forced
     enrolment. The policy's row is held FOR SHARE until this commits: a switch to
-    `admins` racing with the grant waits for it, then finds this administrator."""
+    `admins` racing with the grant waits for it, then finds this administrator.
+    Under `all` (M13) the rule covered this user before the grant: the switch
+    signed them out and every sign-in since asked for a factor, so the grant
+    changes nothing of what they must show."""
     if effective(PolicyRepository(uow).get_for_share(MFA_REQUIRED_FOR)) != "admins":
         return
     if has_second_factor(uow, user.id):
