@@ -34,6 +34,9 @@ DESCRIPTIONS: dict[str, str] = {
     "login_required": N_("The user must sign in."),
     "consent_required": N_("The user must consent."),
     "interaction_required": N_("The user must interact with the authorization server."),
+    "unmet_authentication_requirements": N_(
+        "The user cannot sign in in the way this request requires."
+    ),
     "account_selection_required": N_("The user must choose an account."),
     "request_not_supported": N_("The request parameter is not supported."),
     "request_uri_not_supported": N_("The request_uri parameter is not supported."),
