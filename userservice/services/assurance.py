@@ -52,3 +52,19 @@ def stored_amr(amr: Iterable[str]) -> str:
 def loaded_amr(stored: str | None) -> tuple[str, ...]:
     """NULL (rows written before second factors existed) is the password alone."""
     return tuple(stored.split()) if stored else PASSWORD_ONLY
+
+
+def required_level(acr_values: str | None) -> str | None:
+    """M11: the level an authorization request's `acr_values` asks for, or None.
+
+    OIDC Core §3.1.2.1: space-separated, in order of preference, and a voluntary
+    claim, so values we do not know are ignored. Our levels are ordered (pwd <
+    mfa) and the request is satisfied by any level it names, so what must be
+    reached is the weakest known one (`pwd mfa` is met by either)."""
+    known = [ACR_VALUES.index(v) for v in (acr_values or "").split() if v in ACR_VALUES]
+    return ACR_VALUES[min(known)] if known else None
+
+
+def satisfies(amr: Iterable[str], level: str) -> bool:
+    """M11: a login of `amr` reached `level` (or a stronger one)."""
+    return ACR_VALUES.index(acr_of(amr)) >= ACR_VALUES.index(level)
