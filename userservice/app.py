@@ -47,11 +47,13 @@ from userservice.settings import Settings
 from userservice.web import (
     account,
     account_factors,
+    account_passkeys,
     authorize,
     end_session,
     journeys,
     language,
     pages,
+    passkeys_login,
     second_factor,
 )
 from userservice.web import email_change as email_change_pages
@@ -165,6 +167,8 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         second_factor.router,
         account.router,
         account_factors.router,
+        passkeys_login.router,
+        account_passkeys.router,
         journeys.router,
         email_change_pages.router,
         language.router,

@@ -17,6 +17,7 @@ from userservice.services.factors import FactorSummary
 from userservice.services.scopes import describe
 from userservice.services.sessions import ActiveSession, BrowserSession
 from userservice.web.browser import SESSION_COOKIE, issue_csrf
+from userservice.web.passkey_views import passkey_section
 from userservice.web.templating import render
 from userservice.wiring import Services
 
@@ -129,6 +130,7 @@ async def account_page(
         # M7: an address change asks for the second factor too.
         "email_needs_code": factors.enrolled,
         **_factor_context(user.email_verified, factors),
+        **await passkey_section(request, svc, user.id),
     }
     cookies = Response()
     context["csrf_token"] = issue_csrf(cookies, request)

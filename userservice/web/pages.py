@@ -32,8 +32,9 @@ from userservice.web.forms import checked_form as _checked_form
 from userservice.web.forms import error_page as _error
 from userservice.web.forms import redirect as _redirect
 from userservice.web.login_steps import begin_second_step, complete_login
+from userservice.web.passkey_views import sign_in_options
 from userservice.web.templating import render
-from userservice.wiring import ServicesDep, client_ip
+from userservice.wiring import ServicesDep, client_ip, wired
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,6 +74,8 @@ def _login_page(
         "reset": reset,
         "unverified": unverified,
         "notice": notice,
+        # M9: passwordless sign-in, when passkeys are on.
+        "passkey_options": sign_in_options(wired(request.app)),
     }
     cookies = Response()
     context["csrf_token"] = issue_csrf(cookies, request)

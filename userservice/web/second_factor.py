@@ -28,6 +28,7 @@ from userservice.web.login_steps import (
     complete_login,
     start_session,
 )
+from userservice.web.passkey_views import second_step_options
 from userservice.web.templating import render
 from userservice.wiring import Services, ServicesDep, client_ip
 
@@ -90,7 +91,10 @@ async def code_form(request: Request, svc: ServicesDep) -> Response:
     found = await _half_login(request, svc, "verify")
     if isinstance(found, Response):
         return found
-    return _page(request, "second_factor.html", {})
+    raw_id, state = found
+    # M9: one of the account's passkeys instead of a code, when it has one.
+    passkey = {"passkey_options": await second_step_options(svc, state.user.id, raw_id)}
+    return _page(request, "second_factor.html", passkey)
 
 
 @router.post(SECOND_FACTOR_PAGE)
@@ -123,7 +127,8 @@ async def code_submit(request: Request, svc: ServicesDep) -> Response:
             return back_to_login("too_many_codes", state.next_path)
         # 400 and the form again: a refused submission, like the account page's
         # code check; the login page's 200 is for E3's one answer to two causes.
-        return _page(request, "second_factor.html", {"error": WRONG}, status=400)
+        passkey = {"passkey_options": await second_step_options(svc, user_id, raw_id)}
+        return _page(request, "second_factor.html", {"error": WRONG, **passkey}, status=400)
     if not await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id)):
         # M6: ended meanwhile (its fifth wrong code or a correct one in a parallel
         # request, or its time ran out): that request decided; no second session.

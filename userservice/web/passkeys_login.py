@@ -1,0 +1,136 @@
+"""Signing in with a passkey (M9, M10): passwordless from the sign-in page, or as
+the second step after the password (M6). The page carries the options; the local
+script puts the authenticator's answer into a plain form, sent with the CSRF token
+past the origin check (F4). Every refusal is one generic message and status 400,
+whatever did not verify (unknown key, wrong origin, spent challenge, a counter
+that went back), and never a session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from userservice.errors import InvalidPasskey, PasskeysUnavailable, Throttled
+from userservice.i18n import N_
+from userservice.services.assurance import with_second_factor
+from userservice.web.browser import issue_csrf, safe_next
+from userservice.web.forms import checked_form
+from userservice.web.login_steps import SECOND_FACTOR_PAGE, back_to_login, complete_login
+from userservice.web.pages import _login_page as login_page
+from userservice.web.passkey_views import answer_of, second_step_options
+from userservice.web.second_factor import _half_login as half_login
+from userservice.web.templating import render
+from userservice.wiring import Services, ServicesDep, client_ip
+
+router = APIRouter(include_in_schema=False)
+FAILED = N_("Sign-in failed")
+NOT_ACCEPTED = N_("That passkey could not be used to sign in. Try again, or use your password.")
+NOT_ACCEPTED_SECOND = N_(
+    "That passkey could not be used. Try again, or enter a code from your authenticator "
+    "app or a recovery code."
+)
+TOO_MANY = N_("Too many sign-in attempts. Wait a little and try again.")
+
+
+@router.post("/login/passkey")
+async def passkey_sign_in(request: Request, svc: ServicesDep) -> Response:
+    """M9, M10: a discoverable passkey with user verification signs in alone; its
+    session's amr is hwk or swk, and mfa (the authenticator's PIN or biometric)."""
+    form = await checked_form(request, FAILED)
+    if isinstance(form, Response):
+        return form
+    next_path = safe_next(form.get("next"))
+    answer = answer_of(form)
+    if answer is None:
+        return login_page(request, email="", next_path=next_path, error=NOT_ACCEPTED, status=400)
+    ip = client_ip(request)
+    try:
+        signed = await anyio.to_thread.run_sync(lambda: svc.passkeys.sign_in(answer, ip=ip))
+    except (InvalidPasskey, PasskeysUnavailable):
+        return login_page(request, email="", next_path=next_path, error=NOT_ACCEPTED, status=400)
+    except Throttled as exc:
+        retry = {"Retry-After": str(exc.retry_after)}
+        return login_page(
+            request, email="", next_path=next_path, error=TOO_MANY, status=429, headers=retry
+        )
+    return await complete_login(
+        request,
+        svc,
+        signed.user_id,
+        auth_time=signed.auth_time,
+        next_path=next_path,
+        amr=signed.amr,
+    )
+
+
+async def _second_step_page(
+    request: Request,
+    svc: Services,
+    raw_id: str,
+    user_id: Any,
+    *,
+    status: int,
+    headers: dict[str, str] | None = None,
+    message: str = NOT_ACCEPTED_SECOND,
+) -> Response:
+    cookies = Response()
+    context = {
+        "csrf_token": issue_csrf(cookies, request),
+        "error": None,
+        "passkey_error": message,
+        "passkey_options": await second_step_options(svc, user_id, raw_id),
+    }
+    return render(
+        request,
+        "second_factor.html",
+        context,
+        status_code=status,
+        response=cookies,
+        headers=headers,
+    )
+
+
+@router.post(SECOND_FACTOR_PAGE + "/passkey")
+async def passkey_second_step(request: Request, svc: ServicesDep) -> Response:
+    """M6, M10: after the password, one of this account's passkeys (the challenge
+    is bound to this half-login, so another account's key or another browser's
+    answer is refused); the session says pwd, hwk or swk, and mfa."""
+    form = await checked_form(request, FAILED)
+    if isinstance(form, Response):
+        return form
+    found = await half_login(request, svc, "verify")
+    if isinstance(found, Response):
+        return found
+    raw_id, state = found
+    user_id, ip = state.user.id, client_ip(request)
+    answer = answer_of(form)
+    try:
+        if answer is None:
+            raise InvalidPasskey("unreadable answer")
+        method = await anyio.to_thread.run_sync(
+            lambda: svc.passkeys.verify_second_factor(user_id, answer, raw_id, ip=ip)
+        )
+    except (InvalidPasskey, PasskeysUnavailable):
+        # M6: a refused answer counts as a wrong code; the fifth ends the half-login.
+        if not await anyio.to_thread.run_sync(lambda: svc.half_logins.failed(raw_id)):
+            return back_to_login("too_many_codes", state.next_path)
+        return await _second_step_page(request, svc, raw_id, user_id, status=400)
+    except Throttled as exc:
+        retry = {"Retry-After": str(exc.retry_after)}
+        return await _second_step_page(
+            request, svc, raw_id, user_id, status=429, headers=retry, message=TOO_MANY
+        )
+    if not await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id)):
+        # M6: ended meanwhile (a parallel request decided, or its time ran out).
+        return back_to_login("expired", state.next_path)
+    return await complete_login(
+        request,
+        svc,
+        user_id,
+        auth_time=state.auth_time,
+        next_path=state.next_path,
+        amr=with_second_factor(method),
+    )
