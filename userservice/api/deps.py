@@ -11,7 +11,7 @@ from fastapi import Request
 from userservice.errors import AuthenticationFailed, Forbidden, Throttled
 from userservice.security.basic import parse_basic
 from userservice.services.authn import Principal, ServicePrincipal
-from userservice.services.policy import POLICY, Caller
+from userservice.services.policy import POLICY, Caller, Rule
 from userservice.wiring import Services, client_ip, services_for
 
 
@@ -64,6 +64,15 @@ def _noted(
     return principal
 
 
+async def enforce(rule: Rule, principal: Principal | ServicePrincipal, svc: Services) -> None:
+    """The one place a rule is applied (S1, M12): what the principal alone decides,
+    then, only for a step-up operation whose login is not already recent and
+    multi-factor, whether the account has a second factor, read on the event loop."""
+    pending = rule.check(principal)
+    if pending is not None and isinstance(principal, Principal):
+        pending.settle(await svc.authenticator.has_second_factor(principal.user.id))
+
+
 # Each guard names its policy operation, for the OpenAPI document and the policy walk.
 OPERATION_ATTRIBUTE = "policy_operation"
 Guard = Callable[..., Awaitable[Any]]
@@ -83,8 +92,9 @@ def allowed(operation: str) -> Guard:
 
     async def guard(request: Request) -> Principal | ServicePrincipal:
         # One dependency with no sub-dependencies: this runs on every API request.
-        principal = await _caller(request, await services_for(request), basic=True)
-        rule.check(principal)
+        svc = await services_for(request)
+        principal = await _caller(request, svc, basic=True)
+        await enforce(rule, principal, svc)
         return principal
 
     return _named(guard, operation)
@@ -97,8 +107,9 @@ def user_allowed(operation: str) -> Guard:
         raise ValueError(f"{operation} admits service clients: use allowed()")
 
     async def guard(request: Request) -> Principal:
-        principal = await _caller(request, await services_for(request), basic=True)
-        rule.check(principal)
+        svc = await services_for(request)
+        principal = await _caller(request, svc, basic=True)
+        await enforce(rule, principal, svc)
         assert isinstance(principal, Principal)  # the rule refused service clients
         return principal
 
@@ -111,6 +122,9 @@ def bearer_allowed(operation: str) -> Guard:
     rule = POLICY[operation]
     if Caller.SERVICE in rule.callers:
         raise ValueError(f"{operation} admits service clients: use allowed()")
+    if rule.step_up is not None:
+        # RFC 6750 §3 has no challenge for it: step-up is for the problem-details API.
+        raise ValueError(f"{operation} needs a step-up: use user_allowed()")
     scope = " ".join(rule.scopes)
 
     async def guard(request: Request) -> Principal:
@@ -123,7 +137,7 @@ def bearer_allowed(operation: str) -> Guard:
         except (AuthenticationFailed, Throttled):
             raise BearerRefused("invalid_token", "The access token is invalid.", 401) from None
         try:
-            rule.check(principal)
+            rule.check(principal)  # no step-up (refused below): the check decides
         except Forbidden:
             # A token without the scope, or one with no user behind it (a client
             # acting for itself).

@@ -50,7 +50,9 @@ async def change_email(
     link of an earlier change is still valid. Throttled per address and client.
     An account with a second factor also needs `code` (M7): without it 403
     `second_factor_required`, a wrong or used one 403 `invalid_code` (counted: 429
-    past the limit); the password is checked first."""
+    past the limit); the password is checked first. Such an account's call must also
+    come from a login with the second factor at most five minutes old (else 401
+    `insufficient_user_authentication` with `acr_values`, RFC 9470)."""
     user_id, ip, locale = principal.user.id, client_ip(request), request_locale(request)
     await at_floor(
         lambda: svc.email_change.request(

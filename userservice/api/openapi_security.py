@@ -19,7 +19,8 @@ from fastapi.routing import APIRoute
 
 from userservice.api.deps import OPERATION_ATTRIBUTE
 from userservice.api.schemas import Problem
-from userservice.services.policy import POLICY, Caller
+from userservice.services.assurance import ACR_MFA
+from userservice.services.policy import POLICY, RECENT_AUTH_SECONDS, Caller, StepUp
 from userservice.services.scopes import SCOPES
 
 BEARER = "OAuth2PasswordBearer"
@@ -91,6 +92,50 @@ def _document_throttling(schema: dict[str, Any], token_url: str) -> None:
                 responses["429"].setdefault("headers", {})["Retry-After"] = RETRY_AFTER
 
 
+# Rules a route applies inside itself, beyond its guard's (api/users.py: update_me
+# applies change_credentials when the body touches the password or the address).
+_INNER_RULES = {"update_me": "change_credentials"}
+STEP_UP_CHALLENGE = (
+    'Bearer realm="userservice", error="insufficient_user_authentication", '
+    'error_description="A more recent login with a second factor is required", '
+    f'acr_values="{ACR_MFA}", max_age={RECENT_AUTH_SECONDS}'
+)
+
+
+def _step_up(operation: str) -> StepUp | None:
+    inner = _INNER_RULES.get(operation)
+    return POLICY[operation].step_up or (POLICY[inner].step_up if inner else None)
+
+
+def _document_step_up(schema: dict[str, Any], secured: dict[tuple[str, str], str]) -> None:
+    """M12: a sensitive operation's 401 may be an RFC 9470 §3 challenge; its
+    WWW-Authenticate names the level (acr_values, when the account has a second
+    factor) and the max_age a new login must meet before the call is retried."""
+    for (path, method), name in secured.items():
+        mode = _step_up(name)
+        operation = schema["paths"].get(path, {}).get(method)
+        if mode is None or operation is None:
+            continue
+        when = (
+            "a login older than"
+            if mode is StepUp.ALWAYS
+            else "for an account with a second factor, a login without it or older than"
+        )
+        response = operation.setdefault("responses", {}).setdefault(
+            "401", {"description": "Unauthorized"}
+        )
+        response["description"] += (
+            f"; `insufficient_user_authentication` (RFC 9470 §3) for {when} "
+            f"{RECENT_AUTH_SECONDS} seconds, or a password-only login of an account with "
+            "a second factor: sign in again with the challenge's acr_values and max_age"
+        )
+        response.setdefault("headers", {})["WWW-Authenticate"] = {
+            "description": "The RFC 9470 §3 challenge (acr_values only for an account "
+            "with a second factor).",
+            "schema": {"type": "string", "example": STEP_UP_CHALLENGE},
+        }
+
+
 def install_openapi_security(app: FastAPI, routers: Iterable[APIRouter], token_url: str) -> None:
     generate = app.openapi  # FastAPI's own, which caches in app.openapi_schema
 
@@ -103,11 +148,13 @@ def install_openapi_security(app: FastAPI, routers: Iterable[APIRouter], token_u
                 "flows": {"password": {"scopes": dict(SCOPES), "tokenUrl": token_url}},
             }
             schemes[BASIC] = {"type": "http", "scheme": "basic"}
-            for (path, method), name in _secured_operations(routers).items():
+            secured = _secured_operations(routers)
+            for (path, method), name in secured.items():
                 operation = schema["paths"].get(path, {}).get(method)
                 if operation is not None:
                     operation["security"] = _security(name)
             _document_throttling(schema, token_url)
+            _document_step_up(schema, secured)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import Scope
 
-from userservice.api.deps import allowed, user_allowed
+from userservice.api.deps import allowed, enforce, user_allowed
 from userservice.api.schemas import (
     AdminUserUpdate,
     ProfileUpdate,
@@ -131,14 +131,18 @@ EMAIL_ELSEWHERE = (
 
 
 @router.patch("/me", response_model=UserOut, responses=problem_responses(400, 401, 403, 422))
-def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Response:
+async def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Response:
     """Change your display name (scope `profile:write`). Changing the password is
     account management: the user in person or a first-party client only, with the
-    current password. The address changes through `POST /users/me/email` only
-    (422 here, nothing changed)."""
+    current password; for an account with a second factor, also from a login with
+    it at most five minutes old (else 401 `insufficient_user_authentication` with
+    `acr_values`, RFC 9470). The address changes through `POST /users/me/email`
+    only (422 here, nothing changed)."""
     fields = body.model_fields_set
     if body.email is not None or body.password is not None:
-        POLICY["change_credentials"].check(principal)
+        # M12: the same guard as the routes', on the event loop (it may read the
+        # account's second factor).
+        await enforce(POLICY["change_credentials"], principal, svc)
     if body.email is not None:
         # L20: an address takes effect only once it proves itself.
         raise InvalidInput(EMAIL_ELSEWHERE)
@@ -147,7 +151,8 @@ def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Res
         new_password=body.password,
         current_password=body.current_password,
     )
-    user = svc.accounts.update_profile(principal.user.id, changes)
+    # argon2 and the unit of work run on a worker thread, not on the event loop.
+    user = await anyio.to_thread.run_sync(svc.accounts.update_profile, principal.user.id, changes)
     with_email = reveals_email(principal.scopes)
     return Response(UserOut.json_of(user, with_email=with_email), media_type=_JSON)
 
@@ -155,7 +160,8 @@ def update_me(body: ProfileUpdate, principal: UpdateMe, svc: ServicesDep) -> Res
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403))
 def delete_me(principal: DeleteMe, request: Request, svc: ServicesDep) -> Response:
     """Delete your account and erase your personal data everywhere (L7): the user in
-    person or a first-party client, with a login at most five minutes old (else 401
+    person or a first-party client, with a login at most five minutes old, and a
+    multi-factor one for an account with a second factor (else 401
     `insufficient_user_authentication`, RFC 9470)."""
     svc.privacy.erase(principal.user.id, actor_id=principal.user.id, ip=client_ip(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 
 from userservice.db.ports import Storage
@@ -10,6 +11,7 @@ from userservice.errors import InvalidToken
 from userservice.records import UserRecord
 from userservice.services.access_tokens import AccessTokenCheck
 from userservice.services.accounts import AccountService
+from userservice.services.assurance import PASSWORD_ONLY
 from userservice.services.keys import KeyStore
 from userservice.services.policy import Caller
 from userservice.services.scopes import IN_PERSON
@@ -23,6 +25,8 @@ class Principal:
     caller: Caller
     # When the user last proved who they are (RFC 9470 §6); None if unknown.
     auth_time: int | None
+    # How (RFC 8176 amr, M5): the step-up rule asks for a multi-factor login (M12).
+    amr: tuple[str, ...] = PASSWORD_ONLY
 
     @property
     def has_admin_role(self) -> bool:
@@ -44,6 +48,7 @@ class ServicePrincipal:
     caller: Caller = Caller.SERVICE
     auth_time: int | None = None
     has_admin_role: bool = False
+    amr: tuple[str, ...] = ()  # no user logged in
 
 
 class Authenticator:
@@ -72,7 +77,14 @@ class Authenticator:
             client_id=client_id or None,
             caller=Caller.FIRST_PARTY if checked.standing.first_party else Caller.THIRD_PARTY,
             auth_time=auth_time if isinstance(auth_time, int) else None,
+            amr=_amr(claims.get("amr")),
         )
+
+    async def has_second_factor(self, user_id: uuid.UUID) -> bool:
+        """For a step-up decision (M12): on the event loop, one indexed read, made
+        only for a sensitive operation whose login is not recent and multi-factor."""
+        has_factor, _policy = await self.db.users.second_factor_state(user_id)
+        return has_factor
 
     async def from_basic(self, email: str, password: str, ip: str) -> Principal:
         # argon2 runs on the hasher's own threads, never on the event loop.
@@ -84,4 +96,14 @@ class Authenticator:
             client_id=None,
             caller=Caller.IN_PERSON,
             auth_time=int(time.time()),
+            amr=PASSWORD_ONLY,
         )
+
+
+def _amr(claim: object) -> tuple[str, ...]:
+    """The token's amr claim (RFC 8176 §1: a JSON array of strings); anything else
+    counts as the password alone, the weakest login, so that a malformed claim can
+    never pass for a second factor (M12)."""
+    if isinstance(claim, list) and claim and all(isinstance(item, str) for item in claim):
+        return tuple(claim)
+    return PASSWORD_ONLY
