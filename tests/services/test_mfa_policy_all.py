@@ -8,9 +8,7 @@ is tested with the passkey service), app codes by pyotp."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
 import time
 import uuid
 from typing import Any
@@ -24,7 +22,8 @@ from tests.support.accounts import PASSWORD, bearer, login, make_admin, register
 from tests.support.factors import now_code
 from tests.support.oauth_clients import assert_oauth_error, password_form
 from tests.support.oauth_mfa import with_app
-from userservice.db.models import AuditEvent, Passkey, RecoveryCode, TotpFactor, User
+from tests.support.stored_passkeys import add_passkey
+from userservice.db.models import AuditEvent, RecoveryCode, TotpFactor, User
 from userservice.errors import Conflict, EmailNotVerified, InvalidCode, SecondFactorRequired
 from userservice.services.factor_support import ADMIN_KEEPS_APP, EVERYONE_KEEPS_A_FACTOR
 from userservice.wiring import Services
@@ -37,29 +36,6 @@ def _id(services: Services, email: str) -> uuid.UUID:
         found = uow.scalar(select(User.id).where(User.email == email))
     assert found is not None
     return found
-
-
-def add_passkey(services: Services, user_id: uuid.UUID, *, synced: bool = False) -> uuid.UUID:
-    """A stored passkey as the passkey service leaves one after registration."""
-    passkey_id = uuid.uuid4()
-    with services.accounts.db.unit_of_work() as uow:
-        uow.add(
-            Passkey(
-                id=passkey_id,
-                user_id=user_id,
-                credential_id=os.urandom(32),
-                public_key=os.urandom(77),
-                sign_count=0,
-                backup_eligible=synced,
-                backed_up=synced,
-                transports="internal",
-                aaguid=None,
-                name="laptop",
-                created_at=dt.datetime.now(dt.UTC),
-                last_used_at=None,
-            )
-        )
-    return passkey_id
 
 
 def _password_session(client: TestClient, services: Services, email: str) -> dict[str, Any]:
