@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -110,12 +111,15 @@ class Passkeys:
         rp: RelyingParty | None,
         *,
         challenge_ttl: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
         self.at_rest = at_rest
         self.notices = FactorNotices(mailer)
         self.rp = rp
         self.ttl = challenge_ttl
+        # The challenges' clock (unix seconds): a test mints with an earlier one.
+        self.clock = clock
         self._key: bytes | None = None
 
     @property
@@ -329,10 +333,10 @@ class Passkeys:
         return self._key
 
     def _mint(self, purpose: str, binding: str) -> bytes:
-        return webauthn_challenges.mint(self._key_now(), purpose, binding, time.time(), self.ttl)
+        return webauthn_challenges.mint(self._key_now(), purpose, binding, self.clock(), self.ttl)
 
     def _check(self, challenge: bytes, purpose: str, binding: str) -> int | None:
-        return webauthn_challenges.check(self._key_now(), challenge, purpose, binding, time.time())
+        return webauthn_challenges.check(self._key_now(), challenge, purpose, binding, self.clock())
 
     def _passkey_for(
         self,
