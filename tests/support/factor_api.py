@@ -20,6 +20,7 @@ from tests.support.oauth_clients import jwt_claims
 from tests.support.wiring import engine_of
 from userservice.db.models import AuditEvent, OutboxMail
 from userservice.services.access_tokens import Grant
+from userservice.services.assurance import ONE_TIME_CODE, with_second_factor
 from userservice.wiring import wired
 
 
@@ -42,10 +43,11 @@ def enrol(client: TestClient, headers: dict[str, str]) -> tuple[str, list[str]]:
 
 def fresh_token(app: FastAPI, like: dict[str, str], *, age: int = 0) -> dict[str, str]:
     """A first-party access token for the user of `like` (a bearer header), its login
-    `age` seconds ago, as the sign-in with a second factor issues them."""
+    `age` seconds ago, as the sign-in with a second factor issues them (amr pwd otp
+    mfa, M5: what a step-up operation asks of an account with a factor, M12)."""
     claims = jwt_claims(like["Authorization"][7:])
     user = wired(app).accounts.get(uuid.UUID(claims["sub"]))
-    grant = Grant(auth_time=int(time.time()) - age)
+    grant = Grant(auth_time=int(time.time()) - age, amr=with_second_factor(ONE_TIME_CODE))
     token = wired(app).tokens.signer.for_user(
         user.id, user.tokens_valid_after, claims["client_id"], claims["scope"], grant
     )
