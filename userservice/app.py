@@ -25,6 +25,7 @@ from userservice.api import (
     health,
     oauth,
     oidc,
+    passkeys,
     users,
 )
 from userservice.api import email_change as email_change_api
@@ -154,6 +155,7 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         privacy_api.router,
         # Before /users/{user_id}/factors, which refuses "me" anyway (admin_factors).
         factors.router,
+        passkeys.router,
         admin_factors.users_router,
         admin_factors.policy_router,
     )

@@ -33,7 +33,7 @@ from userservice.errors import (
     PasskeysUnavailable,
 )
 from userservice.settings import Settings
-from userservice.wiring import Services
+from userservice.wiring import Services, wired
 
 ADA = "ada@example.com"
 BOB = "bob@example.com"
@@ -202,7 +202,7 @@ def test_m9_public_url_with_an_ip_host_offers_no_passkeys(
 ) -> None:
     app = create_app(make_settings(issuer="https://127.0.0.1:8443"))
     with TestClient(app, base_url="https://127.0.0.1:8443") as client:
-        services: Services = client.app.state.services  # type: ignore[attr-defined]
+        services = wired(app)
         assert not services.passkeys.available
         with pytest.raises(PasskeysUnavailable):
             services.passkeys.sign_in_options()

@@ -24,13 +24,21 @@ class FactorsOut(BaseModel):
     """The account's second factors: never a key or a code, only their state."""
 
     totp: TotpState
-    recovery_codes_left: int = Field(description="Unused recovery codes (0 without an app).")
+    recovery_codes_left: int = Field(
+        description="Unused recovery codes (0 without a second factor)."
+    )
+    passkeys: int = Field(
+        default=0,
+        description="How many passkeys the account has (their names and dates: "
+        "`GET /users/me/factors/passkeys`).",
+    )
 
     @classmethod
     def of(cls, summary: FactorSummary) -> FactorsOut:
         return cls(
             totp=TotpState(enabled=summary.totp, confirmed_at=summary.totp_confirmed_at),
             recovery_codes_left=summary.recovery_codes_left,
+            passkeys=summary.passkeys,
         )
 
 
