@@ -44,6 +44,7 @@ def test_m8_an_admin_lists_and_resets_a_users_factors(
     assert client.get(f"/users/{ada_id}/factors", headers=root).json() == {
         "totp": {"enabled": False, "confirmed_at": None},
         "recovery_codes_left": 0,
+        "passkeys": 0,
     }
     assert mails(app, EMAIL)[-1] == "factors_reset"
     [event] = events(app, "factors.reset")

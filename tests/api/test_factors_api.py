@@ -48,6 +48,7 @@ def test_m1_m3_the_whole_enrolment_over_the_api(
     assert listed.json() == {
         "totp": {"enabled": False, "confirmed_at": None},
         "recovery_codes_left": 0,
+        "passkeys": 0,
     }
     started = client.post("/users/me/factors/totp", headers=ada)
     assert started.status_code == 201, started.text
