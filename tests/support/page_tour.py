@@ -13,12 +13,13 @@ from typing import Any, cast
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.support.accounts import ISSUER, PASSWORD, make_admin, register
+from tests.support.accounts import PASSWORD, make_admin, register
 from tests.support.browser import tls_server
 from tests.support.factors import now_code, verified
 from tests.support.oauth_flow import add_app, authorize_url, obtain_code, redeem
 from tests.support.oauth_flow import sign_in as client_sign_in
 from tests.support.personal_data import browser as browser_at
+from tests.support.server import free_port
 from userservice.app import create_app
 from userservice.settings import Settings
 from userservice.wiring import wired
@@ -35,6 +36,14 @@ PHONE_AGENT = (
 # What each language's browser asks for (Accept-Language from the context locale).
 BROWSER_LOCALES = {"en": "en-US", "zh-Hans": "zh-CN"}
 TIMEOUT_MS = 20_000
+VIRTUAL_AUTHENTICATOR = {
+    "protocol": "ctap2",
+    "transport": "internal",
+    "hasResidentKey": True,
+    "hasUserVerification": True,
+    "isUserVerified": True,
+    "automaticPresenceSimulation": True,
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ def _failed_login(page: Any, base: str) -> None:
     page.goto(base + "/login")
     page.fill("#email", EMAIL)
     page.fill("#password", "not the password")
-    page.locator("main button[type=submit]").click()
+    page.locator("form[action='/login'] button[type=submit]").click()
     page.wait_for_selector("#form-error")
 
 
@@ -71,6 +80,22 @@ def _confirm_two_factor(page: Any, base: str) -> None:
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     page.fill("#code", now_code(secret))
     page.locator("form[action='/account/two-factor/confirm'] button[type=submit]").click()
+    page.wait_for_selector("#recovery-codes")
+
+
+def _start_passkey(page: Any, base: str) -> None:
+    """The password and a name on the account page: the page with the create
+    button (M9)."""
+    page.goto(base + "/account#passkeys")
+    page.fill("#passkey_name", "Laptop")
+    page.fill("#passkey_password", PASSWORD)
+    page.locator("form[action='/account/passkeys/add'] button[type=submit]").click()
+    page.wait_for_selector("#passkey-create")
+
+
+def _make_passkey(page: Any, base: str) -> None:
+    """The virtual authenticator makes the key: her first factor's recovery codes."""
+    page.locator("#passkey-create").click()
     page.wait_for_selector("#recovery-codes")
 
 
@@ -129,7 +154,10 @@ STOPS = (
     Stop("consent", _goto(authorize_url(scope="openid profile email")), signed_in=True),
     Stop("logout", _goto("/logout"), signed_in=True),
     Stop("end-session", _goto("/oauth/logout"), signed_in=True),
-    # Last: setting up the app ends every other session of hers.
+    # Last: a passkey and then the app end every other session of hers.
+    Stop("account-passkey-add", _start_passkey, signed_in=True),
+    Stop("account-passkey-codes", _make_passkey, signed_in=True),
+    Stop("account-passkeys", _goto("/account#passkeys"), signed_in=True),
     Stop("account-two-factor-setup", _start_two_factor, signed_in=True),
     Stop("account-recovery-codes", _confirm_two_factor, signed_in=True),
     Stop("account-two-factor-on", _goto("/account#two-factor"), signed_in=True),
@@ -146,15 +174,18 @@ STOPS = (
 def tour_server(database_url: str, directory: Path) -> Iterator[tuple[str, str]]:
     """A TLS server holding one user, signed in on a phone, and two third-party
     apps: one she allowed there (the account page lists the phone and the app),
-    the other the consent stop asks for. Yields (base, pin)."""
+    the other the consent stop asks for. Yields (base, pin). The public URL is
+    https://localhost:<port>: WebAuthn needs a domain as relying party id (M9)."""
+    port = free_port()
+    issuer = f"https://localhost:{port}"
     settings = Settings(
         _env_file=None,
         database_url=database_url,
         data_dir=directory,
-        issuer=ISSUER,
+        issuer=issuer,
         app_name=APP_NAME,
     )
-    with TestClient(create_app(settings), base_url=ISSUER) as client:
+    with TestClient(create_app(settings), base_url=issuer) as client:
         register(client, EMAIL, display_name="Ada Lovelace")
         # A proven address: the account page offers two-step verification (M3).
         app = cast(FastAPI, client.app)
@@ -169,15 +200,15 @@ def tour_server(database_url: str, directory: Path) -> Iterator[tuple[str, str]]
         client_sign_in(phone)
         code, verifier = obtain_code(phone, ALLOWED_APP, scope="openid profile email")
         assert redeem(phone, code, verifier, ALLOWED_APP).status_code == 200
-    with tls_server(settings, directory) as served:
-        yield served
+    with tls_server(settings, directory, port=port) as (_address, pin):
+        yield issuer, pin
 
 
 def sign_in(page: Any, base: str) -> None:
     page.goto(base + "/login")
     page.fill("#email", EMAIL)
     page.fill("#password", PASSWORD)
-    page.locator("main button[type=submit]").click()
+    page.locator("form[action='/login'] button[type=submit]").click()
     page.wait_for_url(base + "/account")
 
 
@@ -190,6 +221,10 @@ def tour(browser: Any, base: str, locale: str) -> Iterator[tuple[Stop, Any]]:
     try:
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
+        # A platform authenticator with user verification, for the passkey stops.
+        devtools = context.new_cdp_session(page)
+        devtools.send("WebAuthn.enable")
+        devtools.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL_AUTHENTICATOR})
         signed_in = False
         for stop in sorted(STOPS, key=lambda s: s.signed_in):
             if stop.signed_in and not signed_in:
