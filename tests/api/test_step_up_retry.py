@@ -5,7 +5,9 @@ password alone on an account with an authenticator app; the sensitive call answe
 (RFC 9110 §11.6.1), sends the user through the authorization code flow with them
 (Authlib's OAuth2Client, PKCE; OIDC Core §3.1.2.1), the browser signs in again
 (password, then a code pyotp computes, M6), and the retry with the new token
-succeeds. The new token says what the challenge asked for (amr, acr, auth_time)."""
+succeeds. The new token says what the challenge asked for (amr, acr, auth_time).
+The last test makes no token by hand: a password-only browser session gets a real
+pwd token, and the challenge's acr_values make that browser sign in again (M11)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from joserfc.jwk import KeySet
 
 from tests.support.accounts import PASSWORD, register
 from tests.support.factors import now_code, verified
+from tests.support.oauth_clients import jwt_claims
 from tests.support.oauth_flow import APP_SCOPE, REDIRECT, add_app, hidden
 from tests.support.server import running_server
 from tests.support.step_up import bearer_challenge
@@ -40,6 +43,7 @@ from userservice.services.assurance import (
     with_second_factor,
 )
 from userservice.settings import Settings
+from userservice.web.browser import SESSION_COOKIE
 from userservice.wiring import wired
 
 ADA = "ada@example.com"
@@ -132,8 +136,25 @@ def _sign_in_again(browser: httpx.Client, url: str, secret: str | None) -> str:
     return location
 
 
+def _frontend(ca: ssl.SSLContext) -> OAuth2Client:
+    return OAuth2Client(
+        CLIENT_ID,
+        None,
+        scope=APP_SCOPE,
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+        verify=ca,
+    )
+
+
 def _round_trip(
-    server: tuple[str, ssl.SSLContext], held: str, secret: str | None, *, acr: str | None
+    server: tuple[str, ssl.SSLContext],
+    held: str,
+    secret: str | None,
+    *,
+    acr: str | None,
+    browser: httpx.Client | None = None,
 ) -> dict[str, Any]:
     """The client's side of RFC 9470: call, read the challenge, get a new token with
     what it asks, retry. The new access token's claims."""
@@ -148,21 +169,16 @@ def _round_trip(
         jwks = KeySet.import_key_set(api.get("/oauth/jwks").json())
     # RFC 9470 §5: the client passes the challenge's parameters on, as they came.
     asked = {key: challenge[key] for key in ("acr_values", "max_age") if key in challenge}
-    frontend = OAuth2Client(
-        CLIENT_ID,
-        None,
-        scope=APP_SCOPE,
-        redirect_uri=REDIRECT,
-        code_challenge_method="S256",
-        token_endpoint_auth_method="none",
-        verify=ca,
-    )
+    frontend = _frontend(ca)
     verifier = "r" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
     url, _state = frontend.create_authorization_url(
         f"{base}/oauth/authorize", code_verifier=verifier, nonce="n-retry-0S6_WzA2Mj", **asked
     )
     started = int(time.time())
-    with httpx.Client(base_url=base, verify=ca) as browser:
+    if browser is None:
+        with httpx.Client(base_url=base, verify=ca) as fresh:
+            back = _sign_in_again(fresh, url, secret)
+    else:
         back = _sign_in_again(browser, url, secret)
     token = frontend.fetch_token(
         f"{base}/oauth/token", authorization_response=back, code_verifier=verifier
@@ -201,3 +217,37 @@ def test_m12_an_old_token_of_an_account_without_a_factor_needs_a_new_login_only(
     held = _held_token(account, age=3_600, amr=PASSWORD_ONLY)
     claims = _round_trip(server, held, secret, acr=None)
     assert claims["acr"] == ACR_PASSWORD and claims["amr"] == ["pwd"]
+
+
+def test_m12_m11_a_password_session_s_real_token_steps_up_in_the_same_browser(
+    settings: Settings, server: tuple[str, ssl.SSLContext]
+) -> None:
+    """No token made by hand: the browser holds the password-only session a login
+    before a forced enrolment leaves (M13), so the frontend's code flow really issues
+    a pwd token for an account with an app. The challenge's acr_values then make the
+    authorization endpoint ask that same browser for the password and the code
+    again (M11) instead of reusing its session."""
+    base, ca = server
+    secret, account = _account(settings, factor=True)
+    time.sleep(1.05)  # the session starts after enrolment ended every earlier one
+    app = create_app(settings)
+    with TestClient(app, base_url="https://testserver"):
+        raw = wired(app).sessions.start(account["user_id"], int(time.time()), amr=PASSWORD_ONLY)
+    with httpx.Client(base_url=base, verify=ca) as browser:
+        browser.cookies.set(SESSION_COOKIE, raw, domain="127.0.0.1", path="/")
+        frontend = _frontend(ca)
+        verifier = "p" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz"
+        url, _ = frontend.create_authorization_url(
+            f"{base}/oauth/authorize", code_verifier=verifier, nonce="n-pwd-0S6_WzA2Mj"
+        )
+        silent = browser.get(url)  # the session suffices: no login page
+        assert silent.status_code in (302, 303), silent.text
+        held = frontend.fetch_token(
+            f"{base}/oauth/token",
+            authorization_response=silent.headers["location"],
+            code_verifier=verifier,
+        )["access_token"]
+        frontend.close()
+        assert jwt_claims(held)["amr"] == ["pwd"]
+        claims = _round_trip(server, held, secret, acr=ACR_MFA, browser=browser)
+    assert claims["acr"] == ACR_MFA and claims["amr"] == ["pwd", "otp", "mfa"]
