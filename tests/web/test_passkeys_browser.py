@@ -221,6 +221,7 @@ def test_a_cancelled_ceremony_shows_the_pages_own_message(
             page.goto(f"{base}/login")
             page.locator("#passkey-sign-in").click()
             expect(page.locator("#passkey-failed")).to_be_visible(timeout=TIMEOUT_MS * 3)
+            expect(page.locator("#passkey-failed")).to_have_class(re.compile(r"\berror\b"))
             assert urlsplit(page.url).path == "/login" and dialogs == []
             context.close()
         finally:

@@ -89,7 +89,9 @@
         form.submit();
       }).catch(function () {
         // Cancelled, timed out, or no authenticator: the page's own words, no alert.
+        // Styled as an error only once shown, so a hidden one is no page error.
         if (failure) {
+          failure.classList.add("error");
           failure.hidden = false;
         }
       });
