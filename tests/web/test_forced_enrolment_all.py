@@ -1,4 +1,4 @@
-"""The rule `all` on the hosted sign-in (M13, M8, M6), in English and Simplified
+"""The rule `all` on the hosted sign-in (M13, M8), in English and Simplified
 Chinese: a plain user without a factor sets up an authenticator app after the
 password and before any session (the key read from the page, the first code by
 pyotp, ten recovery codes shown once), the enrolment text speaks of the account,
