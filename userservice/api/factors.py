@@ -49,14 +49,17 @@ _CONFIRM = (
     "15 minutes." + _STEP_UP
 )
 _REMOVE = (
-    "The account signs in with its password alone again. Every session, refresh token "
+    "Without a passkey left, the account signs in with its password alone again and "
+    "its recovery codes go too; with one, the codes stay. Every session, refresh token "
     "and access token ends, the caller's own included, and a notice is mailed. 404 when "
-    "no app is set up; 409 for an administrator while administrators must have a "
-    "second factor (another administrator resets it instead)." + _STEP_UP
+    "no app is set up; 409 when the sign-in rule requires a second factor of this user "
+    "(an administrator under `admins`, anyone under `all`) and the app is the last one "
+    "(add a passkey first, or another administrator resets it)." + _STEP_UP
 )
 _REGENERATE = (
     "Ten new codes, shown this once; every earlier code is void from now on. A notice "
-    "is mailed. 409 when no authenticator app is set up." + _STEP_UP
+    "is mailed. 409 when the account has no second factor (an authenticator app or a "
+    "passkey)." + _STEP_UP
 )
 
 
@@ -121,7 +124,7 @@ def confirm_totp(
     "/totp",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 409),
-    summary="Remove the authenticator app and its recovery codes",
+    summary="Remove the authenticator app",
     description=_REMOVE,
 )
 def remove_totp(
