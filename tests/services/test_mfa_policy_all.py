@@ -9,8 +9,11 @@ is tested with the passkey service), app codes by pyotp."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -193,3 +196,41 @@ def test_m13_an_unverified_user_under_all_must_enrol_but_cannot_start(
         services.factors.start_totp(user_id, ip=IP)
     _verified(services, "ada@example.com")
     assert services.factors.start_totp(user_id, ip=IP).secret
+
+
+def _race(*removals: Callable[[], None]) -> list[str]:
+    """Run the removals at the same moment; each one's outcome."""
+    start = threading.Barrier(len(removals))
+    outcomes: list[str] = []
+
+    def attempt(remove: Callable[[], None]) -> None:
+        start.wait()
+        try:
+            remove()
+            outcomes.append("removed")
+        except Conflict:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt, args=(remove,)) for remove in removals]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return sorted(outcomes)
+
+
+def test_m13_removing_the_app_and_the_passkey_at_once_leaves_one(
+    client: TestClient, services: Services
+) -> None:
+    """Each removal locks the account's row, then reads what is left after its own
+    delete: of two concurrent removals of the last two factors, one is refused."""
+    services.mfa_policy.set_required_for("all", actor_id=None, ip=None, via="cli")
+    for round_ in range(4):
+        user_id, _secret = with_app(client, f"ada{round_}@example.com")
+        passkey_id = add_passkey(services, user_id)
+        outcomes = _race(
+            partial(services.factors.remove_totp, user_id, ip=IP, locale="en"),
+            partial(services.passkeys.remove, user_id, passkey_id, ip=IP, locale="en"),
+        )
+        assert outcomes == ["refused", "removed"]
+        assert services.factors.summary(user_id).enrolled
