@@ -134,12 +134,13 @@ class Fuzzer:
 
     @staticmethod
     def keep_rule_off(case: Any) -> None:
-        """`admins` signs out every administrator without an app at once (M8), this
-        run's own included: the rule stays off so the run stays signed in
-        (tests/services/test_mfa_policy_bites.py tests what switching it does)."""
+        """`admins` and `all` sign out every administrator without a factor at once
+        (M8, M13), this run's own included: the rule stays off so the run stays
+        signed in (tests/services/test_mfa_policy_bites.py and
+        tests/services/test_mfa_policy_all.py test what switching it does)."""
         body = case.body
-        admins = isinstance(body, dict) and body.get("required_for") == "admins"
-        if case.operation.path == "/admin/policies/mfa" and admins:
+        rule = isinstance(body, dict) and body.get("required_for") in ("admins", "all")
+        if case.operation.path == "/admin/policies/mfa" and rule:
             case.body = {**body, "required_for": "none"}
 
     def authorization(self, case: Any, garbage: bool) -> dict[str, str]:
