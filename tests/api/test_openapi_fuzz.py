@@ -134,10 +134,10 @@ class Fuzzer:
 
     @staticmethod
     def keep_rule_off(case: Any) -> None:
-        """`admins` and `all` sign out every administrator without a factor at once
-        (M8, M13), this run's own included: the rule stays off so the run stays
-        signed in (tests/services/test_mfa_policy_bites.py and
-        tests/services/test_mfa_policy_all.py test what switching it does)."""
+        """`admins` (M8) and `all` sign out every administrator without a factor at
+        once, this run's own included: the rule stays off so the run stays signed in
+        (tests/services/test_mfa_policy_bites.py and test_mfa_policy_all.py test
+        what switching it does)."""
         body = case.body
         rule = isinstance(body, dict) and body.get("required_for") in ("admins", "all")
         if case.operation.path == "/admin/policies/mfa" and rule:
