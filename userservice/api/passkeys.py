@@ -103,7 +103,7 @@ def passkey_registration_options(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=RegisteredPasskey,
-    responses=problem_responses(401, 403, 409, 413, 422),
+    responses=problem_responses(400, 401, 403, 409, 413, 422),
     summary="Add a passkey",
     description=_REGISTER,
 )
@@ -131,7 +131,7 @@ def register_passkey(
 @router.patch(
     "/{passkey_id}",
     response_model=PasskeyOut,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Rename a passkey",
 )
 def rename_passkey(
@@ -152,7 +152,7 @@ def rename_passkey(
 @router.delete(
     "/{passkey_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(401, 403, 404, 409, 422),
     summary="Remove a passkey",
     description=_REMOVE,
 )
