@@ -201,7 +201,7 @@ def test_m9_public_url_with_an_ip_host_offers_no_passkeys(
     make_settings: Callable[..., Settings],
 ) -> None:
     app = create_app(make_settings(issuer="https://127.0.0.1:8443"))
-    with TestClient(app, base_url="https://127.0.0.1:8443") as client:
+    with TestClient(app, base_url="https://127.0.0.1:8443"):
         services = wired(app)
         assert not services.passkeys.available
         with pytest.raises(PasskeysUnavailable):
@@ -449,3 +449,20 @@ def test_m13_the_last_factor_stays_under_the_rule(
     with services.accounts.db.unit_of_work(read_only=True) as uow:
         left = uow.execute(select(RecoveryCode).where(RecoveryCode.user_id == ada)).all()
     assert len(left) == 10
+
+
+def test_m9_the_export_lists_passkeys_without_keys(client: TestClient, services: Services) -> None:
+    ada = verified_user(client, services)
+    authenticator = SoftAuthenticator()
+    add_passkey(services, ada, authenticator, "Laptop", backup_eligible=True)
+    services.passkeys.sign_in(passwordless(services, authenticator), ip=IP)
+    factors = services.privacy.export(ada)["factors"]
+    assert [row["kind"] for row in factors] == ["passkey", "recovery_codes"]
+    passkey, codes = factors
+    assert set(passkey) == {"kind", "name", "created_at", "last_used_at", "synced"}
+    assert (passkey["name"], passkey["synced"]) == ("Laptop", True)
+    assert passkey["last_used_at"] is not None
+    assert (codes["recovery_codes_left"], codes["recovery_codes_used"]) == (10, 0)
+    exported = json.dumps(factors)
+    credential = authenticator.credentials[0].id
+    assert b64url(credential) not in exported and credential.hex() not in exported

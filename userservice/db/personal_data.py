@@ -25,6 +25,7 @@ from userservice.db.models import (
     GrantRevocation,
     OAuthClient,
     OutboxMail,
+    Passkey,
     RecoveryCode,
     RefreshToken,
     TotpFactor,
@@ -51,7 +52,7 @@ class PersonalData:
     mail: Rows
     events: list[StoredAuditEvent]
     # Second factors: what kind, since when, how many recovery codes are left or
-    # spent; never the secret or a code's digest (M1, M2).
+    # spent, each passkey's name; never a secret, key or code's digest (M1, M2, M9).
     factors: Rows = field(default_factory=list)
 
 
@@ -59,7 +60,23 @@ def _factors(session: Session, user_id: uuid.UUID) -> Rows:
     app = session.execute(
         select(TotpFactor.created_at, TotpFactor.confirmed_at).where(TotpFactor.user_id == user_id)
     ).first()
-    if app is None:
+    # M9: a passkey's name, dates and kind; never its public key or credential id
+    # (no information about the person, and an aid to whoever holds the file).
+    passkeys: Rows = [
+        {
+            "kind": "passkey",
+            "name": row.name,
+            "created_at": row.created_at,
+            "last_used_at": row.last_used_at,
+            "synced": row.backup_eligible,
+        }
+        for row in session.execute(
+            select(Passkey.name, Passkey.created_at, Passkey.last_used_at, Passkey.backup_eligible)
+            .where(Passkey.user_id == user_id)
+            .order_by(Passkey.created_at, Passkey.id)
+        )
+    ]
+    if app is None and not passkeys:
         return []
     left, used = session.execute(
         select(
@@ -67,15 +84,12 @@ def _factors(session: Session, user_id: uuid.UUID) -> Rows:
             func.count().filter(RecoveryCode.used_at.is_not(None)),
         ).where(RecoveryCode.user_id == user_id)
     ).one()
-    return [
-        {
-            "kind": "totp",
-            "created_at": app.created_at,
-            "confirmed_at": app.confirmed_at,
-            "recovery_codes_left": int(left or 0),
-            "recovery_codes_used": int(used or 0),
-        }
-    ]
+    codes = {"recovery_codes_left": int(left or 0), "recovery_codes_used": int(used or 0)}
+    if app is None:
+        # A passkey-only account: its recovery codes in a row of their own.
+        return [*passkeys, {"kind": "recovery_codes", **codes}]
+    totp = {"kind": "totp", "created_at": app.created_at, "confirmed_at": app.confirmed_at}
+    return [{**totp, **codes}, *passkeys]
 
 
 def _rows(session: Session, query: Select[*tuple[Any, ...]]) -> Rows:
