@@ -69,8 +69,11 @@ async def enforce(rule: Rule, principal: Principal | ServicePrincipal, svc: Serv
     then, only for a step-up operation whose login is not already recent and
     multi-factor, whether the account has a second factor, read on the event loop."""
     pending = rule.check(principal)
-    if pending is not None and isinstance(principal, Principal):
-        pending.settle(await svc.authenticator.has_second_factor(principal.user.id))
+    if pending is not None:
+        # A client acting for itself has no account and so no factor: its login
+        # (none, so never recent) alone decides.
+        user = principal.user if isinstance(principal, Principal) else None
+        pending.settle(user is not None and await svc.authenticator.has_second_factor(user.id))
 
 
 # Each guard names its policy operation, for the OpenAPI document and the policy walk.
