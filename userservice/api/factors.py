@@ -26,9 +26,11 @@ from userservice.wiring import ServicesDep, client_ip
 router = APIRouter(prefix="/users/me/factors", tags=["second factors"])
 
 _STEP_UP = (
-    "\n\nNeeds a login within the last five minutes: an older one gets 401 "
-    '`insufficient_user_authentication` with `WWW-Authenticate: Bearer error="'
-    'insufficient_user_authentication", max_age=300` (RFC 9470); sign in again and retry.'
+    "\n\nNeeds a login within the last five minutes, with the second factor once the "
+    "account has one: otherwise 401 `insufficient_user_authentication` with "
+    '`WWW-Authenticate: Bearer error="insufficient_user_authentication", '
+    'acr_values="urn:userservice:acr:mfa", max_age=300` (RFC 9470; acr_values only '
+    "when the account has a factor); sign in again with them and retry."
 )
 _START = (
     "A new key, its `otpauth://` URI and the QR code holding it, to scan with an "
