@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from tests.support.accounts import PASSWORD, bearer, login, make_admin, register
 from tests.support.factors import now_code
+from tests.support.journeys import mails, text_of
 from tests.support.oauth_clients import assert_oauth_error, password_form
 from tests.support.oauth_mfa import with_app
 from tests.support.stored_passkeys import add_passkey
@@ -168,7 +169,7 @@ def test_m13_the_last_factor_cannot_be_removed_under_all(
 
 
 def test_m13_the_app_goes_while_a_passkey_remains_and_the_codes_stay(
-    client: TestClient, services: Services
+    app: FastAPI, client: TestClient, services: Services
 ) -> None:
     user_id, secret = with_app(client, "ada@example.com")
     add_passkey(services, user_id, synced=True)
@@ -183,6 +184,11 @@ def test_m13_the_app_goes_while_a_passkey_remains_and_the_codes_stay(
         services.factors.verify(user_id, now_code(secret, 1), ip=IP, locale="en")
     # Still signs in with a factor, so the switch's next sign-in is the second step.
     assert _step(client, services, "ada@example.com") == "verify"
+    # M3: the notice says what still guards the account, in its language.
+    [notice] = mails(app, "ada@example.com", kind="factor_removed")
+    body = " ".join(text_of(notice).split())
+    assert "Your passkeys and recovery codes still sign you in" in body
+    assert "needs only your password" not in body
 
 
 def test_m13_an_unverified_user_under_all_must_enrol_but_cannot_start(

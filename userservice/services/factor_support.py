@@ -96,10 +96,18 @@ class FactorNotices:
         self.mailer = mailer
 
     def send(
-        self, uow: UnitOfWork, kind: str, user: User, locale: str | None, ip: str | None
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        user: User,
+        locale: str | None,
+        ip: str | None,
+        **extra: str,
     ) -> None:
+        """`extra`: the kind's own values (`kept`: factors the change left)."""
         language = mail_locale(user.locale, locale or DEFAULT_LOCALE)
         values = {
+            **extra,
             "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             # Built from the configured public URL, never the request's Host (L3).
             "link": self.mailer.queue.link(RECOVERY_PAGE),

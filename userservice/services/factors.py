@@ -176,8 +176,9 @@ class SecondFactors:
             if not left and applies(rule, is_admin=user.is_admin):
                 # M8, M13: under the rule the last factor stays, or the account
                 # would sign in with the password alone until its next sign-in.
-                # Read after the delete, in this unit of work (a passkey removed
-                # at the same moment is refused the same way); raising rolls back.
+                # Read after the delete, with the account's row locked first: a
+                # passkey removed at the same moment waits, then is refused the
+                # same way (services/passkeys.py). Raising rolls back.
                 raise Conflict(ADMIN_KEEPS_APP if rule == "admins" else EVERYONE_KEEPS_A_FACTOR)
             if not left:
                 # M2: codes stand in for a factor; with none left they would be a
@@ -185,7 +186,9 @@ class SecondFactors:
                 factors.delete_codes(user_id)
             ended = end_everything(uow, user)
             record(uow, "factor.removed", user=user_id, ip=printable_ip(ip), sessions=ended)
-            self.notices.send(uow, "factor_removed", user, locale, ip)
+            # M3: the notice says what still guards the account.
+            kept = {"kept": "passkey"} if left else {}
+            self.notices.send(uow, "factor_removed", user, locale, ip, **kept)
 
     def regenerate_recovery_codes(
         self, user_id: uuid.UUID, *, ip: str | None, locale: str
