@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from tests.support.accounts import PASSWORD, register
 from tests.support.factors import now_code, verified
 from tests.support.pages import EMAIL, SESSION, check_page_headers, csrf_token, web_login
+from tests.support.passkey_pages import ORIGIN, as_json, options_in, passwordless, with_passkey
 from tests.support.soft_authenticator import SoftAuthenticator, b64url
 from tests.support.wiring import engine_of
 from userservice.app import create_app
@@ -32,25 +33,9 @@ from userservice.security.secrets import digest
 from userservice.settings import Settings
 from userservice.wiring import wired
 
-ORIGIN = "https://testserver"
 HALF = "__Host-half-login"
 NOT_ACCEPTED = "That passkey could not be used to sign in."
 ZH = {"Accept-Language": "zh-CN"}
-
-
-def options_in(html: str, element_id: str) -> dict[str, Any]:
-    found = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', html)
-    assert found, html
-    loaded: dict[str, Any] = json.loads(found.group(1))
-    return loaded
-
-
-def with_passkey(app: FastAPI, email: str, user_id: str, soft: SoftAuthenticator) -> None:
-    """A passkey registered through the service, as the account page would."""
-    verified(app, email)
-    passkeys, uid = wired(app).passkeys, uuid.UUID(user_id)
-    answer = soft.create(passkeys.registration_options(uid), ORIGIN)
-    passkeys.register(uid, json.dumps(answer), "Laptop", ip=None, locale="en")
 
 
 def stored_amr(app: FastAPI, raw_id: str) -> str | None:
@@ -58,21 +43,6 @@ def stored_amr(app: FastAPI, raw_id: str) -> str | None:
         query = select(BrowserSession.amr).where(BrowserSession.id_digest == digest(raw_id))
         amr: str | None = conn.execute(query).scalar_one()
     return amr
-
-
-def passwordless(client: TestClient, answer: Callable[[dict[str, Any]], Any]) -> httpx.Response:
-    page = client.get("/login?next=/account")
-    form = {
-        "csrf_token": csrf_token(page.text),
-        "next": "/account",
-        "response": answer(options_in(page.text, "passkey-sign-in-options")),
-    }
-    response: httpx.Response = client.post("/login/passkey", data=form, follow_redirects=False)
-    return response
-
-
-def as_json(soft: SoftAuthenticator, **knobs: Any) -> Callable[[dict[str, Any]], str]:
-    return lambda options: json.dumps(soft.get(options, ORIGIN, **knobs))
 
 
 @pytest.mark.parametrize(
