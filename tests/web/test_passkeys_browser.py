@@ -226,3 +226,28 @@ def test_a_cancelled_ceremony_shows_the_pages_own_message(
             context.close()
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+def test_without_javascript_the_pages_work_as_before(served: tuple[str, str, FastAPI]) -> None:
+    """Progressive enhancement (M9): with scripts off the passkey forms stay hidden,
+    the account page says why it offers none, and the password signs in."""
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    base, pin, _app = served
+    with sync_playwright() as p:
+        browser = launch(p, pin)
+        try:
+            context = browser.new_context(locale="en-US", java_script_enabled=False)
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.goto(f"{base}/login")
+            expect(page.locator("#passkey-sign-in")).to_be_hidden()
+            _password(page)
+            assert urlsplit(page.url).path == "/account", page.url
+            expect(page.locator("#passkeys [data-passkey-missing]")).to_be_visible()
+            expect(page.locator("form[action='/account/passkeys/add']")).to_be_hidden()
+            context.close()
+        finally:
+            browser.close()
