@@ -156,6 +156,28 @@ def test_m11_acr_mfa_with_a_pwd_session_forces_a_login_ending_in_mfa(
     assert access["auth_time"] == id_token["auth_time"]
 
 
+def test_m11_a_post_form_request_keeps_its_parameters_through_the_step_up(
+    client: TestClient,
+) -> None:
+    """OIDC Core §3.1.2.1: the request may be a POST form; the login returns to a
+    GET holding its parameters (the consent form's own fields excepted)."""
+    add_app(client, first_party=True)
+    secret = _app_user_with_pwd_session(client)
+    verifier, challenge = pkce()
+    form = query(authorize_url(challenge=challenge, acr_values=ACR_MFA, nonce=NONCE))
+    form["decision"] = "allow"
+    forced = client.post("/oauth/authorize", data=form, follow_redirects=False)
+    assert forced.status_code == 303, forced.text
+    kept = parse_qs(urlsplit(_next_of(forced.headers["location"])).query)
+    assert kept["client_id"] == ["photo-app"] and kept["acr_values"] == [ACR_MFA]
+    assert "decision" not in kept
+    back_to = _second_step(client, login_via(client, forced.headers["location"]), secret)
+    done = get(client, back_to)
+    assert done.status_code == 302, done.text
+    id_token = _id_token(client, _tokens(client, done.headers["location"], verifier))
+    assert id_token["acr"] == ACR_MFA
+
+
 def test_m11_an_mfa_session_meets_acr_mfa_without_a_login(client: TestClient) -> None:
     add_app(client, first_party=True)
     user_id, secret = with_app(client, EMAIL)

@@ -49,16 +49,24 @@ def _redirect_error(
     return RedirectResponse(add_params_to_uri(redirect_uri, params), status_code=302)
 
 
+# The consent form's own fields, never part of the authorization request.
+_CONSENT_FIELDS = frozenset({"csrf_token", "decision"})
+
+
 def _without_prompt(snap: RequestSnapshot) -> str:
     # After the login the request goes on without prompt=login and max_age, or it
     # would loop (max_age=0 is always "too old"); other prompt values stay.
+    # OIDC Core §3.1.2.1: a request may come as a POST form; the way back is a
+    # GET holding its parameters too, or the login would return to nothing.
+    pairs = [(k, v) for k, values in snap.query.lists.items() for v in values]
+    pairs += [
+        (k, v) for k, values in snap.form.lists.items() if k not in _CONSENT_FIELDS for v in values
+    ]
     query: list[tuple[str, str]] = []
-    for key, values in snap.query.lists.items():
-        for value in values:
-            if key == "prompt":
-                value = " ".join(p for p in value.split() if p != "login")
-            if key != "max_age" and value:
-                query.append((key, value))
+    for key, value in pairs:
+        kept = " ".join(p for p in value.split() if p != "login") if key == "prompt" else value
+        if key != "max_age" and kept:
+            query.append((key, kept))
     return "/oauth/authorize?" + urlencode(query)
 
 
