@@ -7,23 +7,30 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+import uuid
 from typing import Any
 
+from webauthn import generate_registration_options, options_to_json
 from webauthn.helpers import (
     parse_authentication_credential_json,
     parse_client_data_json,
     parse_registration_credential_json,
 )
 from webauthn.helpers.structs import (
+    AttestationConveyancePreference,
     AuthenticationCredential,
+    AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
     PublicKeyCredentialDescriptor,
     RegistrationCredential,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
 )
 
 from userservice.db.ports import Storage
 from userservice.db.server_secrets import get_or_create, replace_value
 from userservice.errors import InvalidInput, InvalidPasskey
+from userservice.security.relying_party import RelyingParty
 from userservice.services.at_rest import AtRest
 
 KEY_NAME = "webauthn_challenge_key"
@@ -88,6 +95,35 @@ def descriptors(stored: list[tuple[bytes, str | None]]) -> list[PublicKeyCredent
             )
         )
     return found
+
+
+def creation_options(
+    rp: RelyingParty,
+    user_id: uuid.UUID,
+    email: str,
+    challenge: bytes,
+    ttl: int,
+    existing: list[tuple[bytes, str | None]],
+) -> str:
+    """PublicKeyCredentialCreationOptions (JSON) for a new passkey of this account:
+    the user handle is the account's id (never the address, WebAuthn L2 §14.6.1)."""
+    options = generate_registration_options(
+        rp_id=rp.id,
+        rp_name=rp.name,
+        user_name=email,
+        user_id=user_id.bytes,
+        user_display_name=email,
+        challenge=challenge,
+        timeout=ttl * 1000,
+        attestation=AttestationConveyancePreference.NONE,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            # Discoverable, so that a passwordless sign-in finds the account.
+            resident_key=ResidentKeyRequirement.REQUIRED,
+            user_verification=UserVerificationRequirement.PREFERRED,
+        ),
+        exclude_credentials=descriptors(existing),
+    )
+    return options_to_json(options)
 
 
 def transports_of(credential: RegistrationCredential) -> str | None:

@@ -16,21 +16,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
 
 from webauthn import (
     generate_authentication_options,
-    generate_registration_options,
     options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
 )
 from webauthn.helpers.structs import (
-    AttestationConveyancePreference,
-    AuthenticationCredential,
-    AuthenticatorSelectionCriteria,
-    CredentialDeviceType,
-    ResidentKeyRequirement,
     UserVerificationRequirement,
 )
 
@@ -61,14 +52,15 @@ from userservice.services.audit import record
 from userservice.services.client_address import printable_ip
 from userservice.services.factor_support import FactorNotices, end_everything
 from userservice.services.mfa_rule import applies, effective
+from userservice.services.passkey_assertions import Assertions, expiry_time
 from userservice.services.passkey_support import (
     REFUSED,
     clean_name,
+    creation_options,
     descriptors,
     load_challenge_key,
     parsed_authentication,
     parsed_registration,
-    transports_of,
 )
 
 UNVERIFIED = "Verify your email address before adding a passkey."
@@ -121,6 +113,7 @@ class Passkeys:
         # The challenges' clock (unix seconds): a test mints with an earlier one.
         self.clock = clock
         self._key: bytes | None = None
+        self.assertions = Assertions(db, rp)
 
     @property
     def available(self) -> bool:
@@ -145,70 +138,33 @@ class Passkeys:
             email = user.email
             existing = PasskeyRepository(uow).credential_ids_for_user(user_id)
         challenge = self._mint(webauthn_challenges.REGISTER, user_id.hex)
-        options = generate_registration_options(
-            rp_id=rp.id,
-            rp_name=rp.name,
-            user_name=email,
-            user_id=user_id.bytes,
-            user_display_name=email,
-            challenge=challenge,
-            timeout=self.ttl * 1000,
-            attestation=AttestationConveyancePreference.NONE,
-            authenticator_selection=AuthenticatorSelectionCriteria(
-                # Discoverable, so that a passwordless sign-in finds the account.
-                resident_key=ResidentKeyRequirement.REQUIRED,
-                user_verification=UserVerificationRequirement.PREFERRED,
-            ),
-            exclude_credentials=descriptors(existing),
-        )
-        return options_to_json(options)
+        return creation_options(rp, user_id, email, challenge, self.ttl, existing)
 
     def register(
         self, user_id: uuid.UUID, response_json: str, name: str, *, ip: str | None, locale: str
     ) -> list[str] | None:
-        rp = self._rp()
+        self._rp()
         cleaned = clean_name(name)
         credential, challenge = parsed_registration(response_json)
         expiry = self._check(challenge, webauthn_challenges.REGISTER, user_id.hex)
         if expiry is None:
-            self._refused(user_id, ip, "registration", "challenge")
-        try:
-            verified = verify_registration_response(
-                credential=credential,
-                expected_challenge=challenge,
-                expected_rp_id=rp.id,
-                expected_origin=rp.origin,
-            )
-        except Exception:
-            self._refused(user_id, ip, "registration", "verification")
-        synced = verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE
+            self.assertions.refused(user_id, ip, "registration", "challenge")
+        passkey = self.assertions.registered(credential, challenge, user_id, cleaned, ip)
         codes = recovery_codes.new_codes()
-        now = _now()
         with self.db.unit_of_work() as uow:
             user = _user(uow, user_id)
             if not user.email_verified:
                 raise EmailNotVerified(UNVERIFIED)
-            if not spend_challenge(uow, webauthn_challenges.digest(challenge), _at(expiry)):
+            if not spend_challenge(uow, webauthn_challenges.digest(challenge), expiry_time(expiry)):
                 raise InvalidPasskey(REFUSED)
             first = not has_second_factor(uow, user_id)
-            PasskeyRepository(uow).add(
-                Passkey(
-                    user_id=user_id,
-                    credential_id=verified.credential_id,
-                    public_key=verified.credential_public_key,
-                    sign_count=verified.sign_count,
-                    backup_eligible=synced,
-                    backed_up=verified.credential_backed_up,
-                    transports=transports_of(credential),
-                    aaguid=verified.aaguid,
-                    name=cleaned,
-                    created_at=now,
-                )
-            )
+            PasskeyRepository(uow).add(passkey)
             if first:
                 # M2: recovery codes go with the first factor, shown once.
                 FactorRepository(uow).replace_codes(
-                    user_id, [recovery_codes.code_digest(code) for code in codes], now
+                    user_id,
+                    [recovery_codes.code_digest(code) for code in codes],
+                    passkey.created_at,
                 )
             ended = end_everything(uow, user)
             record(
@@ -217,7 +173,7 @@ class Passkeys:
                 user=user_id,
                 ip=printable_ip(ip),
                 kind="passkey",
-                synced=synced,
+                synced=passkey.backup_eligible,
                 sessions=ended,
             )
             self.notices.send(uow, "passkey_added", user, locale, ip)
@@ -240,12 +196,16 @@ class Passkeys:
     def sign_in(self, response_json: str, *, ip: str | None) -> PasskeySignIn:
         credential, challenge = parsed_authentication(response_json)
         expiry = self._check(challenge, webauthn_challenges.SIGN_IN, "")
-        passkey = self._passkey_for(credential, None, ip, expiry, "sign_in")
-        backup_eligible = self._verify(credential, challenge, passkey, expiry, ip, "sign_in")
+        passkey = self.assertions.owner(credential, None, ip, expiry, "sign_in")
+        backup_eligible = self.assertions.verify(
+            credential, challenge, passkey, expiry, ip, "sign_in"
+        )
         amr = passkey_amr(backup_eligible, user_verified=True)
         with self.db.unit_of_work() as uow:
-            record(uow, "login.succeeded", user=passkey[1], ip=printable_ip(ip), method="passkey")
-        return PasskeySignIn(passkey[1], amr, int(time.time()))
+            record(
+                uow, "login.succeeded", user=passkey.user_id, ip=printable_ip(ip), method="passkey"
+            )
+        return PasskeySignIn(passkey.user_id, amr, int(time.time()))
 
     def second_factor_options(self, user_id: uuid.UUID, half_login_id: str) -> str:
         rp = self._rp()
@@ -268,8 +228,10 @@ class Passkeys:
         credential, challenge = parsed_authentication(response_json)
         binding = half_login_binding(half_login_id)
         expiry = self._check(challenge, webauthn_challenges.SECOND_FACTOR, binding)
-        passkey = self._passkey_for(credential, user_id, ip, expiry, "second_factor")
-        backup_eligible = self._verify(credential, challenge, passkey, expiry, ip, "second_factor")
+        passkey = self.assertions.owner(credential, user_id, ip, expiry, "second_factor")
+        backup_eligible = self.assertions.verify(
+            credential, challenge, passkey, expiry, ip, "second_factor"
+        )
         with self.db.unit_of_work() as uow:
             record(uow, "factor.verified", user=user_id, ip=printable_ip(ip), method="passkey")
         return passkey_method(backup_eligible)
@@ -338,103 +300,6 @@ class Passkeys:
     def _check(self, challenge: bytes, purpose: str, binding: str) -> int | None:
         return webauthn_challenges.check(self._key_now(), challenge, purpose, binding, self.clock())
 
-    def _passkey_for(
-        self,
-        credential: AuthenticationCredential,
-        user_id: uuid.UUID | None,
-        ip: str | None,
-        expiry: int | None,
-        during: str,
-    ) -> tuple[uuid.UUID, uuid.UUID, bytes, bool, bool]:
-        """(passkey id, user id, COSE key, backup eligible, account active)."""
-        if expiry is None:
-            self._refused(user_id, ip, during, "challenge")
-        with self.db.unit_of_work(read_only=True) as uow:
-            found = PasskeyRepository(uow).by_credential_id(credential.raw_id)
-            owner = uow.get(User, found.user_id) if found is not None else None
-            if found is None or owner is None:
-                self._refused(user_id, ip, during, "unknown_credential")
-            if user_id is not None and found.user_id != user_id:
-                self._refused(user_id, ip, during, "unknown_credential")
-            handle = credential.response.user_handle
-            if handle is not None and handle != found.user_id.bytes:
-                # WebAuthn L2 §7.2 step 6: the user handle must name the owner.
-                self._refused(found.user_id, ip, during, "user_handle")
-            if not owner.is_active:
-                self._refused(found.user_id, ip, during, "disabled")
-            return (found.id, found.user_id, bytes(found.public_key), found.backup_eligible, True)
-
-    def _verify(
-        self,
-        credential: AuthenticationCredential,
-        challenge: bytes,
-        passkey: tuple[uuid.UUID, uuid.UUID, bytes, bool, bool],
-        expiry: int | None,
-        ip: str | None,
-        during: str,
-    ) -> bool:
-        """Verify the assertion, then spend the challenge and advance the counter in
-        one unit of work. The backup eligibility stored at registration."""
-        assert self.rp is not None and expiry is not None
-        passkey_id, owner, public_key, backup_eligible, _ = passkey
-        try:
-            verified = verify_authentication_response(
-                credential=credential,
-                expected_challenge=challenge,
-                expected_rp_id=self.rp.id,
-                expected_origin=self.rp.origin,
-                credential_public_key=public_key,
-                # The counter is checked by db/passkeys.advance, atomically, so that
-                # a clone racing the original is refused too (and audited apart).
-                credential_current_sign_count=0,
-                require_user_verification=during == "sign_in",
-            )
-        except Exception:
-            self._refused(owner, ip, during, "verification")
-        try:
-            with self.db.unit_of_work() as uow:
-                if not spend_challenge(uow, webauthn_challenges.digest(challenge), _at(expiry)):
-                    raise _Refusal("challenge_spent")
-                repository = PasskeyRepository(uow)
-                if not repository.advance(
-                    passkey_id, verified.new_sign_count, verified.credential_backed_up, _now()
-                ):
-                    # WebAuthn L2 §6.1.1: a counter that did not grow betrays a
-                    # copy of the key; raising rolls the spent challenge back too.
-                    raise _Refusal("counter")
-        except _Refusal as refusal:
-            if refusal.reason == "counter":
-                with self.db.unit_of_work() as uow:
-                    record(uow, "passkey.counter_rejected", user=owner, ip=printable_ip(ip))
-            self._refused(owner, ip, during, refusal.reason)
-        return backup_eligible
-
-    def _refused(
-        self, user_id: uuid.UUID | None, ip: str | None, during: str, reason: str
-    ) -> NoReturn:
-        """Audit a refused ceremony (the user id and a reason: nothing else about
-        the answer) and refuse it with the one message for every cause (M9)."""
-        event = {"sign_in": "login.failed", "second_factor": "factor.failed"}.get(
-            during, "passkey.failed"
-        )
-        with self.db.unit_of_work() as uow:
-            record(
-                uow,
-                event,
-                user=user_id,
-                ip=printable_ip(ip),
-                method="passkey",
-                during=during,
-                reason=reason,
-            )
-        raise InvalidPasskey(REFUSED)
-
-
-class _Refusal(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 def _view(row: Passkey) -> PasskeyView:
     last = utc(row.last_used_at) if row.last_used_at is not None else None
@@ -446,10 +311,6 @@ def _user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
     if user is None:
         raise NotFound("No such user.")
     return user
-
-
-def _at(expiry: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(expiry, dt.UTC)
 
 
 def _now() -> dt.datetime:
