@@ -53,7 +53,7 @@ OTHER_ACR = "urn:example:loa:3"
 def _pwd_session(client: TestClient, user_id: uuid.UUID, auth_time: int | None = None) -> None:
     """The session a password alone ends in (amr pwd): what an account that
     enrolled its app after signing in holds (a forced enrolment's session says
-    pwd, M8)."""
+    pwd)."""
     app = client.app
     assert isinstance(app, FastAPI)
     when = auth_time if auth_time is not None else int(time.time())
@@ -70,7 +70,7 @@ def _app_user_with_pwd_session(client: TestClient) -> str:
 
 
 def _second_step(client: TestClient, after_password: httpx.Response, secret: str) -> str:
-    """The code step after the password (M6); where the login sends the browser."""
+    """The code step after the password; where the login sends the browser."""
     assert after_password.status_code == 303, after_password.text
     assert after_password.headers["location"] == "/login/second-factor"
     page = client.get("/login/second-factor")

@@ -54,7 +54,7 @@ def test_m11_required_level(acr_values: str | None, level: str | None) -> None:
         (APP_LOGIN, ACR_PASSWORD, True),
         (APP_LOGIN, ACR_MFA, True),
         (with_second_factor("hwk"), ACR_MFA, True),
-        # M10: a passwordless passkey with user verification is multi-factor ...
+        # A passwordless passkey with user verification is multi-factor ...
         (passkey_amr(False, user_verified=True), ACR_MFA, True),
         (passkey_amr(True, user_verified=True), ACR_MFA, True),
         # ... without it, one factor: it meets the password level only.
@@ -69,7 +69,7 @@ def test_m11_satisfies(amr: tuple[str, ...], level: str, met: bool) -> None:
 
 
 def test_m11_every_requested_level_is_met_by_what_a_second_factor_login_gives() -> None:
-    # The step-up never loops: the login an account with a factor ends in (M6)
+    # The step-up never loops: the login an account with a factor ends in
     # meets any level a request can ask for.
     for values in (ACR_MFA, ACR_PASSWORD, f"{ACR_MFA} {ACR_PASSWORD}"):
         level = required_level(values)

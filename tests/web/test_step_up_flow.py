@@ -2,7 +2,7 @@
 OAuth2Client with PKCE against a real uvicorn over TLS (SQLite and PostgreSQL),
 a browser (httpx) on the hosted pages, codes pyotp computes.
 
-Ada is an administrator under the rule that administrators need an app (M8): her
+Ada is an administrator under the rule that administrators need an app: her
 first sign-in sets the app up, which proves nothing beyond the password, so the
 app's ID token says acr pwd. The app then asks for `acr_values=
 urn:userservice:acr:mfa` and `max_age` (OIDC Core §3.1.2.1): Ada signs in again,
@@ -50,7 +50,7 @@ SECOND_FACTOR = "/login/second-factor"
 
 @pytest.fixture
 def server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
-    """Ada (an administrator under the rule, M8, with a proven address), Bob (no
+    """Ada (an administrator under the rule, with a proven address), Bob (no
     factor) and a public third-party app, then the service over TLS."""
     app = create_app(settings)
     with TestClient(app, base_url="https://testserver") as client:
@@ -176,7 +176,7 @@ def test_m11_the_app_asks_for_mfa_and_max_age_and_the_user_steps_up(
     base, ca = server
     rp = _relying_party(ca)
     with httpx.Client(base_url=base, verify=ca) as browser:
-        # 1. A plain request: the password, then the app set up (M8).
+        # 1. A plain request: the password, then the app set up (a forced enrolment).
         url, state, nonce = _request(rp, base)
         to_login = browser.get(url)
         assert to_login.status_code == 303
@@ -207,7 +207,7 @@ def test_m11_the_app_asks_for_mfa_and_max_age_and_the_user_steps_up(
         typed_at = int(time.time())
         after_password = _password(browser, login, ADA)
         assert after_password.headers["location"] == SECOND_FACTOR
-        # A later step than the enrolment's code, which is spent (M1).
+        # A later step than the enrolment's code, which is spent.
         callback = _to_callback(browser, _code_step(browser, now_code(secret, 1)))
         assert parse_qs(urlsplit(callback).query)["state"] == [state]
         _, stepped, access = _tokens(
@@ -218,7 +218,7 @@ def test_m11_the_app_asks_for_mfa_and_max_age_and_the_user_steps_up(
         assert typed_at - 1 <= stepped["auth_time"] <= typed_at + 2
         # Not earlier than the first login's (which may even lie a few seconds
         # ahead: a session started right after the enrolment ended every earlier
-        # one is stamped with that revocation's mark, L3).
+        # one is stamped with that revocation's mark).
         assert stepped["auth_time"] >= first["auth_time"]
         assert access["acr"] == ACR_MFA and access["amr"] == stepped["amr"]
         assert access["auth_time"] == stepped["auth_time"]
@@ -229,7 +229,7 @@ def test_m11_the_app_asks_for_mfa_and_max_age_and_the_user_steps_up(
         assert silent.status_code == 302 and "code=" in silent.headers["location"]
 
         # 4. Later, a shorter max_age than the login's age: signed in once more,
-        # a recovery code for the second step (M2).
+        # a recovery code for the second step.
         time.sleep(2.1)
         url, _, nonce = _request(rp, base, acr_values=ACR_MFA, max_age="1")
         login = _forced_login(browser, url)
