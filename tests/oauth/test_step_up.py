@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.support.accounts import register
 from tests.support.factors import now_code
 from tests.support.oauth_clients import jwt_claims
 from tests.support.oauth_flow import (
@@ -315,6 +316,19 @@ def test_d10_max_age_shorter_than_the_session_forces_a_login(client: TestClient)
     forced = get(client, authorize_url(max_age="1"))
     assert forced.status_code == 303
     _next_of(forced.headers["location"])
+
+
+def test_d10_an_hour_old_login_meets_max_age_7200_not_600(client: TestClient) -> None:
+    add_app(client, first_party=True)
+    user_id = uuid.UUID(register(client, EMAIL, display_name="Ada")["id"])
+    _pwd_session(client, user_id, auth_time=int(time.time()) - 3600)
+    assert get(client, authorize_url(max_age="7200")).status_code == 302
+    forced = get(client, authorize_url(max_age="600"))
+    assert forced.status_code == 303
+    _next_of(forced.headers["location"])
+    # acr_values the old login meets change nothing about its age.
+    forced = get(client, authorize_url(max_age="600", acr_values=ACR_PASSWORD))
+    assert forced.status_code == 303
 
 
 @pytest.mark.parametrize("max_age", ["²", "\u0661", "-1", "1e3", " 5", "abc", "9" * 40])
