@@ -5,27 +5,18 @@ login may not have reached. An account with an authenticator app signs in again
 account without a factor gets `unmet_authentication_requirements` at the client
 (OpenID Connect Core Unmet Authentication Requirements 1.0 §2) with state and
 iss (RFC 9207), never a loop; `prompt=none` gets interaction_required (OIDC Core
-§3.1.2.6); unknown values are ignored. `max_age` (D10): 0 forces a login, an
-older login than allowed forces one, and the ID token then carries auth_time
-(OIDC Core §2)."""
+§3.1.2.6); unknown values are ignored; `max_age=0` with acr_values needs one
+login, not two; discovery offers the levels and no `claims` parameter."""
 
 from __future__ import annotations
 
 import time
-import uuid
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from authlib.oidc.core import CodeIDToken
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
-from tests.support.accounts import register
-from tests.support.factors import now_code
 from tests.support.oauth_clients import jwt_claims
 from tests.support.oauth_flow import (
     EMAIL,
@@ -33,85 +24,25 @@ from tests.support.oauth_flow import (
     add_app,
     authorize_url,
     get,
-    hidden,
     login_via,
     pkce,
     query,
-    redeem,
     signed_in,
 )
 from tests.support.oauth_mfa import second_factor_session, with_app
-from userservice.services.assurance import ACR_MFA, ACR_PASSWORD, PASSWORD_ONLY
-from userservice.web.browser import SESSION_COOKIE
-from userservice.wiring import wired
+from tests.support.step_up import (
+    ISSUER,
+    NONCE,
+    app_user_with_pwd_session,
+    checked_id_token,
+    code_tokens,
+    next_of,
+    second_step,
+)
+from userservice.services.assurance import ACR_MFA, ACR_PASSWORD
 
-ISSUER = "https://testserver"
-NONCE = "n-step-up-0S6_WzA2Mj"
 UNMET = "unmet_authentication_requirements"
 OTHER_ACR = "urn:example:loa:3"
-
-
-def _pwd_session(client: TestClient, user_id: uuid.UUID, auth_time: int | None = None) -> None:
-    """The session a password alone ends in (amr pwd): what an account that
-    enrolled its app after signing in holds (a forced enrolment's session says
-    pwd)."""
-    app = client.app
-    assert isinstance(app, FastAPI)
-    when = auth_time if auth_time is not None else int(time.time())
-    raw = wired(app).sessions.start(user_id, when, amr=PASSWORD_ONLY)
-    client.cookies.set(SESSION_COOKIE, raw, domain="testserver.local", path="/")
-
-
-def _app_user_with_pwd_session(client: TestClient) -> str:
-    """Ada with a confirmed app and a password-only session; her app's secret."""
-    user_id, secret = with_app(client, EMAIL)
-    time.sleep(1.05)  # the session starts after enrolment ended every earlier one
-    _pwd_session(client, user_id)
-    return secret
-
-
-def _second_step(client: TestClient, after_password: httpx.Response, secret: str) -> str:
-    """The code step after the password; where the login sends the browser."""
-    assert after_password.status_code == 303, after_password.text
-    assert after_password.headers["location"] == "/login/second-factor"
-    page = client.get("/login/second-factor")
-    assert page.status_code == 200, page.text
-    done = client.post(
-        "/login/second-factor",
-        data={"code": now_code(secret), "csrf_token": hidden(page.text, "csrf_token")},
-        follow_redirects=False,
-    )
-    assert done.status_code == 303, done.text
-    location: str = done.headers["location"]
-    return location
-
-
-def _id_token(client: TestClient, tokens: dict[str, Any]) -> Any:
-    """The ID token's claims once checked as a relying party does: RS256 against
-    /oauth/jwks, then iss, aud, exp, iat, nonce and at_hash."""
-    jwks = KeySet.import_key_set(client.get("/oauth/jwks").json())
-    decoded = jwt.decode(tokens["id_token"], jwks, algorithms=["RS256"])
-    claims = CodeIDToken(
-        decoded.claims,
-        decoded.header,
-        options={
-            "iss": {"essential": True, "value": ISSUER},
-            "aud": {"essential": True, "value": "photo-app"},
-        },
-        params={"nonce": NONCE, "access_token": tokens["access_token"]},
-    )
-    claims.validate(leeway=60)
-    return claims
-
-
-def _tokens(client: TestClient, location: str, verifier: str) -> dict[str, Any]:
-    back = query(location)
-    assert location.startswith(REDIRECT) and "code" in back, location
-    assert back["iss"] == ISSUER
-    response = redeem(client, back["code"], verifier)
-    assert response.status_code == 200, response.text
-    tokens: dict[str, Any] = response.json()
-    return tokens
 
 
 def _unmet(response: httpx.Response, state: str) -> None:
@@ -123,33 +54,27 @@ def _unmet(response: httpx.Response, state: str) -> None:
     assert back["error_description"] and "code" not in back
 
 
-def _next_of(login_location: str) -> str:
-    """The authorization request a forced login will return to."""
-    assert login_location.startswith("/login?") and "force=1" in login_location
-    return parse_qs(urlsplit(login_location).query)["next"][0]
-
-
 def test_m11_acr_mfa_with_a_pwd_session_forces_a_login_ending_in_mfa(
     client: TestClient,
 ) -> None:
     add_app(client, first_party=True)
-    secret = _app_user_with_pwd_session(client)
+    secret = app_user_with_pwd_session(client)
     verifier, challenge = pkce()
     url = authorize_url(challenge=challenge, acr_values=ACR_MFA, nonce=NONCE, state="s-up")
     forced = get(client, url)
     assert forced.status_code == 303, forced.text
-    way_back = _next_of(forced.headers["location"])
+    way_back = next_of(forced.headers["location"])
     # acr_values stays in the way back: the login that comes back is checked again.
     assert parse_qs(urlsplit(way_back).query)["acr_values"] == [ACR_MFA]
 
     typed_at = int(time.time())
-    back_to = _second_step(client, login_via(client, forced.headers["location"]), secret)
+    back_to = second_step(client, login_via(client, forced.headers["location"]), secret)
     assert back_to == way_back
     done = get(client, back_to)
     assert done.status_code == 302, done.text
     assert query(done.headers["location"])["state"] == "s-up"
-    tokens = _tokens(client, done.headers["location"], verifier)
-    id_token = _id_token(client, tokens)
+    tokens = code_tokens(client, done.headers["location"], verifier)
+    id_token = checked_id_token(client, tokens)
     assert id_token["acr"] == ACR_MFA and id_token["amr"] == ["pwd", "otp", "mfa"]
     assert typed_at - 1 <= id_token["auth_time"] <= typed_at + 2
     access = jwt_claims(tokens["access_token"])
@@ -163,19 +88,19 @@ def test_m11_a_post_form_request_keeps_its_parameters_through_the_step_up(
     """OIDC Core §3.1.2.1: the request may be a POST form; the login returns to a
     GET holding its parameters (the consent form's own fields excepted)."""
     add_app(client, first_party=True)
-    secret = _app_user_with_pwd_session(client)
+    secret = app_user_with_pwd_session(client)
     verifier, challenge = pkce()
     form = query(authorize_url(challenge=challenge, acr_values=ACR_MFA, nonce=NONCE))
     form["decision"] = "allow"
     forced = client.post("/oauth/authorize", data=form, follow_redirects=False)
     assert forced.status_code == 303, forced.text
-    kept = parse_qs(urlsplit(_next_of(forced.headers["location"])).query)
+    kept = parse_qs(urlsplit(next_of(forced.headers["location"])).query)
     assert kept["client_id"] == ["photo-app"] and kept["acr_values"] == [ACR_MFA]
     assert "decision" not in kept
-    back_to = _second_step(client, login_via(client, forced.headers["location"]), secret)
+    back_to = second_step(client, login_via(client, forced.headers["location"]), secret)
     done = get(client, back_to)
     assert done.status_code == 302, done.text
-    id_token = _id_token(client, _tokens(client, done.headers["location"], verifier))
+    id_token = checked_id_token(client, code_tokens(client, done.headers["location"], verifier))
     assert id_token["acr"] == ACR_MFA
 
 
@@ -186,8 +111,8 @@ def test_m11_an_mfa_session_meets_acr_mfa_without_a_login(client: TestClient) ->
     verifier, challenge = pkce()
     response = get(client, authorize_url(challenge=challenge, acr_values=ACR_MFA, nonce=NONCE))
     assert response.status_code == 302, response.text
-    tokens = _tokens(client, response.headers["location"], verifier)
-    assert _id_token(client, tokens)["acr"] == ACR_MFA
+    tokens = code_tokens(client, response.headers["location"], verifier)
+    assert checked_id_token(client, tokens)["acr"] == ACR_MFA
     # prompt=none too: nothing to show.
     silent = get(client, authorize_url(acr_values=ACR_MFA, prompt="none"))
     assert silent.status_code == 302 and "code" in query(silent.headers["location"])
@@ -229,7 +154,7 @@ def test_m11_prompt_none_with_a_factor_to_add_is_interaction_required(
     client: TestClient,
 ) -> None:
     add_app(client, first_party=True)
-    _app_user_with_pwd_session(client)
+    app_user_with_pwd_session(client)
     response = get(client, authorize_url(acr_values=ACR_MFA, prompt="none", state="s-none"))
     assert response.status_code == 302, response.text
     back = query(response.headers["location"])
@@ -256,87 +181,33 @@ def test_m11_unknown_or_met_acr_values_give_a_code(client: TestClient, acr_value
     url = authorize_url(challenge=challenge, acr_values=acr_values, nonce=NONCE)
     response = get(client, url)
     assert response.status_code == 302, response.text
-    id_token = _id_token(client, _tokens(client, response.headers["location"], verifier))
+    id_token = checked_id_token(client, code_tokens(client, response.headers["location"], verifier))
     # The acr is the level reached, not the one asked for.
     assert id_token["acr"] == ACR_PASSWORD and id_token["amr"] == ["pwd"]
 
 
 def test_m11_unknown_values_alone_ask_nothing_of_an_app_user(client: TestClient) -> None:
     add_app(client, first_party=True)
-    _app_user_with_pwd_session(client)
+    app_user_with_pwd_session(client)
     response = get(client, authorize_url(acr_values=OTHER_ACR, prompt="none"))
     assert response.status_code == 302 and "code" in query(response.headers["location"])
 
 
 def test_m11_max_age_0_and_acr_values_mfa_need_one_login_not_two(client: TestClient) -> None:
     add_app(client, first_party=True)
-    secret = _app_user_with_pwd_session(client)
+    secret = app_user_with_pwd_session(client)
     verifier, challenge = pkce()
     url = authorize_url(challenge=challenge, acr_values=ACR_MFA, max_age="0", nonce=NONCE)
     forced = get(client, url)
-    way_back = _next_of(forced.headers["location"])
+    way_back = next_of(forced.headers["location"])
     kept = parse_qs(urlsplit(way_back).query)
     assert "max_age" not in kept and kept["acr_values"] == [ACR_MFA]
     typed_at = int(time.time())
-    done = get(client, _second_step(client, login_via(client, forced.headers["location"]), secret))
+    done = get(client, second_step(client, login_via(client, forced.headers["location"]), secret))
     assert done.status_code == 302, done.text
-    id_token = _id_token(client, _tokens(client, done.headers["location"], verifier))
+    id_token = checked_id_token(client, code_tokens(client, done.headers["location"], verifier))
     assert id_token["acr"] == ACR_MFA
     assert typed_at - 1 <= id_token["auth_time"] <= typed_at + 2
-
-
-def test_d10_max_age_0_forces_a_login_and_the_id_token_has_auth_time(
-    client: TestClient,
-) -> None:
-    add_app(client, first_party=True)
-    signed_in(client)
-    time.sleep(1.05)
-    verifier, challenge = pkce()
-    forced = get(client, authorize_url(challenge=challenge, max_age="0", nonce=NONCE))
-    assert forced.status_code == 303
-    _next_of(forced.headers["location"])
-    typed_at = int(time.time())
-    login = login_via(client, forced.headers["location"])
-    done = get(client, login.headers["location"])
-    assert done.status_code == 302, done.text
-    id_token = _id_token(client, _tokens(client, done.headers["location"], verifier))
-    # OIDC Core §2: auth_time is required when max_age was requested; it is the
-    # new login's, not the earlier session's.
-    assert typed_at - 1 <= id_token["auth_time"] <= typed_at + 2
-
-
-def test_d10_max_age_shorter_than_the_session_forces_a_login(client: TestClient) -> None:
-    add_app(client, first_party=True)
-    signed_in(client)
-    time.sleep(2.1)  # the session is now older than one second
-    assert get(client, authorize_url(max_age="60")).status_code == 302
-    forced = get(client, authorize_url(max_age="1", prompt="none", state="s-old"))
-    back = query(forced.headers["location"])
-    assert back["error"] == "login_required" and back["state"] == "s-old"
-    forced = get(client, authorize_url(max_age="1"))
-    assert forced.status_code == 303
-    _next_of(forced.headers["location"])
-
-
-def test_d10_an_hour_old_login_meets_max_age_7200_not_600(client: TestClient) -> None:
-    add_app(client, first_party=True)
-    user_id = uuid.UUID(register(client, EMAIL, display_name="Ada")["id"])
-    _pwd_session(client, user_id, auth_time=int(time.time()) - 3600)
-    assert get(client, authorize_url(max_age="7200")).status_code == 302
-    forced = get(client, authorize_url(max_age="600"))
-    assert forced.status_code == 303
-    _next_of(forced.headers["location"])
-    # acr_values the old login meets change nothing about its age.
-    forced = get(client, authorize_url(max_age="600", acr_values=ACR_PASSWORD))
-    assert forced.status_code == 303
-
-
-@pytest.mark.parametrize("max_age", ["²", "\u0661", "-1", "1e3", " 5", "abc", "9" * 40])
-def test_d10_odd_max_age_values_are_never_a_500(client: TestClient, max_age: str) -> None:
-    add_app(client, first_party=True)
-    signed_in(client)
-    response = get(client, authorize_url(max_age=max_age, acr_values=ACR_PASSWORD))
-    assert response.status_code in (302, 303, 400), response.text
 
 
 def test_m11_discovery_offers_acr_values_but_no_claims_parameter(client: TestClient) -> None:

@@ -1,90 +1,96 @@
-"""RFC 9470 step-up in tests (M12): WWW-Authenticate parsed as RFC 9110 §11.6.1
-defines it (not by substring), tokens whose login is of a chosen age and kind, and
-the operations whose rule asks for a step-up, found from the app's own routes."""
+"""Step-up (M11) in the authorization-code tests on the TestClient
+(https://testserver): a password-only session, the code step after the password,
+the tokens a code buys and its ID token checked as a relying party does."""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
+from authlib.oidc.core import CodeIDToken
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from joserfc import jwt
+from joserfc.jwk import KeySet
 
-from tests.support.accounts import bearer
-from tests.support.oauth_clients import jwt_claims
-from tests.support.routes import walk_routes
-from userservice.api.openapi_security import policy_operation
-from userservice.services.access_tokens import Grant
-from userservice.services.policy import POLICY
+from tests.support.factors import now_code
+from tests.support.oauth_flow import EMAIL, REDIRECT, hidden, query, redeem
+from tests.support.oauth_mfa import with_app
+from userservice.services.assurance import PASSWORD_ONLY
+from userservice.web.browser import SESSION_COOKIE
 from userservice.wiring import wired
 
-# RFC 9110 §5.6.2 token, §5.6.4 quoted-string, §11.2 token68.
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED = r'"(?:[^"\\]|\\.)*"'
-_PARAM = re.compile(rf"\s*({_TOKEN})\s*=\s*({_TOKEN}|{_QUOTED})\s*(?:,|$)")
-_SCHEME = re.compile(rf"\s*({_TOKEN})(?:\s+|\s*,|\s*$)")
+ISSUER = "https://testserver"
+NONCE = "n-step-up-0S6_WzA2Mj"
 
 
-def parse_challenges(header: str) -> list[tuple[str, dict[str, str]]]:
-    """`#challenge` of RFC 9110 §11.6.1: each scheme (lower-cased, §11.1) with its
-    auth-params (names lower-cased, §11.2; quoted values unescaped). Raises
-    ValueError on anything that is not that grammar, or on a repeated parameter
-    (§11.2: each name at most once per challenge)."""
-    challenges: list[tuple[str, dict[str, str]]] = []
-    rest = header.strip()
-    while rest:
-        scheme = _SCHEME.match(rest)
-        if scheme is None:
-            raise ValueError(f"no auth-scheme at {rest!r}")
-        rest = rest[scheme.end() :]
-        params: dict[str, str] = {}
-        while rest and (param := _PARAM.match(rest)):
-            name, value = param[1].lower(), param[2]
-            if name in params:
-                raise ValueError(f"{name} repeated in one challenge")
-            if value.startswith('"'):
-                value = re.sub(r"\\(.)", r"\1", value[1:-1])
-            params[name] = value
-            rest = rest[param.end() :]
-        challenges.append((scheme[1].lower(), params))
-        rest = rest.lstrip(" ,")
-    return challenges
+def pwd_session(client: TestClient, user_id: uuid.UUID, auth_time: int | None = None) -> None:
+    """The session a password alone ends in (amr pwd): what an account that
+    enrolled its app after signing in holds (a forced enrolment's session says
+    pwd)."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    when = auth_time if auth_time is not None else int(time.time())
+    raw = wired(app).sessions.start(user_id, when, amr=PASSWORD_ONLY)
+    client.cookies.set(SESSION_COOKIE, raw, domain="testserver.local", path="/")
 
 
-def bearer_challenge(header: str) -> dict[str, str]:
-    found = [params for scheme, params in parse_challenges(header) if scheme == "bearer"]
-    assert len(found) == 1, header
-    return found[0]
+def app_user_with_pwd_session(client: TestClient) -> str:
+    """Ada with a confirmed app and a password-only session; her app's secret."""
+    user_id, secret = with_app(client, EMAIL)
+    time.sleep(1.05)  # the session starts after enrolment ended every earlier one
+    pwd_session(client, user_id)
+    return secret
 
 
-def token_like(
-    app: FastAPI, like: dict[str, str], *, age: int, amr: tuple[str, ...]
-) -> dict[str, str]:
-    """A first-party access token of the user and client of `like` (a bearer
-    header), signed by the server's own key, for a login `age` seconds ago whose
-    methods were `amr` (M5)."""
-    claims = jwt_claims(like["Authorization"][7:])
-    user = wired(app).accounts.get(uuid.UUID(claims["sub"]))
-    grant = Grant(auth_time=int(time.time()) - age, amr=amr)
-    token = wired(app).tokens.signer.for_user(
-        user.id, user.tokens_valid_after, claims["client_id"], claims["scope"], grant
+def second_step(client: TestClient, after_password: httpx.Response, secret: str) -> str:
+    """The code step after the password; where the login sends the browser."""
+    assert after_password.status_code == 303, after_password.text
+    assert after_password.headers["location"] == "/login/second-factor"
+    page = client.get("/login/second-factor")
+    assert page.status_code == 200, page.text
+    done = client.post(
+        "/login/second-factor",
+        data={"code": now_code(secret), "csrf_token": hidden(page.text, "csrf_token")},
+        follow_redirects=False,
     )
-    return bearer(token)
+    assert done.status_code == 303, done.text
+    location: str = done.headers["location"]
+    return location
 
 
-def with_claim(app: FastAPI, like: dict[str, str], **claims: object) -> dict[str, str]:
-    """`like`'s token re-signed with claims replaced: a token the server itself
-    signed whose content no sign-in would produce (a malformed amr, say)."""
-    body = {**jwt_claims(like["Authorization"][7:]), **claims}
-    signer = wired(app).tokens.signer
-    return bearer(signer.keys.sign(body, signer.settings.alg, "at+jwt"))
+def checked_id_token(client: TestClient, tokens: dict[str, Any]) -> Any:
+    """The ID token's claims once checked as a relying party does: RS256 against
+    /oauth/jwks, then iss, aud, exp, iat, nonce and at_hash."""
+    jwks = KeySet.import_key_set(client.get("/oauth/jwks").json())
+    decoded = jwt.decode(tokens["id_token"], jwks, algorithms=["RS256"])
+    claims = CodeIDToken(
+        decoded.claims,
+        decoded.header,
+        options={
+            "iss": {"essential": True, "value": ISSUER},
+            "aud": {"essential": True, "value": "photo-app"},
+        },
+        params={"nonce": NONCE, "access_token": tokens["access_token"]},
+    )
+    claims.validate(leeway=60)
+    return claims
 
 
-def step_up_operations(app: FastAPI) -> list[tuple[str, str, str]]:
-    """(method, path, operation) of every route whose guard's rule has a step-up."""
-    found = set()
-    for route in walk_routes(app.routes):
-        operation = policy_operation(route)
-        if operation is not None and POLICY[operation].step_up is not None:
-            found |= {(method, route.path_format, operation) for method in route.methods}
-    return sorted(found)
+def code_tokens(client: TestClient, location: str, verifier: str) -> dict[str, Any]:
+    back = query(location)
+    assert location.startswith(REDIRECT) and "code" in back, location
+    assert back["iss"] == ISSUER
+    response = redeem(client, back["code"], verifier)
+    assert response.status_code == 200, response.text
+    tokens: dict[str, Any] = response.json()
+    return tokens
+
+
+def next_of(login_location: str) -> str:
+    """The authorization request a forced login will return to."""
+    assert login_location.startswith("/login?") and "force=1" in login_location
+    return parse_qs(urlsplit(login_location).query)["next"][0]
