@@ -69,6 +69,14 @@ def add_event(session: Session, entry: AuditEntry) -> None:
     session.execute(_ADD.sql, _params(entry, dt.datetime.now(dt.UTC)))
 
 
+def add_events(session: Session, entries: list[AuditEntry]) -> None:
+    """Several events in one executemany, in the change's unit of work: a switch of
+    the sign-in rule records one per account it signs out (M13)."""
+    if entries:
+        now = dt.datetime.now(dt.UTC)
+        session.execute(_ADD.sql, [_params(entry, now) for entry in entries])
+
+
 def _entry_of(row: AuditEvent) -> StoredAuditEvent:
     details = json.loads(row.details or "{}")
     return StoredAuditEvent(

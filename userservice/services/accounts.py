@@ -51,7 +51,7 @@ class ProfileChanges:
     current_password: str | None = None
 
 
-def _revocation_mark() -> int:
+def revocation_mark() -> int:
     # Tokens carry whole-second `iat`s; a mark at the next second refuses every
     # token issued up to now, and new tokens are stamped iat >= mark (tokens.py).
     return math.floor(time.time()) + 1
@@ -64,7 +64,7 @@ def revoke_everything(uow: UnitOfWork, user: User) -> None:
     # Strictly above the previous mark: a session or token started right after an
     # earlier revocation in this same second is stamped with that mark, and must
     # die with this one too (L3, L23).
-    user.tokens_valid_after = max(_revocation_mark(), (user.tokens_valid_after or 0) + 1)
+    user.tokens_valid_after = max(revocation_mark(), (user.tokens_valid_after or 0) + 1)
     # First the codes: on PostgreSQL this waits for a redemption holding one to
     # commit, so the refresh tokens it bought are there to be revoked next (L23).
     CodeRepository(uow).discard_unredeemed(user.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from userservice.db.audit import add_event
+from userservice.db.audit import add_event, add_events
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.records import AuditEntry
 
@@ -59,6 +59,14 @@ def record(
     entry = AuditEntry(event, user, actor, client, ip, details)
     add_event(uow, entry)
     _log_entry(entry)
+
+
+def record_all(uow: UnitOfWork, entries: list[AuditEntry]) -> None:
+    """`record` for many events at once (one statement): stored with the change
+    they record, then logged one line each."""
+    add_events(uow, entries)
+    for entry in entries:
+        _log_entry(entry)
 
 
 async def record_now(
