@@ -7,14 +7,17 @@ through the authorization code flow with PKCE."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
-from userservice.db.factors import MFA_REQUIRED_FOR, PolicyRepository, unenrolled_users
+from userservice.db.factors import MFA_REQUIRED_FOR, PolicyRepository
+from userservice.db.policy_switch import sign_out_unenrolled
 from userservice.db.ports import Storage
 from userservice.errors import InvalidInput
-from userservice.services.audit import record
+from userservice.records import AuditEntry
+from userservice.services.accounts import revocation_mark
+from userservice.services.audit import record, record_all
 from userservice.services.client_address import printable_ip
-from userservice.services.factor_support import end_everything
 from userservice.services.mfa_rule import REQUIRED_FOR, effective
 
 # REQUIRED_FOR is part of this module's interface (the API and the command line).
@@ -42,8 +45,8 @@ class MfaPolicy:
         administrator's even to switch the rule off again. Their next sign-in is
         the forced enrolment. One `policy.mfa_signed_out` event per such user, in
         their own trail, names the actor and the rule. Under `all` this is one
-        transaction however many users it signs out: it holds their rows' locks
-        until it commits."""
+        transaction however many users it signs out, of a constant number of
+        statements: it holds their rows' locks until it commits."""
         if value not in REQUIRED_FOR:
             raise InvalidInput(f"required_for must be one of: {', '.join(REQUIRED_FOR)}")
         with self.db.unit_of_work() as uow:
@@ -61,15 +64,27 @@ class MfaPolicy:
                 **({"via": via} if via else {}),
             )
             if value != "none":
-                for user in unenrolled_users(uow, admins_only=value == "admins"):
-                    ended = end_everything(uow, user)
-                    record(
-                        uow,
-                        "policy.mfa_signed_out",
-                        user=user.id,
-                        actor=actor_id,
-                        ip=printable_ip(ip),
-                        sessions=ended,
-                        rule=value,
-                        **({"via": via} if via else {}),
-                    )
+                # A constant number of statements however many accounts (see
+                # db/policy_switch.py): the rule's row and every covered account's
+                # row are held for as short a time as the switch allows.
+                signed_out = sign_out_unenrolled(
+                    uow,
+                    admins_only=value == "admins",
+                    mark=revocation_mark(),
+                    now=dt.datetime.now(dt.UTC),
+                )
+                extra = {"via": via} if via else {}
+                record_all(
+                    uow,
+                    [
+                        AuditEntry(
+                            "policy.mfa_signed_out",
+                            user.user_id,
+                            actor_id,
+                            None,
+                            printable_ip(ip),
+                            {"sessions": user.sessions, "rule": value, **extra},
+                        )
+                        for user in signed_out
+                    ],
+                )
