@@ -1,6 +1,6 @@
 """M13 (and M8): the switch of the sign-in rule signs out every covered account
 without a second factor in a constant number of statements, with exactly the
-effects of ending one account's sessions and tokens (M3, L3, L23): browser
+effects of ending one account's sessions and tokens after a factor change: browser
 sessions gone, refresh families revoked, unredeemed codes discarded, access tokens
 refused by the bearer check through the revocation mark (which strictly
 increases), one `policy.mfa_signed_out` event per account with the number of
@@ -172,7 +172,7 @@ def test_m13_the_switch_signs_out_fifty_accounts_at_once_and_no_other(
         add_passkey(services, user_id)
     covered, kept = plain + admins, with_app + with_key + inactive
     held = _held(client, services, covered + kept)
-    # L3, L23: a mark ahead of the clock (a revocation earlier in this second, or
+    # A mark ahead of the clock (a revocation earlier in this second, or
     # a clock a little behind) still rises, strictly.
     ahead = int(time.time()) + 100
     with services.accounts.db.unit_of_work() as uow:
