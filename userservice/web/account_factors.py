@@ -36,6 +36,7 @@ from userservice.web.account_page import TOO_MANY, Refusal, account_page
 from userservice.web.browser import issue_csrf
 from userservice.web.forms import redirect
 from userservice.web.locale import page_locale
+from userservice.web.passkey_views import factor_kind
 from userservice.web.templating import render
 from userservice.wiring import Services, ServicesDep, client_ip
 
@@ -94,12 +95,15 @@ def _setup_page(
     )
 
 
-def _codes_page(request: Request, codes: list[str], response: Response, *, added: bool) -> Response:
+def _codes_page(
+    request: Request, codes: list[str], response: Response, *, added: bool, codes_for: str = "app"
+) -> Response:
     """The ten codes, once (M2). The language switch goes back to the account
     page: reloading this page in another language must not ask for them again."""
     context: dict[str, Any] = {
         "recovery_codes": codes,
         "added": added,
+        "codes_for": codes_for,
         "csrf_token": issue_csrf(response, request),
         "here": "/account#two-factor",
     }
@@ -189,7 +193,9 @@ async def new_codes(request: Request, svc: ServicesDep) -> Response:
     except Conflict:
         refusal = Refusal({SECTION: NOT_ON}, status=409)
         return await account_page(request, svc, session, refusal=refusal)
-    return _codes_page(request, codes, Response(), added=False)
+    # M2: the page's words follow the factors the codes stand in for.
+    summary = await anyio.to_thread.run_sync(svc.factors.summary, session.user.id)
+    return _codes_page(request, codes, Response(), added=False, codes_for=factor_kind(summary))
 
 
 @router.post("/account/two-factor/remove")

@@ -17,7 +17,7 @@ from userservice.services.factors import FactorSummary
 from userservice.services.scopes import describe
 from userservice.services.sessions import ActiveSession, BrowserSession
 from userservice.web.browser import SESSION_COOKIE, issue_csrf
-from userservice.web.passkey_views import passkey_section
+from userservice.web.passkey_views import factor_kind, passkey_section
 from userservice.web.templating import render
 from userservice.wiring import Services
 
@@ -44,7 +44,8 @@ NOT_CONFIRMED = N_("Tick the box to confirm that the account is to be deleted.")
 TOO_MANY = N_("Too many attempts. Wait a little and try again.")
 NO_CODE = N_("Enter the code from your authenticator app, or a recovery code.")
 BAD_CODE = N_("That code is not correct, or it was already used.")
-# M2: so few codes left that losing the phone could lock the owner out soon.
+# M2: so few codes left that losing the phone or the passkey could lock the owner
+# out soon.
 FEW_CODES_LEFT = 3
 RECOVERY_CODES = 10
 
@@ -86,7 +87,11 @@ def _factor_context(user_verified: bool, summary: FactorSummary) -> dict[str, An
         "totp_since": when(confirmed) if confirmed is not None else "",
         "codes_left": summary.recovery_codes_left,
         "codes_total": RECOVERY_CODES,
-        "codes_low": summary.totp and summary.recovery_codes_left <= FEW_CODES_LEFT,
+        # M2: the codes stand in for any factor (the app or a passkey), so the
+        # warning and the new set are offered whichever the account has.
+        "has_factor": summary.enrolled,
+        "factor_kind": factor_kind(summary),
+        "codes_low": summary.enrolled and summary.recovery_codes_left <= FEW_CODES_LEFT,
         # M3: only an address the user proved to own may enrol.
         "may_enrol": user_verified,
     }

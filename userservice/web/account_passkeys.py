@@ -127,6 +127,8 @@ async def add_finish(request: Request, svc: ServicesDep) -> Response:
     await continue_in_new_session(request, svc, user_id, response, amr=session.amr)
     context: dict[str, Any] = {
         "recovery_codes": codes,
+        # Codes come only with a first factor: this passkey is the account's only one.
+        "codes_for": "passkey",
         "csrf_token": issue_csrf(response, request),
         "here": BACK,
     }

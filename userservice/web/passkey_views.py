@@ -14,6 +14,7 @@ from fastapi import Request
 
 from userservice.errors import PasskeysUnavailable
 from userservice.i18n import N_
+from userservice.services.factors import FactorSummary
 from userservice.services.passkeys import PasskeyView
 from userservice.wiring import Services
 
@@ -27,6 +28,14 @@ PASSKEY_NOTICES = {
     "passkey-renamed": N_("The passkey was renamed."),
     "passkey-removed": N_("The passkey was removed. Every other device was signed out."),
 }
+
+
+def factor_kind(summary: FactorSummary) -> str:
+    """Which second factors the account has, as the pages word them (M2, M9):
+    "app", "passkey", "both", or "none"."""
+    if summary.totp:
+        return "both" if summary.passkeys else "app"
+    return "passkey" if summary.passkeys else "none"
 
 
 def page_options(options_json: str) -> Any:

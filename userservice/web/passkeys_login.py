@@ -7,8 +7,6 @@ that went back), and never a session."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -16,22 +14,18 @@ from fastapi.responses import Response
 from userservice.errors import InvalidPasskey, PasskeysUnavailable, Throttled
 from userservice.i18n import N_
 from userservice.services.assurance import with_second_factor
-from userservice.web.browser import issue_csrf, safe_next
+from userservice.web.browser import safe_next
 from userservice.web.forms import checked_form
 from userservice.web.login_steps import SECOND_FACTOR_PAGE, back_to_login, complete_login
 from userservice.web.pages import _login_page as login_page
-from userservice.web.passkey_views import answer_of, second_step_options
+from userservice.web.passkey_views import answer_of
 from userservice.web.second_factor import _half_login as half_login
-from userservice.web.templating import render
-from userservice.wiring import Services, ServicesDep, client_ip
+from userservice.web.second_factor import step_page
+from userservice.wiring import ServicesDep, client_ip
 
 router = APIRouter(include_in_schema=False)
 FAILED = N_("Sign-in failed")
 NOT_ACCEPTED = N_("That passkey could not be used to sign in. Try again, or use your password.")
-NOT_ACCEPTED_SECOND = N_(
-    "That passkey could not be used. Try again, or enter a code from your authenticator "
-    "app or a recovery code."
-)
 TOO_MANY = N_("Too many sign-in attempts. Wait a little and try again.")
 
 
@@ -66,33 +60,6 @@ async def passkey_sign_in(request: Request, svc: ServicesDep) -> Response:
     )
 
 
-async def _second_step_page(
-    request: Request,
-    svc: Services,
-    raw_id: str,
-    user_id: Any,
-    *,
-    status: int,
-    headers: dict[str, str] | None = None,
-    message: str = NOT_ACCEPTED_SECOND,
-) -> Response:
-    cookies = Response()
-    context = {
-        "csrf_token": issue_csrf(cookies, request),
-        "error": None,
-        "passkey_error": message,
-        "passkey_options": await second_step_options(svc, user_id, raw_id),
-    }
-    return render(
-        request,
-        "second_factor.html",
-        context,
-        status_code=status,
-        response=cookies,
-        headers=headers,
-    )
-
-
 @router.post(SECOND_FACTOR_PAGE + "/passkey")
 async def passkey_second_step(request: Request, svc: ServicesDep) -> Response:
     """M6, M10: after the password, one of this account's passkeys (the challenge
@@ -117,11 +84,11 @@ async def passkey_second_step(request: Request, svc: ServicesDep) -> Response:
         # M6: a refused answer counts as a wrong code; the fifth ends the half-login.
         if not await anyio.to_thread.run_sync(lambda: svc.half_logins.failed(raw_id)):
             return back_to_login("too_many_codes", state.next_path)
-        return await _second_step_page(request, svc, raw_id, user_id, status=400)
+        return await step_page(request, svc, raw_id, user_id, problem="passkey_refused", status=400)
     except Throttled as exc:
         retry = {"Retry-After": str(exc.retry_after)}
-        return await _second_step_page(
-            request, svc, raw_id, user_id, status=429, headers=retry, message=TOO_MANY
+        return await step_page(
+            request, svc, raw_id, user_id, problem="passkey_throttled", status=429, headers=retry
         )
     if not await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id)):
         # M6: ended meanwhile (a parallel request decided, or its time ran out).

@@ -7,6 +7,7 @@ nothing. Forms carry the CSRF token and pass the origin check (F4)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import anyio
@@ -37,6 +38,23 @@ FAILED = N_("Sign-in failed")
 NO_CODE = N_("Enter the 6-digit code from your authenticator app, or a recovery code.")
 WRONG = N_("That code is not correct, or it was used already. Try the current code.")
 TOO_MANY = N_("Too many wrong codes. Wait a little and try again.")
+# A passkey-only account has no app: the code field takes its recovery codes (M2).
+NO_RECOVERY_CODE = N_("Use your passkey, or enter one of your recovery codes.")
+WRONG_RECOVERY_CODE = N_("That recovery code is not correct, or it was used already.")
+PASSKEY_REFUSED = N_(
+    "That passkey could not be used. Try again, or enter a code from your authenticator "
+    "app or a recovery code."
+)
+PASSKEY_REFUSED_NO_APP = N_("That passkey could not be used. Try again, or enter a recovery code.")
+PASSKEY_TOO_MANY = N_("Too many sign-in attempts. Wait a little and try again.")
+# The step's problems by key, worded for an account with the app and without it.
+PROBLEMS: dict[str, tuple[str, str]] = {
+    "missing": (NO_CODE, NO_RECOVERY_CODE),
+    "wrong": (WRONG, WRONG_RECOVERY_CODE),
+    "throttled": (TOO_MANY, TOO_MANY),
+    "passkey_refused": (PASSKEY_REFUSED, PASSKEY_REFUSED_NO_APP),
+    "passkey_throttled": (PASSKEY_TOO_MANY, PASSKEY_TOO_MANY),
+}
 WRONG_SETUP = N_("That code is not correct. Check the app and try the current code.")
 UNVERIFIED = N_(
     "Verify your email address first: only a confirmed address may set up two-step verification."
@@ -86,15 +104,44 @@ def _page(
     return render(request, name, values, status_code=status, response=cookies, headers=headers)
 
 
+async def step_page(
+    request: Request,
+    svc: Services,
+    raw_id: str,
+    user_id: uuid.UUID,
+    *,
+    problem: str | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Every render of the second step (M6): the code form, and one of the
+    account's passkeys instead when it has one (M9), worded for the factors it
+    has. `problem` is a key of PROBLEMS: the passkey's own ones show beside its
+    button, the others beside the code field."""
+    summary = await anyio.to_thread.run_sync(svc.factors.summary, user_id)
+    options = await second_step_options(svc, user_id, raw_id)
+    message = None
+    if problem is not None:
+        with_app, without_app = PROBLEMS[problem]
+        message = with_app if summary.totp else without_app
+    on_passkey = problem is not None and problem.startswith("passkey_")
+    context = {
+        "error": None if on_passkey else message,
+        "passkey_error": message if on_passkey else None,
+        "passkey_options": options,
+        "has_app": summary.totp,
+        "has_passkey": summary.passkeys > 0,
+    }
+    return _page(request, "second_factor.html", context, status=status, headers=headers)
+
+
 @router.get(SECOND_FACTOR_PAGE)
 async def code_form(request: Request, svc: ServicesDep) -> Response:
     found = await _half_login(request, svc, "verify")
     if isinstance(found, Response):
         return found
     raw_id, state = found
-    # M9: one of the account's passkeys instead of a code, when it has one.
-    passkey = {"passkey_options": await second_step_options(svc, state.user.id, raw_id)}
-    return _page(request, "second_factor.html", passkey)
+    return await step_page(request, svc, raw_id, state.user.id)
 
 
 @router.post(SECOND_FACTOR_PAGE)
@@ -107,11 +154,11 @@ async def code_submit(request: Request, svc: ServicesDep) -> Response:
         return found
     raw_id, state = found
     code = _code(form)
+    user_id = state.user.id
     if not code:
         # 400: the form was refused, as for every wrong code below (not counted).
-        return _page(request, "second_factor.html", {"error": NO_CODE}, status=400)
+        return await step_page(request, svc, raw_id, user_id, problem="missing", status=400)
     ip, locale = client_ip(request), page_locale(request)
-    user_id = state.user.id
     try:
         method = await anyio.to_thread.run_sync(
             lambda: svc.factors.verify(user_id, code, ip=ip, locale=locale)
@@ -120,15 +167,16 @@ async def code_submit(request: Request, svc: ServicesDep) -> Response:
         # M1: the account's code limit, apart from the password's (M6). The
         # half-login's own count is not spent on a guess that was never checked.
         retry = {"Retry-After": str(exc.retry_after)}
-        return _page(request, "second_factor.html", {"error": TOO_MANY}, status=429, headers=retry)
+        return await step_page(
+            request, svc, raw_id, user_id, problem="throttled", status=429, headers=retry
+        )
     except InvalidCode:
         # M6: at most MAX_CODE_ATTEMPTS wrong codes, then the password again.
         if not await anyio.to_thread.run_sync(lambda: svc.half_logins.failed(raw_id)):
             return back_to_login("too_many_codes", state.next_path)
         # 400 and the form again: a refused submission, like the account page's
         # code check; the login page's 200 is for E3's one answer to two causes.
-        passkey = {"passkey_options": await second_step_options(svc, user_id, raw_id)}
-        return _page(request, "second_factor.html", {"error": WRONG, **passkey}, status=400)
+        return await step_page(request, svc, raw_id, user_id, problem="wrong", status=400)
     if not await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id)):
         # M6: ended meanwhile (its fifth wrong code or a correct one in a parallel
         # request, or its time ran out): that request decided; no second session.

@@ -1,0 +1,213 @@
+"""Passkeys wherever a second factor is asked for on the pages, in-process over
+HTTPS on SQLite and PostgreSQL (M6, M7, M8, M9, M13, M2): every render of the
+second step offers the account's passkey; the texts fit an account with the app,
+with passkeys, or both, in English and Chinese; the account page warns of few
+recovery codes whatever the factor."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.support.accounts import PASSWORD, register
+from tests.support.factors import now_code, verified, wrong_code
+from tests.support.pages import EMAIL, SESSION, csrf_token, web_login
+from tests.support.passkey_pages import ORIGIN, options_in, with_passkey
+from tests.support.soft_authenticator import SoftAuthenticator
+from userservice.app import create_app
+from userservice.settings import Settings
+from userservice.wiring import wired
+
+PAGE = "/login/second-factor"
+OPTIONS = "passkey-second-step-options"
+ZH = {"Accept-Language": "zh-CN"}
+
+
+def _with_app(app: FastAPI, user_id: str) -> str:
+    verified(app, EMAIL)
+    factors, uid = wired(app).factors, uuid.UUID(user_id)
+    secret = factors.start_totp(uid, ip=None).secret
+    factors.confirm_totp(uid, now_code(secret, -1), ip=None, locale="en")
+    return secret
+
+
+def _half_login(client: TestClient) -> httpx.Response:
+    assert web_login(client).headers["location"] == PAGE
+    page = client.get(PAGE)
+    assert page.status_code == 200
+    return page
+
+
+def _send(client: TestClient, page: httpx.Response, code: str) -> httpx.Response:
+    form = {"csrf_token": csrf_token(page.text), "code": code}
+    response: httpx.Response = client.post(PAGE, data=form, follow_redirects=False)
+    return response
+
+
+def _offers_passkey(page: httpx.Response) -> bool:
+    return f'id="{OPTIONS}"' in page.text and 'action="/login/second-factor/passkey"' in page.text
+
+
+def test_m6_m9_every_render_of_the_second_step_offers_the_passkey(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    soft = SoftAuthenticator()
+    with_passkey(app, EMAIL, user["id"], soft)
+    page = _half_login(client)
+    assert _offers_passkey(page)
+    empty = _send(client, page, "   ")
+    assert empty.status_code == 400 and _offers_passkey(empty)
+    wrong = _send(client, empty, "aaaa-bbbb-cccc-dddd")
+    assert wrong.status_code == 400 and _offers_passkey(wrong)
+    # The options of a re-rendered page still finish the sign-in (M10: pwd hwk mfa).
+    options = options_in(empty.text, OPTIONS)
+    form = {"csrf_token": csrf_token(wrong.text), "response": _answer(soft, options)}
+    done = client.post(PAGE + "/passkey", data=form, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/account"
+
+
+def _answer(soft: SoftAuthenticator, options: dict[str, Any]) -> str:
+    return json.dumps(soft.get(options, ORIGIN))
+
+
+def test_m1_m9_a_throttled_code_page_offers_the_passkey_too(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings(second_factor_limit="2/5minutes"))
+    with TestClient(app, base_url="https://testserver") as client:
+        user_id = register(client, EMAIL)["id"]
+        secret = _with_app(app, user_id)
+        soft = SoftAuthenticator()
+        with_passkey(app, EMAIL, user_id, soft)
+        page = _half_login(client)
+        for _ in range(2):
+            page = _send(client, page, wrong_code(secret))
+            assert page.status_code == 400
+        throttled = _send(client, page, now_code(secret))
+        assert throttled.status_code == 429 and "Too many wrong codes" in throttled.text
+        assert _offers_passkey(throttled)
+        # The passkey has its own limit: it still signs in after the codes' limit.
+        options = options_in(throttled.text, OPTIONS)
+        form = {"csrf_token": csrf_token(throttled.text), "response": _answer(soft, options)}
+        done = client.post(PAGE + "/passkey", data=form, follow_redirects=False)
+        assert done.status_code == 303 and SESSION in done.cookies
+
+
+APP_INTRO = "Now enter the code your authenticator app shows."
+BOTH_INTRO = "Now enter the code your authenticator app shows, or use your passkey."
+KEY_INTRO = "Now use your passkey. If you cannot, enter one of your recovery codes."
+
+
+@pytest.mark.parametrize("kind", ["app", "passkey", "both"])
+def test_m6_m9_the_second_step_speaks_of_the_factors_the_account_has(
+    app: FastAPI, client: TestClient, user: dict[str, Any], kind: str
+) -> None:
+    if kind in ("app", "both"):
+        _with_app(app, user["id"])
+    if kind in ("passkey", "both"):
+        with_passkey(app, EMAIL, user["id"], SoftAuthenticator())
+    page = _half_login(client)
+    text = page.text
+    intro = {"app": APP_INTRO, "passkey": KEY_INTRO, "both": BOTH_INTRO}[kind]
+    assert intro in text
+    assert (APP_INTRO in text) == (kind == "app")
+    if kind == "passkey":
+        assert "authenticator app" not in text
+        assert '<label for="code">Recovery code</label>' in text
+        assert ">Use your passkey</h2>" in text
+        empty = _send(client, page, "")
+        assert "Use your passkey, or enter one of your recovery codes." in empty.text
+        wrong = _send(client, empty, "aaaa-bbbb-cccc-dddd")
+        assert "That recovery code is not correct, or it was used already." in wrong.text
+        refused = client.post(
+            PAGE + "/passkey", data={"csrf_token": csrf_token(wrong.text), "response": "{}"}
+        )
+        assert refused.status_code == 400
+        assert "Try again, or enter a recovery code." in refused.text
+        assert "authenticator app" not in refused.text
+    else:
+        assert '<label for="code">Code</label>' in text
+    chinese = client.get(PAGE, headers=ZH).text
+    zh_intro = {
+        "app": "现在请输入您的身份验证器应用显示的验证码。",
+        "passkey": "现在请使用您的通行密钥。如果无法使用",
+        "both": "或使用您的通行密钥。",
+    }[kind]
+    assert zh_intro in chinese
+
+
+def _codes_left(app: FastAPI, user_id: str, codes: list[str], left: int) -> None:
+    """Spend recovery codes through the second step's own check until `left` remain."""
+    factors = wired(app).factors
+    for code in codes[: len(codes) - left]:
+        factors.verify(uuid.UUID(user_id), code, ip=None, locale="en")
+
+
+def _first_passkey_codes(app: FastAPI, user_id: str) -> list[str]:
+    verified(app, EMAIL)
+    passkeys, uid = wired(app).passkeys, uuid.UUID(user_id)
+    answer = SoftAuthenticator().create(passkeys.registration_options(uid), ORIGIN)
+    codes = passkeys.register(uid, json.dumps(answer), "Laptop", ip=None, locale="en")
+    assert codes is not None and len(codes) == 10
+    return codes
+
+
+def test_m2_m9_few_codes_left_are_warned_of_for_a_passkey_only_account(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    codes = _first_passkey_codes(app, user["id"])
+    assert web_login(client).headers["location"] == PAGE
+    _codes_left(app, user["id"], codes, 4)
+    client.cookies.clear()
+    page = _half_login(client)
+    form = {"csrf_token": csrf_token(page.text), "code": codes[-1]}
+    assert client.post(PAGE, data=form, follow_redirects=False).status_code == 303
+    account = client.get("/account")
+    assert 'id="codes-left">3 of 10<' in account.text
+    assert "if you lose your passkeys." in account.text
+    assert "lose your phone" not in account.text
+    assert 'action="/account/two-factor/recovery-codes"' in account.text
+    assert "丢失通行密钥时仍能登录" in client.get("/account", headers=ZH).text
+    # A new set for a passkey-only account, worded for passkeys (M2).
+    token = csrf_token(account.text)
+    renewed = client.post(
+        "/account/two-factor/recovery-codes",
+        data={"csrf_token": token, "current_password": PASSWORD},
+    )
+    assert renewed.status_code == 200
+    assert len(re.findall(r"<li><code>", renewed.text)) == 10
+    assert "If you lose your passkeys" in renewed.text and "phone" not in renewed.text
+    assert 'id="codes-low"' not in client.get("/account").text
+
+
+def test_m2_the_app_only_warning_keeps_its_words_and_both_name_both(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    _with_app(app, user["id"])
+    codes = wired(app).factors.regenerate_recovery_codes(
+        uuid.UUID(user["id"]), ip=None, locale="en"
+    )
+    _codes_left(app, user["id"], codes, 2)
+    page = _half_login(client)
+    form = {"csrf_token": csrf_token(page.text), "code": codes[-1]}
+    assert client.post(PAGE, data=form, follow_redirects=False).status_code == 303
+    account = client.get("/account").text
+    assert 'id="codes-left">1 of 10<' in account
+    assert "if you lose your phone.</p>" in account
+    soft = SoftAuthenticator()
+    with_passkey(app, EMAIL, user["id"], soft)  # ends every session (M9)
+    client.cookies.clear()
+    page = _half_login(client)
+    options = options_in(page.text, OPTIONS)
+    form = {"csrf_token": csrf_token(page.text), "response": _answer(soft, options)}
+    assert client.post(PAGE + "/passkey", data=form, follow_redirects=False).status_code == 303
+    account = client.get("/account").text
+    assert "if you lose your phone and your passkeys.</p>" in account
