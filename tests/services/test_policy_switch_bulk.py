@@ -240,3 +240,28 @@ def test_m13_the_number_of_statements_does_not_grow_with_the_accounts(
     # Five the first time, fifty the second, each with its two sessions, then none.
     assert len(events) == 55
     assert sorted(details["sessions"] for *_ids, details in events) == [0] * 5 + [2] * 50
+
+
+def test_m8_one_account_s_reset_takes_the_same_path_and_its_mark_rises_strictly(
+    client: TestClient, services: Services
+) -> None:
+    """An administrator's reset of one account ends its sessions and tokens by the
+    same statements as the switch, for one account: the others keep theirs."""
+    target, other = _users(services, 2)
+    add_passkey(services, target)
+    held = _held(client, services, [target, other])
+    ahead = int(time.time()) + 100
+    with services.accounts.db.unit_of_work() as uow:
+        uow.get_one(User, target).tokens_valid_after = ahead
+    services.factors.reset(target, actor_id=ROOT, ip=None, via="test")
+    assert _marks(services, [target])[target] == ahead + 1
+    assert _alive(client, services, held[target]) == (False, False, False)
+    assert _count(services, AuthorizationCode, [target]) == 0
+    assert _alive(client, services, held[other]) == (True, True, True)
+    with services.accounts.db.unit_of_work(read_only=True) as uow:
+        details = uow.scalar(
+            select(AuditEvent.details).where(
+                AuditEvent.event == "factors.reset", AuditEvent.user_id == target
+            )
+        )
+    assert details is not None and json.loads(details)["sessions"] == 2

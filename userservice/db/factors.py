@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from userservice.db.codec import utc as as_utc
-from userservice.db.models import Passkey, Policy, RecoveryCode, TotpFactor, User
+from userservice.db.models import Passkey, Policy, RecoveryCode, TotpFactor
 from userservice.db.statement import Statement
 
 # The policies table's row of the administrators' sign-in rule (M8).
@@ -199,16 +199,6 @@ def has_factor(user_id: ColumnElement[uuid.UUID] | uuid.UUID) -> ColumnElement[b
         exists().where(TotpFactor.user_id == user_id, TotpFactor.confirmed_at.is_not(None)),
         exists().where(Passkey.user_id == user_id),
     )
-
-
-def unenrolled_users(session: Session, *, admins_only: bool) -> list[User]:
-    """Every active user (or administrator) without a second factor, locked for
-    update in id order (two concurrent switches lock them alike): whom a switch to
-    the `admins` or `all` policy signs out at once (M8)."""
-    query = select(User).where(User.is_active.is_(True), ~has_factor(User.__table__.c.id))
-    if admins_only:
-        query = query.where(User.is_admin.is_(True))
-    return list(session.scalars(query.order_by(User.id).with_for_update(of=User)))
 
 
 # After a correct password: whether the user has a second factor, and the sign-in

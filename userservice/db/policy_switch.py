@@ -26,7 +26,17 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, case, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from userservice.db.factors import has_factor
@@ -53,7 +63,7 @@ def raised_mark(current: ColumnElement[int], mark: int) -> ColumnElement[int]:
     earlier revocation in the same second carries that mark and must die with
     this one too (L3, L23). CASE, not GREATEST: SQLite has no GREATEST."""
     following = func.coalesce(current, 0) + 1
-    return case((following > mark, following), else_=mark)
+    return case((following > mark, following), else_=literal(mark, BigInteger))
 
 
 def unenrolled(*, admins_only: bool) -> ColumnElement[bool]:

@@ -11,8 +11,8 @@ import uuid
 from limits import parse_many
 
 from userservice.db.models import User
+from userservice.db.policy_switch import sign_out
 from userservice.db.ports import UnitOfWork
-from userservice.db.sessions import SessionRepository
 from userservice.db.users import UserRepository
 from userservice.errors import NotFound, Throttled
 from userservice.i18n import DEFAULT_LOCALE
@@ -20,7 +20,7 @@ from userservice.observability.metrics import NoMetrics
 from userservice.security import recovery_codes
 from userservice.security.counters import FAILED, RELEASED, Counters, Hold, Window
 from userservice.services.account_mail import Mailer, mail_locale
-from userservice.services.accounts import revoke_everything
+from userservice.services.accounts import revocation_mark
 from userservice.services.client_address import printable_ip
 
 # Where the mails send someone who did not make the change: a new password ends
@@ -83,9 +83,12 @@ def end_everything(uow: UnitOfWork, user: User) -> int:
     """M3: every browser session, refresh, access token and unredeemed code of the
     user ends with a factor change, in its unit of work; the browser that made
     the change is given a new session by its caller. The number of sessions."""
-    ended = SessionRepository(uow).delete_all_for_user(user.id)
-    revoke_everything(uow, user)
-    return ended
+    # The same statements as the switch of the sign-in rule, for one account (one
+    # rule of revocation, in one place: db/policy_switch.py).
+    ended = sign_out(uow, User.id == user.id, mark=revocation_mark(), now=now())
+    # The mark (and updated_at) changed under the loaded account: read anew on use.
+    uow.expire(user, ["tokens_valid_after", "updated_at"])
+    return ended[0].sessions if ended else 0
 
 
 class FactorNotices:
