@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 
 from tests.support.accounts import PASSWORD, register
 from tests.support.factors import now_code, verified, wrong_code
+from tests.support.journeys import mails
 from tests.support.pages import EMAIL, SESSION, csrf_token, web_login
-from tests.support.passkey_pages import ORIGIN, options_in, with_passkey
+from tests.support.passkey_pages import ORIGIN, as_json, options_in, passwordless, with_passkey
 from tests.support.soft_authenticator import SoftAuthenticator
 from userservice.app import create_app
 from userservice.settings import Settings
@@ -211,3 +212,104 @@ def test_m2_the_app_only_warning_keeps_its_words_and_both_name_both(
     assert client.post(PAGE + "/passkey", data=form, follow_redirects=False).status_code == 303
     account = client.get("/account").text
     assert "if you lose your phone and your passkeys.</p>" in account
+
+
+EMAIL_PAGE = "/account/email/passkey"
+NEW = "new@example.com"
+
+
+def _passkey_account(app: FastAPI, client: TestClient, user_id: str) -> SoftAuthenticator:
+    soft = SoftAuthenticator()
+    with_passkey(app, EMAIL, user_id, soft)
+    signed = passwordless(client, as_json(soft))
+    assert signed.status_code == 303 and SESSION in signed.cookies
+    return soft
+
+
+def _email_form(page: httpx.Response, soft: SoftAuthenticator, **fields: str) -> dict[str, str]:
+    options = options_in(page.text, "email-passkey-options")
+    return {
+        "csrf_token": csrf_token(page.text),
+        "email": NEW,
+        "current_password": PASSWORD,
+        "response": _answer(soft, options),
+        **fields,
+    }
+
+
+def test_m7_m9_a_passkey_only_account_changes_its_address_with_its_passkey(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    soft = _passkey_account(app, client, user["id"])
+    page = client.get("/account")
+    assert 'action="/account/email/passkey"' in page.text
+    assert '<label for="email_code">A recovery code</label>' in page.text
+    options = options_in(page.text, "email-passkey-options")
+    assert options["rpId"] == "testserver" and options["allowCredentials"]
+    # The code form without a code names the recovery code and the passkey (M7).
+    no_code = {"csrf_token": csrf_token(page.text), "email": NEW, "current_password": PASSWORD}
+    refused = client.post("/account/email", data=no_code)
+    assert refused.status_code == 400
+    assert "Enter a recovery code, or confirm the change with your passkey." in refused.text
+    # The password is still asked; a wrong one sends nothing (the passkey spent).
+    wrong = client.post(EMAIL_PAGE, data=_email_form(page, soft, current_password="nope"))
+    assert wrong.status_code == 400 and 'id="passkey_email_password-error"' in wrong.text
+    assert mails(app, NEW, "email_change_verify") == []
+    done = client.post(EMAIL_PAGE, data=_email_form(wrong, soft), follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/account?done=email-sent"
+    assert len(mails(app, NEW, "email_change_verify")) == 1
+    assert "更改电子邮件地址" in client.get("/account", headers=ZH).text
+
+
+@pytest.mark.parametrize("bad", ["empty", "garbage", "replayed", "another session", "foreign"])
+def test_m7_m9_a_bad_passkey_answer_changes_no_address(
+    app: FastAPI, client: TestClient, user: dict[str, Any], bad: str
+) -> None:
+    soft = _passkey_account(app, client, user["id"])
+    page = client.get("/account")
+    form = _email_form(page, soft)
+    if bad == "empty":
+        form["response"] = ""
+    elif bad == "garbage":
+        form["response"] = '{"id": "AAAA", "response": {}}'
+    elif bad == "replayed":
+        assert client.post(EMAIL_PAGE, data=form, follow_redirects=False).status_code == 303
+        form["email"] = "other@example.com"
+    elif bad == "another session":
+        # Options of another browser's session of the same account (M9: bound).
+        with TestClient(app, base_url="https://testserver") as other:
+            assert passwordless(other, as_json(soft)).status_code == 303
+            form["response"] = _answer(
+                soft, options_in(other.get("/account").text, "email-passkey-options")
+            )
+    elif bad == "foreign":
+        bob_id = register(client, "bob@example.com")["id"]
+        bob = SoftAuthenticator()
+        with_passkey(app, "bob@example.com", bob_id, bob)
+        options = options_in(page.text, "email-passkey-options")
+        form["response"] = json.dumps(bob.get(options, ORIGIN, credential=bob.credentials[0]))
+    refused = client.post(EMAIL_PAGE, data=form, follow_redirects=False)
+    assert refused.status_code == 400
+    assert 'id="email_passkey-error"' in refused.text
+    assert "The passkey could not be used" in refused.text
+    target = "other@example.com" if bad == "replayed" else NEW
+    assert mails(app, target, "email_change_verify") == []
+
+
+def test_m7_no_passkey_form_for_an_app_only_account(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    secret = _with_app(app, user["id"])
+    page = _half_login(client)
+    form = {"csrf_token": csrf_token(page.text), "code": now_code(secret)}
+    assert client.post(PAGE, data=form, follow_redirects=False).status_code == 303
+    account = client.get("/account").text
+    assert "email-passkey-options" not in account
+    assert "Code from your authenticator app, or a recovery code" in account
+    # Without a session's options, the route refuses; nothing is sent (M7).
+    refused = client.post(
+        EMAIL_PAGE,
+        data={"csrf_token": csrf_token(account), "email": NEW, "current_password": PASSWORD},
+    )
+    assert refused.status_code == 400
+    assert mails(app, NEW, "email_change_verify") == []

@@ -17,7 +17,9 @@ import secrets
 REGISTER = "register"
 SIGN_IN = "sign-in"
 SECOND_FACTOR = "second-factor"
-PURPOSES = (REGISTER, SIGN_IN, SECOND_FACTOR)
+# A signed-in page asking for the second factor again (M7: the address change).
+CONFIRM = "confirm"
+PURPOSES = (REGISTER, SIGN_IN, SECOND_FACTOR, CONFIRM)
 
 NONCE_BYTES = 16
 EXPIRY_BYTES = 8
@@ -35,8 +37,9 @@ def _mac(key: bytes, purpose: str, binding: str, nonce: bytes, expires: bytes) -
 
 
 def mint(key: bytes, purpose: str, binding: str, now: float, ttl: int) -> bytes:
-    """A new challenge for `purpose`, bound to `binding` (a user id, a half-login's
-    digest, or "" for a passwordless sign-in), good until now + ttl."""
+    """A new challenge for `purpose`, bound to `binding` (a user id, with a
+    half-login's digest during a forced enrolment; a half-login's or a session's
+    digest; or "" for a passwordless sign-in), good until now + ttl."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown challenge purpose {purpose!r}")
     nonce = secrets.token_bytes(NONCE_BYTES)

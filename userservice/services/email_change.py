@@ -45,6 +45,7 @@ from userservice.services.accounts import AccountService, revoke_everything
 from userservice.services.audit import audit, record
 from userservice.services.emails import normalize_email
 from userservice.services.factors import SecondFactors
+from userservice.services.passkeys import PasskeyProof
 
 ACTION = "email_change"
 # The mail proving a new address: queued only when the address is free, so the
@@ -91,14 +92,15 @@ class EmailChange:
         ip: str,
         locale: str,
         code: str | None = None,
+        passkey: PasskeyProof | None = None,
     ) -> None:
         """Mail a link to the new address, or a notice to its owner when another
         account has it; the same outcome for the caller either way (L20). Nothing
         changes on any account. An account with a second factor needs its `code`
-        too (M7)."""
+        too, or the proof of one of its passkeys (M7, M9)."""
         asked = normalize_email(new_email)  # a malformed one costs no password check
         self.accounts.require_current_password(user_id, current_password)
-        self._require_second_factor(user_id, code, ip=ip, locale=locale)
+        self._require_second_factor(user_id, code, passkey, ip=ip, locale=locale)
         # Counted per address and per client network like every mail journey (L5),
         # only once the password is proven: nobody else can fill an address's window.
         address = self.mailer.address_for(ACTION, new_email, ip)
@@ -138,13 +140,24 @@ class EmailChange:
             self.mailer.notice(uow, "email_change_taken", owner, language)
 
     def _require_second_factor(
-        self, user_id: uuid.UUID, code: str | None, *, ip: str, locale: str
+        self,
+        user_id: uuid.UUID,
+        code: str | None,
+        passkey: PasskeyProof | None,
+        *,
+        ip: str,
+        locale: str,
     ) -> None:
         """M7: whoever learnt the password must not move the account to an address
         of theirs, where a reset link would then go. Asked only once the password
         is proven, so that a guess at it learns nothing of the account's factors;
-        wrong codes count in the factor's own limit (M1)."""
+        wrong codes count in the factor's own limit (M1). A passkey stands for the
+        code only as a PasskeyProof of this account (M9), which Passkeys makes
+        from an answer to a challenge bound to the caller's session: no request
+        field can claim one."""
         if not self.factors.summary(user_id).enrolled:
+            return
+        if passkey is not None and passkey.user_id == user_id:
             return
         if code is None:
             raise SecondFactorNeeded(

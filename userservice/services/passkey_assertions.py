@@ -150,14 +150,29 @@ class Assertions:
             self.refused(owner, ip, during, refusal.reason)
         return passkey.backup_eligible
 
+    def verified(self, user_id: uuid.UUID, ip: str | None, during: str) -> None:
+        """Audit a passkey that answered for this account's second factor."""
+        with self.db.unit_of_work() as uow:
+            record(
+                uow,
+                "factor.verified",
+                user=user_id,
+                ip=printable_ip(ip),
+                method="passkey",
+                during=during,
+            )
+
     def refused(
         self, user_id: uuid.UUID | None, ip: str | None, during: str, reason: str
     ) -> NoReturn:
         """Audit a refused ceremony (the user id and a reason: nothing else about
         the answer) and refuse it with the one message for every cause (M9)."""
-        event = {"sign_in": "login.failed", "second_factor": "factor.failed"}.get(
-            during, "passkey.failed"
-        )
+        # A confirmation (M7) is a second-factor check like the sign-in's second step.
+        event = {
+            "sign_in": "login.failed",
+            "second_factor": "factor.failed",
+            "confirm": "factor.failed",
+        }.get(during, "passkey.failed")
         with self.db.unit_of_work() as uow:
             record(
                 uow,

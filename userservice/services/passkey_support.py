@@ -5,12 +5,17 @@ credential descriptors the options name."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import secrets
 import uuid
 from typing import Any
 
-from webauthn import generate_registration_options, options_to_json
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+)
 from webauthn.helpers import (
     parse_authentication_credential_json,
     parse_client_data_json,
@@ -80,6 +85,47 @@ def parsed_authentication(response_json: str) -> tuple[AuthenticationCredential,
     except Exception:
         raise InvalidPasskey(REFUSED) from None
     return credential, challenge
+
+
+def half_login_binding(half_login_id: str) -> str:
+    """The second-factor challenge's binding: the half-login's digest, so that a
+    challenge answered in one browser's sign-in cannot finish another's (M6).
+    A session's id is bound the same way for a confirmation (M7)."""
+    return hashlib.sha256(half_login_id.encode()).hexdigest()
+
+
+def registration_binding(user_id: uuid.UUID, half_login_id: str | None) -> str:
+    """A registration is bound to its account, and during a forced enrolment (M8,
+    M13) to that half-login too: a challenge minted for the account page does not
+    register during a sign-in, nor one of another browser's sign-in."""
+    if half_login_id is None:
+        return user_id.hex
+    return f"{user_id.hex}/{half_login_binding(half_login_id)}"
+
+
+def request_options(
+    rp: RelyingParty,
+    challenge: bytes,
+    ttl: int,
+    allowed: list[tuple[bytes, str | None]],
+    *,
+    user_verified: bool,
+) -> str:
+    """PublicKeyCredentialRequestOptions (JSON): `allowed` names the account's
+    passkeys (empty for a discoverable sign-in); user verification required or
+    preferred."""
+    options = generate_authentication_options(
+        rp_id=rp.id,
+        challenge=challenge,
+        timeout=ttl * 1000,
+        allow_credentials=descriptors(allowed),
+        user_verification=(
+            UserVerificationRequirement.REQUIRED
+            if user_verified
+            else UserVerificationRequirement.PREFERRED
+        ),
+    )
+    return options_to_json(options)
 
 
 def descriptors(stored: list[tuple[bytes, str | None]]) -> list[PublicKeyCredentialDescriptor]:

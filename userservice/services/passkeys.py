@@ -11,19 +11,10 @@ its revocations and its mail: all commit, or none does."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from webauthn import (
-    generate_authentication_options,
-    options_to_json,
-)
-from webauthn.helpers.structs import (
-    UserVerificationRequirement,
-)
 
 from userservice.db.codec import utc
 from userservice.db.factors import (
@@ -57,10 +48,12 @@ from userservice.services.passkey_support import (
     REFUSED,
     clean_name,
     creation_options,
-    descriptors,
+    half_login_binding,
     load_challenge_key,
     parsed_authentication,
     parsed_registration,
+    registration_binding,
+    request_options,
 )
 
 UNVERIFIED = "Verify your email address before adding a passkey."
@@ -82,16 +75,21 @@ class PasskeyView:
 
 
 @dataclass(frozen=True, slots=True)
+class PasskeyProof:
+    """This account's passkey answered a challenge bound to the caller's browser
+    session just now (M7, M9): what a code would prove where a signed-in page asks
+    for the second factor again. Made only by Passkeys.verify_confirmation; no
+    request body can hold one."""
+
+    user_id: uuid.UUID
+    method: str  # hwk or swk (M10)
+
+
+@dataclass(frozen=True, slots=True)
 class PasskeySignIn:
     user_id: uuid.UUID
     amr: tuple[str, ...]
     auth_time: int
-
-
-def half_login_binding(half_login_id: str) -> str:
-    """The second-factor challenge's binding: the half-login's digest, so that a
-    challenge answered in one browser's sign-in cannot finish another's (M6)."""
-    return hashlib.sha256(half_login_id.encode()).hexdigest()
 
 
 class Passkeys:
@@ -126,7 +124,7 @@ class Passkeys:
 
     # -- registration ------------------------------------------------------------------
 
-    def registration_options(self, user_id: uuid.UUID) -> str:
+    def registration_options(self, user_id: uuid.UUID, *, half_login_id: str | None = None) -> str:
         rp = self._rp()
         with self.db.unit_of_work(read_only=True) as uow:
             user = uow.get(User, user_id)
@@ -137,16 +135,25 @@ class Passkeys:
                 raise EmailNotVerified(UNVERIFIED)
             email = user.email
             existing = PasskeyRepository(uow).credential_ids_for_user(user_id)
-        challenge = self._mint(webauthn_challenges.REGISTER, user_id.hex)
+        binding = registration_binding(user_id, half_login_id)
+        challenge = self._mint(webauthn_challenges.REGISTER, binding)
         return creation_options(rp, user_id, email, challenge, self.ttl, existing)
 
     def register(
-        self, user_id: uuid.UUID, response_json: str, name: str, *, ip: str | None, locale: str
+        self,
+        user_id: uuid.UUID,
+        response_json: str,
+        name: str,
+        *,
+        ip: str | None,
+        locale: str,
+        half_login_id: str | None = None,
     ) -> list[str] | None:
         self._rp()
         cleaned = clean_name(name)
         credential, challenge = parsed_registration(response_json)
-        expiry = self._check(challenge, webauthn_challenges.REGISTER, user_id.hex)
+        binding = registration_binding(user_id, half_login_id)
+        expiry = self._check(challenge, webauthn_challenges.REGISTER, binding)
         if expiry is None:
             self.assertions.refused(user_id, ip, "registration", "challenge")
         passkey = self.assertions.registered(credential, challenge, user_id, cleaned, ip)
@@ -183,15 +190,9 @@ class Passkeys:
 
     def sign_in_options(self) -> str:
         rp = self._rp()
-        options = generate_authentication_options(
-            rp_id=rp.id,
-            challenge=self._mint(webauthn_challenges.SIGN_IN, ""),
-            timeout=self.ttl * 1000,
-            allow_credentials=[],
-            # M10: a passkey alone counts as multi-factor only with the user verified.
-            user_verification=UserVerificationRequirement.REQUIRED,
-        )
-        return options_to_json(options)
+        challenge = self._mint(webauthn_challenges.SIGN_IN, "")
+        # M10: a passkey alone counts as multi-factor only with the user verified.
+        return request_options(rp, challenge, self.ttl, [], user_verified=True)
 
     def sign_in(self, response_json: str, *, ip: str | None) -> PasskeySignIn:
         credential, challenge = parsed_authentication(response_json)
@@ -208,32 +209,53 @@ class Passkeys:
         return PasskeySignIn(passkey.user_id, amr, int(time.time()))
 
     def second_factor_options(self, user_id: uuid.UUID, half_login_id: str) -> str:
-        rp = self._rp()
-        with self.db.unit_of_work(read_only=True) as uow:
-            existing = PasskeyRepository(uow).credential_ids_for_user(user_id)
-        options = generate_authentication_options(
-            rp_id=rp.id,
-            challenge=self._mint(
-                webauthn_challenges.SECOND_FACTOR, half_login_binding(half_login_id)
-            ),
-            timeout=self.ttl * 1000,
-            allow_credentials=descriptors(existing),
-            user_verification=UserVerificationRequirement.PREFERRED,
-        )
-        return options_to_json(options)
+        binding = half_login_binding(half_login_id)
+        return self._bound_options(user_id, webauthn_challenges.SECOND_FACTOR, binding)
 
     def verify_second_factor(
         self, user_id: uuid.UUID, response_json: str, half_login_id: str, *, ip: str | None
     ) -> str:
-        credential, challenge = parsed_authentication(response_json)
         binding = half_login_binding(half_login_id)
-        expiry = self._check(challenge, webauthn_challenges.SECOND_FACTOR, binding)
-        passkey = self.assertions.owner(credential, user_id, ip, expiry, "second_factor")
-        backup_eligible = self.assertions.verify(
-            credential, challenge, passkey, expiry, ip, "second_factor"
-        )
-        with self.db.unit_of_work() as uow:
-            record(uow, "factor.verified", user=user_id, ip=printable_ip(ip), method="passkey")
+        purpose = webauthn_challenges.SECOND_FACTOR
+        return self._verify_bound(user_id, response_json, purpose, binding, ip, "second_factor")
+
+    def confirmation_options(self, user_id: uuid.UUID, session_id: str) -> str:
+        """M7, M9: one of the account's passkeys where a signed-in page asks for
+        the second factor again, bound to this browser's session."""
+        binding = half_login_binding(session_id)
+        return self._bound_options(user_id, webauthn_challenges.CONFIRM, binding)
+
+    def verify_confirmation(
+        self, user_id: uuid.UUID, response_json: str, session_id: str, *, ip: str | None
+    ) -> PasskeyProof:
+        binding = half_login_binding(session_id)
+        purpose = webauthn_challenges.CONFIRM
+        method = self._verify_bound(user_id, response_json, purpose, binding, ip, "confirm")
+        return PasskeyProof(user_id, method)
+
+    def _bound_options(self, user_id: uuid.UUID, purpose: str, binding: str) -> str:
+        rp = self._rp()
+        with self.db.unit_of_work(read_only=True) as uow:
+            existing = PasskeyRepository(uow).credential_ids_for_user(user_id)
+        challenge = self._mint(purpose, binding)
+        return request_options(rp, challenge, self.ttl, existing, user_verified=False)
+
+    def _verify_bound(
+        self,
+        user_id: uuid.UUID,
+        response_json: str,
+        purpose: str,
+        binding: str,
+        ip: str | None,
+        during: str,
+    ) -> str:
+        """The amr method of this account's passkey answering a challenge of
+        `purpose` bound to `binding`; InvalidPasskey (audited) otherwise."""
+        credential, challenge = parsed_authentication(response_json)
+        expiry = self._check(challenge, purpose, binding)
+        passkey = self.assertions.owner(credential, user_id, ip, expiry, during)
+        backup_eligible = self.assertions.verify(credential, challenge, passkey, expiry, ip, during)
+        self.assertions.verified(user_id, ip, during)
         return passkey_method(backup_eligible)
 
     # -- management -------------------------------------------------------------------
@@ -311,7 +333,3 @@ def _user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
     if user is None:
         raise NotFound("No such user.")
     return user
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -17,7 +17,7 @@ from userservice.services.factors import FactorSummary
 from userservice.services.scopes import describe
 from userservice.services.sessions import ActiveSession, BrowserSession
 from userservice.web.browser import SESSION_COOKIE, issue_csrf
-from userservice.web.passkey_views import factor_kind, passkey_section
+from userservice.web.passkey_views import confirmation_options, factor_kind, passkey_section
 from userservice.web.templating import render
 from userservice.wiring import Services
 
@@ -43,6 +43,8 @@ NO_NEW_PASSWORD = N_("Enter a new password.")
 NOT_CONFIRMED = N_("Tick the box to confirm that the account is to be deleted.")
 TOO_MANY = N_("Too many attempts. Wait a little and try again.")
 NO_CODE = N_("Enter the code from your authenticator app, or a recovery code.")
+# M7 for an account with passkeys and no app: its code is a recovery code.
+NO_RECOVERY_CODE = N_("Enter a recovery code, or confirm the change with your passkey.")
 BAD_CODE = N_("That code is not correct, or it was already used.")
 # M2: so few codes left that losing the phone or the passkey could lock the owner
 # out soon.
@@ -122,6 +124,9 @@ async def account_page(
     grants = await anyio.to_thread.run_sync(svc.consents.list, user.id)
     factors = await anyio.to_thread.run_sync(svc.factors.summary, user.id)
     notice = None if refusal else NOTICES.get(request.query_params.get("done", ""))
+    errors = dict(refusal.errors) if refusal else {}
+    if errors.get("email_code") == NO_CODE and not factors.totp:
+        errors["email_code"] = NO_RECOVERY_CODE
     typed = refusal.typed if refusal else {}
     context: dict[str, Any] = {
         "email": user.email,
@@ -131,9 +136,13 @@ async def account_page(
         "sessions": _session_rows(sessions),
         "grants": _grant_rows(grants),
         "notice": notice,
-        "errors": refusal.errors if refusal else {},
+        "errors": errors,
         # M7: an address change asks for the second factor too.
         "email_needs_code": factors.enrolled,
+        # M7, M9: or one of the account's passkeys, bound to this session.
+        "email_passkey_options": await confirmation_options(
+            svc, user.id, factors.passkeys, current
+        ),
         **_factor_context(user.email_verified, factors),
         **await passkey_section(request, svc, user.id),
     }

@@ -1,7 +1,8 @@
 """Hosted pages of the mailed email-change links: confirm the new address (L20),
 undo the change from the old one (L21). A GET never uses a token (mail scanners
 prefetch links): it checks the link and shows a button, whose POST (CSRF token and
-origin checked, F4) uses it once and shows the outcome."""
+origin checked, F4) uses it once and shows the outcome. And the account page's
+address change with a passkey in place of the code (M7, M9)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,44 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from userservice.errors import InvalidAccountToken
+from userservice.errors import (
+    Conflict,
+    Forbidden,
+    InvalidAccountToken,
+    InvalidInput,
+    InvalidPasskey,
+    PasskeysUnavailable,
+    SecondFactorNeeded,
+    Throttled,
+)
+from userservice.i18n import N_
+from userservice.security.response_floor import at_floor
 from userservice.services.account_tokens import LINK_INVALID
-from userservice.web.browser import issue_csrf
-from userservice.web.forms import checked_form
-from userservice.web.journeys import LINK_TITLE
+from userservice.services.email_change import SAME_ADDRESS, UNDO_PENDING
+from userservice.services.emails import MAX_EMAIL_LENGTH
+from userservice.services.sessions import BrowserSession
+from userservice.web.account import signed_in, throttled_refusal
+from userservice.web.account_page import NO_PASSWORD, WRONG_PASSWORD, Refusal, account_page
+from userservice.web.browser import SESSION_COOKIE, issue_csrf
+from userservice.web.forms import checked_form, redirect
+from userservice.web.journeys import BAD_EMAIL, LINK_TITLE
 from userservice.web.locale import page_locale
+from userservice.web.passkey_views import answer_of
 from userservice.web.templating import render
-from userservice.wiring import ServicesDep, client_ip
+from userservice.wiring import Services, ServicesDep, client_ip
 
 router = APIRouter(include_in_schema=False)
 TEMPLATE = "email_change.html"
+# The account page's passkey form for a new address, its fields' error keys.
+PASSKEY_EMAIL, PASSKEY_PASSWORD, PASSKEY = (
+    "passkey_email",
+    "passkey_email_password",
+    "email_passkey",
+)
+PASSKEY_REFUSED = N_(
+    "The passkey could not be used: the request was cancelled, took too long, or the "
+    "passkey is not one of this account's. Try again."
+)
 
 
 def _page(request: Request, state: str, status: int = 200, **context: Any) -> Response:
@@ -82,3 +110,64 @@ async def undo_submit(request: Request, svc: ServicesDep) -> Response:
         return _refused(request)
     # L21: every session ended with the undo, this browser's too; nobody is signed in.
     return _page(request, "undone", here="/login")
+
+
+@router.post("/account/email/passkey")
+async def change_with_passkey(request: Request, svc: ServicesDep) -> Response:
+    """M7, M9: a new address with the current password and one of the account's
+    passkeys instead of the code. The answer must carry a challenge bound to this
+    browser's session; its proof then stands for the code in the service's one
+    M7 rule. L20 as on the code form: one answer, at one time, either way."""
+    found = await signed_in(request, svc)
+    if isinstance(found, Response):
+        return found
+    form, session = found
+    email, password = form.get("email", "").strip(), form.get("current_password", "")
+    typed = {"email": email[:MAX_EMAIL_LENGTH]}
+    answer, raw_id = answer_of(form), request.cookies.get(SESSION_COOKIE, "")
+    if not 0 < len(email) <= MAX_EMAIL_LENGTH:
+        return await _passkey_refusal(request, svc, session, PASSKEY_EMAIL, BAD_EMAIL, typed)
+    if not password:
+        return await _passkey_refusal(request, svc, session, PASSKEY_PASSWORD, NO_PASSWORD, typed)
+    user_id, ip, locale = session.user.id, client_ip(request), page_locale(request)
+    try:
+        if answer is None:
+            raise InvalidPasskey("unreadable answer")
+        proof = await anyio.to_thread.run_sync(
+            lambda: svc.passkeys.verify_confirmation(user_id, answer, raw_id, ip=ip)
+        )
+    except (InvalidPasskey, PasskeysUnavailable):
+        return await _passkey_refusal(request, svc, session, PASSKEY, PASSKEY_REFUSED, typed)
+    ask = svc.email_change.request
+    refusal: Refusal | None = None
+    try:
+        await at_floor(
+            lambda: ask(user_id, email, password, ip=ip, locale=locale, passkey=proof),
+            what="POST /account/email/passkey",
+        )
+    except SecondFactorNeeded:
+        refusal = Refusal({PASSKEY: PASSKEY_REFUSED}, typed)
+    except Forbidden:
+        refusal = Refusal({PASSKEY_PASSWORD: WRONG_PASSWORD}, typed)
+    except Conflict:
+        refusal = Refusal({PASSKEY_EMAIL: UNDO_PENDING}, typed)
+    except InvalidInput as exc:
+        shown = SAME_ADDRESS if exc.detail == SAME_ADDRESS else BAD_EMAIL
+        refusal = Refusal({PASSKEY_EMAIL: shown}, typed)
+    except Throttled as exc:
+        refusal = throttled_refusal(PASSKEY_PASSWORD, exc)
+        refusal.typed = typed
+    if refusal is not None:
+        return await account_page(request, svc, session, refusal=refusal)
+    return redirect("/account?done=email-sent")
+
+
+async def _passkey_refusal(
+    request: Request,
+    svc: Services,
+    session: BrowserSession,
+    field: str,
+    message: str,
+    typed: dict[str, str],
+) -> Response:
+    return await account_page(request, svc, session, refusal=Refusal({field: message}, typed))

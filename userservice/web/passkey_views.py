@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 from fastapi import Request
 
-from userservice.errors import PasskeysUnavailable
+from userservice.errors import EmailNotVerified, PasskeysUnavailable
 from userservice.i18n import N_
 from userservice.services.factors import FactorSummary
 from userservice.services.passkeys import PasskeyView
@@ -67,6 +67,37 @@ async def second_step_options(svc: Services, user_id: uuid.UUID, half_login: str
     try:
         text = await anyio.to_thread.run_sync(
             svc.passkeys.second_factor_options, user_id, half_login
+        )
+    except PasskeysUnavailable:
+        return None
+    return page_options(text)
+
+
+async def enrol_options(svc: Services, user_id: uuid.UUID, half_login: str) -> Any | None:
+    """A forced enrolment's creation options (M8, M13), bound to this half-login;
+    None where passkeys are off or the address is unproven (M3)."""
+    if not svc.passkeys.available:
+        return None
+    try:
+        text = await anyio.to_thread.run_sync(
+            lambda: svc.passkeys.registration_options(user_id, half_login_id=half_login)
+        )
+    except (PasskeysUnavailable, EmailNotVerified):
+        return None
+    return page_options(text)
+
+
+async def confirmation_options(
+    svc: Services, user_id: uuid.UUID, passkeys: int, session_id: str | None
+) -> Any | None:
+    """The options of a signed-in page that asks for the second factor again (M7:
+    the address change) when the account has a passkey, bound to this browser's
+    session; None otherwise. Stateless, as every challenge (nothing is written)."""
+    if not passkeys or not session_id or not svc.passkeys.available:
+        return None
+    try:
+        text = await anyio.to_thread.run_sync(
+            svc.passkeys.confirmation_options, user_id, session_id
         )
     except PasskeysUnavailable:
         return None
