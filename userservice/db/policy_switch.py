@@ -29,6 +29,7 @@ from typing import cast
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Select,
     Table,
     case,
     delete,
@@ -96,35 +97,48 @@ def sign_out(
     )
     if not ids:
         return []
-    chosen = select(_USERS.c.id).where(which).correlate(None)
     # 2. The sessions, counted as they go: DELETE … RETURNING counts exactly the
-    # rows it removed, as the per-account path's row count does.
+    # rows it removed, as a row count would.
     ended = Counter(
         session.scalars(
             delete(BrowserSession)
-            .where(BrowserSession.user_id.in_(chosen))
+            .where(BrowserSession.user_id.in_(_chosen(which)))
             .returning(BrowserSession.user_id)
             .execution_options(**_BULK)
         )
     )
-    # 3. The mark. 4. The codes before the refresh families: on PostgreSQL the
-    # delete waits for a redemption holding a code to commit, so the refresh
-    # tokens that redemption bought are there to be revoked next (L23).
+    revoke(session, which, mark=mark, now=now)
+    return [SignedOut(user_id, ended[user_id]) for user_id in ids]
+
+
+def revoke(session: Session, which: ColumnElement[bool], *, mark: int, now: dt.datetime) -> None:
+    """Raise the revocation mark of the users rows matching `which`, discard their
+    unredeemed codes and revoke their refresh families: every access token,
+    half-login and browser session from before is refused by the mark (L3, L23),
+    their rows left to expire. Three statements however many rows; the caller
+    holds the rows' locks, or the first statement takes them."""
     session.execute(
         update(User)
         .where(which)
         .values(tokens_valid_after=raised_mark(_USERS.c.tokens_valid_after, mark))
         .execution_options(**_BULK)
     )
+    # The codes before the refresh families: on PostgreSQL the delete waits for a
+    # redemption holding a code to commit, so the refresh tokens that redemption
+    # bought are there to be revoked next (L23).
     session.execute(
         delete(AuthorizationCode)
-        .where(AuthorizationCode.user_id.in_(chosen), AuthorizationCode.used_at.is_(None))
+        .where(AuthorizationCode.user_id.in_(_chosen(which)), AuthorizationCode.used_at.is_(None))
         .execution_options(**_BULK)
     )
     session.execute(
         update(RefreshToken)
-        .where(RefreshToken.user_id.in_(chosen), RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.user_id.in_(_chosen(which)), RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
         .execution_options(**_BULK)
     )
-    return [SignedOut(user_id, ended[user_id]) for user_id in ids]
+
+
+def _chosen(which: ColumnElement[bool]) -> Select[tuple[uuid.UUID]]:
+    # The users' ids as a subquery, never as a list (see the module's text).
+    return select(_USERS.c.id).where(which).correlate(None)

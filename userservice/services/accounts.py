@@ -9,10 +9,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from userservice.db.authorization_codes import CodeRepository
 from userservice.db.models import User
+from userservice.db.policy_switch import revoke
 from userservice.db.ports import Storage, UnitOfWork
-from userservice.db.refresh_tokens import RefreshTokenRepository
 from userservice.db.users import (
     UserRepository,
     user_record,
@@ -61,14 +60,12 @@ def revoke_everything(uow: UnitOfWork, user: User) -> None:
     """End every access token, refresh token, browser session and unredeemed
     authorization code issued to the user so far, in the caller's unit of work
     (password set, account disabled, sign out everywhere, address change undone)."""
-    # Strictly above the previous mark: a session or token started right after an
-    # earlier revocation in this same second is stamped with that mark, and must
-    # die with this one too (L3, L23).
-    user.tokens_valid_after = max(revocation_mark(), (user.tokens_valid_after or 0) + 1)
-    # First the codes: on PostgreSQL this waits for a redemption holding one to
-    # commit, so the refresh tokens it bought are there to be revoked next (L23).
-    CodeRepository(uow).discard_unredeemed(user.id)
-    RefreshTokenRepository(uow).revoke_all_for_user(user.id, dt.datetime.now(dt.UTC))
+    # The same statements as for many accounts at once (a switch of the sign-in
+    # rule): the mark strictly above the previous one, the codes before the
+    # refresh families (L3, L23), in one place.
+    revoke(uow, User.id == user.id, mark=revocation_mark(), now=dt.datetime.now(dt.UTC))
+    # Changed under the loaded account: read anew on use.
+    uow.expire(user, ["tokens_valid_after", "updated_at"])
 
 
 class AccountService(PasswordSignIn):
