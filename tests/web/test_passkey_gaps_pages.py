@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tests.support.accounts import PASSWORD, register
 from tests.support.factors import now_code, verified, wrong_code
@@ -23,7 +24,10 @@ from tests.support.journeys import mails
 from tests.support.pages import EMAIL, SESSION, csrf_token, web_login
 from tests.support.passkey_pages import ORIGIN, as_json, options_in, passwordless, with_passkey
 from tests.support.soft_authenticator import SoftAuthenticator
+from tests.support.wiring import engine_of
 from userservice.app import create_app
+from userservice.db.models import BrowserSession
+from userservice.security.secrets import digest
 from userservice.settings import Settings
 from userservice.wiring import wired
 
@@ -313,3 +317,93 @@ def test_m7_no_passkey_form_for_an_app_only_account(
     )
     assert refused.status_code == 400
     assert mails(app, NEW, "email_change_verify") == []
+
+
+ENROL = "/login/enrol"
+HALF = "__Host-half-login"
+
+
+def _enrolling(app: FastAPI, client: TestClient) -> httpx.Response:
+    """Under `all`, a verified account without a factor after its password (M13)."""
+    wired(app).mfa_policy.set_required_for("all", actor_id=uuid.uuid4(), ip=None)
+    verified(app, EMAIL)
+    assert web_login(client).headers["location"] == ENROL
+    page = client.get(ENROL)
+    assert page.status_code == 200
+    return page
+
+
+def _create(page: httpx.Response, soft: SoftAuthenticator, name: str = "Laptop") -> dict[str, str]:
+    options = options_in(page.text, "enrol-passkey-options")
+    answer = json.dumps(soft.create(options, ORIGIN))
+    return {"csrf_token": csrf_token(page.text), "name": name, "response": answer}
+
+
+def test_m8_m13_forced_enrolment_with_a_passkey_shows_codes_and_says_pwd(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    page = _enrolling(app, client)
+    assert "Create a passkey instead" in page.text
+    assert 'action="/login/enrol/start"' in page.text  # the app stays offered
+    options = options_in(page.text, "enrol-passkey-options")
+    assert options["authenticatorSelection"]["residentKey"] == "required"
+    assert options["user"]["name"] == EMAIL
+    assert "改为创建通行密钥" in client.get(ENROL, headers=ZH).text
+    soft = SoftAuthenticator()
+    done = client.post(ENROL + "/passkey", data=_create(page, soft))
+    assert done.status_code == 200, done.text
+    assert len(re.findall(r"<li><code>", done.text)) == 10  # M2, once
+    assert "If you lose your passkeys" in done.text and "phone" not in done.text
+    assert 'href="/account"' in done.text
+    raw_id = done.cookies.get(SESSION)
+    assert raw_id and HALF not in client.cookies
+    # M5, M8: a factor added on the strength of the password proves nothing more.
+    assert _stored_amr(app, raw_id) == "pwd"
+    assert [k.name for k in wired(app).passkeys.list(uuid.UUID(user["id"]))] == ["Laptop"]
+    assert len(mails(app, EMAIL, "passkey_added")) == 1
+    # The half-login is over: the answer cannot be sent again.
+    again = client.post(ENROL + "/passkey", data=_create(page, soft), follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"].startswith("/login")
+    # The next sign-in takes the password and the passkey (pwd hwk mfa, M10).
+    client.cookies.clear()
+    step = _half_login(client)
+    answer = _answer(soft, options_in(step.text, OPTIONS))
+    form = {"csrf_token": csrf_token(step.text), "response": answer}
+    signed = client.post(PAGE + "/passkey", data=form, follow_redirects=False)
+    assert signed.status_code == 303
+    assert _stored_amr(app, signed.cookies[SESSION]) == "pwd hwk mfa"
+
+
+def _stored_amr(app: FastAPI, raw_id: str) -> str | None:
+    with engine_of(app).connect() as conn:
+        query = select(BrowserSession.amr).where(BrowserSession.id_digest == digest(raw_id))
+        amr: str | None = conn.execute(query).scalar_one()
+    return amr
+
+
+def test_m8_m9_the_enrolment_refuses_answers_not_bound_to_its_half_login(
+    app: FastAPI, client: TestClient, user: dict[str, Any]
+) -> None:
+    page = _enrolling(app, client)
+    soft = SoftAuthenticator()
+    # Options minted for the account page (no half-login) do not register here.
+    unbound = wired(app).passkeys.registration_options(uuid.UUID(user["id"]))
+    form = {
+        "csrf_token": csrf_token(page.text),
+        "name": "Laptop",
+        "response": json.dumps(soft.create(unbound, ORIGIN)),
+    }
+    refused = client.post(ENROL + "/passkey", data=form)
+    assert refused.status_code == 400 and SESSION not in refused.cookies
+    assert "The passkey could not be added" in refused.text
+    assert 'id="enrol-passkey-options"' in refused.text  # offered again
+    # M6: every refusal counts as a wrong setup code; the fifth ends the half-login.
+    statuses = []
+    for bad in ({"response": "{}"}, {"response": ""}, {"name": ""}, {"response": "[1]"}):
+        form = {**_create(refused, soft), **bad}
+        answer = client.post(ENROL + "/passkey", data=form, follow_redirects=False)
+        statuses.append(answer.status_code)
+        assert SESSION not in answer.cookies
+    assert statuses == [400, 400, 400, 303]
+    assert answer.headers["location"] == "/login?too_many_codes=1"
+    assert wired(app).passkeys.list(uuid.UUID(user["id"])) == []

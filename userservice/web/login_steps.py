@@ -1,11 +1,13 @@
 """The end of every hosted sign-in, in one place: after the password alone (an
 account without a second factor) or after the second step (M6). The browser
 gets a new session id (F2), the session says how it was proven (M5), and the
-device cookie is issued only now, after the whole login (S12)."""
+device cookie is issued only now, after the whole login (S12). And what the
+steps' pages share: the half-login they read, the code they take."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from urllib.parse import urlencode
 
 import anyio
@@ -14,21 +16,26 @@ from fastapi.responses import Response
 
 from userservice.errors import SecondFactorRequired
 from userservice.services.assurance import PASSWORD_ONLY
+from userservice.services.half_logins import HalfLoginState
 from userservice.web.browser import (
     DEVICE_COOKIE,
     HALF_LOGIN_COOKIE,
     SESSION_COOKIE,
     clear_half_login_cookie,
+    issue_csrf,
     safe_next,
     set_device_cookie,
     set_half_login_cookie,
     set_session_cookie,
 )
 from userservice.web.forms import redirect
+from userservice.web.templating import render
 from userservice.wiring import Services, client_ip
 
 SECOND_FACTOR_PAGE = "/login/second-factor"
 ENROL_PAGE = "/login/enrol"
+# The longest code anyone types: a recovery code with its dashes, and spaces.
+MAX_CODE_LENGTH = 64
 
 
 async def complete_login(
@@ -108,3 +115,37 @@ def back_to_login(notice: str | None = None, next_path: str | None = None) -> Re
     response = redirect("/login?" + urlencode(params) if params else "/login")
     clear_half_login_cookie(response)
     return response
+
+
+async def half_login(
+    request: Request, svc: Services, step: str
+) -> tuple[str, HalfLoginState] | Response:
+    """This browser's half-login at `step`, or where the browser goes instead: the
+    password again when it is missing, expired or ended (M6), the page of its own
+    step otherwise."""
+    raw_id = request.cookies.get(HALF_LOGIN_COOKIE)
+    state = await svc.half_logins.current(raw_id)
+    if raw_id is None or state is None:
+        return back_to_login("expired")
+    if state.step != step:
+        return redirect(ENROL_PAGE if state.step == "enrol" else SECOND_FACTOR_PAGE)
+    return raw_id, state
+
+
+def typed_code(form: dict[str, str]) -> str:
+    """The code field, trimmed and bounded (M1: a guess costs its length only)."""
+    return form.get("code", "").strip()[:MAX_CODE_LENGTH]
+
+
+def step_form_page(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A page of the sign-in's steps with a fresh CSRF token (F4)."""
+    cookies = Response()
+    values = {"csrf_token": issue_csrf(cookies, request), "error": None, **context}
+    return render(request, name, values, status_code=status, response=cookies, headers=headers)
