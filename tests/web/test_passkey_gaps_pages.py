@@ -407,3 +407,18 @@ def test_m8_m9_the_enrolment_refuses_answers_not_bound_to_its_half_login(
     assert statuses == [400, 400, 400, 303]
     assert answer.headers["location"] == "/login?too_many_codes=1"
     assert wired(app).passkeys.list(uuid.UUID(user["id"])) == []
+
+
+def test_m9_where_passkeys_cannot_work_a_passkey_account_is_asked_for_a_recovery_code(
+    app: FastAPI, client: TestClient, user: dict[str, Any], make_settings: Callable[..., Settings]
+) -> None:
+    with_passkey(app, EMAIL, user["id"], SoftAuthenticator())
+    # The same database behind a public URL with an IP address: no relying party.
+    by_ip = create_app(make_settings(issuer="https://192.0.2.1"))
+    with TestClient(by_ip, base_url="https://192.0.2.1") as other:
+        assert web_login(other).headers["location"] == PAGE
+        page = other.get(PAGE)
+        assert page.status_code == 200
+        assert "Now enter one of your recovery codes." in page.text
+        assert "passkey" not in page.text.lower()
+        assert '<label for="code">Recovery code</label>' in page.text

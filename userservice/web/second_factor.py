@@ -83,7 +83,8 @@ async def step_page(
         "passkey_error": message if on_passkey else None,
         "passkey_options": options,
         "has_app": summary.totp,
-        "has_passkey": summary.passkeys > 0,
+        # Offered only where it can be used (passkeys need a domain, M9).
+        "has_passkey": options is not None,
     }
     return _page(request, "second_factor.html", context, status=status, headers=headers)
 
