@@ -10,11 +10,9 @@ its revocations and its mail: all commit, or none does."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from userservice.db.codec import utc
 from userservice.db.factors import (
@@ -55,6 +53,9 @@ from userservice.services.passkey_support import (
     registration_binding,
     request_options,
 )
+from userservice.services.passkey_types import PasskeyProof as PasskeyProof
+from userservice.services.passkey_types import PasskeySignIn as PasskeySignIn
+from userservice.services.passkey_types import PasskeyView as PasskeyView
 
 UNVERIFIED = "Verify your email address before adding a passkey."
 UNAVAILABLE = "Passkeys need the service's public URL to name a domain, not an IP address."
@@ -63,33 +64,6 @@ KEEP_ONE = (
     "passkey or an authenticator app before removing this one."
 )
 NO_PASSKEY = "No such passkey."
-
-
-@dataclass(frozen=True, slots=True)
-class PasskeyView:
-    id: uuid.UUID
-    name: str
-    created_at: dt.datetime
-    last_used_at: dt.datetime | None
-    synced: bool  # backup_eligible (amr swk)
-
-
-@dataclass(frozen=True, slots=True)
-class PasskeyProof:
-    """This account's passkey answered a challenge bound to the caller's browser
-    session just now (M7, M9): what a code would prove where a signed-in page asks
-    for the second factor again. Made only by Passkeys.verify_confirmation; no
-    request body can hold one."""
-
-    user_id: uuid.UUID
-    method: str  # hwk or swk (M10)
-
-
-@dataclass(frozen=True, slots=True)
-class PasskeySignIn:
-    user_id: uuid.UUID
-    amr: tuple[str, ...]
-    auth_time: int
 
 
 class Passkeys:
