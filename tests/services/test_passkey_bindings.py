@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+import userservice
 from tests.support.accounts import PASSWORD, register
 from tests.support.journeys import mails
 from tests.support.soft_authenticator import SoftAuthenticator
@@ -149,3 +151,15 @@ def test_m9_the_confirm_purpose_is_its_own() -> None:
     assert webauthn_challenges.check(key, minted, webauthn_challenges.CONFIRM, "b", 1001.0)
     for purpose in (webauthn_challenges.SECOND_FACTOR, webauthn_challenges.REGISTER):
         assert webauthn_challenges.check(key, minted, purpose, "b", 1001.0) is None
+
+
+def test_m7_only_the_passkey_service_makes_a_proof() -> None:
+    """The proof stands for a code (M7) because only Passkeys.verify_confirmation
+    makes one, from a verified answer: no other module of the service builds it."""
+    root = Path(userservice.__file__).parent
+    makers = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "PasskeyProof(" in path.read_text(encoding="utf-8")
+    )
+    assert makers == ["services/passkeys.py"]
