@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, text
 
 from tests.support.accounts import bearer
 from tests.support.stored_passkeys import add_passkey
@@ -265,3 +266,47 @@ def test_m8_one_account_s_reset_takes_the_same_path_and_its_mark_rises_strictly(
             )
         )
     assert details is not None and json.loads(details)["sessions"] == 2
+
+
+def _waiting_on_a_lock(services: Services, backend: str) -> bool:
+    if backend != "postgresql":
+        return True  # SQLite: the switch waits for the one write turn
+    engine = getattr(services.accounts.db, "engine")  # noqa: B009 (as above)
+    with engine.connect() as connection:
+        waiting = connection.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        )
+    return bool(waiting)
+
+
+def test_m13_an_app_confirmed_while_the_switch_waits_keeps_its_sessions_and_no_event(
+    client: TestClient, services: Services, backend: str
+) -> None:
+    """An enrolment holding the account's row when the switch comes: the switch
+    waits for it, then leaves that account alone (it has a factor by then), and
+    its event trail says so; the other accounts are signed out as ever."""
+    enrolling, other = _users(services, 2)
+    held = _held(client, services, [enrolling, other])
+    switch = threading.Thread(
+        target=services.mfa_policy.set_required_for,
+        args=("all",),
+        kwargs={"actor_id": None, "ip": None},
+    )
+    with services.accounts.db.unit_of_work() as uow:
+        # As services/factors.py confirms an app: the account's row locked first.
+        uow.scalar(select(User).where(User.id == enrolling).with_for_update())
+        stamp = dt.datetime.now(dt.UTC)
+        uow.add(TotpFactor(user_id=enrolling, secret="s", created_at=stamp, confirmed_at=stamp))
+        uow.flush()
+        switch.start()
+        deadline = time.monotonic() + 10
+        while not _waiting_on_a_lock(services, backend) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert switch.is_alive()
+    switch.join(30)
+    assert not switch.is_alive()
+    assert services.mfa_policy.required_for() == "all"
+    assert _alive(client, services, held[enrolling]) == (True, True, True)
+    assert _alive(client, services, held[other]) == (False, False, False)
+    assert [user for user, _actor, _details in _events(services)] == [other]

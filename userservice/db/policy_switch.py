@@ -14,9 +14,11 @@ meet the drivers' limits); the SQL is the same for five accounts or a million.
 The rows are first locked in id order (FOR UPDATE on PostgreSQL; SQLite has one
 writer at a time), as a per-account lock would take them, so that a concurrent
 factor enrolment, token grant or second switch is ordered before or after this
-one, never in between. While they are held, none of the locked accounts can leave
-the set; the rule's own row is locked by the caller first, so a factor removal,
-which reads the rule for share, waits too."""
+one, never in between. An enrolment that held a row when the switch came is
+seen by the statements after the lock: that account keeps its sessions and gets
+no event. Once the rows are held, none of them can leave the set; the rule's own
+row is locked by the caller first, so a factor removal, which reads the rule for
+share, waits too."""
 
 from __future__ import annotations
 
@@ -107,21 +109,30 @@ def sign_out(
             .execution_options(**_BULK)
         )
     )
-    revoke(session, which, mark=mark, now=now)
-    return [SignedOut(user_id, ended[user_id]) for user_id in ids]
+    # The accounts whose mark rose are the ones signed out. On PostgreSQL a row
+    # the lock above waited for was matched against the rows as they were when
+    # it started (a factor enrolled meanwhile unseen); every later statement
+    # reads them anew, so their results name whom the switch really ended.
+    revoked = revoke(session, which, mark=mark, now=now)
+    return [SignedOut(user_id, ended[user_id]) for user_id in sorted(revoked)]
 
 
-def revoke(session: Session, which: ColumnElement[bool], *, mark: int, now: dt.datetime) -> None:
+def revoke(
+    session: Session, which: ColumnElement[bool], *, mark: int, now: dt.datetime
+) -> list[uuid.UUID]:
     """Raise the revocation mark of the users rows matching `which`, discard their
     unredeemed codes and revoke their refresh families: every access token,
     half-login and browser session from before is refused by the mark (L3, L23),
     their rows left to expire. Three statements however many rows; the caller
-    holds the rows' locks, or the first statement takes them."""
-    session.execute(
-        update(User)
-        .where(which)
-        .values(tokens_valid_after=raised_mark(_USERS.c.tokens_valid_after, mark))
-        .execution_options(**_BULK)
+    holds the rows' locks, or the first statement takes them. Their ids."""
+    revoked = list(
+        session.scalars(
+            update(User)
+            .where(which)
+            .values(tokens_valid_after=raised_mark(_USERS.c.tokens_valid_after, mark))
+            .returning(User.id)
+            .execution_options(**_BULK)
+        )
     )
     # The codes before the refresh families: on PostgreSQL the delete waits for a
     # redemption holding a code to commit, so the refresh tokens that redemption
@@ -137,6 +148,7 @@ def revoke(session: Session, which: ColumnElement[bool], *, mark: int, now: dt.d
         .values(revoked_at=now)
         .execution_options(**_BULK)
     )
+    return revoked
 
 
 def _chosen(which: ColumnElement[bool]) -> Select[tuple[uuid.UUID]]:
