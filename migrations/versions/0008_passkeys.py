@@ -48,6 +48,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("digest", name=op.f("pk_spent_challenges")),
     )
     op.create_index(op.f("ix_spent_challenges_expires_at"), "spent_challenges", ["expires_at"])
+    # The sign-in rule's row exists from now on, so that removing a last factor
+    # (which holds the row FOR SHARE) and a first switch of the rule (which updates
+    # it) are always ordered against each other: with no row, there was nothing to
+    # lock (M13).
+    op.execute(
+        "INSERT INTO policies (name, value, updated_at) "
+        "SELECT 'mfa_required_for', 'none', CURRENT_TIMESTAMP "
+        "WHERE NOT EXISTS (SELECT 1 FROM policies WHERE name = 'mfa_required_for')"
+    )
 
 
 def downgrade() -> None:

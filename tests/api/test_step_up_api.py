@@ -17,7 +17,7 @@ from tests.support.accounts import PASSWORD, bearer, login, register
 from tests.support.factor_api import enrol
 from tests.support.factors import now_code, verified
 from tests.support.problems import assert_problem
-from tests.support.step_up import (
+from tests.support.step_up_api import (
     bearer_challenge,
     parse_challenges,
     step_up_operations,
@@ -109,9 +109,12 @@ def test_m12_the_step_up_covers_every_sensitive_operation(app: FastAPI) -> None:
         "regenerate_recovery_codes",
         "passkey_registration_options",
         "register_passkey",
+        "rename_passkey",
         "remove_passkey",
         "reset_user_factors",
         "update_mfa_policy",
+        "admin_update_user",
+        "admin_delete_user",
         "change_email",
     }
 

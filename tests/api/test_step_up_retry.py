@@ -32,7 +32,7 @@ from tests.support.factors import now_code, verified
 from tests.support.oauth_clients import jwt_claims
 from tests.support.oauth_flow import APP_SCOPE, REDIRECT, add_app, hidden
 from tests.support.server import running_server
-from tests.support.step_up import bearer_challenge
+from tests.support.step_up_api import bearer_challenge
 from userservice.app import create_app
 from userservice.services.access_tokens import Grant
 from userservice.services.assurance import (

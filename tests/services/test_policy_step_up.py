@@ -73,9 +73,12 @@ STEP_UP_OPERATIONS = (
     "regenerate_recovery_codes",
     "passkey_registration_options",
     "register_passkey",
+    "rename_passkey",
     "remove_passkey",
     "reset_user_factors",
     "update_mfa_policy",
+    "admin_update_user",
+    "admin_delete_user",
 )
 
 

@@ -165,15 +165,19 @@ POLICY: dict[str, Rule] = {
     # works only for a frontend served from the relying party's own origin.
     "passkey_registration_options": SENSITIVE,
     "register_passkey": SENSITIVE,
-    "rename_passkey": Rule(ACCOUNT_OWNER),
+    "rename_passkey": SENSITIVE,
     "remove_passkey": SENSITIVE,
     # Yourself (then read_me's rule applies), or anyone with `users:read`: an
     # administrator's token, or a service client granted it.
     "read_user": Rule(USERS | {Caller.SERVICE}),
     "read_other_user": Rule(USERS | {Caller.SERVICE}, scopes=("users:read",), admin=True),
     "list_users": ADMIN,
-    "admin_update_user": ADMIN,
-    "admin_delete_user": ADMIN,
+    # Granting the admin role or re-enabling an account, and deleting one, need a
+    # recent (and, for an administrator with a factor, multi-factor) login: an old
+    # administrator's token kept alive by refreshes cannot make a new administrator
+    # who would then undo the sign-in rule (M8, M12).
+    "admin_update_user": ADMIN_RECENT,
+    "admin_delete_user": ADMIN_RECENT,
     "list_user_events": ADMIN,
     "create_client": ADMIN,
     "list_clients": ADMIN,

@@ -166,10 +166,18 @@ async def _step_up(
     )
 
 
+# Ten digits of seconds: over three centuries.
+MAX_AGE_DIGITS = 10
+
+
 def _too_old(user: AuthorizingUser, max_age: str | None) -> bool:
     # OIDC Core §3.1.2.1: max_age forces a login when the last one is older.
     # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
     if max_age is None or not (max_age.isascii() and max_age.isdigit()):
+        return False
+    if len(max_age) > MAX_AGE_DIGITS:
+        # Longer than any login could be old (and int() refuses 4,300 digits):
+        # never too old, never a 500.
         return False
     return time.time() - user.auth_time > int(max_age)
 
