@@ -96,8 +96,12 @@ class Assertions:
             if user_id is not None and found.user_id != user_id:
                 self.refused(user_id, ip, during, "unknown_credential")
             handle = credential.response.user_handle
-            if handle is not None and handle != found.user_id.bytes:
-                # WebAuthn L2 §7.2 step 6: the user handle must name the owner.
+            # WebAuthn L2 §7.2 step 6: with no account named beforehand (empty
+            # allowCredentials) the user handle is required; present, it must
+            # name the credential's owner.
+            if (handle is None and user_id is None) or (
+                handle is not None and handle != found.user_id.bytes
+            ):
                 self.refused(found.user_id, ip, during, "user_handle")
             if not owner.is_active:
                 self.refused(found.user_id, ip, during, "disabled")

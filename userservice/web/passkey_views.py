@@ -113,7 +113,9 @@ def answer_of(form: dict[str, str]) -> str | None:
         return None
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # A few kilobytes of "[[[[" nest deeper than the parser recurses: an
+        # unreadable answer like any other, never a 500.
         return None
     return text if isinstance(parsed, dict) else None
 
