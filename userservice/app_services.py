@@ -165,5 +165,6 @@ def build_services(settings: Settings, db: Database, metrics: NoMetrics | None =
             # M9: the relying party from the configured public URL, never a Host header.
             relying_party(settings.issuer, settings.passkey_rp_name or settings.app_name),
             challenge_ttl=settings.passkey_challenge_ttl_seconds,
+            throttle=accounts.throttle,
         ),
     )

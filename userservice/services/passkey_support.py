@@ -94,13 +94,19 @@ def half_login_binding(half_login_id: str) -> str:
     return hashlib.sha256(half_login_id.encode()).hexdigest()
 
 
-def registration_binding(user_id: uuid.UUID, half_login_id: str | None) -> str:
-    """A registration is bound to its account, and during a forced enrolment (M8,
-    M13) to that half-login too: a challenge minted for the account page does not
-    register during a sign-in, nor one of another browser's sign-in."""
-    if half_login_id is None:
-        return user_id.hex
-    return f"{user_id.hex}/{half_login_binding(half_login_id)}"
+def registration_binding(
+    user_id: uuid.UUID, *, half_login_id: str | None = None, session_id: str | None = None
+) -> str:
+    """A registration is bound to its account and to where it was asked for (M9):
+    a forced enrolment's half-login (M8, M13), an account page's browser session
+    (as a confirmation is, M7), or else the JSON API (no browser state: a purpose
+    of its own). A challenge minted for one of them registers in no other, nor
+    one of another browser's sign-in or session."""
+    if half_login_id is not None:
+        return f"{user_id.hex}/{half_login_binding(half_login_id)}"
+    if session_id is not None:
+        return f"{user_id.hex}/session/{half_login_binding(session_id)}"
+    return f"{user_id.hex}/api"
 
 
 def request_options(

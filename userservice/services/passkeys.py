@@ -34,6 +34,7 @@ from userservice.errors import (
 )
 from userservice.security import recovery_codes, webauthn_challenges
 from userservice.security.relying_party import RelyingParty
+from userservice.security.throttle import LoginThrottle
 from userservice.services.account_mail import Mailer
 from userservice.services.assurance import passkey_amr, passkey_method
 from userservice.services.at_rest import AtRest
@@ -42,6 +43,7 @@ from userservice.services.client_address import printable_ip
 from userservice.services.factor_support import FactorNotices, end_everything
 from userservice.services.mfa_rule import applies, effective
 from userservice.services.passkey_assertions import Assertions, expiry_time
+from userservice.services.passkey_limits import charged
 from userservice.services.passkey_support import (
     REFUSED,
     clean_name,
@@ -76,6 +78,7 @@ class Passkeys:
         *,
         challenge_ttl: int,
         clock: Callable[[], float] = time.time,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.db = db
         self.at_rest = at_rest
@@ -86,6 +89,8 @@ class Passkeys:
         self.clock = clock
         self._key: bytes | None = None
         self.assertions = Assertions(db, rp)
+        # The sign-in limits (S12): passwordless attempts count per address.
+        self.throttle = throttle
 
     @property
     def available(self) -> bool:
@@ -98,7 +103,13 @@ class Passkeys:
 
     # -- registration ------------------------------------------------------------------
 
-    def registration_options(self, user_id: uuid.UUID, *, half_login_id: str | None = None) -> str:
+    def registration_options(
+        self,
+        user_id: uuid.UUID,
+        *,
+        half_login_id: str | None = None,
+        session_id: str | None = None,
+    ) -> str:
         rp = self._rp()
         with self.db.unit_of_work(read_only=True) as uow:
             user = uow.get(User, user_id)
@@ -109,7 +120,7 @@ class Passkeys:
                 raise EmailNotVerified(UNVERIFIED)
             email = user.email
             existing = PasskeyRepository(uow).credential_ids_for_user(user_id)
-        binding = registration_binding(user_id, half_login_id)
+        binding = registration_binding(user_id, half_login_id=half_login_id, session_id=session_id)
         challenge = self._mint(webauthn_challenges.REGISTER, binding)
         return creation_options(rp, user_id, email, challenge, self.ttl, existing)
 
@@ -122,11 +133,12 @@ class Passkeys:
         ip: str | None,
         locale: str,
         half_login_id: str | None = None,
+        session_id: str | None = None,
     ) -> list[str] | None:
         self._rp()
         cleaned = clean_name(name)
         credential, challenge = parsed_registration(response_json)
-        binding = registration_binding(user_id, half_login_id)
+        binding = registration_binding(user_id, half_login_id=half_login_id, session_id=session_id)
         expiry = self._check(challenge, webauthn_challenges.REGISTER, binding)
         if expiry is None:
             self.assertions.refused(user_id, ip, "registration", "challenge")
@@ -169,6 +181,10 @@ class Passkeys:
         return request_options(rp, challenge, self.ttl, [], user_verified=True)
 
     def sign_in(self, response_json: str, *, ip: str | None) -> PasskeySignIn:
+        with charged(self.throttle, ip):
+            return self._sign_in(response_json, ip)
+
+    def _sign_in(self, response_json: str, ip: str | None) -> PasskeySignIn:
         credential, challenge = parsed_authentication(response_json)
         expiry = self._check(challenge, webauthn_challenges.SIGN_IN, "")
         passkey = self.assertions.owner(credential, None, ip, expiry, "sign_in")

@@ -26,7 +26,7 @@ from userservice.i18n import N_
 from userservice.services.assurance import PASSWORD_ONLY
 from userservice.web.account import checked_password, continue_in_new_session, signed_in
 from userservice.web.account_page import Refusal, account_page
-from userservice.web.browser import issue_csrf
+from userservice.web.browser import SESSION_COOKIE, issue_csrf
 from userservice.web.forms import redirect
 from userservice.web.locale import page_locale
 from userservice.web.passkey_views import answer_of, page_options, passkey_name
@@ -73,9 +73,13 @@ async def add_start(request: Request, svc: ServicesDep) -> Response:
         refusal = await checked_password(request, svc, session, password, "passkey_password")
     if refusal is not None or name is None:
         return await account_page(request, svc, session, refusal=refusal)
-    user_id = session.user.id
+    user_id, raw_id = session.user.id, request.cookies.get(SESSION_COOKIE, "")
     try:
-        options = await anyio.to_thread.run_sync(svc.passkeys.registration_options, user_id)
+        # M9: the challenge is bound to this browser's session too: another session
+        # of the account (another device) cannot answer it.
+        options = await anyio.to_thread.run_sync(
+            lambda: svc.passkeys.registration_options(user_id, session_id=raw_id)
+        )
     except EmailNotVerified:
         return await account_page(
             request, svc, session, refusal=Refusal({SECTION: UNVERIFIED}, status=403)
@@ -104,12 +108,15 @@ async def add_finish(request: Request, svc: ServicesDep) -> Response:
     form, session = found
     name, answer = passkey_name(form), answer_of(form)
     user_id, ip, locale = session.user.id, client_ip(request), page_locale(request)
+    raw_id = request.cookies.get(SESSION_COOKIE, "")
     if name is None or answer is None:
         refusal = Refusal({SECTION: NOT_ADDED})
         return await account_page(request, svc, session, refusal=refusal)
     try:
         codes = await anyio.to_thread.run_sync(
-            lambda: svc.passkeys.register(user_id, answer, name, ip=ip, locale=locale)
+            lambda: svc.passkeys.register(
+                user_id, answer, name, ip=ip, locale=locale, session_id=raw_id
+            )
         )
     except (InvalidPasskey, Conflict, InvalidInput):
         refusal = Refusal({SECTION: NOT_ADDED})
