@@ -39,11 +39,13 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 TEXTS = {
     "en": (
         "Your account needs two-step verification before you can sign in: this service "
-        "requires a second factor of your account. Set up an authenticator app to go on."
+        "requires a second factor of your account. Set up an authenticator app or create a "
+        "passkey to go on."
     ),
     # Between the sentence's full-width marks.
     "zh-Hans": "本服务要求您的账号使用第二验证因素",
 }
+HEADING = {"en": "Set up a second factor", "zh-Hans": "设置第二验证因素"}
 EVERYONE_KEEPS = {
     "en": "This service requires two-step verification of every account: add a passkey",
     "zh-Hans": "请先添加通行密钥",
@@ -77,6 +79,8 @@ def test_m13_a_plain_user_enrols_before_any_session(
     assert opened.status_code == 200, opened.text
     assert f'<html lang="{lang}">' in opened.text
     assert TEXTS[lang] in opened.text
+    # Either factor will do (M8, M13): the heading names neither.
+    assert f"<h1>{HEADING[lang]}</h1>" in opened.text
     assert "administrator" not in opened.text.lower() and "管理员" not in opened.text
     page = _start(client, opened)
     assert page.status_code == 200, page.text
