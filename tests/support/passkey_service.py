@@ -37,7 +37,8 @@ def add_passkey(
 ) -> list[str] | None:
     options = services.passkeys.registration_options(user_id)
     answer = authenticator.create(options, ORIGIN, **kind)
-    return services.passkeys.register(user_id, json.dumps(answer), name, ip=IP, locale="en")
+    added = services.passkeys.register(user_id, json.dumps(answer), name, ip=IP, locale="en")
+    return added.recovery_codes
 
 
 def passwordless(services: Services, authenticator: SoftAuthenticator, **knobs: Any) -> str:

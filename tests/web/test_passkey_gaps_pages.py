@@ -160,7 +160,9 @@ def _first_passkey_codes(app: FastAPI, user_id: str) -> list[str]:
     verified(app, EMAIL)
     passkeys, uid = wired(app).passkeys, uuid.UUID(user_id)
     answer = SoftAuthenticator().create(passkeys.registration_options(uid), ORIGIN)
-    codes = passkeys.register(uid, json.dumps(answer), "Laptop", ip=None, locale="en")
+    codes = passkeys.register(
+        uid, json.dumps(answer), "Laptop", ip=None, locale="en"
+    ).recovery_codes
     assert codes is not None and len(codes) == 10
     return codes
 

@@ -114,9 +114,8 @@ def register_passkey(
     svc: ServicesDep,
     principal: Annotated[Principal, Depends(user_allowed("register_passkey"))],
 ) -> RegisteredPasskey:
-    user_id = principal.user.id
-    codes = svc.passkeys.register(
-        user_id,
+    added = svc.passkeys.register(
+        principal.user.id,
         json.dumps(body.response),
         body.name,
         ip=client_ip(request),
@@ -124,12 +123,14 @@ def register_passkey(
     )
     # M2: recovery codes are shown this once.
     response.headers.update(NO_STORE)
-    newest = max(svc.passkeys.list(user_id), key=lambda view: view.created_at)
-    return RegisteredPasskey(**PasskeyOut.of(newest).model_dump(), recovery_codes=codes)
+    # The passkey as stored: a list read again could miss it (a removal meanwhile).
+    return RegisteredPasskey(
+        **PasskeyOut.of(added.passkey).model_dump(), recovery_codes=added.recovery_codes
+    )
 
 
 @router.patch(
-    "/{passkey_id}",
+    "/{passkey_id:uuid}",
     response_model=PasskeyOut,
     responses=problem_responses(400, 401, 403, 404, 413, 422),
     summary="Rename a passkey",
@@ -150,7 +151,7 @@ def rename_passkey(
 
 
 @router.delete(
-    "/{passkey_id}",
+    "/{passkey_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 409, 422),
     summary="Remove a passkey",

@@ -14,14 +14,13 @@ import time
 import uuid
 from collections.abc import Callable
 
-from userservice.db.codec import utc
 from userservice.db.factors import (
     MFA_REQUIRED_FOR,
     FactorRepository,
     PolicyRepository,
     has_second_factor,
 )
-from userservice.db.models import Passkey, User
+from userservice.db.models import User
 from userservice.db.passkeys import PasskeyRepository, spend_challenge
 from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.users import UserRepository
@@ -55,6 +54,7 @@ from userservice.services.passkey_support import (
     registration_binding,
     request_options,
 )
+from userservice.services.passkey_types import PasskeyAdded as PasskeyAdded
 from userservice.services.passkey_types import PasskeyProof as PasskeyProof
 from userservice.services.passkey_types import PasskeySignIn as PasskeySignIn
 from userservice.services.passkey_types import PasskeyView as PasskeyView
@@ -134,7 +134,7 @@ class Passkeys:
         locale: str,
         half_login_id: str | None = None,
         session_id: str | None = None,
-    ) -> list[str] | None:
+    ) -> PasskeyAdded:
         self._rp()
         cleaned = clean_name(name)
         credential, challenge = parsed_registration(response_json)
@@ -170,7 +170,8 @@ class Passkeys:
                 sessions=ended,
             )
             self.notices.send(uow, "passkey_added", user, locale, ip)
-        return codes if first else None
+            added = PasskeyAdded(PasskeyView.of(passkey), codes if first else None)
+        return added
 
     # -- sign-in -------------------------------------------------------------------------
 
@@ -253,7 +254,7 @@ class Passkeys:
     def list(self, user_id: uuid.UUID) -> list[PasskeyView]:
         with self.db.unit_of_work(read_only=True) as uow:
             rows = PasskeyRepository(uow).list_for_user(user_id)
-            return [_view(row) for row in rows]
+            return [PasskeyView.of(row) for row in rows]
 
     def rename(
         self, user_id: uuid.UUID, passkey_id: uuid.UUID, name: str, *, ip: str | None
@@ -311,11 +312,6 @@ class Passkeys:
 
     def _check(self, challenge: bytes, purpose: str, binding: str) -> int | None:
         return webauthn_challenges.check(self._key_now(), challenge, purpose, binding, self.clock())
-
-
-def _view(row: Passkey) -> PasskeyView:
-    last = utc(row.last_used_at) if row.last_used_at is not None else None
-    return PasskeyView(row.id, row.name, utc(row.created_at), last, row.backup_eligible)
 
 
 def _user(uow: UnitOfWork, user_id: uuid.UUID) -> User:

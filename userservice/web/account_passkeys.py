@@ -113,7 +113,7 @@ async def add_finish(request: Request, svc: ServicesDep) -> Response:
         refusal = Refusal({SECTION: NOT_ADDED})
         return await account_page(request, svc, session, refusal=refusal)
     try:
-        codes = await anyio.to_thread.run_sync(
+        added = await anyio.to_thread.run_sync(
             lambda: svc.passkeys.register(
                 user_id, answer, name, ip=ip, locale=locale, session_id=raw_id
             )
@@ -126,6 +126,7 @@ async def add_finish(request: Request, svc: ServicesDep) -> Response:
         return await account_page(request, svc, session, refusal=refusal)
     # A key made just now proves nothing beyond how this session was proven (M5):
     # the new session keeps that amr.
+    codes = added.recovery_codes
     if codes is None:
         response: Response = redirect("/account?done=passkey-added#passkeys")
         await continue_in_new_session(request, svc, user_id, response, amr=session.amr)

@@ -143,7 +143,7 @@ async def passkey_enrol(request: Request, svc: ServicesDep) -> Response:
     try:
         if name is None or answer is None:
             raise InvalidPasskey("unreadable answer or name")
-        codes = await anyio.to_thread.run_sync(
+        added = await anyio.to_thread.run_sync(
             lambda: svc.passkeys.register(
                 user_id, answer, name, ip=ip, locale=locale, half_login_id=raw_id
             )
@@ -164,7 +164,7 @@ async def passkey_enrol(request: Request, svc: ServicesDep) -> Response:
     # time too; it ends here, and this browser's session starts after it.
     if not await anyio.to_thread.run_sync(lambda: svc.half_logins.finish(raw_id)):
         return back_to_login("expired", state.next_path)
-    continue_to = state.next_path or "/account"
+    continue_to, codes = state.next_path or "/account", added.recovery_codes
     # M5, M8: the session says pwd, as after the app's forced enrolment.
     response: Response = redirect(continue_to) if codes is None else Response()
     await start_session(
