@@ -54,7 +54,12 @@ class Walker:
 
     def request(self, method: str, path: str) -> httpx.Response:
         auth = self.admin
-        params = {"user_id": str(self.ada["id"]), "client_id": "nobody", "session_id": "nobody"}
+        params = {
+            "user_id": str(self.ada["id"]),
+            "client_id": "nobody",
+            "session_id": "nobody",
+            "passkey_id": str(uuid.uuid4()),
+        }
         kwargs: dict[str, Any] = {}
         if path in ("/users/me", "/users/me/sessions") and method == "DELETE":
             # Never delete the administrator, or end their tokens, mid-walk.
@@ -102,7 +107,10 @@ def test_every_documented_operation_answers_no_store(
             if response.is_success:
                 succeeded.add((method, path))
             anonymous = client.request(
-                method, path.format(user_id=uuid.uuid4(), client_id="x", session_id="x")
+                method,
+                path.format(
+                    user_id=uuid.uuid4(), client_id="x", session_id="x", passkey_id=uuid.uuid4()
+                ),
             )
             if path in CACHEABLE:
                 assert "no-store" not in response.headers.get("cache-control", ""), label

@@ -35,7 +35,12 @@ def test_every_documented_path_lists_all_its_methods(
     checked = 0
     for path, operations in paths.items():
         documented = {m.upper() for m in operations}
-        url = path.format(user_id=uuid.uuid4(), client_id="some-client", session_id="some-session")
+        url = path.format(
+            user_id=uuid.uuid4(),
+            client_id="some-client",
+            session_id="some-session",
+            passkey_id=uuid.uuid4(),
+        )
         for method in (m for m in METHODS if m not in documented):
             response = client.request(method, url, headers=auth)
             if method == "HEAD" and response.status_code != 405:

@@ -175,7 +175,13 @@ def test_every_operation_has_a_rule_and_every_rule_an_operation(
 
 def _concrete(path: str, user_id: str) -> str:
     def fill(match: re.Match[str]) -> str:
-        return user_id if match[1] == "user_id" else f"no-such-{match[1].replace('_', '-')}"
+        if match[1] == "user_id":
+            return user_id
+        if match[1] == "passkey_id":
+            # The route takes UUIDs only (its path converter): any other text is
+            # another path, which no rule guards and so answers 404.
+            return str(uuid.uuid4())
+        return f"no-such-{match[1].replace('_', '-')}"
 
     return re.sub(r"\{([^}]+)\}", fill, path)
 
