@@ -32,9 +32,11 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from userservice.db.ports import Storage
+from userservice.db.models import User
+from userservice.db.ports import Storage, UnitOfWork
 from userservice.db.server_secrets import get_or_create, replace_value
-from userservice.errors import InvalidInput, InvalidPasskey
+from userservice.db.users import UserRepository
+from userservice.errors import InvalidInput, InvalidPasskey, NotFound
 from userservice.security.relying_party import RelyingParty
 from userservice.services.at_rest import AtRest
 
@@ -43,6 +45,13 @@ KEY_NAME = "webauthn_challenge_key"
 # few kilobytes at most (an attestation certificate chain is the large part).
 MAX_RESPONSE_CHARS = 64 * 1024
 REFUSED = "The passkey could not be verified: try again."
+UNVERIFIED = "Verify your email address before adding a passkey."
+UNAVAILABLE = "Passkeys need the service's public URL to name a domain, not an IP address."
+KEEP_ONE = (
+    "Every account under the sign-in rule must keep a second factor: add another "
+    "passkey or an authenticator app before removing this one."
+)
+NO_PASSKEY = "No such passkey."
 _TRANSPORTS = {item.value for item in AuthenticatorTransport}
 
 log = logging.getLogger("userservice.passkeys")
@@ -197,6 +206,15 @@ def clean_name(name: Any) -> str:
     if any(ord(char) < 32 or ord(char) == 127 for char in cleaned):
         raise InvalidInput("A passkey's name cannot hold control characters.")
     return cleaned
+
+
+def locked_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
+    """The account's row, locked until the unit of work ends (a change of its
+    factors is ordered with any other)."""
+    user = UserRepository(uow).get_for_update(user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
 
 
 def _b64(data: bytes) -> str:

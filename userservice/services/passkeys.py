@@ -22,8 +22,7 @@ from userservice.db.factors import (
 )
 from userservice.db.models import User
 from userservice.db.passkeys import PasskeyRepository, spend_challenge
-from userservice.db.ports import Storage, UnitOfWork
-from userservice.db.users import UserRepository
+from userservice.db.ports import Storage
 from userservice.errors import (
     Conflict,
     EmailNotVerified,
@@ -44,11 +43,16 @@ from userservice.services.mfa_rule import applies, effective
 from userservice.services.passkey_assertions import Assertions, expiry_time
 from userservice.services.passkey_limits import charged
 from userservice.services.passkey_support import (
+    KEEP_ONE,
+    NO_PASSKEY,
     REFUSED,
+    UNAVAILABLE,
+    UNVERIFIED,
     clean_name,
     creation_options,
     half_login_binding,
     load_challenge_key,
+    locked_user,
     parsed_authentication,
     parsed_registration,
     registration_binding,
@@ -58,14 +62,6 @@ from userservice.services.passkey_types import PasskeyAdded as PasskeyAdded
 from userservice.services.passkey_types import PasskeyProof as PasskeyProof
 from userservice.services.passkey_types import PasskeySignIn as PasskeySignIn
 from userservice.services.passkey_types import PasskeyView as PasskeyView
-
-UNVERIFIED = "Verify your email address before adding a passkey."
-UNAVAILABLE = "Passkeys need the service's public URL to name a domain, not an IP address."
-KEEP_ONE = (
-    "Every account under the sign-in rule must keep a second factor: add another "
-    "passkey or an authenticator app before removing this one."
-)
-NO_PASSKEY = "No such passkey."
 
 
 class Passkeys:
@@ -145,7 +141,7 @@ class Passkeys:
         passkey = self.assertions.registered(credential, challenge, user_id, cleaned, ip)
         codes = recovery_codes.new_codes()
         with self.db.unit_of_work() as uow:
-            user = _user(uow, user_id)
+            user = locked_user(uow, user_id)
             if not user.email_verified:
                 raise EmailNotVerified(UNVERIFIED)
             if not spend_challenge(uow, webauthn_challenges.digest(challenge), expiry_time(expiry)):
@@ -269,7 +265,7 @@ class Passkeys:
         self, user_id: uuid.UUID, passkey_id: uuid.UUID, *, ip: str | None, locale: str
     ) -> None:
         with self.db.unit_of_work() as uow:
-            user = _user(uow, user_id)
+            user = locked_user(uow, user_id)
             # The policy's row is held until this commits (as services/factors.py
             # does), so a switch at the same moment comes after this removal.
             rule = effective(PolicyRepository(uow).get_for_share(MFA_REQUIRED_FOR))
@@ -312,10 +308,3 @@ class Passkeys:
 
     def _check(self, challenge: bytes, purpose: str, binding: str) -> int | None:
         return webauthn_challenges.check(self._key_now(), challenge, purpose, binding, self.clock())
-
-
-def _user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
-    user = UserRepository(uow).get_for_update(user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    return user
