@@ -5,11 +5,10 @@ race for it (M1), a recovery code spent once (M2), a new set voiding the old."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
-from collections.abc import Callable
 
 from tests.support.event_loop import run
+from tests.support.races import race
 from tests.support.storage import add_user
 from userservice.db.backend import Database
 from userservice.db.factors import (
@@ -34,33 +33,6 @@ def with_app(database: Database, *, confirmed: bool = True) -> uuid.UUID:
         if confirmed:
             assert factors.confirm_totp(user_id, STEP, now(), now() - dt.timedelta(minutes=15))
     return user_id
-
-
-def race(count: int, attempt: Callable[[], bool]) -> list[bool]:
-    """`attempt` in `count` threads released at once, each in its own unit of work."""
-    barrier = threading.Barrier(count)
-    results: list[bool] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait()
-        try:
-            outcome = attempt()
-        except BaseException as error:  # reported below, not swallowed
-            with lock:
-                errors.append(error)
-            return
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
-    return results
 
 
 def test_m1_a_step_is_used_once_by_twenty_racing_requests(database: Database) -> None:

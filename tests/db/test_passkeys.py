@@ -7,45 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import threading
 import uuid
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
 
+from tests.support.races import race
 from tests.support.storage import add_user
 from userservice.db.engine import Database
 from userservice.db.models import Passkey
 from userservice.db.passkeys import PasskeyRepository, spend_challenge
 from userservice.errors import Conflict
-
-
-def race(count: int, attempt: Callable[[], bool]) -> list[bool]:
-    """`attempt` in `count` threads released at once, each in its own unit of work."""
-    barrier = threading.Barrier(count)
-    results: list[bool] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait()
-        try:
-            outcome = attempt()
-        except BaseException as error:  # reported below, not swallowed
-            with lock:
-                errors.append(error)
-            return
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
-    return results
 
 
 def now() -> dt.datetime:
