@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.step_up_api import ALWAYS_STEP_UP, STEP_UP_WITH_FACTOR
 from userservice.errors import Forbidden, StepUpRequired
 from userservice.services.assurance import (
     ACR_MFA,
@@ -64,31 +65,13 @@ def _outcome(rule: Rule, who: Who, has_factor: bool) -> str | None:
     return None
 
 
-STEP_UP_OPERATIONS = (
-    "delete_me",
-    "export_me",
-    "start_totp",
-    "confirm_totp",
-    "remove_totp",
-    "regenerate_recovery_codes",
-    "passkey_registration_options",
-    "register_passkey",
-    "rename_passkey",
-    "remove_passkey",
-    "reset_user_factors",
-    "update_mfa_policy",
-    "admin_update_user",
-    "admin_delete_user",
-)
-
-
 def test_m12_the_sensitive_operations_carry_the_step_up() -> None:
-    for operation in STEP_UP_OPERATIONS:
+    for operation in ALWAYS_STEP_UP:
         assert POLICY[operation].step_up is StepUp.ALWAYS, operation
-    for operation in ("change_credentials", "change_email"):
+    for operation in STEP_UP_WITH_FACTOR:
         assert POLICY[operation].step_up is StepUp.WITH_FACTOR, operation
     # Reading stays open to any login, and the rest have no step-up at all.
-    unlisted = set(POLICY) - set(STEP_UP_OPERATIONS) - {"change_credentials", "change_email"}
+    unlisted = set(POLICY) - set(ALWAYS_STEP_UP) - set(STEP_UP_WITH_FACTOR)
     assert {POLICY[operation].step_up for operation in unlisted} == {None}
     assert ADMIN_RECENT.step_up is StepUp.ALWAYS
 

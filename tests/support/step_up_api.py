@@ -18,6 +18,26 @@ from userservice.services.access_tokens import Grant
 from userservice.services.policy import POLICY
 from userservice.wiring import wired
 
+# The operations that always ask for a step-up (services/policy.py, M12); those
+# that ask for one only where the account has a factor (S3).
+ALWAYS_STEP_UP = (
+    "delete_me",
+    "export_me",
+    "start_totp",
+    "confirm_totp",
+    "remove_totp",
+    "regenerate_recovery_codes",
+    "passkey_registration_options",
+    "register_passkey",
+    "rename_passkey",
+    "remove_passkey",
+    "reset_user_factors",
+    "update_mfa_policy",
+    "admin_update_user",
+    "admin_delete_user",
+)
+STEP_UP_WITH_FACTOR = ("change_credentials", "change_email")
+
 # RFC 9110 §5.6.2 token, §5.6.4 quoted-string, §11.2 token68.
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
