@@ -11,7 +11,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import anyio
 import pytest
@@ -20,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
 from tests.support.accounts import bearer, login, register
-from tests.support.factors import now_code
+from tests.support.factors import events, now_code, verified_user
 from tests.support.journeys import mails, text_of
 from tests.support.wiring import engine_of
 from userservice.app import create_app
@@ -47,29 +46,12 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(second_factor_limit="4/5minutes")
 
 
-def verified_user(client: TestClient, services: Services, email: str = ADA) -> uuid.UUID:
-    user_id = uuid.UUID(register(client, email)["id"])
-    with services.accounts.db.unit_of_work() as uow:
-        uow.execute(update(User).where(User.id == user_id).values(email_verified=True))
-    return user_id
-
-
 def enrolled(services: Services, user_id: uuid.UUID) -> tuple[str, list[str]]:
     """An app confirmed with the previous step's code (the current one stays
     usable): its secret and the recovery codes."""
     secret = services.factors.start_totp(user_id, ip=IP).secret
     codes = services.factors.confirm_totp(user_id, now_code(secret, -1), ip=IP, locale="en")
     return secret, codes
-
-
-def events(services: Services, user_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
-    with services.accounts.db.unit_of_work(read_only=True) as uow:
-        rows = uow.execute(
-            select(AuditEvent.event, AuditEvent.details)
-            .where(AuditEvent.user_id == user_id)
-            .order_by(AuditEvent.id)
-        ).all()
-    return [(row[0], json.loads(row[1] or "{}")) for row in rows]
 
 
 def names(services: Services, user_id: uuid.UUID) -> list[str]:

@@ -11,16 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from tests.support.factors import events, verified_user
 from tests.support.journeys import mails, text_of
 from tests.support.passkey_service import (
     ADA,
     BOB,
     IP,
     add_passkey,
-    events,
     passwordless,
     valid_after,
-    verified_user,
 )
 from tests.support.soft_authenticator import SoftAuthenticator, b64url
 from userservice.db.models import RecoveryCode, User

@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.factors import events, verified_user
 from tests.support.passkey_service import (
     BOB,
     IP,
     ORIGIN,
     add_passkey,
-    events,
+    login_failures,
     passwordless,
-    verified_user,
+    refused_by_each_ceremony,
+    with_passkey,
 )
 from tests.support.soft_authenticator import SoftAuthenticator, b64url
 from userservice.app import create_app
@@ -43,13 +45,11 @@ def _without_handle(answer: str, handle: bytes | None) -> str:
 def test_m9_a_passwordless_answer_without_a_user_handle_is_refused(
     client: TestClient, services: Services
 ) -> None:
-    ada = verified_user(client, services)
-    authenticator = SoftAuthenticator()
-    add_passkey(services, ada, authenticator)
+    ada, authenticator = with_passkey(client, services)
     answer = _without_handle(passwordless(services, authenticator), None)
     with pytest.raises(InvalidPasskey):
         services.passkeys.sign_in(answer, ip=IP)
-    reasons = [d.get("reason") for e, d in events(services, ada) if e == "login.failed"]
+    reasons = login_failures(services, ada)
     assert reasons == ["user_handle"]
     # The same key with its handle signs in: only the handle was missing.
     assert services.passkeys.sign_in(passwordless(services, authenticator), ip=IP).user_id == ada
@@ -65,7 +65,7 @@ def test_m9_a_user_handle_naming_another_account_is_refused(
     answer = _without_handle(passwordless(services, authenticator), bob.bytes)
     with pytest.raises(InvalidPasskey):
         services.passkeys.sign_in(answer, ip=IP)
-    reasons = [d.get("reason") for e, d in events(services, ada) if e == "login.failed"]
+    reasons = login_failures(services, ada)
     assert reasons == ["user_handle"]
 
 
@@ -73,9 +73,7 @@ def test_m6_the_second_step_may_leave_the_user_handle_out(
     client: TestClient, services: Services
 ) -> None:
     # §7.2 step 6: the account was named before the ceremony (allowCredentials).
-    ada = verified_user(client, services)
-    authenticator = SoftAuthenticator()
-    add_passkey(services, ada, authenticator)
+    ada, authenticator = with_passkey(client, services)
     half = "h" * 43
     answer = json.dumps(
         authenticator.get(services.passkeys.second_factor_options(ada, half), ORIGIN)
@@ -89,12 +87,7 @@ def test_m9_deeply_nested_answers_are_refused_not_errors(
     client: TestClient, services: Services, deep: str
 ) -> None:
     ada = verified_user(client, services)
-    with pytest.raises(InvalidPasskey):
-        services.passkeys.sign_in(deep, ip=IP)
-    with pytest.raises(InvalidPasskey):
-        services.passkeys.register(ada, deep, "Key", ip=IP, locale="en")
-    with pytest.raises(InvalidPasskey):
-        services.passkeys.verify_second_factor(ada, deep, "a" * 43, ip=IP)
+    refused_by_each_ceremony(services, ada, deep)
     with pytest.raises(InvalidPasskey):
         services.passkeys.verify_confirmation(ada, deep, "s" * 43, ip=IP)
 
@@ -106,9 +99,7 @@ def test_m9_s12_passwordless_refusals_count_per_address_successes_do_not(
     app = create_app(make_settings(login_limit_per_ip=f"{limit}/minute"))
     with TestClient(app, base_url="https://testserver") as client:
         services = wired(app)
-        ada = verified_user(client, services)
-        authenticator = SoftAuthenticator()
-        add_passkey(services, ada, authenticator)
+        ada, authenticator = with_passkey(client, services)
         # Successes are not charged: more of them than the limit all pass.
         for _ in range(limit + 1):
             assert services.passkeys.sign_in(passwordless(services, authenticator), ip=IP)

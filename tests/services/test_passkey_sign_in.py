@@ -13,14 +13,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from tests.support.factors import events, verified_user
 from tests.support.passkey_service import (
     BOB,
     IP,
     ORIGIN,
     add_passkey,
-    events,
+    login_failures,
     passwordless,
-    verified_user,
+    refused_by_each_ceremony,
+    with_passkey,
 )
 from tests.support.soft_authenticator import SoftAuthenticator
 from userservice.db.models import Passkey, User
@@ -88,9 +90,7 @@ def test_m9_a_challenge_minted_for_another_account_is_refused(
 def test_m9_a_counter_that_does_not_grow_is_refused_and_audited(
     client: TestClient, services: Services
 ) -> None:
-    ada = verified_user(client, services)
-    authenticator = SoftAuthenticator()
-    add_passkey(services, ada, authenticator)
+    ada, authenticator = with_passkey(client, services)
     services.passkeys.sign_in(passwordless(services, authenticator, counter_step=5), ip=IP)
     # A clone still at an earlier count, then one at the same count.
     for step in (-2, 0):
@@ -119,9 +119,7 @@ def test_m9_an_authenticator_without_a_counter_signs_in_every_time(
 
 
 def test_m9_passwordless_requires_user_verification(client: TestClient, services: Services) -> None:
-    ada = verified_user(client, services)
-    authenticator = SoftAuthenticator()
-    add_passkey(services, ada, authenticator, user_verified=False)
+    ada, authenticator = with_passkey(client, services, user_verified=False)
     assert json.loads(services.passkeys.sign_in_options())["userVerification"] == "required"
     with pytest.raises(InvalidPasskey):
         services.passkeys.sign_in(passwordless(services, authenticator, user_verified=False), ip=IP)
@@ -133,21 +131,17 @@ def test_m9_passwordless_requires_user_verification(client: TestClient, services
 
 
 def test_m9_a_disabled_account_never_signs_in(client: TestClient, services: Services) -> None:
-    ada = verified_user(client, services)
-    authenticator = SoftAuthenticator()
-    add_passkey(services, ada, authenticator)
+    ada, authenticator = with_passkey(client, services)
     with services.accounts.db.unit_of_work() as uow:
         uow.execute(update(User).where(User.id == ada).values(is_active=False))
     with pytest.raises(InvalidPasskey):
         services.passkeys.sign_in(passwordless(services, authenticator), ip=IP)
-    reasons = [d.get("reason") for e, d in events(services, ada) if e == "login.failed"]
+    reasons = login_failures(services, ada)
     assert reasons == ["disabled"]
 
 
 def test_m9_an_unknown_credential_is_refused(client: TestClient, services: Services) -> None:
-    ada = verified_user(client, services)
-    authenticator = SoftAuthenticator()
-    add_passkey(services, ada, authenticator, resident=False)
+    ada, _ = with_passkey(client, services, resident=False)
     stranger = SoftAuthenticator()
     stranger.create(services.passkeys.registration_options(ada), ORIGIN)  # never sent
     with pytest.raises(InvalidPasskey):
@@ -158,9 +152,7 @@ def test_m9_an_unknown_credential_is_refused(client: TestClient, services: Servi
 def test_m10_amr_of_passkey_logins(
     client: TestClient, services: Services, synced: bool, method: str
 ) -> None:
-    ada = verified_user(client, services)
-    authenticator = SoftAuthenticator()
-    add_passkey(services, ada, authenticator, backup_eligible=synced)
+    ada, authenticator = with_passkey(client, services, backup_eligible=synced)
     signed_in = services.passkeys.sign_in(passwordless(services, authenticator), ip=IP)
     assert signed_in.amr == (method, "mfa")
     assert abs(signed_in.auth_time - time.time()) < 5
@@ -214,9 +206,4 @@ def test_m9_garbage_answers_are_refused_not_errors(
     client: TestClient, services: Services, garbage: str
 ) -> None:
     ada = verified_user(client, services)
-    with pytest.raises(InvalidPasskey):
-        services.passkeys.sign_in(garbage, ip=IP)
-    with pytest.raises(InvalidPasskey):
-        services.passkeys.register(ada, garbage, "Key", ip=IP, locale="en")
-    with pytest.raises(InvalidPasskey):
-        services.passkeys.verify_second_factor(ada, garbage, "a" * 43, ip=IP)
+    refused_by_each_ceremony(services, ada, garbage)

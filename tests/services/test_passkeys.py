@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.accounts import login, register
+from tests.support.factors import events, verified_user
 from tests.support.journeys import mails, text_of
 from tests.support.passkey_service import (
     ADA,
@@ -20,8 +21,8 @@ from tests.support.passkey_service import (
     IP,
     ORIGIN,
     add_passkey,
-    events,
-    verified_user,
+    login_failures,
+    with_passkey,
 )
 from tests.support.soft_authenticator import SoftAuthenticator, b64url
 from userservice.app import create_app
@@ -81,9 +82,7 @@ def test_m9_registration_ends_every_session_and_token(
 def test_m9_the_same_authenticator_twice_is_excluded_or_a_conflict(
     client: TestClient, services: Services
 ) -> None:
-    ada = verified_user(client, services)
-    authenticator = SoftAuthenticator()
-    add_passkey(services, ada, authenticator)
+    ada, authenticator = with_passkey(client, services)
     options = json.loads(services.passkeys.registration_options(ada))
     # excludeCredentials names the stored one: a browser refuses to make another.
     excluded = [item["id"] for item in options["excludeCredentials"]]
@@ -148,7 +147,7 @@ def test_m9_origin_and_rp_id_come_from_the_public_url(
     )
     with pytest.raises(InvalidPasskey):
         services.passkeys.sign_in(json.dumps(answer), ip=IP)
-    reasons = [d.get("reason") for e, d in events(services, ada) if e == "login.failed"]
+    reasons = login_failures(services, ada)
     assert reasons == ["verification"]
 
 

@@ -1,26 +1,32 @@
 """Second factors in tests: an address arranged as proven (only such accounts may
-enrol, M3), and the codes an authenticator app would show, computed with pyotp
-from the key a page shows (M1)."""
+enrol, M3), the codes an authenticator app would show, computed with pyotp from
+the key a page shows (M1), and an account's audit events."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import uuid
+from typing import Any
 
 import httpx
 import pyotp
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from tests.support.accounts import PASSWORD
+from tests.support.accounts import PASSWORD, register
 from tests.support.pages import csrf_token
 from tests.support.wiring import engine_of
-from userservice.db.models import User
+from userservice.db.models import AuditEvent, User
+from userservice.wiring import Services
 
 START, CONFIRM = "/account/two-factor/start", "/account/two-factor/confirm"
 # Recovery codes as the pages show them: four groups of four base32 letters.
 CODE_SHAPE = re.compile(r"^[a-z2-7]{4}(-[a-z2-7]{4}){3}$")
+
+ADA = "ada@example.com"
 
 
 def verified(app: FastAPI, email: str) -> None:
@@ -72,3 +78,22 @@ def enable(client: TestClient) -> tuple[str, list[str], str]:
     confirmed = post(client, CONFIRM, code=code)
     assert confirmed.status_code == 200, confirmed.text
     return secret, codes_on(confirmed.text), code
+
+
+def verified_user(client: TestClient, services: Services, email: str = ADA) -> uuid.UUID:
+    """A registered account whose address is proven (through the services)."""
+    user_id = uuid.UUID(register(client, email)["id"])
+    with services.accounts.db.unit_of_work() as uow:
+        uow.execute(update(User).where(User.id == user_id).values(email_verified=True))
+    return user_id
+
+
+def events(services: Services, user_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
+    """(event, details) of each audit event of the account, in order."""
+    with services.accounts.db.unit_of_work(read_only=True) as uow:
+        rows = uow.execute(
+            select(AuditEvent.event, AuditEvent.details)
+            .where(AuditEvent.user_id == user_id)
+            .order_by(AuditEvent.id)
+        ).all()
+    return [(row[0], json.loads(row[1] or "{}")) for row in rows]

@@ -7,25 +7,20 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from tests.support.accounts import register
+from tests.support.factors import events, verified_user
 from tests.support.soft_authenticator import SoftAuthenticator
-from userservice.db.models import AuditEvent, User
+from userservice.db.models import User
+from userservice.errors import InvalidPasskey
 from userservice.wiring import Services
 
 ADA = "ada@example.com"
 BOB = "bob@example.com"
 IP = "192.0.2.7"
 ORIGIN = "https://testserver"  # tests.support.accounts.ISSUER: the relying party
-
-
-def verified_user(client: TestClient, services: Services, email: str = ADA) -> uuid.UUID:
-    user_id = uuid.UUID(register(client, email)["id"])
-    with services.accounts.db.unit_of_work() as uow:
-        uow.execute(update(User).where(User.id == user_id).values(email_verified=True))
-    return user_id
 
 
 def add_passkey(
@@ -41,6 +36,17 @@ def add_passkey(
     return added.recovery_codes
 
 
+def with_passkey(
+    client: TestClient, services: Services, **kind: Any
+) -> tuple[uuid.UUID, SoftAuthenticator]:
+    """Ada, proven, with a passkey (`kind` as add_passkey takes it): her id and
+    the authenticator that holds the passkey."""
+    user_id = verified_user(client, services)
+    authenticator = SoftAuthenticator()
+    add_passkey(services, user_id, authenticator, **kind)
+    return user_id, authenticator
+
+
 def passwordless(services: Services, authenticator: SoftAuthenticator, **knobs: Any) -> str:
     return json.dumps(authenticator.get(services.passkeys.sign_in_options(), ORIGIN, **knobs))
 
@@ -52,11 +58,17 @@ def valid_after(services: Services, user_id: uuid.UUID) -> int:
         )
 
 
-def events(services: Services, user_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
-    with services.accounts.db.unit_of_work(read_only=True) as uow:
-        rows = uow.execute(
-            select(AuditEvent.event, AuditEvent.details)
-            .where(AuditEvent.user_id == user_id)
-            .order_by(AuditEvent.id)
-        ).all()
-    return [(row[0], json.loads(row[1] or "{}")) for row in rows]
+def login_failures(services: Services, user_id: uuid.UUID) -> list[Any]:
+    """The reason of each login.failed event of the account, in order."""
+    return [d.get("reason") for e, d in events(services, user_id) if e == "login.failed"]
+
+
+def refused_by_each_ceremony(services: Services, user_id: uuid.UUID, answer: str) -> None:
+    """`answer` is refused (InvalidPasskey, not an error) by passwordless sign-in,
+    registration and the second step alike."""
+    with pytest.raises(InvalidPasskey):
+        services.passkeys.sign_in(answer, ip=IP)
+    with pytest.raises(InvalidPasskey):
+        services.passkeys.register(user_id, answer, "Key", ip=IP, locale="en")
+    with pytest.raises(InvalidPasskey):
+        services.passkeys.verify_second_factor(user_id, answer, "a" * 43, ip=IP)
