@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import trustme
 from authlib.integrations.httpx_client import OAuth2Client
 from fastapi.testclient import TestClient
 from joserfc import jwt
@@ -31,7 +30,7 @@ from tests.support.accounts import PASSWORD, register
 from tests.support.factors import now_code, verified
 from tests.support.oauth_clients import jwt_claims
 from tests.support.oauth_flow import APP_SCOPE, REDIRECT, add_app, hidden
-from tests.support.server import running_server
+from tests.support.server import trusted_server
 from tests.support.step_up_api import bearer_challenge
 from userservice.app import create_app
 from userservice.services.access_tokens import Grant
@@ -85,15 +84,8 @@ def _held_token(account: dict[str, Any], *, age: int, amr: tuple[str, ...]) -> s
 
 @pytest.fixture
 def server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
-    with running_server(settings, cert=cert, key=key) as base:
-        context = ssl.create_default_context()
-        ca.configure_trust(context)
-        yield base, context
+    with trusted_server(settings, tmp_path) as served:
+        yield served
 
 
 def _sign_in_again(browser: httpx.Client, url: str, secret: str | None) -> str:

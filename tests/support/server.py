@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import trustme
 import uvicorn
 
 from userservice.app import create_app
@@ -55,3 +57,18 @@ def running_server(
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextmanager
+def trusted_server(settings: Settings, directory: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
+    """create_app(settings) over TLS with a throwaway CA (the pair written to
+    `directory`); yields (base URL, an SSL context that trusts exactly that CA)."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    with running_server(settings, cert=cert, key=key) as base:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        yield base, context

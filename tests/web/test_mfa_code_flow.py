@@ -18,7 +18,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import trustme
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oidc.core import CodeIDToken
 from fastapi.testclient import TestClient
@@ -28,7 +27,7 @@ from joserfc.jwk import KeySet
 from tests.support.accounts import PASSWORD, register
 from tests.support.factors import now_code, verified
 from tests.support.oauth_flow import REDIRECT, add_app, hidden
-from tests.support.server import running_server
+from tests.support.server import trusted_server
 from userservice.app import create_app
 from userservice.services.assurance import ACR_MFA
 from userservice.settings import Settings
@@ -55,15 +54,8 @@ def ada_secret(settings: Settings) -> str:
 
 @pytest.fixture
 def server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
-    with running_server(settings, cert=cert, key=key) as base:
-        context = ssl.create_default_context()
-        ca.configure_trust(context)
-        yield base, context
+    with trusted_server(settings, tmp_path) as served:
+        yield served
 
 
 def _browser_walks_both_steps(browser: httpx.Client, url: str, secret: str) -> tuple[str, int]:

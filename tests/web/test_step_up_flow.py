@@ -26,7 +26,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import trustme
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oidc.core import CodeIDToken
 from fastapi.testclient import TestClient
@@ -36,7 +35,7 @@ from joserfc.jwk import KeySet
 from tests.support.accounts import PASSWORD, make_admin, register
 from tests.support.factors import codes_on, now_code, secret_on, verified
 from tests.support.oauth_flow import REDIRECT, add_app, hidden
-from tests.support.server import running_server
+from tests.support.server import trusted_server
 from userservice.app import create_app
 from userservice.services.assurance import ACR_MFA, ACR_PASSWORD
 from userservice.settings import Settings
@@ -59,15 +58,8 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, ssl.SSLCon
         register(client, BOB, display_name="Bob")
         add_app(client)
         wired(app).mfa_policy.set_required_for("admins", actor_id=uuid.uuid4(), ip=None)
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
-    with running_server(settings, cert=cert, key=key) as base:
-        context = ssl.create_default_context()
-        ca.configure_trust(context)
-        yield base, context
+    with trusted_server(settings, tmp_path) as served:
+        yield served
 
 
 def _relying_party(ca: ssl.SSLContext) -> OAuth2Client:
