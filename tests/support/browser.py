@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,28 @@ def served_with_user(
     with TestClient(create_app(settings), base_url=issuer) as client:
         created = client.post("/users", json={"email": email, "password": password})
         assert created.status_code == 201, created.text
+    with tls_server(settings, directory) as served_at:
+        yield served_at
+
+
+@contextmanager
+def served_after(
+    database_url: str, directory: Path, prepare: Callable[[Any, Any], object]
+) -> Iterator[tuple[str, str]]:
+    """`prepare(client, app)` in-process on the database (a TestClient at the tests'
+    issuer, tests.support.accounts.ISSUER), then a TLS server of the same settings
+    over it; yields (base URL, pin)."""
+    from fastapi.testclient import TestClient
+
+    from tests.support.accounts import ISSUER
+    from userservice.app import create_app
+
+    settings = Settings(
+        _env_file=None, database_url=database_url, data_dir=directory, issuer=ISSUER
+    )
+    app = create_app(settings)
+    with TestClient(app, base_url=ISSUER) as client:
+        prepare(client, app)
     with tls_server(settings, directory) as served_at:
         yield served_at
 

@@ -1,9 +1,9 @@
-"""What the browser walks through mailed links share: the page's language, signing
-in on the hosted page, and a second in-process instance on the served database."""
+"""What the browser walks through mailed links share: signing in on the hosted
+page, and a second in-process instance on the served database. The page's
+language is checked by tests.support.browser_pages.in_language."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -12,13 +12,6 @@ from userservice.app import create_app
 from userservice.settings import Settings
 
 TIMEOUT_MS = 20_000
-CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def in_language(page: Any, lang: str) -> None:
-    assert page.evaluate("document.documentElement.lang") == lang
-    heading = page.locator("h1").first.inner_text()
-    assert bool(CJK.search(heading)) == (lang == "zh-Hans"), heading
 
 
 def sign_in(page: Any, base: str, email: str, password: str) -> None:

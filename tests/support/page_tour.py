@@ -18,6 +18,7 @@ from tests.support.browser import tls_server
 from tests.support.factors import now_code, verified
 from tests.support.oauth_flow import add_app, authorize_url, obtain_code, redeem
 from tests.support.oauth_flow import sign_in as client_sign_in
+from tests.support.passkey_browser import virtual_authenticator
 from tests.support.personal_data import browser as browser_at
 from tests.support.server import free_port
 from userservice.app import create_app
@@ -36,14 +37,6 @@ PHONE_AGENT = (
 # What each language's browser asks for (Accept-Language from the context locale).
 BROWSER_LOCALES = {"en": "en-US", "zh-Hans": "zh-CN"}
 TIMEOUT_MS = 20_000
-VIRTUAL_AUTHENTICATOR = {
-    "protocol": "ctap2",
-    "transport": "internal",
-    "hasResidentKey": True,
-    "hasUserVerification": True,
-    "isUserVerified": True,
-    "automaticPresenceSimulation": True,
-}
 
 
 @dataclass(frozen=True)
@@ -222,9 +215,7 @@ def tour(browser: Any, base: str, locale: str) -> Iterator[tuple[Stop, Any]]:
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         # A platform authenticator with user verification, for the passkey stops.
-        devtools = context.new_cdp_session(page)
-        devtools.send("WebAuthn.enable")
-        devtools.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL_AUTHENTICATOR})
+        virtual_authenticator(context, page)
         signed_in = False
         for stop in sorted(STOPS, key=lambda s: s.signed_in):
             if stop.signed_in and not signed_in:

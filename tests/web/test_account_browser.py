@@ -6,60 +6,38 @@ other session (L22), withdraw an app (L24), a refused form, sign out everywhere
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.support.accounts import ISSUER, PASSWORD
-from tests.support.axe import axe_source, describe, violations
-from tests.support.browser import launch, require_chromium, tls_server
+from tests.support.accounts import PASSWORD
+from tests.support.axe import axe_source
+from tests.support.browser import launch, require_chromium, served_after
+from tests.support.browser_pages import accessible, in_language, path_of
 from tests.support.callers import add_third_party, third_party_token
 from tests.support.databases import SqliteTemplates
 from tests.support.oauth_flow import signed_in
 from tests.support.page_tour import BROWSER_LOCALES, EMAIL, TIMEOUT_MS
-from userservice.app import create_app
-from userservice.settings import Settings
 
 NEW_PASSWORD = "a different tune on the old violin"
-CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture
 def served(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A TLS server holding Ada, who let the third-party app act for her."""
-    settings = Settings(
-        _env_file=None,
-        database_url=sqlite_templates.fresh_url(tmp_path),
-        data_dir=tmp_path,
-        issuer=ISSUER,
-    )
-    with TestClient(create_app(settings), base_url=ISSUER) as client:
+
+    def prepare(client: TestClient, _app: FastAPI) -> None:
         signed_in(client)
         add_third_party(client)
         third_party_token(client, "openid profile offline_access")
-    with tls_server(settings, tmp_path) as served_at:
+
+    with served_after(sqlite_templates.fresh_url(tmp_path), tmp_path, prepare) as served_at:
         yield served_at
-
-
-def _path(page: Any) -> str:
-    parts = urlsplit(page.url)
-    return parts.path + ("?" + parts.query if parts.query else "")
-
-
-def _in_language(page: Any, lang: str) -> None:
-    assert page.evaluate("document.documentElement.lang") == lang
-    heading = page.locator("h1").first.inner_text()
-    assert bool(CJK.search(heading)) == (lang == "zh-Hans"), heading
-
-
-def _accessible(page: Any, axe: str, where: str) -> None:
-    found = violations(page, axe)
-    assert found == [], f"{where}:\n{describe(found)}"
 
 
 def _sign_in(page: Any, base: str, password: str = PASSWORD) -> None:
@@ -101,16 +79,16 @@ def _walk(base: str, axe: str, lang: str, page: Any, other: Any) -> None:
     _sign_in(page, base)
     _sign_in(other, base)
     page.goto(f"{base}/account")
-    _in_language(page, lang)
+    in_language(page, lang)
     # Both browsers, and the session that arranged the grant.
     expect(page.locator("ul.sessions > li")).to_have_count(3)
     expect(page.locator("ul.sessions .current")).to_have_count(1)
     expect(page.locator("ul.grants > li")).to_have_count(1)
-    _accessible(page, axe, "account")
+    accessible(page, axe, "account")
 
     page.fill("#display_name", "Ada Byron")
     _submit(page, "/account/profile")
-    assert _path(page) == "/account?done=profile"
+    assert path_of(page) == "/account?done=profile"
     expect(page.locator(".notice")).to_be_visible()
     expect(page.locator("#display_name")).to_have_value("Ada Byron")
 
@@ -118,7 +96,7 @@ def _walk(base: str, axe: str, lang: str, page: Any, other: Any) -> None:
     page.fill("#current_password", PASSWORD)
     page.fill("#new_password", NEW_PASSWORD)
     _submit(page, "/account/password")
-    assert _path(page) == "/account?done=password"
+    assert path_of(page) == "/account?done=password"
     expect(page.locator("ul.sessions > li")).to_have_count(1)
     other.goto(f"{base}/account")
     assert urlsplit(other.url).path == "/login"
@@ -128,16 +106,16 @@ def _walk(base: str, axe: str, lang: str, page: Any, other: Any) -> None:
     page.goto(f"{base}/account")
     expect(page.locator("ul.sessions > li")).to_have_count(2)
     page.locator("ul.sessions > li:not(:has(.current)) button[type=submit]").click()
-    assert _path(page) == "/account?done=session-ended"
+    assert path_of(page) == "/account?done=session-ended"
     expect(page.locator("ul.sessions > li")).to_have_count(1)
     other.goto(f"{base}/account")
     assert urlsplit(other.url).path == "/login"
 
     # L24: withdraw the app.
     page.locator("ul.grants form button[type=submit]").click()
-    assert _path(page) == "/account?done=app-withdrawn"
+    assert path_of(page) == "/account?done=app-withdrawn"
     expect(page.locator("#no-grants")).to_be_visible()
-    _accessible(page, axe, "account after the changes")
+    accessible(page, axe, "account after the changes")
 
     # A refused form: the page again, the field marked, still accessible.
     page.fill("#new_email", "new@example.com")
@@ -145,14 +123,14 @@ def _walk(base: str, axe: str, lang: str, page: Any, other: Any) -> None:
     _submit(page, "/account/email")
     expect(page.locator("#email_password-error")).to_be_visible()
     expect(page.locator("#email_password")).to_have_attribute("aria-invalid", "true")
-    _in_language(page, lang)
-    _accessible(page, axe, "account with a refused form")
+    in_language(page, lang)
+    accessible(page, axe, "account with a refused form")
 
     # L23: sign out everywhere, this browser too.
     _submit(page, "/account/sessions/end-all")
-    assert _path(page) == "/login?signed_out=everywhere"
+    assert path_of(page) == "/login?signed_out=everywhere"
     expect(page.locator(".notice")).to_be_visible()
-    _in_language(page, lang)
-    _accessible(page, axe, "signed out everywhere")
+    in_language(page, lang)
+    accessible(page, axe, "signed out everywhere")
     page.goto(f"{base}/account")
     assert urlsplit(page.url).path == "/login"

@@ -27,10 +27,11 @@ from fastapi import FastAPI
 from tests.support.accounts import PASSWORD, bearer
 from tests.support.axe import axe_source, describe, violations
 from tests.support.browser import launch, require_chromium
+from tests.support.browser_pages import CJK, in_language, path_of
 from tests.support.callers import THIRD_PARTY, add_third_party
 from tests.support.databases import SqliteTemplates
 from tests.support.deployment import Deployment, deployed
-from tests.support.mail_walk import CJK, TIMEOUT_MS, in_language, in_process, sign_in
+from tests.support.mail_walk import TIMEOUT_MS, in_process, sign_in
 from tests.support.mail_walk import sign_in_fails_with as token_refused
 from tests.support.oauth_flow import REDIRECT, authorize_url, pkce, query, redeem
 from tests.support.personal_data import found
@@ -142,18 +143,13 @@ def test_the_whole_account_walk_in_chromium(
     assert _stored(deployment, [*needles, new]) == []
 
 
-def _path(page: Any) -> str:
-    parts = urlsplit(str(page.url))
-    return parts.path + ("?" + parts.query if parts.query else "")
-
-
 def _submit(page: Any, action: str) -> None:
     page.locator(f"form[action='{action}'] button[type=submit]").click()
 
 
 def _signed_in(walk: Walk, page: Any, email: str, password: str) -> None:
     sign_in(page, walk.base, email, password)
-    assert _path(page) == "/account", page.url
+    assert path_of(page) == "/account", page.url
     walk.clean(page, "account")
 
 
@@ -175,14 +171,14 @@ def _rename_and_change_password(walk: Walk) -> None:
     page = walk.page
     page.fill("#display_name", NAMES[walk.lang])
     _submit(page, "/account/profile")
-    assert _path(page) == "/account?done=profile"
+    assert path_of(page) == "/account?done=profile"
     expect(page.locator("#display_name")).to_have_value(NAMES[walk.lang])
     walk.clean(page, "renamed")
     # L28: the current password is required; this browser goes on signed in.
     page.fill("#current_password", PASSWORD)
     page.fill("#new_password", CHANGED_PASSWORD)
     _submit(page, "/account/password")
-    assert _path(page) == "/account?done=password"
+    assert path_of(page) == "/account?done=password"
     expect(page.locator("ul.sessions > li")).to_have_count(1)
     walk.clean(page, "password changed")
 
@@ -197,7 +193,7 @@ def _end_the_other_session(walk: Walk, email: str) -> None:
     expect(page.locator("ul.sessions .current")).to_have_count(1)
     # L22: the other browser's session, ended from this one.
     page.locator("ul.sessions > li:not(:has(.current)) button[type=submit]").click()
-    assert _path(page) == "/account?done=session-ended"
+    assert path_of(page) == "/account?done=session-ended"
     expect(page.locator("ul.sessions > li")).to_have_count(1)
     walk.clean(page, "session ended")
     other.goto(f"{walk.base}/account")
@@ -224,7 +220,7 @@ def _allow_and_withdraw_an_app(walk: Walk) -> None:
     expect(page.locator("ul.grants > li")).to_have_count(1)
     walk.clean(page, "account with an app")
     page.locator("ul.grants form button[type=submit]").click()
-    assert _path(page) == "/account?done=app-withdrawn"
+    assert path_of(page) == "/account?done=app-withdrawn"
     expect(page.locator("#no-grants")).to_be_visible()
     walk.clean(page, "app withdrawn")
     # L24: the app's tokens died with the grant.
@@ -242,7 +238,7 @@ def _change_and_undo_the_address(walk: Walk, old: str, new: str) -> None:
     page.fill("#new_email", new)
     page.fill("#email_password", CHANGED_PASSWORD)
     _submit(page, "/account/email")
-    assert _path(page) == "/account?done=email-sent"
+    assert path_of(page) == "/account?done=email-sent"
     walk.clean(page, "email change asked")
     # L20: nothing changes until the new address's link is used.
     page.goto(walk.link(new, "/confirm-email-change"))
@@ -302,7 +298,7 @@ def _delete_the_account(walk: Walk, email: str) -> None:
     page.fill("#delete_password", RESET_PASSWORD)
     page.check("#confirm")
     _submit(page, "/account/delete")
-    assert _path(page) == "/login?deleted=1"
+    assert path_of(page) == "/login?deleted=1"
     expect(page.locator(".notice")).to_be_visible()
     walk.clean(page, "account deleted")
     sign_in(page, walk.base, email, RESET_PASSWORD)

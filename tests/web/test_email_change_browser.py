@@ -20,9 +20,10 @@ from sqlalchemy import create_engine, select
 from tests.support.accounts import PASSWORD as FIRST_PASSWORD
 from tests.support.axe import axe_source, describe, violations
 from tests.support.browser import launch, require_chromium
+from tests.support.browser_pages import CJK, in_language
 from tests.support.databases import SqliteTemplates
 from tests.support.deployment import Deployment, deployed
-from tests.support.mail_walk import CJK, TIMEOUT_MS, in_language, sign_in, sign_in_fails_with
+from tests.support.mail_walk import TIMEOUT_MS, sign_in, sign_in_fails_with
 from userservice.db.models import User
 
 NEW_PASSWORD = "a different tune on the old violin"

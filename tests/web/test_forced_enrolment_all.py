@@ -21,21 +21,19 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.support.accounts import ISSUER, PASSWORD, register
-from tests.support.axe import axe_source, describe, violations
-from tests.support.browser import launch, require_chromium, tls_server
+from tests.support.accounts import PASSWORD, register
+from tests.support.axe import axe_source
+from tests.support.browser import require_chromium, served_after
+from tests.support.browser_pages import CJK, accessible_in, chromium_context, password_step
 from tests.support.databases import SqliteTemplates
 from tests.support.factors import CODE_SHAPE, codes_on, enable, now_code, post, secret_on, verified
 from tests.support.journeys import mails
-from tests.support.page_tour import BROWSER_LOCALES, TIMEOUT_MS
+from tests.support.page_tour import BROWSER_LOCALES
 from tests.support.pages import SESSION, csrf_token, session_opens, web_login
-from userservice.app import create_app
-from userservice.settings import Settings
 from userservice.wiring import wired
 
 ADA = "ada@example.com"
 ENROL, START = "/login/enrol", "/login/enrol/start"
-CJK = re.compile(r"[\u4e00-\u9fff]")
 TEXTS = {
     "en": (
         "Your account needs two-step verification before you can sign in: this service "
@@ -140,27 +138,14 @@ def test_m13_the_account_page_keeps_a_plain_users_last_factor_on(
 @pytest.fixture
 def served(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(base, pin): Ada, proven, with no factor, under `all`."""
-    settings = Settings(
-        _env_file=None,
-        database_url=sqlite_templates.fresh_url(tmp_path),
-        data_dir=tmp_path,
-        issuer=ISSUER,
-    )
-    app = create_app(settings)
-    with TestClient(app, base_url=ISSUER) as client:
+
+    def prepare(client: TestClient, app: FastAPI) -> None:
         register(client, ADA, display_name="Ada")
         verified(app, ADA)
         _under_all(app)
-    with tls_server(settings, tmp_path) as served_at:
+
+    with served_after(sqlite_templates.fresh_url(tmp_path), tmp_path, prepare) as served_at:
         yield served_at
-
-
-def _accessible(page: Any, axe: str, lang: str, where: str) -> None:
-    assert page.evaluate("document.documentElement.lang") == lang, where
-    heading = page.locator("h1").first.inner_text()
-    assert bool(CJK.search(heading)) == (lang == "zh-Hans"), heading
-    found = violations(page, axe)
-    assert found == [], f"{where}:\n{describe(found)}"
 
 
 @pytest.mark.browser
@@ -169,38 +154,28 @@ def test_m13_forced_enrolment_of_a_plain_user_in_chromium(
     served: tuple[str, str], lang: str
 ) -> None:
     require_chromium()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     base, pin = served
     axe = axe_source()
-    with sync_playwright() as p:
-        browser = launch(p, pin)
-        try:
-            context = browser.new_context(locale=BROWSER_LOCALES[lang])
-            context.set_default_timeout(TIMEOUT_MS)
-            page = context.new_page()
-            page.goto(f"{base}/login")
-            page.fill("#email", ADA)
-            page.fill("#password", PASSWORD)
-            page.locator("form[action='/login'] button[type=submit]").click()
-            page.wait_for_load_state()
-            assert urlsplit(page.url).path == ENROL, page.url
-            expect(page.locator("main p").filter(has_text=TEXTS[lang][:12])).to_have_count(1)
-            _accessible(page, axe, lang, "enrolment start page")
-            page.locator(f"form[action='{START}'] button[type=submit]").click()
-            expect(page.locator(".qr svg")).to_be_visible()
-            secret = page.locator("#totp-secret").inner_text().replace(" ", "")
-            assert re.fullmatch(r"[A-Z2-7]{32}", secret), secret
-            _accessible(page, axe, lang, "enrolment page")
-            page.fill("#code", now_code(secret))
-            page.locator(f"form[action='{ENROL}'] button[type=submit]").click()
-            page.wait_for_load_state()
-            codes = page.locator("#recovery-codes code").all_inner_texts()
-            assert len(codes) == 10 and all(CODE_SHAPE.match(c) for c in codes)
-            _accessible(page, axe, lang, "recovery codes after enrolment")
-            page.locator("a.button[href='/account']").click()
-            page.wait_for_url(f"{base}/account")
-            assert "__Host-session" in {c["name"] for c in context.cookies()}
-            context.close()
-        finally:
-            browser.close()
+    with chromium_context(pin, BROWSER_LOCALES[lang]) as context:
+        page = context.new_page()
+        page.goto(f"{base}/login")
+        password_step(page, ADA)
+        assert urlsplit(page.url).path == ENROL, page.url
+        expect(page.locator("main p").filter(has_text=TEXTS[lang][:12])).to_have_count(1)
+        accessible_in(page, axe, lang, "enrolment start page")
+        page.locator(f"form[action='{START}'] button[type=submit]").click()
+        expect(page.locator(".qr svg")).to_be_visible()
+        secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+        assert re.fullmatch(r"[A-Z2-7]{32}", secret), secret
+        accessible_in(page, axe, lang, "enrolment page")
+        page.fill("#code", now_code(secret))
+        page.locator(f"form[action='{ENROL}'] button[type=submit]").click()
+        page.wait_for_load_state()
+        codes = page.locator("#recovery-codes code").all_inner_texts()
+        assert len(codes) == 10 and all(CODE_SHAPE.match(c) for c in codes)
+        accessible_in(page, axe, lang, "recovery codes after enrolment")
+        page.locator("a.button[href='/account']").click()
+        page.wait_for_url(f"{base}/account")
+        assert "__Host-session" in {c["name"] for c in context.cookies()}

@@ -15,12 +15,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.browser import launch, require_chromium
+from tests.support.browser_pages import CJK, in_language
 from tests.support.databases import SqliteTemplates
 from tests.support.deployment import Deployment, deployed
 from tests.support.mail_walk import (
-    CJK,
     TIMEOUT_MS,
-    in_language,
     in_process,
     sign_in,
     sign_in_fails_with,

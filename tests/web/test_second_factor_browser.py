@@ -19,38 +19,32 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.support.accounts import ISSUER, PASSWORD, make_admin, register
-from tests.support.axe import axe_source, describe, violations
-from tests.support.browser import launch, require_chromium, tls_server
+from tests.support.accounts import make_admin, register
+from tests.support.axe import axe_source
+from tests.support.browser import launch, require_chromium, served_after
+from tests.support.browser_pages import accessible_in, password_step
 from tests.support.databases import SqliteTemplates
 from tests.support.factors import CODE_SHAPE, now_code, verified, wrong_code
 from tests.support.page_tour import BROWSER_LOCALES, TIMEOUT_MS
-from userservice.app import create_app
-from userservice.settings import Settings
 from userservice.wiring import wired
 
 ADA = "ada@example.com"  # has an authenticator app
 ROOT = "root@example.com"  # an administrator without one, under the policy
-CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture
 def served(sqlite_templates: SqliteTemplates, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     """(base, pin, Ada's key)."""
-    settings = Settings(
-        _env_file=None,
-        database_url=sqlite_templates.fresh_url(tmp_path),
-        data_dir=tmp_path,
-        issuer=ISSUER,
-    )
-    app = create_app(settings)
-    with TestClient(app, base_url=ISSUER) as client:
-        secret = _with_app(app, uuid.UUID(register(client, ADA, display_name="Ada")["id"]))
+    secrets: list[str] = []
+
+    def prepare(client: TestClient, app: FastAPI) -> None:
+        secrets.append(_with_app(app, uuid.UUID(register(client, ADA, display_name="Ada")["id"])))
         make_admin(app, ROOT)
         verified(app, ROOT)
         wired(app).mfa_policy.set_required_for("admins", actor_id=uuid.uuid4(), ip=None)
-    with tls_server(settings, tmp_path) as (base, pin):
-        yield base, pin, secret
+
+    with served_after(sqlite_templates.fresh_url(tmp_path), tmp_path, prepare) as (base, pin):
+        yield base, pin, secrets[0]
 
 
 def _with_app(app: FastAPI, user_id: uuid.UUID) -> str:
@@ -60,21 +54,6 @@ def _with_app(app: FastAPI, user_id: uuid.UUID) -> str:
     # The previous step's code: the current one stays for the browser to use.
     factors.confirm_totp(user_id, now_code(secret, -1), ip=None, locale="en")
     return secret
-
-
-def _accessible(page: Any, axe: str, lang: str, where: str) -> None:
-    assert page.evaluate("document.documentElement.lang") == lang, where
-    heading = page.locator("h1").first.inner_text()
-    assert bool(CJK.search(heading)) == (lang == "zh-Hans"), heading
-    found = violations(page, axe)
-    assert found == [], f"{where}:\n{describe(found)}"
-
-
-def _password(page: Any, base: str, email: str) -> None:
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.locator("form[action='/login'] button[type=submit]").click()
-    page.wait_for_load_state()
 
 
 @pytest.mark.browser
@@ -105,7 +84,7 @@ def _code_walk(base: str, axe: str, lang: str, context: Any, secret: str) -> Non
     page = context.new_page()
     page.goto(f"{base}/account")
     assert urlsplit(page.url).path == "/login"
-    _password(page, base, ADA)
+    password_step(page, ADA)
     assert urlsplit(page.url).path == "/login/second-factor", page.url
     cookies = {c["name"]: c for c in context.cookies()}
     assert "__Host-session" not in cookies and "__Host-device" not in cookies
@@ -115,7 +94,7 @@ def _code_walk(base: str, axe: str, lang: str, context: Any, secret: str) -> Non
     code = page.locator("#code")
     expect(code).to_be_focused()  # typing starts in the one field
     expect(code).to_have_attribute("autocomplete", "one-time-code")
-    _accessible(page, axe, lang, "second-factor page")
+    accessible_in(page, axe, lang, "second-factor page")
 
     # The half-login opens nothing: the account page still asks for the password.
     other = context.new_page()
@@ -127,7 +106,7 @@ def _code_walk(base: str, axe: str, lang: str, context: Any, secret: str) -> Non
     page.locator("form[action='/login/second-factor'] button[type=submit]").click()
     expect(page.locator("#form-error")).to_be_visible()
     expect(page.locator("#code")).to_have_attribute("aria-invalid", "true")
-    _accessible(page, axe, lang, "second-factor page, wrong code")
+    accessible_in(page, axe, lang, "second-factor page, wrong code")
 
     page.fill("#code", now_code(secret))
     page.locator("form[action='/login/second-factor'] button[type=submit]").click()
@@ -141,24 +120,24 @@ def _enrol_walk(base: str, axe: str, lang: str, context: Any, _secret: str) -> N
 
     page = context.new_page()
     page.goto(f"{base}/login")
-    _password(page, base, ROOT)
+    password_step(page, ROOT)
     assert urlsplit(page.url).path == "/login/enrol", page.url
     # Opening the page makes no key: the start button's POST does (M8).
     expect(page.locator(".qr svg")).to_have_count(0)
-    _accessible(page, axe, lang, "enrolment start page")
+    accessible_in(page, axe, lang, "enrolment start page")
     page.locator("form[action='/login/enrol/start'] button[type=submit]").click()
     expect(page.locator(".qr svg")).to_be_visible()
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     assert re.fullmatch(r"[A-Z2-7]{32}", secret), secret
     assert "__Host-session" not in {c["name"] for c in context.cookies()}
-    _accessible(page, axe, lang, "enrolment page")
+    accessible_in(page, axe, lang, "enrolment page")
 
     page.fill("#code", now_code(secret))
     page.locator("form[action='/login/enrol'] button[type=submit]").click()
     page.wait_for_load_state()
     codes = page.locator("#recovery-codes code").all_inner_texts()
     assert len(codes) == 10 and all(CODE_SHAPE.match(c) for c in codes)
-    _accessible(page, axe, lang, "recovery codes after enrolment")
+    accessible_in(page, axe, lang, "recovery codes after enrolment")
 
     page.locator("a.button[href='/account']").click()
     page.wait_for_url(f"{base}/account")
