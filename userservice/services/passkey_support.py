@@ -9,7 +9,8 @@ import hashlib
 import logging
 import secrets
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from webauthn import (
     generate_authentication_options,
@@ -75,21 +76,21 @@ def parsed_registration(response_json: str) -> tuple[RegistrationCredential, byt
     """The credential and the challenge its clientDataJSON answers; InvalidPasskey
     for anything malformed (the body is the browser's, or an attacker's: never a
     500)."""
-    if len(response_json) > MAX_RESPONSE_CHARS:
-        raise InvalidPasskey(REFUSED)
-    try:
-        credential = parse_registration_credential_json(response_json)
-        challenge = parse_client_data_json(credential.response.client_data_json).challenge
-    except Exception:
-        raise InvalidPasskey(REFUSED) from None
-    return credential, challenge
+    return _parsed(parse_registration_credential_json, response_json)
 
 
 def parsed_authentication(response_json: str) -> tuple[AuthenticationCredential, bytes]:
+    return _parsed(parse_authentication_credential_json, response_json)
+
+
+_Credential = TypeVar("_Credential", RegistrationCredential, AuthenticationCredential)
+
+
+def _parsed(parse: Callable[[str], _Credential], response_json: str) -> tuple[_Credential, bytes]:
     if len(response_json) > MAX_RESPONSE_CHARS:
         raise InvalidPasskey(REFUSED)
     try:
-        credential = parse_authentication_credential_json(response_json)
+        credential = parse(response_json)
         challenge = parse_client_data_json(credential.response.client_data_json).challenge
     except Exception:
         raise InvalidPasskey(REFUSED) from None
