@@ -54,7 +54,7 @@ UNVERIFIED = N_(
 )
 
 
-def _login_page(
+def login_page(
     request: Request,
     *,
     email: str,
@@ -97,7 +97,7 @@ async def login_form(request: Request, svc: ServicesDep) -> Response:
     notice = next(
         (text for (key, value), text in LOGIN_NOTICES.items() if query.get(key) == value), None
     )
-    return _login_page(request, email=hint, next_path=next_path, reset=reset, notice=notice)
+    return login_page(request, email=hint, next_path=next_path, reset=reset, notice=notice)
 
 
 @router.post("/login")
@@ -116,7 +116,7 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
     ):
         # No account can match: answer as for a wrong password, without hashing a
         # megabyte (E1) or touching the throttle on input a form never sends.
-        return _login_page(request, email=email, next_path=next_path, error=LOGIN_FAILED)
+        return login_page(request, email=email, next_path=next_path, error=LOGIN_FAILED)
     device = request.cookies.get(DEVICE_COOKIE)
     try:
         # argon2 never runs on the event loop (E1): it runs on
@@ -126,15 +126,15 @@ async def login_submit(request: Request, svc: ServicesDep) -> Response:
         )
     except EmailNotVerified:
         # L7: the right password, so the address may be told how to go on.
-        return _login_page(
+        return login_page(
             request, email=email, next_path=next_path, error=UNVERIFIED, unverified=True
         )
     except AuthenticationFailed:
         # E3: one message, status and page for unknown account and wrong password.
-        return _login_page(request, email=email, next_path=next_path, error=LOGIN_FAILED)
+        return login_page(request, email=email, next_path=next_path, error=LOGIN_FAILED)
     except Throttled as exc:
         # E4: the same per-account and per-IP limits as the token endpoint.
-        return _login_page(
+        return login_page(
             request,
             email=email,
             next_path=next_path,

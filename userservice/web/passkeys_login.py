@@ -34,7 +34,7 @@ from userservice.web.login_steps import (
     half_login,
     start_session,
 )
-from userservice.web.pages import _login_page as login_page
+from userservice.web.pages import login_page
 from userservice.web.passkey_views import answer_of, passkey_name
 from userservice.web.second_factor import step_page
 from userservice.web.templating import render
